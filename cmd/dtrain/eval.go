@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/torch"
+)
+
+func evalCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "eval",
+		Usage: "mean next-token cross-entropy of a checkpoint on an llm.c token shard",
+		Description: "Window i is tokens[i·T .. i·T+T] (T+1 tokens; x drops the last, y the first), " +
+			"non-overlapping, from the start of the file up to --max-tokens.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "checkpoint", Required: true, Usage: "checkpoint directory (config.json + model.safetensors)"},
+			&cli.StringFlag{Name: "data", Required: true, Usage: "llm.c .bin token shard"},
+			&cli.IntFlag{Name: "seq-len", Required: true, Usage: "T, tokens predicted per window"},
+			&cli.Int64Flag{Name: "max-tokens", Usage: "read at most this many tokens (default: all)"},
+			&cli.IntFlag{Name: "batch", Value: 8, Usage: "windows per forward pass"},
+			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N"},
+			&cli.BoolFlag{Name: "json", Usage: `print {"loss":..., "tokens":..., "windows":...}`},
+		},
+		Action: runEval,
+	}
+}
+
+// evalResult is what `dtrain eval --json` prints.
+type evalResult struct {
+	Loss    float64 `json:"loss"`
+	Tokens  int     `json:"tokens"`
+	Windows int     `json:"windows"`
+}
+
+func runEval(c *cli.Context) error {
+	seq, batch := c.Int("seq-len"), c.Int("batch")
+	if seq < 1 {
+		return fmt.Errorf("--seq-len must be >= 1, got %d", seq)
+	}
+	if batch < 1 {
+		return fmt.Errorf("--batch must be >= 1, got %d", batch)
+	}
+	if c.Int64("max-tokens") < 0 {
+		return fmt.Errorf("--max-tokens must be >= 0, got %d", c.Int64("max-tokens"))
+	}
+	dev, err := torch.ParseDevice(c.String("device"))
+	if err != nil {
+		return err
+	}
+	toks, _, err := data.ReadShard(c.String("data"), c.Int64("max-tokens"))
+	if err != nil {
+		return err
+	}
+	m, err := torch.LoadModel(c.String("checkpoint"), dev)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if seq > m.Config().NPositions {
+		return fmt.Errorf("--seq-len %d exceeds the model's n_positions %d", seq, m.Config().NPositions)
+	}
+	windows := data.WindowCount(len(toks), seq)
+	if windows == 0 {
+		return fmt.Errorf("%s: %d tokens make no full window of %d", c.String("data"), len(toks), seq+1)
+	}
+	var sum float64
+	var count int
+	for b := range data.Windows(toks, seq, batch) {
+		s, n, err := m.EvalLoss(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.String("data"), err)
+		}
+		sum, count = sum+s, count+n
+	}
+	r := evalResult{Loss: sum / float64(count), Tokens: count, Windows: windows}
+	if c.Bool("json") {
+		return json.NewEncoder(c.App.Writer).Encode(r)
+	}
+	fmt.Fprintf(c.App.Writer, "loss %.6f (perplexity %.2f) over %d tokens in %d windows of %d\n", r.Loss, math.Exp(r.Loss), r.Tokens, r.Windows, seq)
+	return nil
+}

@@ -1,0 +1,75 @@
+// adamw.cpp: AdamW over the flat parameter buffer (Loshchilov & Hutter,
+// "Decoupled Weight Decay Regularization", Alg. 2; the update of
+// torch.optim.AdamW). On CPU one fused pass per tensor reads p, g, m, v once
+// and writes p, m, v once; elsewhere the same update runs as tensor ops over
+// the whole flat buffer.
+#include "adamw.h"
+
+#include <ATen/Parallel.h>
+#include <cmath>
+#include <stdexcept>
+
+namespace dtorch {
+namespace {
+
+struct Coeffs {
+  float b1, b2, eps, decay, step_size, bc2_sqrt;
+};
+
+// Compiled for several ISAs; the loader picks the best the CPU has.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void AdamWSpan(
+    float *__restrict p, const float *__restrict g, float *__restrict m, float *__restrict v, int64_t n,
+    Coeffs c) {
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mi = c.b1 * m[i] + (1 - c.b1) * gi;
+    const float vi = c.b2 * v[i] + (1 - c.b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * c.decay - c.step_size * mi / (std::sqrt(vi) / c.bc2_sqrt + c.eps);
+  }
+}
+
+}  // namespace
+
+AdamW::AdamW(GPT2 *model, const dt_adamw_config &cfg) : model_(model), cfg_(cfg) {
+  if (!(cfg.beta1 >= 0 && cfg.beta1 < 1) || !(cfg.beta2 >= 0 && cfg.beta2 < 1))
+    throw std::invalid_argument("adamw: betas must be in [0, 1)");
+  if (!(cfg.eps > 0)) throw std::invalid_argument("adamw: eps must be > 0");
+  if (!(cfg.weight_decay >= 0)) throw std::invalid_argument("adamw: weight_decay must be >= 0");
+  exp_avg = at::zeros_like(model->flat);
+  exp_avg_sq = at::zeros_like(model->flat);
+}
+
+void AdamW::Step(double lr) {
+  if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("adamw: lr must be finite and >= 0");
+  at::NoGradGuard no_grad;
+  step++;
+  const double bc1 = 1 - std::pow(cfg_.beta1, double(step));
+  const double bc2 = 1 - std::pow(cfg_.beta2, double(step));
+  for (const auto &s : model_->specs) {
+    // Decay matrices only: biases, LayerNorm gains and the like are not
+    // weights whose magnitude should shrink.
+    const double wd = s.shape.size() == 2 ? cfg_.weight_decay : 0.0;
+    at::Tensor p = model_->flat.narrow(0, s.offset, s.numel);
+    at::Tensor g = model_->flat_grad.narrow(0, s.offset, s.numel);
+    at::Tensor m = exp_avg.narrow(0, s.offset, s.numel);
+    at::Tensor v = exp_avg_sq.narrow(0, s.offset, s.numel);
+    if (p.device().is_cpu()) {
+      const Coeffs c{float(cfg_.beta1), float(cfg_.beta2), float(cfg_.eps), float(1 - lr * wd),
+                     float(lr / bc1), float(std::sqrt(bc2))};
+      float *pp = p.data_ptr<float>(), *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();
+      const float *gp = g.data_ptr<float>();
+      at::parallel_for(0, s.numel, 1 << 15, [&](int64_t b, int64_t e) {
+        AdamWSpan(pp + b, gp + b, mp + b, vp + b, e - b, c);
+      });
+    } else {
+      p.mul_(1 - lr * wd);
+      m.lerp_(g, 1 - cfg_.beta1);
+      v.mul_(cfg_.beta2).addcmul_(g, g, 1 - cfg_.beta2);
+      p.addcdiv_(m, v.sqrt().div_(std::sqrt(bc2)).add_(cfg_.eps), -lr / bc1);
+    }
+  }
+}
+
+}  // namespace dtorch

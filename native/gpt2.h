@@ -1,0 +1,78 @@
+// gpt2.h: GPT-2 (HF GPT2LMHeadModel) over libtorch, parameters in one flat buffer.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "dtorch.h"
+
+namespace dtorch {
+
+// ParamSpec is one tensor of the flat layout (see dtorch.h).
+struct ParamSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset;
+  int64_t numel;
+};
+
+std::vector<ParamSpec> Layout(const dt_config &c);
+void CheckConfig(const dt_config &c);
+
+// Block is one transformer layer; every tensor is a view into GPT2::flat.
+struct Block {
+  at::Tensor ln1_w, ln1_b;
+  at::Tensor attn_w, attn_b;            // c_attn: [E,3E], [3E]
+  at::Tensor attn_proj_w, attn_proj_b;  // attn.c_proj: [E,E], [E]
+  at::Tensor ln2_w, ln2_b;
+  at::Tensor fc_w, fc_b;                // mlp.c_fc: [E,I], [I]
+  at::Tensor proj_w, proj_b;            // mlp.c_proj: [I,E], [E]
+};
+
+struct GPT2 {
+  GPT2(const dt_config &cfg, at::Device device, uint64_t seed);
+
+  // Loss for training: forward with dropout, backward of loss*scale into
+  // flat_grad. Returns the mean loss over counted targets.
+  double TrainStep(const at::Tensor &x, const at::Tensor &y, double scale, int64_t *count);
+  // Sum of cross-entropy over counted targets, no gradients, dropout off.
+  double EvalSum(const at::Tensor &x, const at::Tensor &y, int64_t *count);
+  // Logits [B,T,V] (or [B,V] for the last position), dropout off.
+  at::Tensor Logits(const at::Tensor &x, bool last_only);
+
+  dt_config cfg;
+  at::Device device;
+  std::vector<ParamSpec> specs;
+  at::Tensor flat, flat_grad;       // [numel] float32 on device
+  std::vector<at::Tensor> params;   // views of flat, layout order
+  at::Tensor wte, wpe, lnf_w, lnf_b;
+  at::Tensor wte_grad, wpe_grad;    // views of flat_grad, filled by hand
+  std::vector<Block> h;
+
+ private:
+  void InitWeights(at::Tensor cpu_flat, uint64_t seed) const;
+  void BindViews();
+  // Embeddings: token + position, [B,T,E]. No autograd: wte and wpe get
+  // their gradient by hand in TrainStep.
+  at::Tensor Embed(const at::Tensor &x) const;
+  // Transformer body from embeddings to ln_f output [B,T,E].
+  at::Tensor Body(at::Tensor x, bool train);
+  at::Tensor Attention(const at::Tensor &x, const Block &b, bool train);
+  at::Tensor Mlp(const at::Tensor &x, const Block &b, bool train);
+  at::Tensor Dropout(const at::Tensor &x, double p, bool train);
+
+  at::Generator gen_;      // dropout
+  at::Tensor causal_;      // [P,P] bool, true above the diagonal
+  at::Tensor probs_;       // [N,V] scratch for the training loss, reused
+};
+
+// LM-head cross-entropy for training (lmhead.cpp). hidden [N,E] carries
+// autograd; the gradient for wte is added straight into wte_grad.
+at::Tensor LMHeadLoss(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets,
+                      at::Tensor &probs, const at::Tensor &wte_grad, int64_t count);
+// Sum of cross-entropy without keeping logits (lmhead.cpp).
+double LMHeadLossSum(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets);
+
+}  // namespace dtorch

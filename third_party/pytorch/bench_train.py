@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""PyTorch-eager training baseline for `dtrain bench train`.
+
+A nanoGPT-style GPT-2 (learned wpe, pre-LN blocks, tied lm_head, biases on,
+dropout 0, GPT-2 init: N(0, 0.02), residual c_proj N(0, 0.02/sqrt(2*n_layer)))
+trained on random token batches with AdamW, written the way a competent
+PyTorch 1.13 user would on CPU: manual causal attention (masked_fill + softmax,
+since F.scaled_dot_product_attention does not exist in 1.13), tanh GELU,
+F.cross_entropy, clip_grad_norm_(1.0), AdamW(foreach=True when supported) with
+weight decay 0.1 on 2-D weights only, zero_grad(set_to_none=True).
+
+`--warmup` untimed steps are followed by `--steps` steps timed with
+time.perf_counter; with --json one JSON line is printed.
+Only stdlib + torch are used.
+"""
+import argparse
+import inspect
+import json
+import math
+import os
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, E, H, C):
+        super().__init__()
+        self.H = H
+        self.ln_1, self.ln_2 = nn.LayerNorm(E), nn.LayerNorm(E)
+        self.c_attn, self.attn_proj = nn.Linear(E, 3 * E), nn.Linear(E, E)
+        self.c_fc, self.mlp_proj = nn.Linear(E, 4 * E), nn.Linear(4 * E, E)
+        self.register_buffer("mask", torch.ones(C, C, dtype=torch.bool).tril().view(1, 1, C, C), persistent=False)
+
+    def attn(self, x):
+        B, T, E = x.shape
+        q, k, v = self.c_attn(x).split(E, dim=2)
+        q, k, v = (t.view(B, T, self.H, E // self.H).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(~self.mask[:, :, :T, :T], float("-inf"))
+        y = F.softmax(att, dim=-1) @ v
+        return self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, E))
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+
+class GPT(nn.Module):
+    def __init__(self, L, H, E, C, V):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(V, E), nn.Embedding(C, E)
+        self.h = nn.ModuleList(Block(E, H, C) for _ in range(L))
+        self.ln_f = nn.LayerNorm(E)
+        self.lm_head = nn.Linear(E, V, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied
+        for name, p in self.named_parameters():
+            if name.endswith("_proj.weight"):  # residual projections
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * L))
+            elif p.dim() == 2:
+                nn.init.normal_(p, 0.0, 0.02)
+            elif name.endswith("bias") and "ln_" not in name:
+                nn.init.zeros_(p)
+
+    def forward(self, idx, targets):
+        T = idx.size(1)
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        for block in self.h:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def make_optimizer(model, lr=3e-4, wd=0.1):
+    params = [p for p in model.parameters() if p.requires_grad]  # tied weight appears once
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": wd},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    kw = {}
+    if "foreach" in inspect.signature(torch.optim.AdamW).parameters:
+        kw["foreach"] = True  # 1.13 defaults to the per-tensor loop on CPU
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8, **kw), kw.get("foreach", False)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--heads", type=int, default=6)
+    ap.add_argument("--embd", type=int, default=384)
+    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--vocab", type=int, default=50257)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    model = GPT(a.layers, a.heads, a.embd, a.ctx, a.vocab)
+    model.train()
+    opt, foreach = make_optimizer(model)
+    nparams = sum(p.numel() for p in model.parameters())
+
+    g = torch.Generator().manual_seed(a.seed)
+    data = torch.randint(0, a.vocab, (a.warmup + a.steps, a.batch, a.ctx + 1), generator=g)
+    xs, ys = data[:, :, :-1].contiguous(), data[:, :, 1:].contiguous()
+
+    losses, times = [], []
+    for i in range(a.warmup + a.steps):
+        x, y = xs[i], ys[i]
+        t0 = time.perf_counter()
+        loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        lv = loss.item()
+        dt = time.perf_counter() - t0
+        if i >= a.warmup:
+            times.append(dt)
+        losses.append(lv)
+        if not a.json:
+            print(f"step {i:3d}{' (warmup)' if i < a.warmup else ''}: loss {lv:.4f}  {dt * 1000:.1f} ms")
+
+    tokens = a.batch * a.ctx * len(times)
+    out = {"impl": "pytorch-eager", "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "foreach": foreach, "tokens_per_s": tokens / sum(times) if times else None,
+           "step_s_median": statistics.median(times) if times else None, "step_s": times,
+           "loss_first": losses[0], "loss_last": losses[-1], "params": nparams}
+    print(json.dumps(out) if a.json else json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

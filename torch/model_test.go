@@ -1,0 +1,270 @@
+package torch
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// tinyConfig is a GPT-2 small enough for finite differences: every tensor
+// kind is present, dropout is off, and a wide init gives gradients well
+// above float32 noise.
+func tinyConfig() Config {
+	c := NewConfig(2, 2, 16, 8, 23)
+	c.EmbdPdrop, c.AttnPdrop, c.ResidPdrop = 0, 0, 0
+	c.InitializerRange = 0.2
+	return c
+}
+
+func randomBatch(rng *rand.Rand, b, t, vocab int) Batch {
+	x, y := make([]int32, b*t), make([]int32, b*t)
+	for i := range x {
+		x[i], y[i] = int32(rng.IntN(vocab)), int32(rng.IntN(vocab))
+	}
+	return Batch{X: x, Y: y, B: b, T: t}
+}
+
+func newTestModel(t *testing.T, c Config, seed uint64) *Model {
+	t.Helper()
+	m, err := NewModel(c, CPU, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func meanLoss(t *testing.T, m *Model, b Batch) float64 {
+	t.Helper()
+	sum, n, err := m.EvalLoss(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum / float64(n)
+}
+
+// TestGradientsMatchFiniteDifferences checks the analytic gradient of every
+// tensor (including wte and wpe, whose gradients are assembled by hand, and
+// the fused LM head) against central differences of the eval loss.
+func TestGradientsMatchFiniteDifferences(t *testing.T) {
+	c := tinyConfig()
+	m := newTestModel(t, c, 1)
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := randomBatch(rng, 2, 7, c.VocabSize)
+	b.Y[3] = Ignore // ignored targets must not contribute
+
+	if _, _, err := m.TrainStep(b, 1); err != nil {
+		t.Fatal(err)
+	}
+	grad := make([]float32, m.NumParams())
+	params := make([]float32, m.NumParams())
+	if err := m.Grads(grad); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Params(params); err != nil {
+		t.Fatal(err)
+	}
+	const h = 1e-2
+	lossAt := func(i int64, v float32) float64 {
+		p := slices.Clone(params)
+		p[i] = v
+		if err := m.SetParams(p); err != nil {
+			t.Fatal(err)
+		}
+		return meanLoss(t, m, b)
+	}
+	for _, p := range m.Layout() {
+		// The largest gradient of each tensor and two random elements.
+		idx := []int64{p.Offset + int64(rng.IntN(int(p.Numel()))), p.Offset + int64(rng.IntN(int(p.Numel())))}
+		best := p.Offset
+		for i := p.Offset; i < p.Offset+p.Numel(); i++ {
+			if math.Abs(float64(grad[i])) > math.Abs(float64(grad[best])) {
+				best = i
+			}
+		}
+		idx = append(idx, best)
+		for _, i := range idx {
+			fd := (lossAt(i, params[i]+h) - lossAt(i, params[i]-h)) / (2 * h)
+			an := float64(grad[i])
+			if math.Abs(fd-an) > 2e-4+2e-2*math.Abs(an) {
+				t.Errorf("%s[%d]: analytic %.6g, finite difference %.6g", p.Name, i-p.Offset, an, fd)
+			}
+		}
+		if grad[best] == 0 {
+			t.Errorf("%s: gradient is all zero", p.Name)
+		}
+	}
+}
+
+// TestGradientAccumulates checks that two half-scaled steps on the same
+// batch equal one full step, and that ZeroGrad clears.
+func TestGradientAccumulates(t *testing.T) {
+	c := tinyConfig()
+	m := newTestModel(t, c, 3)
+	b := randomBatch(rand.New(rand.NewPCG(3, 4)), 3, 8, c.VocabSize)
+	one, two := make([]float32, m.NumParams()), make([]float32, m.NumParams())
+	if _, _, err := m.TrainStep(b, 1); err != nil {
+		t.Fatal(err)
+	}
+	m.Grads(one)
+	m.ZeroGrad()
+	for range 2 {
+		if _, _, err := m.TrainStep(b, 0.5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Grads(two)
+	for i := range one {
+		if d := math.Abs(float64(one[i] - two[i])); d > 1e-6+1e-5*math.Abs(float64(one[i])) {
+			t.Fatalf("grad[%d]: one step %g, two half steps %g", i, one[i], two[i])
+		}
+	}
+	m.ZeroGrad()
+	m.Grads(one)
+	if i := slices.IndexFunc(one, func(v float32) bool { return v != 0 }); i >= 0 {
+		t.Fatalf("after ZeroGrad grad[%d] = %g", i, one[i])
+	}
+}
+
+// TestOverfitsOneBatch trains a tiny model on one batch until it memorizes.
+func TestOverfitsOneBatch(t *testing.T) {
+	c := tinyConfig()
+	c.InitializerRange = 0.02
+	m := newTestModel(t, c, 5)
+	opt, err := NewAdamW(m, AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opt.Close()
+	b := randomBatch(rand.New(rand.NewPCG(5, 6)), 4, 8, c.VocabSize)
+	first, last := 0.0, 0.0
+	for step := range 300 {
+		m.ZeroGrad()
+		loss, _, err := m.TrainStep(b, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step == 0 {
+			first = loss
+		}
+		last = loss
+		if _, err := m.ClipGradNorm(1); err != nil {
+			t.Fatal(err)
+		}
+		if err := opt.Step(1e-2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if math.Abs(first-math.Log(float64(c.VocabSize))) > 0.3 {
+		t.Errorf("initial loss %.3f, want about ln(%d) = %.3f", first, c.VocabSize, math.Log(float64(c.VocabSize)))
+	}
+	if last >= 0.1 {
+		t.Errorf("loss after 300 steps on one batch = %.4f, want < 0.1", last)
+	}
+}
+
+// TestSaveLoadSameLogits saves a trained model, loads it, and compares
+// logits bit for bit.
+func TestSaveLoadSameLogits(t *testing.T) {
+	c := tinyConfig()
+	m := newTestModel(t, c, 7)
+	b := randomBatch(rand.New(rand.NewPCG(7, 8)), 2, 8, c.VocabSize)
+	want, err := m.Logits(b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	if err := SaveModel(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := LoadModel(dir, CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	got, err := m2.Logits(b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatal("logits differ after save and load")
+	}
+	last, err := m2.Logits(b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, tt := c.VocabSize, b.T
+	for s := range b.B {
+		if !slices.Equal(last[s*v:(s+1)*v], want[(s*tt+tt-1)*v:(s*tt+tt)*v]) {
+			t.Fatalf("last-position logits of sequence %d differ from the full logits", s)
+		}
+	}
+}
+
+// TestSeedDeterminesInit checks GPT-2's init statistics and that a seed
+// reproduces the weights exactly.
+func TestSeedDeterminesInit(t *testing.T) {
+	c := NewConfig(4, 2, 64, 32, 101)
+	a, b, d := newTestModel(t, c, 9), newTestModel(t, c, 9), newTestModel(t, c, 10)
+	pa, pb, pd := make([]float32, a.NumParams()), make([]float32, a.NumParams()), make([]float32, a.NumParams())
+	a.Params(pa)
+	b.Params(pb)
+	d.Params(pd)
+	if !slices.Equal(pa, pb) {
+		t.Fatal("same seed, different weights")
+	}
+	if slices.Equal(pa, pd) {
+		t.Fatal("different seeds, same weights")
+	}
+	std := func(p Param) float64 {
+		var s float64
+		for _, v := range pa[p.Offset : p.Offset+p.Numel()] {
+			s += float64(v) * float64(v)
+		}
+		return math.Sqrt(s / float64(p.Numel()))
+	}
+	want := map[string]float64{
+		"wte.weight": 0.02, "h.0.attn.c_attn.weight": 0.02, "h.0.mlp.c_fc.weight": 0.02,
+		"h.0.attn.c_proj.weight": 0.02 / math.Sqrt(8), "h.3.mlp.c_proj.weight": 0.02 / math.Sqrt(8),
+		"h.0.ln_1.weight": 1, "h.0.attn.c_attn.bias": 0, "ln_f.bias": 0,
+	}
+	for _, p := range a.Layout() {
+		if w, ok := want[p.Name]; ok && math.Abs(std(p)-w) > 0.1*w+1e-9 {
+			t.Errorf("%s: rms %.5f, want %.5f", p.Name, std(p), w)
+		}
+	}
+}
+
+func TestBadBatchesAreRejected(t *testing.T) {
+	c := tinyConfig()
+	m := newTestModel(t, c, 11)
+	good := randomBatch(rand.New(rand.NewPCG(1, 1)), 1, 4, c.VocabSize)
+	cases := map[string]Batch{
+		"token past vocab": {X: []int32{0, 1, 2, 23}, Y: good.Y, B: 1, T: 4},
+		"negative input":   {X: []int32{0, -1, 2, 3}, Y: good.Y, B: 1, T: 4},
+		"target -2":        {X: good.X, Y: []int32{0, -2, 2, 3}, B: 1, T: 4},
+		"too long":         randomBatch(rand.New(rand.NewPCG(1, 1)), 1, 9, c.VocabSize),
+		"length mismatch":  {X: good.X, Y: good.Y, B: 2, T: 4},
+		"empty":            {B: 0, T: 4},
+	}
+	for name, b := range cases {
+		if _, _, err := m.TrainStep(b, 1); err == nil {
+			t.Errorf("%s: TrainStep accepted it", name)
+		}
+	}
+	if err := m.SetParams(make([]float32, 3)); err == nil {
+		t.Error("SetParams accepted a short buffer")
+	}
+	p := make([]float32, m.NumParams())
+	p[5] = float32(math.NaN())
+	if err := m.SetParams(p); err == nil {
+		t.Error("SetParams accepted NaN")
+	}
+	m.Close()
+	if _, _, err := m.TrainStep(good, 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v, want ErrClosed", err)
+	}
+}

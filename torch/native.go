@@ -1,0 +1,86 @@
+package torch
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../native
+#cgo LDFLAGS: -L${SRCDIR}/../bin -ldtorch -Wl,-rpath,$ORIGIN -Wl,-rpath,${SRCDIR}/../bin
+#include <stdlib.h>
+#include "dtorch.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// abiVersion is the dtorch.h ABI this package was written against.
+const abiVersion = 1
+
+var initOnce = sync.OnceValue(func() error {
+	if v := int(C.dt_abi_version()); v != abiVersion {
+		return fmt.Errorf("libdtorch ABI version %d, dtrain expects %d: rebuild native/ (./build.sh)", v, abiVersion)
+	}
+	// Debian's libtorch starts with one intra-op thread; use every core the
+	// process may run on.
+	return SetThreads(runtime.NumCPU())
+})
+
+// ready checks the loaded library once and applies the default settings.
+func ready() error { return initOnce() }
+
+// cerr turns a dtorch error string into a Go error and frees it.
+func cerr(s *C.char) error {
+	if s == nil {
+		return nil
+	}
+	defer C.dt_free(unsafe.Pointer(s))
+	return errors.New(C.GoString(s))
+}
+
+// SetThreads sets libtorch's intra-op thread count.
+func SetThreads(n int) error {
+	return cerr(C.dt_set_num_threads(C.int32_t(n)))
+}
+
+// Threads reports libtorch's intra-op thread count.
+func Threads() int { return int(C.dt_get_num_threads()) }
+
+// BuildInfo describes the loaded libdtorch: libtorch version and devices.
+func BuildInfo() string { return C.GoString(C.dt_build_info()) }
+
+// CUDADevices is the number of CUDA devices the loaded libdtorch can use.
+func CUDADevices() int { return int(C.dt_cuda_device_count()) }
+
+// MatmulGFLOPS times an n×n float32 matmul on dev: the peak that model FLOP
+// utilisation is measured against.
+func MatmulGFLOPS(dev Device, n, iters int) (float64, error) {
+	if err := ready(); err != nil {
+		return 0, err
+	}
+	cs := C.CString(dev.String())
+	defer C.free(unsafe.Pointer(cs))
+	var g C.double
+	if err := cerr(C.dt_matmul_gflops(cs, C.int64_t(n), C.int32_t(iters), &g)); err != nil {
+		return 0, fmt.Errorf("matmul benchmark: %w", err)
+	}
+	return float64(g), nil
+}
+
+// f32 and i32 return C pointers to the first element of a Go slice (nil
+// when empty). The C side only uses them for the duration of the call.
+func f32(s []float32) *C.float {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.float)(unsafe.Pointer(&s[0]))
+}
+
+func i32(s []int32) *C.int32_t {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.int32_t)(unsafe.Pointer(&s[0]))
+}
