@@ -3,12 +3,12 @@
 #
 #   ./build.sh            install system packages (once), build bin/libdtorch.so and bin/dtrain
 #   ./build.sh test       the same, then run the whole test suite
-#   ./build.sh --cuda     build libdtorch.so against a CUDA libtorch (see below) instead of Debian's
-#   ./build.sh native     only (re)build bin/libdtorch.so
+#   ./build.sh native     only (re)build bin/libdtorch.so, installing nothing
+#   ./build.sh native --cuda   build it against a CUDA libtorch instead of Debian's
 #
-# CUDA: LIBTORCH=/path/to/libtorch (an official archive, or a pip torch's
-# python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' parent),
-# or an archive unpacked at third_party/libtorch. The Go binary does not
+# CUDA: LIBTORCH names the libtorch: an official archive's root, or a pip
+# torch's python3 -c 'import torch; print(torch.utils.cmake_prefix_path)';
+# default third_party/libtorch (an archive unpacked there). The Go binary does not
 # change: libdtorch.so is found beside bin/dtrain, so a CUDA build made on a
 # GPU machine (without Go) drops in next to a dtrain built anywhere.
 set -euo pipefail

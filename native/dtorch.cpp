@@ -3,6 +3,7 @@
 #include "dtorch.h"
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 
 #include <chrono>
@@ -195,6 +196,10 @@ char *dt_model_clip_grad(dt_model *m, double max_norm, double *norm) {
 char *dt_model_train_step(dt_model *m, const int32_t *x, const int32_t *y, int64_t batch, int64_t seq,
                           double loss_scale, double *loss, int64_t *count) {
   return Guard([&] {
+    // DTRAIN_PROFILE=file.json writes a chrome://tracing profile of each step.
+    static const char *profile = std::getenv("DTRAIN_PROFILE");
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> rec;
+    if (profile) rec = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(profile));
     *loss = m->gpt.TrainStep(Tokens(x, batch, seq), Tokens(y, batch, seq), loss_scale, count);
   });
 }

@@ -5,6 +5,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace dtorch {
@@ -72,7 +73,7 @@ GPT2::GPT2(const dt_config &c, at::Device dev, uint64_t seed)
     gen_ = at::globalContext().defaultGenerator(device);
     gen_.set_current_seed(seed);
   }
-  causal_ = at::ones({c.n_positions, c.n_positions}, at::TensorOptions().dtype(at::kBool).device(device)).triu(1);
+  causal_ = at::full({c.n_positions, c.n_positions}, -std::numeric_limits<float>::infinity(), flat.options()).triu(1);
   BindViews();
 }
 
@@ -141,23 +142,26 @@ at::Tensor GPT2::Embed(const at::Tensor &x) const {
 
 at::Tensor GPT2::Attention(const at::Tensor &x, const Block &b, bool train) {
   const int64_t B = x.size(0), T = x.size(1), E = cfg.n_embd, H = cfg.n_head, D = E / H;
-  // qkv [B*T,3E] -> q, k, v [B,H,T,D]
-  at::Tensor qkv = at::addmm(b.attn_b, x.reshape({B * T, E}), b.attn_w).view({B, T, 3, H, D});
-  at::Tensor q = qkv.select(2, 0).transpose(1, 2);
-  at::Tensor k = qkv.select(2, 1).transpose(1, 2);
-  at::Tensor v = qkv.select(2, 2).transpose(1, 2);
-  at::Tensor y;
+  // qkv [B*T,3E] -> [3,B,H,T,D], one copy so q, k, v are contiguous
+  at::Tensor qkv = at::addmm(b.attn_b, x.reshape({B * T, E}), b.attn_w)
+                       .view({B, T, 3, H, D})
+                       .permute({2, 0, 3, 1, 4})
+                       .contiguous();
+  const std::vector<at::Tensor> q4 = qkv.unbind(0);  // one backward node, not three selects
+  at::Tensor y;  // [B,H,T,D]
 #if TORCH_VERSION_MAJOR >= 2
   if (!(train && cfg.attn_pdrop > 0)) {
-    y = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+    y = at::scaled_dot_product_attention(q4[0], q4[1], q4[2], {}, 0.0, /*is_causal=*/true);
   }
 #endif
   if (!y.defined()) {
-    // att [B,H,T,T] = softmax(q k^T / sqrt(D) + causal mask)
-    at::Tensor att = at::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(D)));
-    att.masked_fill_(causal_.narrow(0, 0, T).narrow(1, 0, T), -std::numeric_limits<float>::infinity());
+    at::Tensor q = q4[0].view({B * H, T, D}), k = q4[1].view({B * H, T, D}), v = q4[2].view({B * H, T, D});
+    // att [B*H,T,T] = softmax(q k^T / sqrt(D) + mask), the mask being -inf
+    // above the diagonal; scale and mask ride along in one baddbmm.
+    at::Tensor att = at::baddbmm(causal_.narrow(0, 0, T).narrow(1, 0, T), q, k.transpose(1, 2), 1.0,
+                                 1.0 / std::sqrt(double(D)));
     att = Dropout(at::softmax(att, -1), cfg.attn_pdrop, train);
-    y = at::matmul(att, v);  // [B,H,T,D]
+    y = at::bmm(att, v).view({B, H, T, D});
   }
   y = y.transpose(1, 2).reshape({B * T, E});
   y = at::addmm(b.attn_proj_b, y, b.attn_proj_w);

@@ -64,7 +64,7 @@ struct GPT2 {
   at::Tensor Dropout(const at::Tensor &x, double p, bool train);
 
   at::Generator gen_;      // dropout
-  at::Tensor causal_;      // [P,P] bool, true above the diagonal
+  at::Tensor causal_;      // [P,P] additive mask: -inf above the diagonal, else 0
   at::Tensor probs_;       // [N,V] scratch for the training loss, reused
 };
 

@@ -19,14 +19,16 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Rows per chunk: small enough that a chunk of logits stays in cache on CPU,
-// large enough for an efficient GEMM. GPUs take everything at once.
+// Rows per chunk on CPU: the softmax passes run while a chunk is still in
+// the last-level cache, and the GEMM stays large enough to run at full rate
+// (measured on a 2-core Xeon: 64 rows 950 tokens/s, 2048 rows 1079).
+// GPUs take everything at once.
 int64_t ChunkRows(const at::Tensor &w, int64_t n) {
   if (!w.device().is_cpu()) return n;
   static const int64_t rows = [] {
     const char *s = std::getenv("DTRAIN_LMHEAD_ROWS");
     const int64_t v = s ? std::atoll(s) : 0;
-    return v > 0 ? v : int64_t(64);
+    return v > 0 ? v : int64_t(2048);
   }();
   return rows;
 }
@@ -85,7 +87,8 @@ at::Tensor LMHeadLoss(const at::Tensor &hidden, const at::Tensor &wte, const at:
 
 double LMHeadLossSum(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets) {
   at::NoGradGuard no_grad;
-  const int64_t n = hidden.size(0), rows = std::max<int64_t>(ChunkRows(wte, n), 256);
+  // Rows per chunk: bounds the float64 logits temporary (512 rows of GPT-2: 206 MB).
+  const int64_t n = hidden.size(0), rows = 512;
   at::Tensor total = at::zeros({}, hidden.options().dtype(at::kDouble));
   for (int64_t r = 0; r < n; r += rows) {
     const int64_t c = std::min(rows, n - r);

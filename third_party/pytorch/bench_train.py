@@ -9,7 +9,8 @@ since F.scaled_dot_product_attention does not exist in 1.13), tanh GELU,
 F.cross_entropy, clip_grad_norm_(1.0), AdamW(foreach=True when supported) with
 weight decay 0.1 on 2-D weights only, zero_grad(set_to_none=True).
 
-`--warmup` untimed steps are followed by `--steps` steps timed with
+--threads also sets OMP/OPENBLAS/MKL_NUM_THREADS (unless already set) before torch
+is imported. `--warmup` untimed steps are followed by `--steps` steps timed with
 time.perf_counter; with --json one JSON line is printed.
 Only stdlib + torch are used.
 """
@@ -20,6 +21,31 @@ import math
 import os
 import statistics
 import time
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--heads", type=int, default=6)
+    ap.add_argument("--embd", type=int, default=384)
+    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--vocab", type=int, default=50257)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    return ap.parse_args()
+
+
+BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+if __name__ == "__main__":
+    # torch.set_num_threads does not reach a pthread OpenBLAS (Debian's torch uses one for
+    # GEMMs), which sizes its pool from the environment when torch is imported.
+    ARGS = parse_args()
+    for var in BLAS_ENV:
+        os.environ.setdefault(var, str(ARGS.threads))
 
 import torch
 import torch.nn as nn
@@ -85,20 +111,7 @@ def make_optimizer(model, lr=3e-4, wd=0.1):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--layers", type=int, default=6)
-    ap.add_argument("--heads", type=int, default=6)
-    ap.add_argument("--embd", type=int, default=384)
-    ap.add_argument("--ctx", type=int, default=256)
-    ap.add_argument("--vocab", type=int, default=50257)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
-
+    a = ARGS
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     model = GPT(a.layers, a.heads, a.embd, a.ctx, a.vocab)
@@ -129,6 +142,7 @@ def main():
 
     tokens = a.batch * a.ctx * len(times)
     out = {"impl": "pytorch-eager", "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "blas_env": {v: os.environ.get(v) for v in BLAS_ENV},
            "foreach": foreach, "tokens_per_s": tokens / sum(times) if times else None,
            "step_s_median": statistics.median(times) if times else None, "step_s": times,
            "loss_first": losses[0], "loss_last": losses[-1], "params": nparams}
