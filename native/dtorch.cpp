@@ -6,6 +6,8 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -83,6 +85,10 @@ char *dt_set_num_threads(int32_t n) {
   return Guard([&] {
     Require(n > 0, "threads must be > 0");
     at::set_num_threads(n);
+    // Debian's libtorch calls BLAS through libblas.so.3; when that is
+    // OpenBLAS, its own thread pool ignores at::set_num_threads.
+    using SetThreads = void (*)(int);
+    if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(n);
   });
 }
 

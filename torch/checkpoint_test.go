@@ -123,8 +123,8 @@ func TestParseConfigHF(t *testing.T) {
 	for js, want := range map[string]string{
 		`{"n_layer": 2, "n_head": 2, "n_embd": 16, "n_positions": 8, "vocab_size": 10, "activation_function": "relu"}`: "activation_function",
 		`{"n_layer": 0, "n_head": 2, "n_embd": 16, "n_positions": 8, "vocab_size": 10}`:                                "n_layer",
-		`{"n_layer": 2, "n_head": 2, "n_embd": 16, "n_positions": 8, "vocab_size": 10, "resid_pdrop": 1.5}`:          "resid_pdrop",
-		`{"n_layer": 2, "n_head": 2, "n_embd": "16", "n_positions": 8, "vocab_size": 10}`:                           "n_embd",
+		`{"n_layer": 2, "n_head": 2, "n_embd": 16, "n_positions": 8, "vocab_size": 10, "resid_pdrop": 1.5}`:            "resid_pdrop",
+		`{"n_layer": 2, "n_head": 2, "n_embd": "16", "n_positions": 8, "vocab_size": 10}`:                              "n_embd",
 	} {
 		if _, err := ParseConfig([]byte(js)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one naming %s", js, err, want)

@@ -13,20 +13,27 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
 // abiVersion is the dtorch.h ABI this package was written against.
 const abiVersion = 1
 
-var initOnce = sync.OnceValue(func() error {
-	if v := int(C.dt_abi_version()); v != abiVersion {
-		return fmt.Errorf("libdtorch ABI version %d, dtrain expects %d: rebuild native/ (./build.sh)", v, abiVersion)
-	}
-	// Debian's libtorch starts with one intra-op thread; use every core the
-	// process may run on.
-	return SetThreads(runtime.NumCPU())
-})
+var (
+	initOnce = sync.OnceValue(func() error {
+		if v := int(C.dt_abi_version()); v != abiVersion {
+			return fmt.Errorf("libdtorch ABI version %d, dtrain expects %d: rebuild native/ (./build.sh)", v, abiVersion)
+		}
+		// Debian's libtorch starts with one intra-op thread; use every core
+		// the process may run on unless SetThreads chose otherwise.
+		if !threadsSet.Load() {
+			return cerr(C.dt_set_num_threads(C.int32_t(runtime.NumCPU())))
+		}
+		return nil
+	})
+	threadsSet atomic.Bool
+)
 
 // ready checks the loaded library once and applies the default settings.
 func ready() error { return initOnce() }
@@ -40,13 +47,23 @@ func cerr(s *C.char) error {
 	return errors.New(C.GoString(s))
 }
 
-// SetThreads sets libtorch's intra-op thread count.
+// SetThreads sets libtorch's intra-op thread count and OpenBLAS's (which
+// keeps its own pool). The default is every core the process may use.
 func SetThreads(n int) error {
-	return cerr(C.dt_set_num_threads(C.int32_t(n)))
+	if err := cerr(C.dt_set_num_threads(C.int32_t(n))); err != nil {
+		return err
+	}
+	threadsSet.Store(true)
+	return nil
 }
 
 // Threads reports libtorch's intra-op thread count.
-func Threads() int { return int(C.dt_get_num_threads()) }
+func Threads() int {
+	if err := ready(); err != nil {
+		return 0
+	}
+	return int(C.dt_get_num_threads())
+}
 
 // BuildInfo describes the loaded libdtorch: libtorch version and devices.
 func BuildInfo() string { return C.GoString(C.dt_build_info()) }
