@@ -181,6 +181,10 @@ char *dt_model_set_grads(dt_model *m, const float *src, int64_t n) {
   });
 }
 
+char *dt_model_seed_dropout(dt_model *m, uint64_t seed) {
+  return Guard([&] { m->gpt.SeedDropout(seed); });
+}
+
 char *dt_model_zero_grad(dt_model *m) {
   return Guard([&] {
     at::NoGradGuard no_grad;

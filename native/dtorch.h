@@ -32,7 +32,7 @@
 extern "C" {
 #endif
 
-#define DT_ABI_VERSION 1
+#define DT_ABI_VERSION 2
 
 typedef struct dt_model dt_model;
 typedef struct dt_adamw dt_adamw;
@@ -90,6 +90,8 @@ char *dt_model_set_params(dt_model *m, const float *src, int64_t n);
 char *dt_model_get_grads(dt_model *m, float *dst, int64_t n);
 char *dt_model_set_grads(dt_model *m, const float *src, int64_t n);
 char *dt_model_zero_grad(dt_model *m);
+/* dt_model_seed_dropout reseeds the generator dropout masks are drawn from. */
+char *dt_model_seed_dropout(dt_model *m, uint64_t seed);
 /* dt_model_grad_norm reports the L2 norm of the flat gradient; with
  * max_norm > 0 it also scales the gradient so its norm is at most max_norm. */
 char *dt_model_clip_grad(dt_model *m, double max_norm, double *norm);

@@ -77,6 +77,11 @@ GPT2::GPT2(const dt_config &c, at::Device dev, uint64_t seed)
   BindViews();
 }
 
+void GPT2::SeedDropout(uint64_t seed) {
+  std::lock_guard<std::mutex> lock(gen_.mutex());
+  gen_.set_current_seed(seed);
+}
+
 // InitWeights follows GPT-2 (and HF's _init_weights): normal(0, 0.02) for
 // weights and embeddings, zero biases, unit LayerNorm, and residual
 // projections scaled by 1/sqrt(2·n_layer) (GPT-2 paper, section 2.3).

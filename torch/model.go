@@ -185,6 +185,13 @@ func (m *Model) ZeroGrad() error {
 	return m.with(func(h *C.dt_model) error { return cerr(C.dt_model_zero_grad(h)) })
 }
 
+// SeedDropout reseeds the generator that dropout masks are drawn from.
+// Trainers seed it per step from (run seed, step), so a resumed run draws
+// the same masks as an uninterrupted one.
+func (m *Model) SeedDropout(seed uint64) error {
+	return m.with(func(h *C.dt_model) error { return cerr(C.dt_model_seed_dropout(h, C.uint64_t(seed))) })
+}
+
 // ClipGradNorm scales the gradient so that its L2 norm is at most maxNorm
 // (as torch.nn.utils.clip_grad_norm_) and returns the norm before clipping.
 // maxNorm <= 0 only measures.

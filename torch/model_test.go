@@ -268,3 +268,33 @@ func TestBadBatchesAreRejected(t *testing.T) {
 		t.Errorf("after Close: %v, want ErrClosed", err)
 	}
 }
+
+// Reseeding dropout makes a training step's loss a function of the seed, the
+// property exact resume relies on.
+func TestSeedDropoutRepeats(t *testing.T) {
+	cfg := NewConfig(2, 2, 16, 8, 40)
+	cfg.EmbdPdrop, cfg.AttnPdrop, cfg.ResidPdrop = 0.3, 0.3, 0.3
+	m, err := NewModel(cfg, CPU, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b := Batch{X: []int32{1, 2, 3, 4, 5, 6, 7, 8}, Y: []int32{2, 3, 4, 5, 6, 7, 8, 9}, B: 1, T: 8}
+	loss := func(seed uint64) float64 {
+		if err := m.SeedDropout(seed); err != nil {
+			t.Fatal(err)
+		}
+		l, _, err := m.TrainStep(b, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, again, other := loss(7), loss(7), loss(8)
+	if a != again {
+		t.Errorf("same dropout seed gave losses %v and %v", a, again)
+	}
+	if a == other {
+		t.Errorf("dropout seeds 7 and 8 gave the same loss %v", a)
+	}
+}

@@ -18,7 +18,7 @@ import (
 )
 
 // abiVersion is the dtorch.h ABI this package was written against.
-const abiVersion = 1
+const abiVersion = 2
 
 var (
 	initOnce = sync.OnceValue(func() error {
