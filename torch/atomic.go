@@ -36,7 +36,7 @@ func WriteFileAtomicFunc(path string, write func(w io.Writer) error) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return fmt.Errorf("write %s: sync directory: %w", path, err)
 	}
 	return nil
@@ -56,7 +56,9 @@ func fillTemp(tmp *os.File, write func(w io.Writer) error) error {
 	return tmp.Close()
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, making the renames and creations inside it
+// durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
