@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/log"
@@ -50,6 +51,9 @@ func newApp() *cli.App {
 		},
 		Commands: []*cli.Command{
 			ckptCommand(),
+			configCommand(),
+			trainCommand(),
+			generateCommand(),
 			evalCommand(),
 			benchCommand(),
 			{
@@ -72,6 +76,7 @@ func newApp() *cli.App {
 // setupLogging writes human-readable logs to a terminal and JSON otherwise.
 func setupLogging(lvl zerolog.Level) {
 	zerolog.SetGlobalLevel(lvl)
+	zerolog.DurationFieldUnit, zerolog.DurationFieldInteger = time.Millisecond, true
 	if isTerminal(os.Stderr) {
 		log.Logger = log.Output(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05"})
 	} else {

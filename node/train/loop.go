@@ -55,6 +55,12 @@ func (t *trainer) loop(ctx context.Context) error {
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			t.log.Info().Int("step", t.state.Step).Float64("max_minutes", lc.MaxMinutes).Msg("time limit reached")
+			// The run ends here for now: give it its final held-out loss.
+			if t.opts.Val != nil && t.lastEval != t.state.Step {
+				if err := t.eval(); err != nil {
+					return err
+				}
+			}
 			break
 		}
 		ev, err := t.step(dctx, batches)
@@ -161,7 +167,7 @@ func (t *trainer) eval() error {
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return errors.New("evaluation: held-out loss is not finite")
 	}
-	t.state.ValLoss = loss
+	t.state.ValLoss, t.lastEval = loss, t.state.Step
 	ev := EvalEvent{Step: t.state.Step, Tokens: t.state.Tokens, Loss: loss, Counted: count, Took: time.Since(start)}
 	t.log.Info().Int("step", ev.Step).Int64("tokens", ev.Tokens).Float64("val_loss", loss).Int("val_tokens", count).Dur("took", ev.Took).Msg("eval")
 	t.obs.Eval(ev)

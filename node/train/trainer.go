@@ -30,17 +30,19 @@ type Options struct {
 
 // trainer holds one run's live objects.
 type trainer struct {
-	opts    Options
-	cfg     config.Train
-	log     zerolog.Logger
-	obs     Observer
-	model   *torch.Model
-	opt     *torch.AdamW
-	order   data.Order
-	state   State
-	sched   Schedule
-	accum   int
-	cfgTOML []byte
+	opts  Options
+	cfg   config.Train
+	log   zerolog.Logger
+	obs   Observer
+	model *torch.Model
+	opt   *torch.AdamW
+	order data.Order
+	state State
+	sched Schedule
+	accum int
+	// lastEval is the step of the latest evaluation in this process, -1 before it.
+	lastEval int
+	cfgTOML  []byte
 }
 
 func (t *trainer) close() {
@@ -83,7 +85,7 @@ func setup(o Options) (*trainer, error) {
 	if err := toml.NewEncoder(&buf).Encode(cfg); err != nil {
 		return nil, fmt.Errorf("train: encode config: %w", err)
 	}
-	t := &trainer{opts: o, cfg: cfg, log: o.Log, obs: o.Observer, cfgTOML: buf.Bytes(), accum: max(1, cfg.Loop.BatchTokens/(cfg.Loop.MicroBatch*cfg.Data.SeqLen))}
+	t := &trainer{opts: o, cfg: cfg, log: o.Log, obs: o.Observer, cfgTOML: buf.Bytes(), accum: max(1, cfg.Loop.BatchTokens/(cfg.Loop.MicroBatch*cfg.Data.SeqLen)), lastEval: -1}
 	if t.obs == nil {
 		t.obs = NopObserver{}
 	}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/log"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/train"
+)
+
+// trainObserver shows a run to the people and programs watching it: a
+// progress bar on a terminal, zerolog lines, the JSONL metrics file and
+// Prometheus.
+type trainObserver struct {
+	cfg      config.Train
+	bar      *progressbar.ProgressBar // nil unless stderr is a terminal
+	restore  zerolog.Logger
+	lastLoss float64
+	valLoss  float64
+	rate     float64 // tokens/s, smoothed
+}
+
+func newTrainObserver(ctx context.Context, cfg config.Train, ds *data.Dataset) (*trainObserver, error) {
+	o := &trainObserver{cfg: cfg, restore: log.Logger}
+	if isTerminal(os.Stderr) && zerolog.GlobalLevel() <= zerolog.InfoLevel {
+		o.bar = progressbar.NewOptions(cfg.Loop.MaxSteps,
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionShowDescriptionAtLineEnd(),
+			progressbar.OptionSetPredictTime(false),
+			progressbar.OptionSetElapsedTime(false),
+		)
+		// Log lines go above the bar: clear it, write, draw it again.
+		log.Logger = log.Output(zerolog.ConsoleWriter{Out: barWriter{o.bar}, TimeFormat: "15:04:05"})
+	}
+	return o, nil
+}
+
+// barWriter writes log lines above a progress bar.
+type barWriter struct{ bar *progressbar.ProgressBar }
+
+func (w barWriter) Write(p []byte) (int, error) {
+	w.bar.Clear()
+	n, err := os.Stderr.Write(p)
+	w.bar.RenderBlank()
+	return n, err
+}
+
+var _ io.Writer = barWriter{}
+
+func (o *trainObserver) Step(e train.StepEvent) {
+	o.lastLoss = e.Loss
+	if o.rate == 0 {
+		o.rate = e.TokensPerSec
+	} else {
+		o.rate = 0.9*o.rate + 0.1*e.TokensPerSec
+	}
+	if o.bar != nil {
+		eta := time.Duration(float64(e.MaxSteps-e.Step) * e.StepTime.Seconds() * float64(time.Second))
+		o.bar.Describe(fmt.Sprintf("step %d/%d · loss %.3f · %s tok/s · ETA %s", e.Step, e.MaxSteps, e.Loss, humanRate(o.rate), eta.Round(time.Second)))
+		o.bar.Set(e.Step)
+	}
+	if e.Step%o.cfg.Loop.LogEvery == 0 || e.Step == e.MaxSteps {
+		lvl := zerolog.InfoLevel
+		if o.bar != nil {
+			lvl = zerolog.DebugLevel // the bar shows it
+		}
+		log.WithLevel(lvl).Int("step", e.Step).Float64("loss", round(e.Loss, 4)).Float64("lr", e.LR).
+			Float64("grad_norm", round(e.GradNorm, 4)).Int64("tokens", e.Tokens).Float64("tok_s", round(e.TokensPerSec, 1)).
+			Dur("data_wait", e.DataWait).Msg("train")
+	}
+}
+
+func (o *trainObserver) Eval(e train.EvalEvent) { o.valLoss = e.Loss }
+
+func (o *trainObserver) Checkpoint(e train.CheckpointEvent) {}
+
+// finish takes the bar down so the last lines print below it.
+func (o *trainObserver) finish() {
+	if o.bar != nil {
+		o.bar.Clear()
+		fmt.Fprintln(os.Stderr)
+		log.Logger = o.restore
+		o.bar = nil
+	}
+}
+
+func (o *trainObserver) close() { o.finish() }
+
+func humanRate(r float64) string {
+	if r >= 1000 {
+		return fmt.Sprintf("%.1fk", r/1000)
+	}
+	return fmt.Sprintf("%.0f", r)
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
