@@ -4,7 +4,7 @@
 # The GPU image (CUDA libtorch) is built from the same sources with
 # ./build.sh --cuda; see README.
 
-FROM golang:1.24-bookworm AS build
+FROM golang:1.26-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake make libtorch-dev libopenblas0-pthread \
@@ -26,6 +26,11 @@ RUN apt-get update \
 # libdtorch.so sits beside the binary: dtrain finds it through its $ORIGIN rpath.
 COPY --from=build /src/bin/dtrain /src/bin/libdtorch.so /opt/dtrain/bin/
 COPY --from=build /src/third_party/pytorch /opt/dtrain/third_party/pytorch
+# The built-in training corpus is the Go standard library's sources
+# (node/data: builtin:gosrc); DTRAIN_GOROOT tells dtrain where they are.
+COPY --from=build /usr/local/go/VERSION /usr/local/go/VERSION
+COPY --from=build /usr/local/go/src /usr/local/go/src
+ENV DTRAIN_GOROOT=/usr/local/go
 RUN ln -s /opt/dtrain/bin/dtrain /usr/local/bin/dtrain && dtrain version
 ENTRYPOINT ["dtrain"]
 CMD ["--help"]
