@@ -1,0 +1,232 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// roles are the config files Template can write, one per dtrain command
+// that reads one.
+var roles = []string{"train"}
+
+// Roles lists the roles Template knows.
+func Roles() []string { return append([]string(nil), roles...) }
+
+// sectionDocs describe the tables of the train config. The struct fields
+// that hold the sections carry no doc tag, so the text lives here; a test
+// requires an entry for every section.
+var sectionDocs = map[string]string{
+	"model":   "Which GPT-2 to train: a fresh one of the sizes below, or the weights of an HF checkpoint directory (init), whose config.json then wins over the sizes here.",
+	"data":    "What to train and evaluate on.",
+	"optim":   "AdamW with a cosine learning-rate schedule and linear warmup.",
+	"train":   "The training loop: how big a step is, how long to train, when to evaluate and checkpoint.",
+	"metrics": "Where training metrics go besides the log.",
+}
+
+const trainHeader = `dtrain training configuration.
+
+Every key is listed with its default value; change what you need and delete
+the rest (a missing key keeps its default). Train with
+
+    dtrain train --config train.toml
+
+and check a file without training with
+
+    dtrain config check --config train.toml
+`
+
+// Template returns a commented TOML config for role holding every default,
+// generated from the config structs' toml and doc tags and their defaults so
+// that the file always matches the code. Only role "train" exists so far.
+func Template(role string) ([]byte, error) {
+	switch role {
+	case "train":
+		var b bytes.Buffer
+		writeComment(&b, trainHeader)
+		if err := writeTable(&b, "", reflect.ValueOf(DefaultTrain())); err != nil {
+			return nil, fmt.Errorf("config template for %s: %w", role, err)
+		}
+		return b.Bytes(), nil
+	}
+	return nil, fmt.Errorf("config template: unknown role %q (known roles: %s)", role, strings.Join(roles, ", "))
+}
+
+// writeTable writes v's plain keys, then each nested struct as a [table]
+// (TOML requires a table's own keys before its sub-tables).
+func writeTable(b *bytes.Buffer, prefix string, v reflect.Value) error {
+	fields := tomlFields(v.Type())
+	for _, f := range fields {
+		if f.typ.Kind() == reflect.Struct {
+			continue
+		}
+		lit, err := valueLiteral(v.Field(f.index))
+		if err != nil {
+			return fmt.Errorf("%s: %w", joinKey(prefix, f.name), err)
+		}
+		b.WriteByte('\n')
+		writeComment(b, f.doc)
+		fmt.Fprintf(b, "%s = %s\n", f.name, lit)
+	}
+	for _, f := range fields {
+		if f.typ.Kind() != reflect.Struct {
+			continue
+		}
+		key := joinKey(prefix, f.name)
+		b.WriteString("\n\n")
+		writeComment(b, sectionDocs[key])
+		fmt.Fprintf(b, "[%s]\n", key)
+		if err := writeTable(b, key, v.Field(f.index)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeComment writes text as "# " lines wrapped at 78 columns, keeping
+// its own line breaks and indentation.
+func writeComment(b *bytes.Buffer, text string) {
+	if text == "" {
+		return
+	}
+	for _, para := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		indent := para[:len(para)-len(strings.TrimLeft(para, " "))]
+		line := ""
+		for _, w := range strings.Fields(para) {
+			if line != "" && len(indent)+len(line)+1+len(w) > 76 {
+				fmt.Fprintf(b, "# %s%s\n", indent, line)
+				line = ""
+			}
+			if line != "" {
+				line += " "
+			}
+			line += w
+		}
+		if line == "" {
+			b.WriteString("#\n")
+			continue
+		}
+		fmt.Fprintf(b, "# %s%s\n", indent, line)
+	}
+}
+
+// valueLiteral spells a config field's value as a TOML literal.
+func valueLiteral(v reflect.Value) (string, error) {
+	switch v.Kind() {
+	case reflect.String:
+		return tomlString(v.String()), nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(v.Int(), 10), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(v.Uint(), 10), nil
+	case reflect.Float32, reflect.Float64:
+		return tomlFloat(v.Float()), nil
+	case reflect.Bool:
+		return strconv.FormatBool(v.Bool()), nil
+	}
+	return "", fmt.Errorf("no TOML literal for a %s", v.Type())
+}
+
+// tomlString quotes s as a TOML basic string. Invalid UTF-8, which TOML
+// cannot hold, becomes U+FFFD.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\b':
+			b.WriteString(`\b`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// tomlFloat spells f as the shortest TOML float that parses back to f,
+// in positional notation unless it is tiny or huge: 0.001, 1.0, 1e-8, inf.
+func tomlFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	if abs := math.Abs(f); abs == 0 || abs >= 1e-4 && abs < 1e21 {
+		s := strconv.FormatFloat(f, 'f', -1, 64)
+		if !strings.Contains(s, ".") {
+			s += ".0" // without a fraction TOML reads an integer
+		}
+		return s
+	}
+	mant, exp, _ := strings.Cut(strconv.FormatFloat(f, 'e', -1, 64), "e")
+	sign := ""
+	if exp[0] == '-' {
+		sign = "-"
+	}
+	return mant + "e" + sign + strings.TrimLeft(exp, "+-0")
+}
+
+// schemaField is one TOML key of a config struct.
+type schemaField struct {
+	name  string // TOML key
+	doc   string // doc tag
+	index int    // field index in the struct
+	typ   reflect.Type
+}
+
+// tomlFields lists t's exported fields that have a TOML key, in order.
+func tomlFields(t reflect.Type) []schemaField {
+	var fields []schemaField
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("toml"), ",")
+		if !sf.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = sf.Name
+		}
+		fields = append(fields, schemaField{name: name, doc: sf.Tag.Get("doc"), index: i, typ: sf.Type})
+	}
+	return fields
+}
+
+// knownKeys lists every dotted key of t, tables included, in file order.
+func knownKeys(prefix string, t reflect.Type) []string {
+	var keys []string
+	for _, f := range tomlFields(t) {
+		key := joinKey(prefix, f.name)
+		keys = append(keys, key)
+		if f.typ.Kind() == reflect.Struct {
+			keys = append(keys, knownKeys(key, f.typ)...)
+		}
+	}
+	return keys
+}
+
+func joinKey(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
+}
