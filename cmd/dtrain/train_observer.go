@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/train"
 )
 
@@ -26,11 +28,35 @@ type trainObserver struct {
 	restore  zerolog.Logger
 	lastLoss float64
 	valLoss  float64
-	rate     float64 // tokens/s, smoothed
+	rate     float64           // tokens/s, smoothed
+	events   *metrics.JSONL    // nil when metrics.jsonl is ""
+	prom     *metrics.Training // nil when metrics.addr is ""
+	tokens   int64             // trained tokens at the previous step
 }
 
 func newTrainObserver(ctx context.Context, cfg config.Train, ds *data.Dataset) (*trainObserver, error) {
-	o := &trainObserver{cfg: cfg, restore: log.Logger}
+	o := &trainObserver{cfg: cfg, restore: log.Logger, tokens: -1}
+	if p := cfg.Metrics.JSONL; p != "" {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cfg.OutDir, p)
+		}
+		var err error
+		if o.events, err = metrics.OpenJSONL(p); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Metrics.Addr != "" {
+		o.prom = metrics.NewTraining(cfg.RunID)
+		addr, err := metrics.Serve(ctx, cfg.Metrics.Addr, o.prom.Registry())
+		if err != nil {
+			o.close()
+			return nil, fmt.Errorf("metrics.addr: %w", err)
+		}
+		log.Info().Str("url", "http://"+addr+"/metrics").Msg("serving Prometheus metrics")
+	}
+	if o.events != nil {
+		o.write("start", map[string]any{"run_id": cfg.RunID, "train_windows": ds.Len(), "train_tokens": ds.Tokens(), "seq_len": cfg.Data.SeqLen})
+	}
 	if isTerminal(os.Stderr) && zerolog.GlobalLevel() <= zerolog.InfoLevel {
 		o.bar = progressbar.NewOptions(cfg.Loop.MaxSteps,
 			progressbar.OptionSetWriter(os.Stderr),
@@ -58,8 +84,31 @@ func (w barWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = barWriter{}
 
+// write appends an event to metrics.jsonl; a failing metrics file is
+// logged, never a reason to stop training.
+func (o *trainObserver) write(event string, fields map[string]any) {
+	if o.events == nil {
+		return
+	}
+	if err := o.events.Write(event, fields); err != nil {
+		log.Warn().Err(err).Str("file", o.events.Path()).Msg("metrics file")
+	}
+}
+
 func (o *trainObserver) Step(e train.StepEvent) {
 	o.lastLoss = e.Loss
+	stepTokens := int64(0)
+	if o.tokens >= 0 {
+		stepTokens = e.Tokens - o.tokens
+	} else {
+		stepTokens = int64(e.TokensPerSec * e.StepTime.Seconds())
+	}
+	o.tokens = e.Tokens
+	o.prom.ObserveStep(metrics.StepStats{Step: e.Step, Loss: e.Loss, LR: e.LR, GradNorm: e.GradNorm, Tokens: stepTokens, Took: e.StepTime, DataWait: e.DataWait})
+	o.write("step", map[string]any{
+		"step": e.Step, "epoch": e.Epoch, "loss": e.Loss, "lr": e.LR, "grad_norm": e.GradNorm, "tokens": e.Tokens,
+		"tokens_per_s": e.TokensPerSec, "step_s": e.StepTime.Seconds(), "data_wait_s": e.DataWait.Seconds(), "elapsed_s": e.Elapsed.Seconds(),
+	})
 	if o.rate == 0 {
 		o.rate = e.TokensPerSec
 	} else {
@@ -81,9 +130,16 @@ func (o *trainObserver) Step(e train.StepEvent) {
 	}
 }
 
-func (o *trainObserver) Eval(e train.EvalEvent) { o.valLoss = e.Loss }
+func (o *trainObserver) Eval(e train.EvalEvent) {
+	o.valLoss = e.Loss
+	o.prom.ObserveEval(e.Loss)
+	o.write("eval", map[string]any{"step": e.Step, "tokens": e.Tokens, "val_loss": e.Loss, "val_tokens": e.Counted, "took_s": e.Took.Seconds()})
+}
 
-func (o *trainObserver) Checkpoint(e train.CheckpointEvent) {}
+func (o *trainObserver) Checkpoint(e train.CheckpointEvent) {
+	o.prom.ObserveCheckpoint(e.Took)
+	o.write("checkpoint", map[string]any{"step": e.Step, "dir": e.Dir, "took_s": e.Took.Seconds()})
+}
 
 // finish takes the bar down so the last lines print below it.
 func (o *trainObserver) finish() {
@@ -95,7 +151,12 @@ func (o *trainObserver) finish() {
 	}
 }
 
-func (o *trainObserver) close() { o.finish() }
+func (o *trainObserver) close() {
+	o.finish()
+	if o.events != nil {
+		o.events.Close()
+	}
+}
 
 func humanRate(r float64) string {
 	if r >= 1000 {
