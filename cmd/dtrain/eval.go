@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -14,12 +15,14 @@ import (
 func evalCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "eval",
-		Usage: "mean next-token cross-entropy of a checkpoint on an llm.c token shard",
+		Usage: "mean next-token cross-entropy of a checkpoint on token shards or text",
 		Description: "Window i is tokens[i·T .. i·T+T] (T+1 tokens; x drops the last, y the first), " +
-			"non-overlapping, from the start of the file up to --max-tokens.",
+			"non-overlapping, from the start of the data up to --max-tokens. Text is tokenized as " +
+			"`dtrain data prepare` does it: [EOT] + tokens per document, files in path order. " +
+			"A directory written by `dtrain data prepare` is evaluated on its val shards.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "checkpoint", Required: true, Usage: "checkpoint directory (config.json + model.safetensors)"},
-			&cli.StringFlag{Name: "data", Required: true, Usage: "llm.c .bin token shard"},
+			&cli.StringFlag{Name: "data", Required: true, Usage: "llm.c .bin shard(s), .txt, .jsonl, .parquet (.gz), a directory of them, or " + data.BuiltinCorpus},
 			&cli.IntFlag{Name: "seq-len", Required: true, Usage: "T, tokens predicted per window"},
 			&cli.Int64Flag{Name: "max-tokens", Usage: "read at most this many tokens (default: all)"},
 			&cli.IntFlag{Name: "batch", Value: 8, Usage: "windows per forward pass"},
@@ -52,7 +55,7 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	toks, _, err := data.ReadShard(c.String("data"), c.Int64("max-tokens"))
+	toks, err := readEvalTokens(c.String("data"), c.Int64("max-tokens"))
 	if err != nil {
 		return err
 	}
@@ -83,4 +86,26 @@ func runEval(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "loss %.6f (perplexity %.2f) over %d tokens in %d windows of %d\n", r.Loss, math.Exp(r.Loss), r.Tokens, r.Windows, seq)
 	return nil
+}
+
+// readEvalTokens reads up to max tokens (all if max <= 0) of path: the val
+// shards of a prepared directory, else whatever data.ReadTokens accepts.
+func readEvalTokens(path string, max int64) ([]int32, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() && data.IsPrepared(path) {
+		if vals, err := data.ShardPaths(path, "val"); err == nil && len(vals) > 0 {
+			var toks []int32
+			for _, p := range vals {
+				t, err := data.ReadTokens(p, nil, max-int64(len(toks)))
+				if err != nil {
+					return nil, err
+				}
+				toks = append(toks, t...)
+				if max > 0 && int64(len(toks)) >= max {
+					break
+				}
+			}
+			return toks, nil
+		}
+	}
+	return data.ReadTokens(path, nil, max)
 }

@@ -55,6 +55,7 @@ func newApp() *cli.App {
 			trainCommand(),
 			generateCommand(),
 			evalCommand(),
+			dataCommand(),
 			benchCommand(),
 			{
 				Name:  "version",
