@@ -32,7 +32,10 @@ func TestConfigInitThenCheck(t *testing.T) {
 		t.Fatalf("config check of the template: %v\n%s", err, out)
 	}
 
-	broken := strings.Replace(string(want), "lr = 0.001", "lrr = 0.001", 1)
+	broken := strings.Replace(string(want), "\nlr = ", "\nlrr = ", 1)
+	if broken == string(want) {
+		t.Fatal("the template has no lr key to misspell")
+	}
 	if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -136,7 +136,7 @@ func TestLoadTrainErrors(t *testing.T) {
 		{"nan", "[optim]\nbeta1 = nan\n",
 			[]string{"2: optim.beta1: must be a finite number (got nan)"}},
 		{"invalid default has no line", "[data]\nseq_len = 100\n",
-			[]string{" train.batch_tokens: must be a multiple of micro_batch*seq_len = 1600, e.g. 8000 or 9600 (got 8192)"}},
+			[]string{" train.batch_tokens: must be a multiple of micro_batch*seq_len = 1600, e.g. 3200 or 4800 (got 4096)"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

