@@ -115,7 +115,7 @@ func (o *trainObserver) Step(e train.StepEvent) {
 		o.rate = 0.9*o.rate + 0.1*e.TokensPerSec
 	}
 	if o.bar != nil {
-		eta := time.Duration(float64(e.MaxSteps-e.Step) * e.StepTime.Seconds() * float64(time.Second))
+		eta := time.Duration(float64(e.MaxSteps-e.Step) * float64(stepTokens) / o.rate * float64(time.Second))
 		o.bar.Describe(fmt.Sprintf("step %d/%d · loss %.3f · %s tok/s · ETA %s", e.Step, e.MaxSteps, e.Loss, humanRate(o.rate), eta.Round(time.Second)))
 		o.bar.Set(e.Step)
 	}
