@@ -8,8 +8,13 @@
 // are still in cache; backward subtracts the one-hot targets in place and
 // runs two GEMMs: dhidden = dlogits·W, and dW += dlogitsᵀ·hidden straight into
 // the flat gradient.
+#include <ATen/Parallel.h>
+
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "gpt2.h"
 
@@ -33,8 +38,129 @@ int64_t ChunkRows(const at::Tensor &w, int64_t n) {
   return rows;
 }
 
+// On CPU the softmax is one fused kernel per row: the at:: ops make a pass
+// over all of [c,V] per op, and at::logsumexp alone took longer than the
+// GEMM that produced its input. Measured on 256 GPT-2 rows, 2 threads of a
+// Sapphire Rapids: at::logsumexp 34 ms, the kernel without writing
+// probabilities 4.8 ms; max/sub/exp/sum/div 17 ms, the kernel 6 ms.
+
+// Lanes of the per-row loops: explicit partial maxima and sums, which GCC
+// vectorizes without -ffast-math. Sums take one AVX-512 register (the exp
+// bounds the loop); maxima take four, so that four vmaxps are in flight
+// (measured: 256 rows in 1.8 ms, against 2.3 ms with one).
+constexpr int kSumLanes = 16, kMaxLanes = 64;
+
+// ExpNonPositive is exp(x) for x <= 0 (Cephes expf: x = n·ln2 + r with a
+// two-part ln2, degree-6 polynomial for e^r), within 8.5e-8 relative and
+// unbiased (mean error ~1e-9); inputs below the log of the smallest normal
+// float give 0, NaN gives NaN. Branch-free, so the loops calling it
+// vectorize; it was faster than glibc's libmvec expf (5.3 ms vs 4.8 ms).
+inline __attribute__((always_inline)) float ExpNonPositive(float x) {
+  const float round = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
+  const float n = (x * 1.44269504088896341f + round) - round;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (int32_t(n) + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  const float e = p * scale;
+  return x < -87.33654f ? 0.0f : e;
+}
+
+// Compiled for several ISAs; the loader picks the best the CPU has.
+__attribute__((target_clones("avx512f", "avx2", "default"))) float RowMax(const float *x, int64_t n) {
+  float m[kMaxLanes];
+  for (int j = 0; j < kMaxLanes; j++) m[j] = -std::numeric_limits<float>::infinity();
+  int64_t i = 0;
+  for (; i + kMaxLanes <= n; i += kMaxLanes)
+    for (int j = 0; j < kMaxLanes; j++) m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
+  float mx = -std::numeric_limits<float>::infinity();
+  for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  for (int j = 0; j < kMaxLanes; j++) mx = m[j] > mx ? m[j] : mx;
+  return mx;
+}
+
+// SumExp returns Σ exp(x[i] - shift), writing the terms to out unless it
+// is null. Against a float64 log-sum-exp of 50257-wide rows, plain float
+// lanes are off by up to 2e-8 relative; Kahan-compensated lanes by 2e-9, at
+// the same speed. A float64 sum does not vectorize (7x slower).
+template <bool kStore>
+inline __attribute__((always_inline)) double SumExp(const float *x, float *out, int64_t n, float shift) {
+  float s[kSumLanes] = {}, c[kSumLanes] = {};
+  int64_t i = 0;
+  for (; i + kSumLanes <= n; i += kSumLanes) {
+    for (int j = 0; j < kSumLanes; j++) {
+      const float e = ExpNonPositive(x[i + j] - shift);
+      if (kStore) out[i + j] = e;
+      // Kahan summation (Higham, "Accuracy and Stability", Alg. 4.2).
+      const float y = e - c[j], t = s[j] + y;
+      c[j] = (t - s[j]) - y;
+      s[j] = t;
+    }
+  }
+  double total = 0;
+  for (int j = 0; j < kSumLanes; j++) total += double(s[j]) - double(c[j]);
+  for (; i < n; i++) {
+    const float e = ExpNonPositive(x[i] - shift);
+    if (kStore) out[i] = e;
+    total += e;
+  }
+  return total;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) double SumExpInPlace(float *x, int64_t n, float shift) {
+  return SumExp<true>(x, x, n, shift);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) double SumExpOnly(const float *x, int64_t n, float shift) {
+  return SumExp<false>(x, nullptr, n, shift);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void ScaleRow(float *x, int64_t n, float by) {
+  for (int64_t i = 0; i < n; i++) x[i] *= by;
+}
+
+bool FusedRows(const at::Tensor &logits) {
+  return logits.device().is_cpu() && logits.scalar_type() == at::kFloat && logits.is_contiguous();
+}
+
+// CrossEntropyRows is the CPU kernel: the summed cross-entropy of logits
+// [c,V] against targets (-1 rows give 0), three passes per row while the
+// row (200 KB for GPT-2) stays in L2: max, exp and sum, scale. With
+// keep_probs the logits become probabilities in place; without, they are
+// only read. Rows run in parallel; the per-row losses are summed in row
+// order so the total does not depend on the thread count.
+double CrossEntropyRows(at::Tensor logits, const at::Tensor &targets, bool keep_probs) {
+  const int64_t c = logits.size(0), v = logits.size(1);
+  float *base = logits.data_ptr<float>();
+  at::Tensor tc = targets.to(at::kLong).contiguous();
+  const int64_t *tgt = tc.data_ptr<int64_t>();
+  std::vector<double> loss(c);
+  at::parallel_for(0, c, 1, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+      float *x = base + r * v;
+      const float mx = RowMax(x, v);
+      const float picked = tgt[r] >= 0 ? x[tgt[r]] : 0.0f;
+      const double sum = keep_probs ? SumExpInPlace(x, v, mx) : SumExpOnly(x, v, mx);
+      if (keep_probs) ScaleRow(x, v, float(1.0 / sum));
+      // log-sum-exp - logit[target]
+      loss[r] = tgt[r] >= 0 ? std::log(sum) + double(mx) - double(picked) : 0.0;
+    }
+  });
+  double total = 0;
+  for (double l : loss) total += l;
+  return total;
+}
+
 // SoftmaxRows turns logits [c,V] into probabilities in place and returns
-// the per-row cross-entropy against targets (-1 rows give 0).
+// the per-row cross-entropy against targets (-1 rows give 0). Devices other
+// than the CPU (and dtypes other than float32) take this path.
 at::Tensor SoftmaxRows(at::Tensor logits, const at::Tensor &targets) {
   at::Tensor valid = targets >= 0;
   at::Tensor picked = logits.gather(1, targets.clamp_min(0).unsqueeze(1)).squeeze(1);
@@ -56,7 +182,10 @@ struct LMHead : public torch::autograd::Function<LMHead> {
       const int64_t c = std::min(rows, n - r);
       at::Tensor chunk = probs.narrow(0, r, c);
       at::mm_out(chunk, hd.narrow(0, r, c), w.t());
-      total.add_(SoftmaxRows(chunk, targets.narrow(0, r, c)).sum(at::kDouble));
+      if (FusedRows(chunk))
+        total.add_(CrossEntropyRows(chunk, targets.narrow(0, r, c), /*keep_probs=*/true));
+      else
+        total.add_(SoftmaxRows(chunk, targets.narrow(0, r, c)).sum(at::kDouble));
     }
     ctx->save_for_backward({hd, w, targets, probs, w_grad});
     ctx->saved_data["count"] = count;
@@ -98,6 +227,10 @@ double LMHeadLossSum(const at::Tensor &hidden, const at::Tensor &wte, const at::
     at::Tensor l = logits.narrow(0, 0, c);
     at::mm_out(l, hidden.narrow(0, r, c), wte.t());
     at::Tensor t = targets.narrow(0, r, c);
+    if (FusedRows(l)) {
+      total += CrossEntropyRows(l, t, /*keep_probs=*/false);
+      continue;
+    }
     at::Tensor picked = l.gather(1, t.clamp_min(0).unsqueeze(1)).squeeze(1);
     total += ((at::logsumexp(l, {1}) - picked) * (t >= 0)).sum(at::kDouble).item<double>();
   }
