@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/train"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -21,7 +22,7 @@ func evalCommand() *cli.Command {
 			"`dtrain data prepare` does it: [EOT] + tokens per document, files in path order. " +
 			"A directory written by `dtrain data prepare` is evaluated on its val shards.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "checkpoint", Required: true, Usage: "checkpoint directory (config.json + model.safetensors)"},
+			&cli.StringFlag{Name: "checkpoint", Required: true, Usage: "checkpoint directory (config.json + model.safetensors), or a run's out_dir (its latest checkpoint)"},
 			&cli.StringFlag{Name: "data", Required: true, Usage: "llm.c .bin shard(s), .txt, .jsonl, .parquet (.gz), a directory of them, or " + data.BuiltinCorpus},
 			&cli.IntFlag{Name: "seq-len", Required: true, Usage: "T, tokens predicted per window"},
 			&cli.Int64Flag{Name: "max-tokens", Usage: "read at most this many tokens (default: all)"},
@@ -59,7 +60,11 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := torch.LoadModel(c.String("checkpoint"), dev)
+	dir, err := train.ResolveCheckpoint(c.String("checkpoint"))
+	if err != nil {
+		return err
+	}
+	m, err := torch.LoadModel(dir, dev)
 	if err != nil {
 		return err
 	}

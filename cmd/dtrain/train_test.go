@@ -263,6 +263,10 @@ func TestTrainThenGenerate(t *testing.T) {
 			t.Errorf("generate %v accepted", bad)
 		}
 	}
+	// eval takes the run directory too, and the prepared data's val shards.
+	if out, err := run(t, "eval", "--checkpoint", out, "--data", filepath.Join(filepath.Dir(cfg), "val_000000.bin"), "--seq-len", "8"); err != nil || !strings.HasPrefix(out, "loss ") {
+		t.Errorf("eval of the run directory: %v\n%s", err, out)
+	}
 	if _, err := run(t, "generate", "--checkpoint", t.TempDir()); err == nil || !strings.Contains(err.Error(), "checkpoint") {
 		t.Errorf("generate from an empty directory: %v", err)
 	}
