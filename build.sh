@@ -36,6 +36,9 @@ deps() {
   # the reference BLAS, ~50x slower matmuls); python3-torch gives the PyTorch
   # baselines that benchmarks and compatibility tests compare against.
   need_apt g++ cmake make pkg-config libtorch-dev libopenblas0-pthread python3 python3-torch python3-numpy
+  # Network tests build their own hosts: namespaces, veth and tc (iproute2),
+  # NAT routers (iptables).
+  need_apt iproute2 iptables
   if ! command -v go >/dev/null; then
     [[ -x /usr/local/go/bin/go ]] && export PATH=$PATH:/usr/local/go/bin || { echo "build.sh: Go is required (https://go.dev/dl/)" >&2; exit 1; }
   fi
