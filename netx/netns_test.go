@@ -94,7 +94,7 @@ func runNetnsHelper(ctx context.Context, role string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown helper role %q", role)
+	return runRelayHelper(ctx, role)
 }
 
 // netnsLink is two namespaces joined by one veth pair, each end shaped.

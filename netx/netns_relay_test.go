@@ -1,0 +1,223 @@
+package netx
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/multiformats/go-multiaddr"
+)
+
+const (
+	envHelperPeer   = "DTRAIN_NETNS_PEER"   // relay client: the private peer's id
+	envHelperDirect = "DTRAIN_NETNS_DIRECT" // relay client: the private peer's own address, which must not be reachable
+)
+
+// runRelayHelper is the helper body for the relay test's roles: a public
+// relay, a private peer behind NAT that reserves a slot on it, and a public
+// client that reaches the private peer only through the relay.
+func runRelayHelper(ctx context.Context, role string) error {
+	switch role {
+	case "relay":
+		h, err := libp2p.New(libp2p.ListenAddrStrings(os.Getenv(envHelperAddr)),
+			libp2p.EnableRelayService(), libp2p.ForceReachabilityPublic())
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		fmt.Printf("%sid %s\n", helperPrefix, h.ID())
+		waitStdin(ctx)
+		return nil
+	case "private":
+		relay, err := peer.AddrInfoFromString(os.Getenv(envHelperAddr))
+		if err != nil {
+			return err
+		}
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/0.0.0.0/udp/4001/quic-v1"), libp2p.EnableRelay())
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		RegisterProbeHandler(h, netnsProbe, 1<<20)
+		if err := h.Connect(ctx, *relay); err != nil {
+			return fmt.Errorf("connect to relay: %w", err)
+		}
+		if _, err := client.Reserve(ctx, h, *relay); err != nil {
+			return fmt.Errorf("reserve relay slot: %w", err)
+		}
+		fmt.Printf("%sid %s\n", helperPrefix, h.ID())
+		waitStdin(ctx)
+		return nil
+	case "relayclient":
+		return runRelayClient(ctx)
+	}
+	return fmt.Errorf("unknown helper role %q", role)
+}
+
+func runRelayClient(ctx context.Context) error {
+	relay, err := peer.AddrInfoFromString(os.Getenv(envHelperAddr))
+	if err != nil {
+		return err
+	}
+	priv, err := peer.Decode(os.Getenv(envHelperPeer))
+	if err != nil {
+		return err
+	}
+	h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.EnableRelay())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	direct, err := multiaddr.NewMultiaddr(os.Getenv(envHelperDirect))
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	err = h.Connect(dctx, peer.AddrInfo{ID: priv, Addrs: []multiaddr.Multiaddr{direct}})
+	cancel()
+	fmt.Printf("%sdirect %v\n", helperPrefix, err == nil)
+	h.Peerstore().ClearAddrs(priv)
+	if err := h.Connect(ctx, *relay); err != nil {
+		return fmt.Errorf("connect to relay: %w", err)
+	}
+	circuit, err := multiaddr.NewMultiaddr(relay.Addrs[0].String() + "/p2p/" + relay.ID.String() + "/p2p-circuit")
+	if err != nil {
+		return err
+	}
+	if err := h.Connect(ctx, peer.AddrInfo{ID: priv, Addrs: []multiaddr.Multiaddr{circuit}}); err != nil {
+		return fmt.Errorf("connect through relay: %w", err)
+	}
+	rtt, err := Ping(network.WithAllowLimitedConn(ctx, "relay test"), h, priv, netnsProbe)
+	if err != nil {
+		return fmt.Errorf("ping through relay: %w", err)
+	}
+	fmt.Printf("%srtt %d\n", helperPrefix, rtt)
+	for _, c := range h.Network().ConnsToPeer(priv) {
+		fmt.Printf("%sconn %s limited=%v\n", helperPrefix, c.RemoteMultiaddr(), c.Stat().Limited)
+	}
+	return nil
+}
+
+func waitStdin(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// startHelper runs the test binary as a helper inside ns and returns the
+// value of its first "NETNS id" line; the helper is stopped when the test
+// ends.
+func startHelper(t *testing.T, ns string, env ...string) string {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestNetnsHelperProcess$")
+	cmd.Env = append(os.Environ(), env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		timer := time.AfterFunc(10*time.Second, func() { _ = cmd.Process.Kill() })
+		_ = cmd.Wait()
+		timer.Stop()
+	})
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if id, ok := strings.CutPrefix(lines.Text(), helperPrefix+"id "); ok {
+			go func() { _, _ = io.Copy(io.Discard, stdout) }()
+			return id
+		}
+		t.Logf("helper in %s: %s", ns, lines.Text())
+	}
+	t.Fatalf("helper in %s exited without printing its peer id", ns)
+	return ""
+}
+
+// TestNetnsRelayBehindNAT builds a real NAT: a private peer in its own
+// namespace whose only way out is a router namespace that masquerades its
+// traffic and drops unsolicited inbound packets. The public side (a relay
+// and a client, one namespace) cannot dial it; the client must reach it
+// through the relay's circuit, on the slot the private peer reserved.
+func TestNetnsRelayBehindNAT(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespace tests need root (CAP_NET_ADMIN); skipping")
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("iptables not installed (build.sh installs it); skipping the NAT relay test")
+	}
+	linkSeq++
+	id := fmt.Sprintf("%d%02d", os.Getpid()%100000, linkSeq%100)
+	pub, nat, priv := "dtrr"+id, "dtrn"+id, "dtrp"+id
+	for _, ns := range []string{pub, nat, priv} {
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Skipf("ip netns add not permitted here (%v: %s); skipping namespace test", err, strings.TrimSpace(string(out)))
+		}
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	pubNet := fmt.Sprintf("10.%d.%d", 150+linkSeq%100, os.Getpid()%250)
+	privNet := fmt.Sprintf("192.168.%d", os.Getpid()%250)
+	wan, lan := "dn"+id, "dm"+id
+	mustRun(t, "ip", "link", "add", "dr"+id, "netns", pub, "type", "veth", "peer", "name", wan, "netns", nat)
+	mustRun(t, "ip", "link", "add", lan, "netns", nat, "type", "veth", "peer", "name", "dp"+id, "netns", priv)
+	for _, end := range []struct{ ns, dev, addr string }{
+		{pub, "dr" + id, pubNet + ".1"}, {nat, wan, pubNet + ".2"},
+		{nat, lan, privNet + ".1"}, {priv, "dp" + id, privNet + ".2"},
+	} {
+		mustRun(t, "ip", "-n", end.ns, "link", "set", "lo", "up")
+		mustRun(t, "ip", "-n", end.ns, "addr", "add", end.addr+"/24", "dev", end.dev)
+		mustRun(t, "ip", "-n", end.ns, "link", "set", end.dev, "up")
+	}
+	mustRun(t, "ip", "-n", priv, "route", "add", "default", "via", privNet+".1")
+	mustRun(t, "ip", "netns", "exec", nat, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	mustRun(t, "ip", "netns", "exec", nat, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", wan, "-j", "MASQUERADE")
+	mustRun(t, "ip", "netns", "exec", nat, "iptables", "-A", "FORWARD", "-i", wan, "-o", lan,
+		"-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+	mustRun(t, "ip", "netns", "exec", nat, "iptables", "-A", "FORWARD", "-i", wan, "-o", lan, "-j", "DROP")
+
+	relayAddr := "/ip4/" + pubNet + ".1/udp/4002/quic-v1"
+	relayID := startHelper(t, pub, envHelperRole+"=relay", envHelperAddr+"="+relayAddr)
+	relayFull := relayAddr + "/p2p/" + relayID
+	privID := startHelper(t, priv, envHelperRole+"=private", envHelperAddr+"="+relayFull)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", pub, os.Args[0], "-test.run=^TestNetnsHelperProcess$")
+	cmd.Env = append(os.Environ(), envHelperRole+"=relayclient", envHelperAddr+"="+relayFull,
+		envHelperPeer+"="+privID, envHelperDirect+"=/ip4/"+privNet+".2/udp/4001/quic-v1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("relay client: %v\n%s", err, out)
+	}
+	text := string(out)
+	t.Logf("relay client output:\n%s", text)
+	if !strings.Contains(text, helperPrefix+"direct false") {
+		t.Fatalf("the private peer was dialed directly; the NAT is not in the way")
+	}
+	if !strings.Contains(text, helperPrefix+"rtt ") {
+		t.Fatalf("no ping through the relay")
+	}
+	if !strings.Contains(text, "/p2p-circuit") || !strings.Contains(text, "limited=true") {
+		t.Fatalf("the connection to the private peer is not a relayed (limited) circuit")
+	}
+}
