@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -54,8 +55,7 @@ type typeVersion struct {
 }
 
 // Gossip joins the run's gossip topic on the first call and returns the
-// same Gossip afterwards. The node's gossipsub router starts with the first
-// run that asks for gossip.
+// same Gossip afterwards.
 func (r *Run) Gossip(ctx context.Context) (*Gossip, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("gossip of run %s: %w", r.id, err)
@@ -68,10 +68,7 @@ func (r *Run) Gossip(ctx context.Context) (*Gossip, error) {
 	if r.gossip != nil {
 		return r.gossip, nil
 	}
-	ps, err := r.node.pubsub()
-	if err != nil {
-		return nil, err
-	}
+	ps := r.node.ps
 	g := &Gossip{
 		run: r, ps: ps, name: "dtrain/" + r.id + "/gossip/1", max: r.node.cfg.MaxGossipSize,
 		handlers: map[typeVersion]ValidateFunc{},
@@ -79,6 +76,7 @@ func (r *Run) Gossip(ctx context.Context) (*Gossip, error) {
 	if err := ps.RegisterTopicValidator(g.name, pubsub.ValidatorEx(g.validate)); err != nil {
 		return nil, fmt.Errorf("gossip of run %s: %w", r.id, err)
 	}
+	var err error
 	if g.topic, err = ps.Join(g.name); err != nil {
 		_ = ps.UnregisterTopicValidator(g.name)
 		return nil, fmt.Errorf("gossip of run %s: join %s: %w", r.id, g.name, err)
@@ -91,18 +89,18 @@ func (r *Run) Gossip(ctx context.Context) (*Gossip, error) {
 	return g, nil
 }
 
-// pubsub starts the node's gossipsub router once. StrictSign (the
-// default) makes every author sign its messages and every receiver verify
-// the signature against the author's key before our validator runs.
-func (n *Node) pubsub() (*pubsub.PubSub, error) {
-	n.psOnce.Do(func() {
-		n.ps, n.psErr = pubsub.NewGossipSub(n.ctx, n.host,
-			pubsub.WithMessageSignaturePolicy(pubsub.StrictSign))
-		if n.psErr != nil {
-			n.psErr = fmt.Errorf("start gossipsub: %w", n.psErr)
-		}
-	})
-	return n.ps, n.psErr
+// newPubSub starts the node's gossipsub router. It must run before the
+// node connects to anyone: a router opens its stream to a peer when the
+// connection appears and does not retry a peer that had no router yet.
+// StrictSign (the default) makes every author sign its messages and every
+// receiver verify the signature against the author's key before our
+// validator runs.
+func newPubSub(ctx context.Context, h host.Host) (*pubsub.PubSub, error) {
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageSignaturePolicy(pubsub.StrictSign))
+	if err != nil {
+		return nil, fmt.Errorf("start gossipsub: %w", err)
+	}
+	return ps, nil
 }
 
 // Handle registers message type typ at version 1; see HandleVersion.

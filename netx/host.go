@@ -76,9 +76,7 @@ type Node struct {
 	ctx    context.Context    // lives until Close
 	cancel context.CancelFunc // ends everything started by New
 
-	psOnce sync.Once
-	ps     *pubsub.PubSub
-	psErr  error
+	ps *pubsub.PubSub // the node's gossipsub router, shared by its runs
 
 	mu     sync.Mutex
 	runs   map[string]*Run
@@ -112,6 +110,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	nctx, cancel := context.WithCancel(context.Background())
 	n := &Node{host: h, dht: kad, cfg: cfg, ctx: nctx, cancel: cancel, runs: map[string]*Run{}}
+	if n.ps, err = newPubSub(nctx, h); err != nil {
+		n.Close()
+		return nil, err
+	}
 	if err := n.connectBootstrap(ctx, boot); err != nil {
 		n.Close()
 		return nil, err
