@@ -57,6 +57,7 @@ func newApp() *cli.App {
 			evalCommand(),
 			dataCommand(),
 			benchCommand(),
+			bootstrapCommand(),
 			{
 				Name:  "version",
 				Usage: "print dtrain's and libdtorch's versions",
