@@ -29,13 +29,16 @@ const (
 func runRelayHelper(ctx context.Context, role string) error {
 	switch role {
 	case "relay":
-		h, err := libp2p.New(libp2p.ListenAddrStrings(os.Getenv(envHelperAddr)),
-			libp2p.EnableRelayService(), libp2p.ForceReachabilityPublic())
+		// A public node as `dtrain bootstrap` runs it: netx with the relay
+		// service opted in.
+		cfg := DefaultConfig()
+		cfg.ListenAddrs, cfg.RelayService, cfg.DHTMode = []string{os.Getenv(envHelperAddr)}, true, DHTServer
+		n, err := New(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		defer h.Close()
-		fmt.Printf("%sid %s\n", helperPrefix, h.ID())
+		defer n.Close()
+		fmt.Printf("%sid %s\n", helperPrefix, n.ID())
 		waitStdin(ctx)
 		return nil
 	case "private":
@@ -43,11 +46,16 @@ func runRelayHelper(ctx context.Context, role string) error {
 		if err != nil {
 			return err
 		}
-		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/0.0.0.0/udp/4001/quic-v1"), libp2p.EnableRelay())
+		// A miner behind NAT: a netx node bootstrapping from the relay, whose
+		// NAT options include the circuit-relay client.
+		cfg := DefaultConfig()
+		cfg.ListenAddrs, cfg.Bootstrap, cfg.DHTMode = []string{"/ip4/0.0.0.0/udp/4001/quic-v1"}, []string{os.Getenv(envHelperAddr)}, DHTClient
+		n, err := New(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		defer h.Close()
+		defer n.Close()
+		h := n.Host()
 		RegisterProbeHandler(h, netnsProbe, 1<<20)
 		if err := h.Connect(ctx, *relay); err != nil {
 			return fmt.Errorf("connect to relay: %w", err)
