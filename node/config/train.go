@@ -36,7 +36,7 @@ type Data struct {
 	Val         string  `toml:"val" doc:"held-out data in the same formats; empty = the val_fraction held out of train"`
 	ValFraction float64 `toml:"val_fraction" doc:"fraction of documents held out for evaluation when val is empty, in (0, 0.5]"`
 	SeqLen      int     `toml:"seq_len" doc:"tokens per training sequence; at most model.n_positions"`
-	CacheDir    string  `toml:"cache_dir" doc:"where tokenized shards of text inputs are kept; empty = $XDG_CACHE_HOME/dtrain (~/.cache/dtrain)"`
+	CacheDir    string  `toml:"cache_dir" doc:"where tokenized shards of text inputs are kept; empty = $XDG_CACHE_HOME/dtrain/data (~/.cache/dtrain/data)"`
 }
 
 // Optim is AdamW with a cosine learning-rate schedule and linear warmup.
