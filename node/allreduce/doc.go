@@ -1,0 +1,15 @@
+// Package allreduce averages a flat float32 vector across a group of peers
+// with a butterfly all-reduce: the vector is cut into one contiguous span
+// per reducing member, sized from measured bandwidth (Spans), every peer
+// streams its values for each span to the span's owner in parts
+// (reduce-scatter), and each owner streams the weighted mean back
+// (all-gather).
+//
+// Each part travels compressed by a Codec: none (exact float32), fp16,
+// bf16, or blockwise int8, each with a documented per-element error bound
+// (Codec.Bound) that tests of the whole round can assert against. A sender
+// may keep an ErrorFeedback so that what int8 drops in one round is sent in
+// the next instead of accumulating as bias. Every received part is decoded
+// by a decoder that checks its length and rejects non-finite values before
+// anything is averaged.
+package allreduce
