@@ -28,9 +28,11 @@ var ErrNoReducers = errors.New("allreduce: no reducing member in the group")
 //
 // bandwidth[i] is member i's measured bandwidth in any unit (bytes/s); 0
 // means "not measured" for a member that only sends, and "cannot take a span"
-// for a reducer. When nothing is measured (all zeros) the spans are equal;
-// otherwise they are sized by the closed-form optimum of hivemind's
-// load-balancing LP (see optimalFractions).
+// for a reducer. When no reducer is measured (all zeros) the spans are
+// equal; otherwise they are sized by the closed-form optimum of hivemind's
+// load-balancing LP (see optimalFractions), which is also the equal split
+// when full members and clients share one bandwidth. Aux members get more
+// than an equal share, since they move none of their own vector.
 func Spans(n int, bandwidth []float64, reduces []bool) ([]Span, error) {
 	contributes := make([]bool, len(reduces))
 	for i := range contributes {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand"
+	"reflect"
 	"testing"
 )
 
@@ -328,5 +329,31 @@ func TestSpansBadInput(t *testing.T) {
 				t.Fatalf("error %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestSpansEqualBandwidthsAreEqual: with full members and clients of one
+// bandwidth the LP optimum is the equal split, and rounding gives the same
+// spans as the unmeasured case, remainders to the first reducers.
+func TestSpansEqualBandwidthsAreEqual(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	for trial := 0; trial < 500; trial++ {
+		size := 1 + rng.Intn(32)
+		reduces := make([]bool, size)
+		bw := make([]float64, size)
+		for i := range reduces {
+			reduces[i] = rng.Intn(4) > 0
+			bw[i] = 7
+		}
+		reduces[rng.Intn(size)] = true
+		n := rng.Intn(4 * size)
+		got, err := Spans(n, bw, reduces)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := spansFromCounts(equalCounts(n, reduces), reduces)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("n=%d reduces=%v: spans %v, want equal %v", n, reduces, got, want)
+		}
 	}
 }
