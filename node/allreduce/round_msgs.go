@@ -1,0 +1,72 @@
+package allreduce
+
+import "fmt"
+
+// Phase says which half of the butterfly a PartMsg belongs to.
+type Phase byte
+
+// The two phases of a round.
+const (
+	ReduceScatter Phase = iota + 1 // a contributor's values of a span, to its owner
+	AllGather                      // an owner's weighted mean of its span, to every member
+)
+
+// String names the phase.
+func (p Phase) String() string {
+	switch p {
+	case ReduceScatter:
+		return "reduce-scatter"
+	case AllGather:
+		return "all-gather"
+	}
+	return fmt.Sprintf("phase(%d)", byte(p))
+}
+
+// Msg is a message of a round. Size is its size in bytes on the wire, used
+// by the simulator to charge links; a wire encoding is a later concern.
+type Msg interface {
+	Size() int
+	roundMsg()
+}
+
+// PartMsg carries one part of one span: Part is the index of the part within
+// the span (parts are PartSize elements, the last may be shorter), Payload is
+// the part encoded with Codec. In ReduceScatter, Weight is the sender's
+// weight (checked against the group); in AllGather it is unused.
+type PartMsg struct {
+	Phase   Phase
+	Span    int // index into the round's spans
+	Part    int
+	Codec   CodecID
+	Weight  float64
+	Payload []byte
+}
+
+// partHeaderBytes is what a wire frame would add to a part's payload: phase,
+// codec, span, part and weight.
+const partHeaderBytes = 2 + 4 + 4 + 8
+
+// Size is the part's size on the wire.
+func (m PartMsg) Size() int { return partHeaderBytes + len(m.Payload) }
+
+func (PartMsg) roundMsg() {}
+
+// ReportMsg is an owner's vote in the agreement step: Have lists, ascending,
+// the member indices whose every part of the owner's span it received before
+// it stopped waiting. The round's contributors are the intersection of all
+// owners' reports, so every owner averages over the same peers.
+type ReportMsg struct {
+	Span int
+	Have []int
+}
+
+// Size is the report's size on the wire.
+func (m ReportMsg) Size() int { return 8 + 4*len(m.Have) }
+
+func (ReportMsg) roundMsg() {}
+
+// Outgoing is a message the caller must send to member To.
+type Outgoing struct {
+	To  int
+	Msg Msg
+}

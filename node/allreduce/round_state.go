@@ -1,0 +1,238 @@
+package allreduce
+
+import (
+	"fmt"
+	"time"
+)
+
+// Round is one butterfly all-reduce as seen by one member: a state machine
+// that never does I/O. The caller calls Start once, feeds it every message
+// from a group member (Receive) and the clock (Tick), sends what they
+// return, and reads Result once Done.
+//
+// The round runs in three steps. Reduce-scatter: every contributor sends its
+// values of span j to j's owner, part by part. Agreement: each owner, once it
+// has every contributor's parts or stops waiting (PartTimeout,
+// ReduceTimeout), sends every member a ReportMsg listing the contributors it
+// fully received; the round's contributors are the intersection of all
+// owners' reports, so a contributor missing at any owner is excluded from
+// every span. All-gather: each owner averages its span over exactly those
+// contributors and sends the parts to every member. A member whose spans are
+// not all reported and gathered by RoundTimeout fails with ErrSpanLost.
+type Round struct {
+	cfg     RoundConfig
+	spanOf  []int // member index → index of the span it owns, or -1
+	mySpan  int   // -1 unless self owns a non-empty span
+	parts   []int // parts per span
+	started bool
+	start   time.Duration
+
+	// Owner state, for mySpan.
+	got      [][]bool        // [member][part] received
+	missing  []int           // parts still missing per contributor
+	last     []time.Duration // last progress per contributor
+	values   [][]float32     // decoded span values per contributor
+	reported bool
+
+	// Agreement state, per span.
+	reports      [][]int
+	haveReport   []bool
+	contributors []int // set once every non-empty span has reported
+	agreed       bool
+
+	// All-gather state, per span.
+	result    []float32
+	gathered  [][]bool
+	gatherGot []int
+
+	done bool
+	err  error
+}
+
+// NewRound checks cfg and returns a round ready to Start.
+func NewRound(cfg RoundConfig) (*Round, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("allreduce round: %w", err)
+	}
+	g := cfg.Group.Members
+	r := &Round{cfg: cfg, mySpan: -1}
+	r.spanOf = make([]int, len(g))
+	for i := range r.spanOf {
+		r.spanOf[i] = -1
+	}
+	r.parts = make([]int, len(cfg.Spans))
+	for k, s := range cfg.Spans {
+		r.spanOf[s.Peer] = k
+		r.parts[k] = (s.Len() + cfg.PartSize - 1) / cfg.PartSize
+		if s.Peer == cfg.Self && s.Len() > 0 {
+			r.mySpan = k
+		}
+	}
+	r.reports = make([][]int, len(cfg.Spans))
+	r.haveReport = make([]bool, len(cfg.Spans))
+	r.gathered = make([][]bool, len(cfg.Spans))
+	r.gatherGot = make([]int, len(cfg.Spans))
+	for k := range cfg.Spans {
+		r.gathered[k] = make([]bool, r.parts[k])
+	}
+	if g[cfg.Self].Role.contributes() {
+		r.result = make([]float32, cfg.Len)
+	}
+	return r, nil
+}
+
+// Done reports whether the round has ended, with a result or a failure.
+func (r *Round) Done() bool { return r.done }
+
+// Result returns the round's result once it is done: the mean and its
+// contributors, or the error the round failed with.
+func (r *Round) Result() (Result, error) {
+	if !r.done {
+		return Result{}, ErrRoundNotDone
+	}
+	if r.err != nil {
+		return Result{}, r.err
+	}
+	c := append([]int(nil), r.contributors...)
+	return Result{Vector: r.result, Contributors: c}, nil
+}
+
+// Start begins the round at now and returns the reduce-scatter parts to
+// send. Calling it again returns nothing.
+func (r *Round) Start(now time.Duration) []Outgoing {
+	if r.started {
+		return nil
+	}
+	r.started, r.start = true, now
+	if r.mySpan >= 0 {
+		r.startOwner(now)
+	}
+	out := r.sendContribution()
+	out = append(out, r.maybeReport(now)...)
+	out = append(out, r.maybeAgree()...)
+	r.checkDone()
+	return out
+}
+
+// sendContribution encodes this member's values of every other owner's
+// span, interleaving the owners part by part so that every owner's reduction
+// starts early and progresses evenly.
+func (r *Round) sendContribution() []Outgoing {
+	self := r.cfg.Group.Members[r.cfg.Self]
+	if !self.Role.contributes() {
+		return nil
+	}
+	var out []Outgoing
+	for p := 0; ; p++ {
+		more := false
+		for k, s := range r.cfg.Spans {
+			if p >= r.parts[k] {
+				continue
+			}
+			more = true
+			if s.Peer == r.cfg.Self {
+				continue
+			}
+			lo, hi := r.partRange(k, p)
+			out = append(out, Outgoing{To: s.Peer, Msg: PartMsg{
+				Phase: ReduceScatter, Span: k, Part: p, Codec: r.cfg.Codec.ID(), Weight: self.Weight,
+				Payload: r.cfg.Codec.Encode(nil, r.cfg.Vector[lo:hi]),
+			}})
+		}
+		if !more {
+			return out
+		}
+	}
+}
+
+// partRange is the element range [lo, hi) of part p of span k.
+func (r *Round) partRange(k, p int) (lo, hi int) {
+	s := r.cfg.Spans[k]
+	lo = s.Begin + p*r.cfg.PartSize
+	return lo, min(lo+r.cfg.PartSize, s.End)
+}
+
+// Receive handles a message from member from and returns what to send. An
+// error means the message was rejected (bad, unexpected, late or
+// duplicate); the round's state is then unchanged, and the caller may log
+// the reason and carry on.
+func (r *Round) Receive(now time.Duration, from int, msg Msg) ([]Outgoing, error) {
+	if from < 0 || from >= len(r.cfg.Group.Members) || from == r.cfg.Self {
+		return nil, fmt.Errorf("%w: from %d, not another member of a group of %d",
+			ErrBadMessage, from, len(r.cfg.Group.Members))
+	}
+	if !r.started || r.done {
+		return nil, fmt.Errorf("%w: from %d: round not running", ErrBadMessage, from)
+	}
+	var err error
+	var out []Outgoing
+	switch m := msg.(type) {
+	case PartMsg:
+		if m.Phase == ReduceScatter {
+			err = r.receiveContribution(now, from, m)
+			out = r.maybeReport(now)
+		} else if m.Phase == AllGather {
+			err = r.receiveGathered(from, m)
+		} else {
+			err = fmt.Errorf("unknown %v", m.Phase)
+		}
+	case ReportMsg:
+		err = r.receiveReport(from, m)
+	default:
+		err = fmt.Errorf("unexpected message %T", msg)
+	}
+	if err != nil {
+		return out, fmt.Errorf("%w: from member %d: %v", ErrBadMessage, from, err)
+	}
+	out = append(out, r.maybeAgree()...)
+	r.checkDone()
+	return out, nil
+}
+
+// Tick advances the clock: an owner stops waiting for stalled contributors
+// and reports, and past RoundTimeout an unfinished round fails.
+func (r *Round) Tick(now time.Duration) []Outgoing {
+	if !r.started || r.done {
+		return nil
+	}
+	out := r.maybeReport(now)
+	out = append(out, r.maybeAgree()...)
+	r.checkDone()
+	if !r.done && now-r.start >= r.cfg.RoundTimeout {
+		r.done, r.err = true, r.lostSpans()
+	}
+	return out
+}
+
+// lostSpans names the spans that kept the round from finishing.
+func (r *Round) lostSpans() error {
+	var lost []string
+	for k, s := range r.cfg.Spans {
+		id := r.cfg.Group.Members[s.Peer].ID
+		switch {
+		case r.parts[k] == 0:
+		case !r.haveReport[k]:
+			lost = append(lost, fmt.Sprintf("span %d of %s: no report", k, id))
+		case r.result != nil && r.gatherGot[k] < r.parts[k]:
+			lost = append(lost, fmt.Sprintf("span %d of %s: %d of %d parts gathered", k, id, r.gatherGot[k], r.parts[k]))
+		}
+	}
+	return fmt.Errorf("%w by the round deadline: %v", ErrSpanLost, lost)
+}
+
+// checkDone ends the round once the contributors are agreed and every span
+// is gathered (an aux member takes no result, so agreement is enough: it
+// sent its own span when it agreed).
+func (r *Round) checkDone() {
+	if r.done || !r.agreed {
+		return
+	}
+	if r.result != nil {
+		for k := range r.cfg.Spans {
+			if r.gatherGot[k] < r.parts[k] {
+				return
+			}
+		}
+	}
+	r.done = true
+}
