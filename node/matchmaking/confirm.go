@@ -1,0 +1,165 @@
+package matchmaking
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// startRound sends this peer's view for round r to the other members and
+// applies the views for r that arrived early.
+func (m *Matchmaker) startRound(now time.Duration, r int, view []Member) []Outgoing {
+	m.round = r
+	m.roundEnd = now + m.cfg.ConfirmTimeout
+	m.view = view
+	m.mine = append(m.mine, view)
+	m.got = map[string][]Member{m.cfg.Self: view}
+	var out []Outgoing
+	for _, x := range view {
+		if x.ID != m.cfg.Self {
+			v := View{Run: m.cfg.Run, Epoch: m.cfg.Epoch, Round: r, Members: view}
+			out = append(out, Outgoing{To: x.ID, Msg: Msg{View: &v}})
+		}
+	}
+	early := m.pending[r]
+	delete(m.pending, r)
+	senders := make([]string, 0, len(early))
+	for from := range early {
+		senders = append(senders, from)
+	}
+	slices.Sort(senders) // deterministic, whatever the map order
+	for _, from := range senders {
+		if contains(view, from) {
+			m.got[from] = early[from]
+		}
+	}
+	return append(out, m.checkRound(now)...)
+}
+
+// receiveView handles a peer's view of its group.
+func (m *Matchmaker) receiveView(now time.Duration, from string, v View) ([]Outgoing, error) {
+	if v.Run != m.cfg.Run || v.Epoch != m.cfg.Epoch {
+		return nil, fmt.Errorf("view for %q epoch %d: %w", v.Run, v.Epoch, ErrWrongEpoch)
+	}
+	if !m.index[from] {
+		return nil, fmt.Errorf("view from a peer that never announced: %w", ErrNotReady)
+	}
+	if err := m.checkView(from, v); err != nil {
+		return nil, err
+	}
+	if m.done {
+		// A formed peer tells a member still confirming what was formed.
+		if m.err == nil && v.Round > m.formedAt && !v.Formed && contains(m.group.Members, from) {
+			f := View{Run: m.cfg.Run, Epoch: m.cfg.Epoch, Round: m.formedAt, Formed: true, Members: m.group.Members}
+			return []Outgoing{{To: from, Msg: Msg{View: &f}}}, nil
+		}
+		return nil, nil
+	}
+	if v.Formed {
+		// Every member of a formed view sent it in that round, this peer
+		// included: adopting it keeps the group's views identical.
+		if v.Round < len(m.mine) && contains(v.Members, m.cfg.Self) && equal(m.mine[v.Round], v.Members) {
+			return m.form(v.Round, v.Members), nil
+		}
+		return nil, nil
+	}
+	if !m.closed || v.Round > m.round {
+		p := m.pending[v.Round]
+		if p == nil {
+			p = make(map[string][]Member)
+			m.pending[v.Round] = p
+		}
+		if p[from] != nil {
+			return nil, fmt.Errorf("view for round %d: %w", v.Round, ErrDuplicate)
+		}
+		p[from] = v.Members
+		return nil, nil
+	}
+	if v.Round < m.round {
+		return nil, nil // stale: that round is over
+	}
+	if !contains(m.view, from) {
+		return nil, fmt.Errorf("view from a peer outside this peer's group: %w", ErrNotReady)
+	}
+	if m.got[from] != nil {
+		return nil, fmt.Errorf("view for round %d: %w", v.Round, ErrDuplicate)
+	}
+	m.got[from] = v.Members
+	return m.checkRound(now), nil
+}
+
+// checkView validates a view's shape: a round in range, at most MaxGroup
+// valid members ordered by id without duplicates, the sender among them.
+func (m *Matchmaker) checkView(from string, v View) error {
+	if v.Round < 0 || v.Round >= m.cfg.MaxRounds {
+		return fmt.Errorf("view for round %d, max %d: %w", v.Round, m.cfg.MaxRounds, ErrBadMessage)
+	}
+	if len(v.Members) == 0 || len(v.Members) > m.cfg.MaxGroup {
+		return fmt.Errorf("view of %d members, max %d: %w", len(v.Members), m.cfg.MaxGroup, ErrBadMessage)
+	}
+	for i, x := range v.Members {
+		if err := x.check(); err != nil {
+			return fmt.Errorf("view: %w", err)
+		}
+		if i > 0 && strings.Compare(v.Members[i-1].ID, x.ID) >= 0 {
+			return fmt.Errorf("view members not in id order at %q: %w", x.ID, ErrBadMessage)
+		}
+	}
+	if !contains(v.Members, from) {
+		return fmt.Errorf("view without its sender: %w", ErrBadMessage)
+	}
+	return nil
+}
+
+// checkRound forms the group once every member sent this round's view and
+// all views are identical, and moves on at once when they differ.
+func (m *Matchmaker) checkRound(now time.Duration) []Outgoing {
+	if len(m.got) < len(m.view) {
+		return nil
+	}
+	for _, v := range m.got {
+		if !equal(v, m.view) {
+			return m.advance(now)
+		}
+	}
+	return m.form(m.round, m.view)
+}
+
+// advance ends the round without agreement: the next view is the
+// intersection of this round's views, without the members that sent none.
+func (m *Matchmaker) advance(now time.Duration) []Outgoing {
+	next := make([]Member, 0, len(m.view))
+	for _, x := range m.view {
+		if m.got[x.ID] == nil {
+			continue
+		}
+		in := true
+		for _, v := range m.got {
+			in = in && slices.Contains(v, x)
+		}
+		if in {
+			next = append(next, x)
+		}
+	}
+	switch {
+	case m.round+1 >= m.cfg.MaxRounds:
+		return m.fail(fmt.Errorf("matchmaking: %s after %d rounds: %w", m.cfg.Self, m.round+1, ErrNoAgreement))
+	case len(next) < m.cfg.MinGroup:
+		return m.fail(fmt.Errorf("matchmaking: %s: %d members agree, min %d: %w", m.cfg.Self, len(next), m.cfg.MinGroup, ErrBelowMin))
+	}
+	return m.startRound(now, m.round+1, next)
+}
+
+// form ends matchmaking with an agreed view.
+func (m *Matchmaker) form(round int, members []Member) []Outgoing {
+	if !slices.ContainsFunc(members, func(x Member) bool { return x.Role.Reduces() }) {
+		return m.fail(fmt.Errorf("matchmaking: %s: group of %d clients: %w", m.cfg.Self, len(members), ErrNoReducer))
+	}
+	m.done = true
+	m.formedAt = round
+	m.group = Group{Epoch: m.cfg.Epoch, Members: members, Key: groupKey(m.cfg.Run, m.cfg.Epoch, members)}
+	return nil
+}
+
+func equal(a, b []Member) bool { return slices.Equal(a, b) }

@@ -1,0 +1,242 @@
+package matchmaking
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults for the zero values of Config's optional fields.
+const (
+	DefaultConfirmTimeout = time.Second
+	DefaultMaxRounds      = 3
+)
+
+// Config sets up one peer's matchmaking for one run and epoch. Times are
+// on the caller's clock (virtual time in tests), as offsets from its origin.
+type Config struct {
+	Run   string
+	Self  string
+	Epoch uint64
+	// MinGroup and MaxGroup bound every group's size, 1 ≤ MinGroup ≤ MaxGroup.
+	MinGroup, MaxGroup int
+	// Deadline is when collecting Ready announcements ends.
+	Deadline time.Duration
+	// Expected, when > 0, ends collecting as soon as that many peers (self
+	// included) are ready, before the deadline.
+	Expected int
+	// ConfirmTimeout bounds each confirmation round; it should exceed the
+	// message delay. Zero means DefaultConfirmTimeout.
+	ConfirmTimeout time.Duration
+	// MaxRounds bounds the confirmation rounds. Zero means DefaultMaxRounds.
+	MaxRounds int
+}
+
+// Group is an agreed all-reduce group: every member holds the same Members,
+// in the same order, and the same Key.
+type Group struct {
+	Epoch   uint64
+	Members []Member // ordered by ID
+	Key     string   // run, epoch and a digest of Members
+}
+
+// Msg is what matchmakers send each other: exactly one of Ready or View.
+type Msg struct {
+	Ready *Ready
+	View  *View
+}
+
+// View is a peer's view of its group in one confirmation round. Formed
+// marks the view its sender formed, sent in answer to a later round's view.
+type View struct {
+	Run     string
+	Epoch   uint64
+	Round   int
+	Formed  bool
+	Members []Member
+}
+
+// Outgoing is a message to send. To is a peer id, or "" for every peer of
+// the swarm (gossip in production).
+type Outgoing struct {
+	To  string
+	Msg Msg
+}
+
+// Matchmaker is one peer's matchmaking state machine for one epoch. It
+// never touches the network or a clock: the caller feeds it Announce,
+// Receive and Tick, sends what they return, and calls Tick again at NextTick.
+type Matchmaker struct {
+	cfg    Config
+	ready  []Ready
+	index  map[string]bool // peers in ready
+	closed bool
+
+	round    int
+	roundEnd time.Duration
+	view     []Member                    // this round's view of the group
+	mine     [][]Member                  // own view in each round so far
+	got      map[string][]Member         // views received this round
+	pending  map[int]map[string][]Member // views for rounds not yet started
+	done     bool
+	formedAt int
+	group    Group
+	err      error
+}
+
+// New returns a Matchmaker for cfg.
+func New(cfg Config) (*Matchmaker, error) {
+	switch {
+	case cfg.Self == "":
+		return nil, errors.New("matchmaking: config: empty Self")
+	case cfg.MinGroup < 1 || cfg.MaxGroup < cfg.MinGroup:
+		return nil, fmt.Errorf("matchmaking: config: want 1 <= MinGroup <= MaxGroup, got %d and %d", cfg.MinGroup, cfg.MaxGroup)
+	case cfg.Deadline < 0 || cfg.ConfirmTimeout < 0 || cfg.MaxRounds < 0 || cfg.Expected < 0:
+		return nil, fmt.Errorf("matchmaking: config: negative Deadline, ConfirmTimeout, MaxRounds or Expected: %+v", cfg)
+	}
+	if cfg.ConfirmTimeout == 0 {
+		cfg.ConfirmTimeout = DefaultConfirmTimeout
+	}
+	if cfg.MaxRounds == 0 {
+		cfg.MaxRounds = DefaultMaxRounds
+	}
+	return &Matchmaker{
+		cfg:     cfg,
+		index:   make(map[string]bool),
+		pending: make(map[int]map[string][]Member),
+	}, nil
+}
+
+// Announce records this peer's own Ready and returns it for broadcast.
+func (m *Matchmaker) Announce(now time.Duration, r Ready) ([]Outgoing, error) {
+	out := m.Tick(now)
+	if r.Peer != m.cfg.Self {
+		return out, fmt.Errorf("matchmaking: announce as %q, self is %q: %w", r.Peer, m.cfg.Self, ErrBadMessage)
+	}
+	more, err := m.receiveReady(now, r)
+	out = append(out, more...)
+	if err != nil {
+		return out, fmt.Errorf("matchmaking: announce: %w", err)
+	}
+	return append(out, Outgoing{Msg: Msg{Ready: &r}}), nil
+}
+
+// Receive handles a message from peer from. A rejected message changes
+// nothing and comes back as an error that wraps one of the sentinels.
+func (m *Matchmaker) Receive(now time.Duration, from string, msg Msg) ([]Outgoing, error) {
+	out := m.Tick(now)
+	var more []Outgoing
+	var err error
+	switch {
+	case msg.Ready != nil && msg.View == nil:
+		more, err = m.receiveReady(now, *msg.Ready)
+	case msg.View != nil && msg.Ready == nil:
+		more, err = m.receiveView(now, from, *msg.View)
+	default:
+		err = fmt.Errorf("want exactly one of Ready and View: %w", ErrBadMessage)
+	}
+	if err != nil {
+		err = fmt.Errorf("matchmaking: %s from %q: %w", m.cfg.Self, from, err)
+	}
+	return append(out, more...), err
+}
+
+// Tick advances time: at the deadline collecting ends and confirmation
+// starts; at a round's end a round that has not completed moves on.
+func (m *Matchmaker) Tick(now time.Duration) []Outgoing {
+	if m.done {
+		return nil
+	}
+	if !m.closed {
+		if now < m.cfg.Deadline {
+			return nil
+		}
+		return m.close(now)
+	}
+	if now >= m.roundEnd {
+		return m.advance(now)
+	}
+	return nil
+}
+
+// NextTick is when the caller should call Tick next; false once done.
+func (m *Matchmaker) NextTick() (time.Duration, bool) {
+	switch {
+	case m.done:
+		return 0, false
+	case !m.closed:
+		return m.cfg.Deadline, true
+	}
+	return m.roundEnd, true
+}
+
+// Done reports whether matchmaking ended, with a group or an error.
+func (m *Matchmaker) Done() bool { return m.done }
+
+// Group returns the formed group, or why there is none: ErrPending before
+// Done, else ErrBelowMin, ErrNoGroup, ErrNoAgreement, ErrNoReducer or
+// ErrNotReady (this peer never announced).
+func (m *Matchmaker) Group() (Group, error) {
+	if !m.done {
+		return Group{}, ErrPending
+	}
+	if m.err != nil {
+		return Group{}, m.err
+	}
+	g := m.group
+	g.Members = append([]Member(nil), g.Members...)
+	return g, nil
+}
+
+// receiveReady records an announcement made before collecting ended.
+func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error) {
+	if err := r.check(m.cfg.Run, m.cfg.Epoch); err != nil {
+		return nil, err
+	}
+	if m.closed {
+		return nil, fmt.Errorf("ready from %q at %v, deadline %v: %w", r.Peer, now, m.cfg.Deadline, ErrLate)
+	}
+	if m.index[r.Peer] {
+		return nil, fmt.Errorf("ready from %q: %w", r.Peer, ErrDuplicate)
+	}
+	m.index[r.Peer] = true
+	m.ready = append(m.ready, r)
+	if m.cfg.Expected > 0 && len(m.ready) >= m.cfg.Expected {
+		return m.close(now), nil
+	}
+	return nil, nil
+}
+
+// close ends collecting and starts round 0 with this peer's group in the
+// partition of its ready set.
+func (m *Matchmaker) close(now time.Duration) []Outgoing {
+	m.closed = true
+	if !m.index[m.cfg.Self] {
+		return m.fail(fmt.Errorf("matchmaking: %s never announced: %w", m.cfg.Self, ErrNotReady))
+	}
+	groups, _ := Partition(m.cfg.Run, m.cfg.Epoch, m.ready, m.cfg.MinGroup, m.cfg.MaxGroup)
+	for _, g := range groups {
+		if contains(g, m.cfg.Self) {
+			return m.startRound(now, 0, g)
+		}
+	}
+	if len(m.ready) < m.cfg.MinGroup {
+		return m.fail(fmt.Errorf("matchmaking: %d ready, min %d: %w", len(m.ready), m.cfg.MinGroup, ErrBelowMin))
+	}
+	return m.fail(fmt.Errorf("matchmaking: %s left over among %d ready: %w", m.cfg.Self, len(m.ready), ErrNoGroup))
+}
+
+func (m *Matchmaker) fail(err error) []Outgoing {
+	m.done = true
+	m.err = err
+	return nil
+}
+
+func contains(members []Member, id string) bool {
+	for _, x := range members {
+		if x.ID == id {
+			return true
+		}
+	}
+	return false
+}

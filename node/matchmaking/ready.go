@@ -1,0 +1,107 @@
+package matchmaking
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Role is what a member does in an all-reduce round.
+type Role int
+
+const (
+	// Full members contribute their vector and reduce a span.
+	Full Role = iota
+	// Aux members reduce a span but contribute weight 0.
+	Aux
+	// Client members contribute but cannot accept connections, so they
+	// reduce nothing.
+	Client
+)
+
+var roleNames = [...]string{"full", "aux", "client"}
+
+// String names the role.
+func (r Role) String() string {
+	if r < 0 || int(r) >= len(roleNames) {
+		return fmt.Sprintf("Role(%d)", int(r))
+	}
+	return roleNames[r]
+}
+
+// Reduces reports whether a member in this role reduces a span.
+func (r Role) Reduces() bool { return r == Full || r == Aux }
+
+// Ready announces that a peer is ready to average for (Run, Epoch).
+type Ready struct {
+	Run       string
+	Epoch     uint64
+	Peer      string
+	Role      Role
+	Weight    float64 // samples behind the peer's contribution; 0 for aux
+	Bandwidth float64 // measured bytes/s; 0 when unmeasured
+}
+
+// Member is one peer of a group, as every member agrees on it.
+type Member struct {
+	ID        string
+	Role      Role
+	Weight    float64
+	Bandwidth float64
+}
+
+// Sentinel errors that callers branch on.
+var (
+	// ErrBadMessage marks a malformed announcement or view.
+	ErrBadMessage = errors.New("matchmaking: bad message")
+	// ErrWrongEpoch marks a message for another run or epoch.
+	ErrWrongEpoch = errors.New("matchmaking: wrong run or epoch")
+	// ErrDuplicate marks a second announcement or view from one peer.
+	ErrDuplicate = errors.New("matchmaking: duplicate")
+	// ErrLate marks an announcement that arrived after the deadline.
+	ErrLate = errors.New("matchmaking: announcement after the deadline")
+	// ErrNotReady marks a view from a peer that is not in the group.
+	ErrNotReady = errors.New("matchmaking: peer not ready or not in the group")
+	// ErrBelowMin is Group's error when the group would be below min size.
+	ErrBelowMin = errors.New("matchmaking: group below min size")
+	// ErrNoGroup is Group's error for a peer left over by the partition
+	// (too few peers for another group of min size): retry next epoch.
+	ErrNoGroup = errors.New("matchmaking: no group this epoch")
+	// ErrNoAgreement is Group's error when the members' views never agreed.
+	ErrNoAgreement = errors.New("matchmaking: members did not agree on the group")
+	// ErrNoReducer is Group's error for a group of clients only.
+	ErrNoReducer = errors.New("matchmaking: no member can reduce")
+	// ErrPending is Group's error before the Matchmaker is done.
+	ErrPending = errors.New("matchmaking: not done")
+)
+
+// check validates an announcement for run and epoch.
+func (r Ready) check(run string, epoch uint64) error {
+	if r.Run != run || r.Epoch != epoch {
+		return fmt.Errorf("ready from %q for %q epoch %d, want %q epoch %d: %w",
+			r.Peer, r.Run, r.Epoch, run, epoch, ErrWrongEpoch)
+	}
+	return r.member().check()
+}
+
+func (r Ready) member() Member {
+	return Member{ID: r.Peer, Role: r.Role, Weight: r.Weight, Bandwidth: r.Bandwidth}
+}
+
+// check validates a member's fields.
+func (m Member) check() error {
+	switch {
+	case m.ID == "":
+		return fmt.Errorf("empty peer id: %w", ErrBadMessage)
+	case m.Role < Full || m.Role > Client:
+		return fmt.Errorf("peer %q: unknown role %d: %w", m.ID, int(m.Role), ErrBadMessage)
+	case !finiteNonNeg(m.Weight) || !finiteNonNeg(m.Bandwidth):
+		return fmt.Errorf("peer %q: weight %v, bandwidth %v: want finite and >= 0: %w",
+			m.ID, m.Weight, m.Bandwidth, ErrBadMessage)
+	case m.Role == Aux && m.Weight != 0:
+		return fmt.Errorf("peer %q: aux with weight %v, want 0: %w", m.ID, m.Weight, ErrBadMessage)
+	}
+	return nil
+}
+
+func finiteNonNeg(x float64) bool { return x >= 0 && !math.IsInf(x, 1) }

@@ -1,0 +1,31 @@
+package matchmaking
+
+import (
+	"testing"
+	"time"
+)
+
+// TestThousandPeers forms groups of at most 16 among 1000 peers: every
+// announcement goes to every peer, so the simulation carries a million
+// Ready messages.
+func TestThousandPeers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1000 peers: a million simulated messages")
+	}
+	start := time.Now()
+	s := newSwarm(t, 5, 1000, base, lan)
+	s.announceAll(0)
+	s.net.RunUntilIdle()
+	gs, errs := s.groups()
+	took := time.Since(start)
+	if len(errs) > 0 {
+		t.Fatalf("%d peers failed, e.g. %v", len(errs), errs)
+	}
+	byKey := checkConsistent(t, s, gs)
+	sizes := sizesOf(byKey)
+	if len(byKey) != 63 || sizes[0] < 15 || sizes[len(sizes)-1] > 16 {
+		t.Fatalf("%d groups of sizes %v, want 63 of 15–16", len(byKey), sizes)
+	}
+	t.Logf("1000 peers: %d groups of %d–%d in %v wall, %v virtual, %d messages",
+		len(byKey), sizes[0], sizes[len(sizes)-1], took, s.net.Now(), s.net.Stats().Sent)
+}
