@@ -40,9 +40,10 @@ type Group struct {
 	Key     string   // run, epoch and a digest of Members
 }
 
-// Msg is what matchmakers send each other: exactly one of Ready or View.
+// Msg is what matchmakers send each other: exactly one of Ready (one or
+// more announcements, as a gossip message may batch them) or View.
 type Msg struct {
-	Ready *Ready
+	Ready []Ready
 	View  *View
 }
 
@@ -69,7 +70,7 @@ type Outgoing struct {
 type Matchmaker struct {
 	cfg    Config
 	ready  []Ready
-	index  map[string]bool // peers in ready
+	index  map[string]int // position in ready by peer
 	closed bool
 
 	round    int
@@ -102,7 +103,7 @@ func New(cfg Config) (*Matchmaker, error) {
 	}
 	return &Matchmaker{
 		cfg:     cfg,
-		index:   make(map[string]bool),
+		index:   make(map[string]int, cfg.Expected),
 		pending: make(map[int]map[string][]Member),
 	}, nil
 }
@@ -118,18 +119,27 @@ func (m *Matchmaker) Announce(now time.Duration, r Ready) ([]Outgoing, error) {
 	if err != nil {
 		return out, fmt.Errorf("matchmaking: announce: %w", err)
 	}
-	return append(out, Outgoing{Msg: Msg{Ready: &r}}), nil
+	return append(out, Outgoing{Msg: Msg{Ready: []Ready{r}}}), nil
 }
 
 // Receive handles a message from peer from. A rejected message changes
-// nothing and comes back as an error that wraps one of the sentinels.
+// nothing and comes back as an error that wraps one of the sentinels; in a
+// batch of announcements each is taken or refused on its own, and the
+// error names the first refused. The sender of an announcement may be a
+// gossip relay: authenticating Ready.Peer is the transport's job.
 func (m *Matchmaker) Receive(now time.Duration, from string, msg Msg) ([]Outgoing, error) {
 	out := m.Tick(now)
 	var more []Outgoing
 	var err error
 	switch {
-	case msg.Ready != nil && msg.View == nil:
-		more, err = m.receiveReady(now, *msg.Ready)
+	case len(msg.Ready) > 0 && msg.View == nil:
+		for _, r := range msg.Ready {
+			o, e := m.receiveReady(now, r)
+			more = append(more, o...)
+			if err == nil {
+				err = e
+			}
+		}
 	case msg.View != nil && msg.Ready == nil:
 		more, err = m.receiveView(now, from, *msg.View)
 	default:
@@ -196,10 +206,13 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	if m.closed {
 		return nil, fmt.Errorf("ready from %q at %v, deadline %v: %w", r.Peer, now, m.cfg.Deadline, ErrLate)
 	}
-	if m.index[r.Peer] {
-		return nil, fmt.Errorf("ready from %q: %w", r.Peer, ErrDuplicate)
+	if i, ok := m.index[r.Peer]; ok {
+		if m.ready[i] == r {
+			return nil, nil // a gossip echo: nothing new
+		}
+		return nil, fmt.Errorf("second, different ready from %q: %w", r.Peer, ErrDuplicate)
 	}
-	m.index[r.Peer] = true
+	m.index[r.Peer] = len(m.ready)
 	m.ready = append(m.ready, r)
 	if m.cfg.Expected > 0 && len(m.ready) >= m.cfg.Expected {
 		return m.close(now), nil
@@ -211,7 +224,7 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 // partition of its ready set.
 func (m *Matchmaker) close(now time.Duration) []Outgoing {
 	m.closed = true
-	if !m.index[m.cfg.Self] {
+	if _, ok := m.index[m.cfg.Self]; !ok {
 		return m.fail(fmt.Errorf("matchmaking: %s never announced: %w", m.cfg.Self, ErrNotReady))
 	}
 	groups, _ := Partition(m.cfg.Run, m.cfg.Epoch, m.ready, m.cfg.MinGroup, m.cfg.MaxGroup)

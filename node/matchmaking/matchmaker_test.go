@@ -131,7 +131,7 @@ func TestLateAnnouncementsExcluded(t *testing.T) {
 	for id := range late {
 		r := Ready{Run: "run", Peer: id, Weight: 1}
 		s.after(id, base.Deadline+100*time.Millisecond, func(time.Duration) {
-			s.dispatch(id, []Outgoing{{Msg: Msg{Ready: &r}}})
+			s.dispatch(id, []Outgoing{{Msg: Msg{Ready: []Ready{r}}}})
 		})
 	}
 	s.net.RunUntilIdle()

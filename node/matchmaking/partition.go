@@ -25,16 +25,11 @@ import (
 func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups [][]Member, leftover []Member) {
 	type ranked struct {
 		rank uint64
-		m    Member
+		i    int // index in ready
 	}
-	seen := make(map[string]bool, len(ready))
-	all := make([]ranked, 0, len(ready))
-	for _, r := range ready {
-		if seen[r.Peer] {
-			continue
-		}
-		seen[r.Peer] = true
-		all = append(all, ranked{rank(run, epoch, r.Peer), r.member()})
+	all := make([]ranked, len(ready))
+	for i, r := range ready {
+		all[i] = ranked{rank(run, epoch, r.Peer), i}
 	}
 	slices.SortFunc(all, func(a, b ranked) int {
 		if a.rank != b.rank {
@@ -43,12 +38,18 @@ func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups []
 			}
 			return 1
 		}
-		return strings.Compare(a.m.ID, b.m.ID)
+		if c := strings.Compare(ready[a.i].Peer, ready[b.i].Peer); c != 0 {
+			return c
+		}
+		return a.i - b.i
 	})
+	// Equal ids have equal ranks, so duplicates are adjacent, the first
+	// one given first.
+	all = slices.CompactFunc(all, func(a, b ranked) bool { return ready[a.i].Peer == ready[b.i].Peer })
 	n := len(all)
 	if min < 1 || max < min || n < min {
 		for _, r := range all {
-			leftover = append(leftover, r.m)
+			leftover = append(leftover, ready[r.i].member())
 		}
 		return nil, leftover
 	}
@@ -71,14 +72,14 @@ func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups []
 	for _, size := range sizes {
 		group := make([]Member, size)
 		for i := range group {
-			group[i] = all[at+i].m
+			group[i] = ready[all[at+i].i].member()
 		}
 		slices.SortFunc(group, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 		groups = append(groups, group)
 		at += size
 	}
 	for _, r := range all[at:] {
-		leftover = append(leftover, r.m)
+		leftover = append(leftover, ready[r.i].member())
 	}
 	return groups, leftover
 }
@@ -86,14 +87,18 @@ func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups []
 // rank is a peer's position key for (run, epoch): FNV-1a 64 of the three,
 // finished with splitmix64's mixer so that nearby ids spread evenly.
 func rank(run string, epoch uint64, id string) uint64 {
-	h := fnv.New64a()
-	var b [8]byte
-	h.Write([]byte(run))
-	h.Write([]byte{0})
-	binary.LittleEndian.PutUint64(b[:], epoch)
-	h.Write(b[:])
-	h.Write([]byte(id))
-	x := h.Sum64()
+	const prime = 1099511628211
+	x := uint64(14695981039346656037) // FNV-1a 64, inline: no allocation per peer
+	for i := 0; i < len(run); i++ {
+		x = (x ^ uint64(run[i])) * prime
+	}
+	x *= prime // the 0 byte that ends run
+	for i := range 8 {
+		x = (x ^ (epoch >> (8 * i) & 0xff)) * prime
+	}
+	for i := 0; i < len(id); i++ {
+		x = (x ^ uint64(id[i])) * prime
+	}
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27

@@ -56,7 +56,9 @@ var (
 	ErrBadMessage = errors.New("matchmaking: bad message")
 	// ErrWrongEpoch marks a message for another run or epoch.
 	ErrWrongEpoch = errors.New("matchmaking: wrong run or epoch")
-	// ErrDuplicate marks a second announcement or view from one peer.
+	// ErrDuplicate marks a second, different announcement from one peer, or
+	// a second view from one peer in one round. An identical announcement
+	// (a gossip echo) is ignored without error.
 	ErrDuplicate = errors.New("matchmaking: duplicate")
 	// ErrLate marks an announcement that arrived after the deadline.
 	ErrLate = errors.New("matchmaking: announcement after the deadline")

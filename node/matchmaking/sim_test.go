@@ -20,7 +20,16 @@ type swarm struct {
 	mm       map[string]*Matchmaker
 	armed    map[string]time.Duration
 	rejected map[error]int // rejected messages by sentinel
+
+	// relays > 0 models gossip: a broadcast goes to relay p(i mod relays),
+	// which batches what it gets for flush and then sends it to every peer.
+	relays int
+	flush  time.Duration
+	batch  map[string][]Ready
 }
+
+// gossip is an announcement on its way to a relay.
+type gossip []Ready
 
 var sentinels = []error{ErrBadMessage, ErrWrongEpoch, ErrDuplicate, ErrLate, ErrNotReady}
 
@@ -33,6 +42,7 @@ func newSwarm(t *testing.T, seed int64, n int, cfg Config, link sim.Link) *swarm
 		mm:       make(map[string]*Matchmaker),
 		armed:    make(map[string]time.Duration),
 		rejected: make(map[error]int),
+		batch:    make(map[string][]Ready),
 	}
 	for i := range n {
 		id := fmt.Sprintf("p%03d", i)
@@ -45,6 +55,10 @@ func newSwarm(t *testing.T, seed int64, n int, cfg Config, link sim.Link) *swarm
 		s.ids = append(s.ids, id)
 		s.mm[id] = m
 		h := func(now time.Duration, from sim.ID, msg sim.Message) {
+			if g, ok := msg.Payload.(gossip); ok {
+				s.relay(id, g)
+				return
+			}
 			out, err := m.Receive(now, string(from), msg.Payload.(Msg))
 			s.reject(err)
 			s.dispatch(id, out)
@@ -94,22 +108,52 @@ func (s *swarm) after(id string, at time.Duration, fn func(time.Duration)) {
 
 func (s *swarm) dispatch(from string, out []Outgoing) {
 	for _, o := range out {
-		size := 64
+		size := 64 * len(o.Msg.Ready)
 		if o.Msg.View != nil {
 			size = 16 + 48*len(o.Msg.View.Members)
 		}
 		msg := sim.Message{Size: size, Payload: o.Msg}
-		if o.To != "" {
+		switch {
+		case o.To != "":
 			s.send(from, o.To, msg)
-			continue
-		}
-		for _, to := range s.ids {
-			if to != from {
-				s.send(from, to, msg)
+		case s.relays > 0:
+			var i int
+			fmt.Sscanf(from, "p%d", &i)
+			relay := s.ids[i%s.relays]
+			if relay == from {
+				s.relay(from, o.Msg.Ready)
+			} else {
+				s.send(from, relay, sim.Message{Size: msg.Size, Payload: gossip(o.Msg.Ready)})
 			}
+		default:
+			s.broadcast(from, msg)
 		}
 	}
 	s.arm(from)
+}
+
+func (s *swarm) broadcast(from string, msg sim.Message) {
+	for _, to := range s.ids {
+		if to != from {
+			s.send(from, to, msg)
+		}
+	}
+}
+
+// relay batches announcements at a relay and sends the batch on at its
+// next flush, to every other peer and to the relay's own Matchmaker.
+func (s *swarm) relay(id string, rs []Ready) {
+	if len(s.batch[id]) == 0 {
+		s.after(id, s.net.Now()+s.flush, func(now time.Duration) {
+			b := s.batch[id]
+			delete(s.batch, id)
+			s.broadcast(id, sim.Message{Size: 64 * len(b), Payload: Msg{Ready: b}})
+			out, err := s.mm[id].Receive(now, id, Msg{Ready: b})
+			s.reject(err)
+			s.dispatch(id, out)
+		})
+	}
+	s.batch[id] = append(s.batch[id], rs...)
 }
 
 func (s *swarm) send(from, to string, msg sim.Message) {
