@@ -24,6 +24,6 @@ func TestThousandPeers(t *testing.T) {
 	if len(byKey) != 63 || sizes[0] < 15 || sizes[len(sizes)-1] > 16 {
 		t.Fatalf("%d groups of sizes %v, want 63 of 15–16", len(byKey), sizes)
 	}
-	t.Logf("1000 peers: %d groups of %d–%d in %v wall, %v virtual, %d messages",
-		len(byKey), sizes[0], sizes[len(sizes)-1], took, s.net.Now(), s.net.Stats().Sent)
+	t.Logf("1000 peers: %d groups of %d–%d in %v wall; all done at %v virtual (deadline %v); %d messages",
+		len(byKey), sizes[0], sizes[len(sizes)-1], took, s.lastDone(), base.Deadline, s.net.Stats().Sent)
 }

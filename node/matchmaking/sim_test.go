@@ -19,7 +19,8 @@ type swarm struct {
 	ids      []string
 	mm       map[string]*Matchmaker
 	armed    map[string]time.Duration
-	rejected map[error]int // rejected messages by sentinel
+	doneAt   map[string]time.Duration // virtual time each peer finished
+	rejected map[error]int            // rejected messages by sentinel
 
 	// relays > 0 models gossip: a broadcast goes to relay p(i mod relays),
 	// which batches what it gets for flush and then sends it to every peer.
@@ -41,6 +42,7 @@ func newSwarm(t *testing.T, seed int64, n int, cfg Config, link sim.Link) *swarm
 		net:      sim.New(rand.New(rand.NewSource(seed))),
 		mm:       make(map[string]*Matchmaker),
 		armed:    make(map[string]time.Duration),
+		doneAt:   make(map[string]time.Duration),
 		rejected: make(map[error]int),
 		batch:    make(map[string][]Ready),
 	}
@@ -162,15 +164,28 @@ func (s *swarm) send(from, to string, msg sim.Message) {
 	}
 }
 
-// arm sets a timer for the peer's next tick, once per distinct time.
+// arm sets a timer for the peer's next tick, once per distinct time, and
+// notes when the peer finished.
 func (s *swarm) arm(id string) {
 	m := s.mm[id]
+	if _, ok := s.doneAt[id]; !ok && m.Done() {
+		s.doneAt[id] = s.net.Now()
+	}
 	at, ok := m.NextTick()
 	if !ok || s.armed[id] == at+1 {
 		return
 	}
 	s.armed[id] = at + 1 // +1: the zero value means unarmed
 	s.after(id, at, func(now time.Duration) { s.dispatch(id, m.Tick(now)) })
+}
+
+// lastDone is when the last peer finished.
+func (s *swarm) lastDone() time.Duration {
+	var last time.Duration
+	for _, at := range s.doneAt {
+		last = max(last, at)
+	}
+	return last
 }
 
 // groups returns every peer's group or error after the run.
