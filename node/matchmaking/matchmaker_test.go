@@ -261,3 +261,38 @@ func TestBelowMinSize(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkPartitionDuringConfirmation cuts a 16-peer group in two while
+// its views are on the wire: each side must form its own group (or fail),
+// never a view that spans the cut.
+func TestNetworkPartitionDuringConfirmation(t *testing.T) {
+	cfg := base
+	cfg.MinGroup = 4
+	s := newSwarm(t, 7, 16, cfg, lan)
+	s.announceAll(0)
+	var a, b []sim.ID
+	for i, id := range s.ids {
+		if i < 8 {
+			a = append(a, sim.ID(id))
+		} else {
+			b = append(b, sim.ID(id))
+		}
+	}
+	if err := s.net.Partition(a, b, cfg.Deadline-time.Millisecond, cfg.Deadline+3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.net.RunUntilIdle()
+	gs, errs := s.groups()
+	byKey := checkConsistent(t, s, gs)
+	if len(errs) > 0 || !slices.Equal(sizesOf(byKey), []int{8, 8}) {
+		t.Fatalf("groups %v, errors %v; want one group per side of the cut", sizesOf(byKey), errs)
+	}
+	for _, g := range byKey {
+		side := g.Members[0].ID < "p008"
+		for _, m := range g.Members {
+			if (m.ID < "p008") != side {
+				t.Fatalf("group %v spans the cut", g.Members)
+			}
+		}
+	}
+}

@@ -19,9 +19,9 @@ import (
 // group this epoch (the ranks change next epoch, so no peer is always left
 // over). Fewer than min peers make no group at all.
 //
-// Members within a group are ordered by id. The order of the ready set and
-// duplicate ids (the first is kept) do not matter; invalid entries must be
-// filtered by the caller. Partition never modifies ready.
+// Members within a group are ordered by id. The order of the ready set does
+// not matter; of entries with one id the first given is kept. Invalid
+// entries must be filtered by the caller. Partition never modifies ready.
 func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups [][]Member, leftover []Member) {
 	type ranked struct {
 		rank uint64
