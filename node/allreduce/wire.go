@@ -1,0 +1,172 @@
+package allreduce
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Wire layout of a round message, all integers little-endian:
+//
+//	version u8 | type u8 | body
+//
+//	PartMsg   (type 1): phase u8 | codec u8 | span u32 | part u32 |
+//	                    weight f64 | payload length u32 | payload
+//	ReportMsg (type 2): span u32 | count u32 | count × member u32 (strictly ascending)
+//
+// Fixed-width fields give every message exactly one encoding, so a decoder
+// has nothing non-canonical to accept. The message travels inside a netx
+// frame, which carries the total length.
+const (
+	wireVersion    = 1
+	wirePart       = 1
+	wireReport     = 2
+	wireHeaderLen  = 2
+	wirePartFixed  = 1 + 1 + 4 + 4 + 8 + 4
+	wireReportHead = 4 + 4
+)
+
+var (
+	// ErrWireVersion reports a message of a wire version this build does
+	// not speak.
+	ErrWireVersion = errors.New("allreduce: unknown wire version")
+	// ErrWireType reports a message type this build does not know, e.g. one
+	// a newer peer added; the transport logs and drops it.
+	ErrWireType = errors.New("allreduce: unknown message type")
+	// ErrWireFormat reports a malformed message: truncated, trailing bytes,
+	// a field out of range.
+	ErrWireFormat = errors.New("allreduce: malformed message")
+)
+
+// wireMaxIndex bounds span, part and member numbers so that they fit an int
+// on every platform.
+const wireMaxIndex = math.MaxInt32
+
+// EncodeMsg returns m's wire encoding. It fails for message types it does
+// not know and for fields a decoder would reject.
+func EncodeMsg(m Msg) ([]byte, error) {
+	switch m := m.(type) {
+	case PartMsg:
+		return encodePart(m)
+	case ReportMsg:
+		return encodeReport(m)
+	}
+	return nil, fmt.Errorf("encode %T: %w", m, ErrWireType)
+}
+
+func encodePart(m PartMsg) ([]byte, error) {
+	switch {
+	case m.Phase != ReduceScatter && m.Phase != AllGather:
+		return nil, fmt.Errorf("encode part: %v: %w", m.Phase, ErrWireFormat)
+	case !inIndexRange(m.Span) || !inIndexRange(m.Part):
+		return nil, fmt.Errorf("encode part: span %d, part %d: %w", m.Span, m.Part, ErrWireFormat)
+	case math.IsNaN(m.Weight) || math.IsInf(m.Weight, 0):
+		return nil, fmt.Errorf("encode part: weight %v: %w", m.Weight, ErrWireFormat)
+	case uint64(len(m.Payload)) > math.MaxUint32:
+		return nil, fmt.Errorf("encode part: %d-byte payload: %w", len(m.Payload), ErrWireFormat)
+	}
+	b := make([]byte, wireHeaderLen+wirePartFixed, wireHeaderLen+wirePartFixed+len(m.Payload))
+	b[0], b[1], b[2], b[3] = wireVersion, wirePart, byte(m.Phase), byte(m.Codec)
+	binary.LittleEndian.PutUint32(b[4:], uint32(m.Span))
+	binary.LittleEndian.PutUint32(b[8:], uint32(m.Part))
+	binary.LittleEndian.PutUint64(b[12:], math.Float64bits(m.Weight))
+	binary.LittleEndian.PutUint32(b[20:], uint32(len(m.Payload)))
+	return append(b, m.Payload...), nil
+}
+
+func encodeReport(m ReportMsg) ([]byte, error) {
+	if !inIndexRange(m.Span) {
+		return nil, fmt.Errorf("encode report: span %d: %w", m.Span, ErrWireFormat)
+	}
+	b := make([]byte, wireHeaderLen+wireReportHead, wireHeaderLen+wireReportHead+4*len(m.Have))
+	b[0], b[1] = wireVersion, wireReport
+	binary.LittleEndian.PutUint32(b[2:], uint32(m.Span))
+	binary.LittleEndian.PutUint32(b[6:], uint32(len(m.Have)))
+	for i, h := range m.Have {
+		if !inIndexRange(h) || (i > 0 && h <= m.Have[i-1]) {
+			return nil, fmt.Errorf("encode report: members %v not ascending in range: %w", m.Have, ErrWireFormat)
+		}
+		b = binary.LittleEndian.AppendUint32(b, uint32(h))
+	}
+	return b, nil
+}
+
+func inIndexRange(v int) bool { return v >= 0 && int64(v) <= wireMaxIndex }
+
+// DecodeMsg parses one encoded message. A PartMsg's Payload aliases b. It
+// rejects payloads longer than maxPayload bytes (no limit if maxPayload <
+// 0), and never allocates more
+// than len(b) justifies.
+func DecodeMsg(b []byte, maxPayload int) (Msg, error) {
+	if len(b) < wireHeaderLen {
+		return nil, fmt.Errorf("decode %d-byte message: %w", len(b), ErrWireFormat)
+	}
+	if b[0] != wireVersion {
+		return nil, fmt.Errorf("decode message version %d: %w", b[0], ErrWireVersion)
+	}
+	body := b[wireHeaderLen:]
+	switch b[1] {
+	case wirePart:
+		return decodePart(body, maxPayload)
+	case wireReport:
+		return decodeReport(body)
+	}
+	return nil, fmt.Errorf("decode message type %d: %w", b[1], ErrWireType)
+}
+
+func decodePart(b []byte, maxPayload int) (Msg, error) {
+	if len(b) < wirePartFixed {
+		return nil, fmt.Errorf("decode part: %d bytes, want >= %d: %w", len(b), wirePartFixed, ErrWireFormat)
+	}
+	m := PartMsg{Phase: Phase(b[0]), Codec: CodecID(b[1])}
+	if m.Phase != ReduceScatter && m.Phase != AllGather {
+		return nil, fmt.Errorf("decode part: %v: %w", m.Phase, ErrWireFormat)
+	}
+	span, part := binary.LittleEndian.Uint32(b[2:]), binary.LittleEndian.Uint32(b[6:])
+	if span > wireMaxIndex || part > wireMaxIndex {
+		return nil, fmt.Errorf("decode part: span %d, part %d: %w", span, part, ErrWireFormat)
+	}
+	m.Span, m.Part = int(span), int(part)
+	m.Weight = math.Float64frombits(binary.LittleEndian.Uint64(b[10:]))
+	if math.IsNaN(m.Weight) || math.IsInf(m.Weight, 0) {
+		return nil, fmt.Errorf("decode part: weight %v: %w", m.Weight, ErrWireFormat)
+	}
+	n := uint64(binary.LittleEndian.Uint32(b[18:]))
+	rest := b[wirePartFixed:]
+	if n != uint64(len(rest)) {
+		return nil, fmt.Errorf("decode part: payload length %d, %d bytes follow: %w", n, len(rest), ErrWireFormat)
+	}
+	if maxPayload >= 0 && n > uint64(maxPayload) {
+		return nil, fmt.Errorf("decode part: %d-byte payload, limit %d: %w", n, maxPayload, ErrWireFormat)
+	}
+	m.Payload = rest
+	return m, nil
+}
+
+func decodeReport(b []byte) (Msg, error) {
+	if len(b) < wireReportHead {
+		return nil, fmt.Errorf("decode report: %d bytes, want >= %d: %w", len(b), wireReportHead, ErrWireFormat)
+	}
+	span, count := binary.LittleEndian.Uint32(b), uint64(binary.LittleEndian.Uint32(b[4:]))
+	rest := b[wireReportHead:]
+	if span > wireMaxIndex {
+		return nil, fmt.Errorf("decode report: span %d: %w", span, ErrWireFormat)
+	}
+	// Checked before allocating, so a huge count costs nothing.
+	if count*4 != uint64(len(rest)) {
+		return nil, fmt.Errorf("decode report: %d members, %d bytes follow: %w", count, len(rest), ErrWireFormat)
+	}
+	m := ReportMsg{Span: int(span)}
+	if count > 0 {
+		m.Have = make([]int, count)
+	}
+	for i := range m.Have {
+		h := binary.LittleEndian.Uint32(rest[4*i:])
+		if h > wireMaxIndex || (i > 0 && int(h) <= m.Have[i-1]) {
+			return nil, fmt.Errorf("decode report: member %d at %d not ascending in range: %w", h, i, ErrWireFormat)
+		}
+		m.Have[i] = int(h)
+	}
+	return m, nil
+}
