@@ -1,0 +1,226 @@
+package allreduce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/rs/zerolog"
+
+	"github.com/dtrain-dev/dtrain/netx"
+)
+
+// inboxSize bounds decoded messages waiting for the round goroutine; a full
+// inbox holds back the streams' readers, which is QUIC flow control's job.
+const inboxSize = 64
+
+// reopenBackoff spaces attempts to open a stream to a member that has not
+// registered the round's handler yet, or whose stream just failed.
+const reopenBackoff = 50 * time.Millisecond
+
+// inbound is one decoded message from a member.
+type inbound struct {
+	from int
+	msg  Msg
+}
+
+// transport is the I/O around one Round: streams, queues and goroutines.
+type transport struct {
+	h        netx.Host
+	proto    protocol.ID
+	peers    []peer.ID
+	self     int
+	log      zerolog.Logger
+	maxFrame int
+	deadline time.Time // the round's end: no I/O waits past it
+	inbox    chan inbound
+
+	ctx    context.Context // ends all I/O
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // readers and writers
+
+	mu      sync.Mutex
+	closed  bool
+	readers map[network.Stream]bool
+	writers map[int]*peerWriter
+}
+
+// RunRound drives r over libp2p streams on proto until it is done or ctx
+// ends, and returns its result. peers[i] is member i of r's group; the
+// member whose ID is h.ID() is this peer. Every tick the round sees the
+// clock, so its part and round timeouts fire within a tick of their time.
+// Logs go to zerolog.Ctx(ctx).
+func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *Round, tick time.Duration) (Result, error) {
+	if len(peers) != len(r.cfg.Group.Members) {
+		return Result{}, fmt.Errorf("run round: %d peers for a group of %d", len(peers), len(r.cfg.Group.Members))
+	}
+	if peers[r.cfg.Self] != h.ID() {
+		return Result{}, fmt.Errorf("run round: member %d is %s, this host is %s", r.cfg.Self, peers[r.cfg.Self], h.ID())
+	}
+	if tick <= 0 {
+		tick = 10 * time.Millisecond
+	}
+	start := time.Now()
+	t := &transport{
+		h: h, proto: proto, peers: peers, self: r.cfg.Self,
+		log:      zerolog.Ctx(ctx).With().Str("protocol", string(proto)).Logger(),
+		maxFrame: maxRoundFrame(r.cfg),
+		deadline: start.Add(r.cfg.RoundTimeout),
+		inbox:    make(chan inbound, inboxSize),
+		readers:  map[network.Stream]bool{},
+		writers:  map[int]*peerWriter{},
+	}
+	t.ctx, t.cancel = context.WithDeadline(ctx, t.deadline)
+	h.SetStreamHandler(proto, t.handle)
+	defer t.close()
+
+	now := func() time.Duration { return time.Since(start) }
+	t.send(r.Start(now()))
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	for !r.Done() {
+		select {
+		case in := <-t.inbox:
+			out, err := r.Receive(now(), in.from, in.msg)
+			if err != nil {
+				t.log.Debug().Err(err).Int("member", in.from).Msg("round rejected message")
+			}
+			t.send(out)
+		case <-ticker.C:
+			t.send(r.Tick(now()))
+		case <-ctx.Done():
+			return Result{}, fmt.Errorf("run round: %w", ctx.Err())
+		}
+	}
+	t.drain()
+	return r.Result()
+}
+
+// maxRoundFrame is the largest encoded message a round of cfg sends.
+func maxRoundFrame(cfg RoundConfig) int {
+	payload := max(4*cfg.PartSize, cfg.Codec.EncodedLen(cfg.PartSize))
+	report := wireReportHead + 4*len(cfg.Group.Members)
+	return wireHeaderLen + max(wirePartFixed+payload, report)
+}
+
+// send queues each message for its member's writer.
+func (t *transport) send(out []Outgoing) {
+	for _, o := range out {
+		if o.To < 0 || o.To >= len(t.peers) || o.To == t.self {
+			t.log.Warn().Int("member", o.To).Msg("round addressed a message to no other member")
+			continue
+		}
+		t.writer(o.To).push(o.Msg)
+	}
+}
+
+// writer returns member i's writer, starting it on first use.
+func (t *transport) writer(i int) *peerWriter {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.writers[i]
+	if w == nil {
+		w = &peerWriter{t: t, to: i, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+		t.writers[i] = w
+		t.wg.Add(1)
+		go w.run()
+	}
+	return w
+}
+
+// handle reads one inbound stream: frames from a known member, decoded and
+// passed to the round goroutine. Streams from peers outside the group are
+// reset.
+func (t *transport) handle(s network.Stream) {
+	from := -1
+	for i, p := range t.peers {
+		if p == s.Conn().RemotePeer() && i != t.self {
+			from = i
+		}
+	}
+	t.mu.Lock()
+	if t.closed || from < 0 {
+		t.mu.Unlock()
+		_ = s.Reset()
+		return
+	}
+	t.readers[s] = true
+	t.wg.Add(1)
+	t.mu.Unlock()
+	defer t.wg.Done()
+	defer func() {
+		t.mu.Lock()
+		delete(t.readers, s)
+		t.mu.Unlock()
+	}()
+	t.read(s, from)
+}
+
+func (t *transport) read(s network.Stream, from int) {
+	_ = s.SetReadDeadline(t.deadline)
+	log := t.log.With().Int("member", from).Str("peer", t.peers[from].String()).Logger()
+	for {
+		// A fresh buffer per frame: a part's payload aliases it and the
+		// round may hold it after this loop moves on.
+		b, err := netx.ReadFrame(s, nil, t.maxFrame)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) && t.ctx.Err() == nil {
+				log.Debug().Err(err).Msg("round stream ended")
+			}
+			_ = s.Reset()
+			return
+		}
+		m, err := DecodeMsg(b, t.maxFrame)
+		if err != nil {
+			// A message of a type this build does not know (a newer peer)
+			// is dropped; the stream's framing is intact, so go on.
+			log.Warn().Err(err).Int("bytes", len(b)).Msg("dropped round message")
+			continue
+		}
+		select {
+		case t.inbox <- inbound{from: from, msg: m}:
+		case <-t.ctx.Done():
+			_ = s.Reset()
+			return
+		}
+	}
+}
+
+// drain lets the writers send what the finished round still owes the others
+// (an owner's all-gather parts), until the queues are empty or the round's
+// deadline.
+func (t *transport) drain() {
+	t.mu.Lock()
+	ws := make([]*peerWriter, 0, len(t.writers))
+	for _, w := range t.writers {
+		ws = append(ws, w)
+	}
+	t.mu.Unlock()
+	for _, w := range ws {
+		w.finish()
+	}
+	for _, w := range ws {
+		select {
+		case <-w.exited:
+		case <-t.ctx.Done():
+		}
+	}
+}
+
+// close ends every goroutine and stream of the round and removes its handler.
+func (t *transport) close() {
+	t.h.RemoveStreamHandler(t.proto)
+	t.mu.Lock()
+	t.closed = true
+	for s := range t.readers {
+		_ = s.Reset()
+	}
+	t.mu.Unlock()
+	t.cancel()
+	t.wg.Wait()
+}

@@ -1,0 +1,196 @@
+package allreduce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dtrain-dev/dtrain/netx"
+)
+
+const testRoundProto = "/dtrain/test/allreduce/1.0.0"
+
+// loopbackNodes starts n netx nodes on loopback QUIC, each connected to
+// every other directly.
+func loopbackNodes(t testing.TB, ctx context.Context, n int) []*netx.Node {
+	t.Helper()
+	cfg := netx.DefaultConfig()
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	cfg.EnableNAT = false
+	nodes := make([]*netx.Node, n)
+	for i := range nodes {
+		nd, err := netx.New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		nodes[i] = nd
+	}
+	for i, a := range nodes {
+		for _, b := range nodes[i+1:] {
+			if err := a.Host().Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Host().Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return nodes
+}
+
+// loopbackRound runs one round among nodes with the given roles (weights
+// random) and returns every member's result and error. crash, if >= 0, is a
+// member whose host closes crashAfter into the round.
+type loopbackRound struct {
+	roles      []Role
+	n, part    int
+	codec      Codec
+	crash      int
+	crashAfter time.Duration
+	timeout    time.Duration
+}
+
+func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (Group, [][]float32, []Result, []error, time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodes := loopbackNodes(t, ctx, len(lr.roles))
+	var g Group
+	peers := make([]peer.ID, len(nodes))
+	for i, nd := range nodes {
+		peers[i] = nd.ID()
+		m := Member{ID: nd.ID().String(), Role: lr.roles[i]}
+		if m.Role != RoleAux {
+			m.Weight = float64(1 + rng.Intn(100))
+		}
+		g.Members = append(g.Members, m)
+	}
+	vecs := randomVectors(rng, g, lr.n)
+	base := roundConfig(t, g, lr.n, lr.part, lr.codec)
+	if lr.timeout > 0 {
+		base.PartTimeout, base.ReduceTimeout, base.RoundTimeout = lr.timeout/5, lr.timeout/2, lr.timeout
+	}
+	results := make([]Result, len(nodes))
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for i, nd := range nodes {
+		cfg := base
+		cfg.Self, cfg.Vector = i, vecs[i]
+		r, err := NewRound(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == lr.crash {
+			time.AfterFunc(lr.crashAfter, func() { nd.Close() })
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = RunRound(ctx, nd.Host(), testRoundProto, peers, r, 10*time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	return g, vecs, results, errs, time.Since(begin)
+}
+
+// checkLoopback asserts that the members in ok hold the same contributors
+// (want) and bitwise the same vector, within the codec's bound of the
+// exact weighted mean.
+func checkLoopback(t *testing.T, g Group, vecs [][]float32, res []Result, ok, want []int, codec Codec) {
+	t.Helper()
+	rounds := make([]*Round, len(res))
+	for _, i := range ok {
+		rounds[i] = &Round{cfg: RoundConfig{Len: len(vecs[want[0]])}, done: true,
+			result: res[i].Vector, contributors: res[i].Contributors}
+	}
+	checkAgreed(t, g, vecs, rounds, ok, want, codec)
+}
+
+// TestRunRoundLoopback: 4 and 6 peers on loopback QUIC, roles mixed, end
+// with the exact weighted mean (codec none) or within int8's bound, all
+// bitwise equal.
+func TestRunRoundLoopback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	for _, tc := range []struct {
+		roles []Role
+		codec CodecID
+	}{
+		{[]Role{RoleFull, RoleFull, RoleClient, RoleAux}, CodecNone},
+		{[]Role{RoleFull, RoleClient, RoleFull, RoleAux, RoleFull, RoleFull}, CodecNone},
+		{[]Role{RoleFull, RoleFull, RoleClient, RoleAux}, CodecInt8},
+	} {
+		t.Run(fmt.Sprintf("%d-%v", len(tc.roles), tc.codec), func(t *testing.T) {
+			codec, _ := CodecByID(tc.codec)
+			rng := rand.New(rand.NewSource(int64(len(tc.roles))))
+			lr := loopbackRound{roles: tc.roles, n: 100_003, part: 4096, codec: codec, crash: -1}
+			g, vecs, res, errs, took := lr.run(t, rng)
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("member %d: %v", i, err)
+				}
+			}
+			checkLoopback(t, g, vecs, res, allMembers(g), contributorsOf(g), codec)
+			t.Logf("%d peers, %d values, %v: %v", len(tc.roles), lr.n, tc.codec, took)
+		})
+	}
+}
+
+// TestRunRoundLoopbackCrash: a member whose host closes mid-round never
+// makes the others hang: they end by the round deadline, either agreeing
+// on a result over contributors without it, or with a clean error.
+func TestRunRoundLoopbackCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	for _, after := range []time.Duration{0, 20 * time.Millisecond} {
+		t.Run(fmt.Sprint(after), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(7))
+			lr := loopbackRound{roles: []Role{RoleFull, RoleFull, RoleClient, RoleFull}, n: 1 << 20, part: 1 << 14,
+				codec: noneCodec{}, crash: 3, crashAfter: after, timeout: 3 * time.Second}
+			g, vecs, res, errs, took := lr.run(t, rng)
+			if took > lr.timeout+2*time.Second {
+				t.Fatalf("survivors took %v, round deadline %v", took, lr.timeout)
+			}
+			var ok []int
+			for i := range 3 {
+				switch {
+				case errs[i] == nil:
+					ok = append(ok, i)
+				case !errors.Is(errs[i], ErrSpanLost) && !errors.Is(errs[i], ErrNoContributors):
+					t.Fatalf("member %d: unclean error %v", i, errs[i])
+				}
+			}
+			if len(ok) > 0 {
+				checkLoopback(t, g, vecs, res, ok, res[ok[0]].Contributors, noneCodec{})
+			}
+			t.Logf("crash after %v: took %v, %d of 3 survivors with a result; member 0: %v", after, took, len(ok), errors.Is(errs[0], ErrSpanLost))
+		})
+	}
+}
+
+// TestRunRoundLoopback16MB reports the time for 4 full peers averaging
+// 16 MB over loopback QUIC.
+func TestRunRoundLoopback16MB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("16 MB over libp2p")
+	}
+	rng := rand.New(rand.NewSource(16))
+	lr := loopbackRound{roles: []Role{RoleFull, RoleFull, RoleFull, RoleFull}, n: 4 << 20, part: 1 << 18,
+		codec: noneCodec{}, crash: -1, timeout: 60 * time.Second}
+	g, vecs, res, errs, took := lr.run(t, rng)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+	}
+	checkLoopback(t, g, vecs, res, allMembers(g), contributorsOf(g), noneCodec{})
+	// Each peer sends and receives 2(N-1)/N of the vector.
+	bytes := float64(16<<20) * 2 * 3 / 4
+	t.Logf("4 peers, 16 MB: %v, %.2f Gbit/s per peer", took, bytes*8/took.Seconds()/1e9)
+}

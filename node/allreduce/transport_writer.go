@@ -1,0 +1,133 @@
+package allreduce
+
+import (
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/dtrain-dev/dtrain/netx"
+)
+
+// peerWriter sends one member's messages in order on one stream of its own,
+// so a slow member holds back only its own queue. The queue is bounded by
+// what the round produces for that member (the round emits each part once),
+// and the writer drops it when the round ends.
+type peerWriter struct {
+	t    *transport
+	to   int
+	wake chan struct{} // a message was queued, or finish was called
+
+	mu       sync.Mutex
+	queue    []Msg
+	finished bool          // no more messages; exit once the queue is empty
+	exited   chan struct{} // closed when run returns
+}
+
+func (w *peerWriter) push(m Msg) {
+	w.mu.Lock()
+	w.queue = append(w.queue, m)
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *peerWriter) finish() {
+	w.mu.Lock()
+	w.finished = true
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *peerWriter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *peerWriter) isFinished() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.finished
+}
+
+// next takes the queue's head; ok is false once finished and empty.
+func (w *peerWriter) next() (m Msg, ok, wait bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) > 0 {
+		m, w.queue[0] = w.queue[0], nil
+		w.queue = w.queue[1:]
+		return m, true, false
+	}
+	return nil, false, !w.finished
+}
+
+func (w *peerWriter) run() {
+	defer w.t.wg.Done()
+	defer close(w.exited)
+	t := w.t
+	log := t.log.With().Int("member", w.to).Str("peer", t.peers[w.to].String()).Logger()
+	var s network.Stream
+	defer func() {
+		if s != nil {
+			_ = s.Close()
+		}
+	}()
+	for {
+		m, ok, wait := w.next()
+		if !ok {
+			if !wait {
+				return
+			}
+			select {
+			case <-w.wake:
+				continue
+			case <-t.ctx.Done():
+				return
+			}
+		}
+		b, err := EncodeMsg(m)
+		if err != nil {
+			log.Warn().Err(err).Msg("round message not encodable")
+			continue
+		}
+		if s == nil {
+			if s = w.open(); s == nil {
+				return // the round ended before the member could be reached
+			}
+		}
+		_ = s.SetWriteDeadline(t.deadline)
+		if err := netx.WriteFrame(s, b, t.maxFrame); err != nil {
+			// The message is lost; the round's timeouts decide what that
+			// means. Later messages try a new stream.
+			log.Debug().Err(err).Int("bytes", len(b)).Msg("round message not sent")
+			_ = s.Reset()
+			s = nil
+			if w.isFinished() {
+				return // the round is over: no retries for what is left
+			}
+		}
+	}
+}
+
+// open opens a stream to the member, retrying while it has not yet
+// registered the round's handler, until the round's context ends.
+func (w *peerWriter) open() network.Stream {
+	t := w.t
+	for {
+		s, err := t.h.NewStream(t.ctx, t.peers[w.to], t.proto)
+		if err == nil {
+			return s
+		}
+		t.log.Debug().Err(err).Int("member", w.to).Msg("open round stream")
+		if w.isFinished() {
+			return nil // the round is over: one try only
+		}
+		select {
+		case <-time.After(reopenBackoff):
+		case <-t.ctx.Done():
+			return nil
+		}
+	}
+}
