@@ -70,3 +70,17 @@ type Outgoing struct {
 	To  int
 	Msg Msg
 }
+
+// LostMsg says that member Owner, the current owner of span Span, is
+// believed lost: its report or its all-gather parts stopped arriving. A
+// member that receives one accepts it (a false suspicion only costs a
+// re-reduction) and moves every span Owner held to the next live reducer.
+type LostMsg struct {
+	Span  int
+	Owner int
+}
+
+// Size is the message's size on the wire.
+func (LostMsg) Size() int { return 8 }
+
+func (LostMsg) roundMsg() {}

@@ -6,64 +6,91 @@ import (
 	"time"
 )
 
-// startOwner prepares the reduction of this member's span; its own
-// contribution, if any, is local and complete from the start.
-func (r *Round) startOwner(now time.Duration) {
+// spanOwner is the reduction state of one span this member owns: its
+// original span, or one it took over from a lost owner.
+type spanOwner struct {
+	got      [][]bool        // [member][part] received
+	missing  []int           // parts still missing per contributor
+	last     []time.Duration // last progress per contributor
+	values   [][]float32     // decoded span values per contributor
+	reportBy time.Duration   // when it reports whatever it has
+	reported bool
+	gathered bool
+}
+
+// startOwner prepares the reduction of span k from now on; this member's
+// own contribution, if any, is local and complete from the start.
+func (r *Round) startOwner(now time.Duration, k int, reportBy time.Duration) *spanOwner {
 	n := len(r.cfg.Group.Members)
-	r.got = make([][]bool, n)
-	r.missing = make([]int, n)
-	r.last = make([]time.Duration, n)
-	r.values = make([][]float32, n)
-	s := r.cfg.Spans[r.mySpan]
+	o := &spanOwner{
+		got: make([][]bool, n), missing: make([]int, n), last: make([]time.Duration, n),
+		values: make([][]float32, n), reportBy: reportBy,
+	}
+	s := r.cfg.Spans[k]
 	for i, m := range r.cfg.Group.Members {
 		if !m.Role.contributes() {
 			continue
 		}
-		r.last[i] = now
+		o.last[i] = now
 		if i == r.cfg.Self {
-			r.values[i] = r.cfg.Vector[s.Begin:s.End]
+			o.values[i] = r.cfg.Vector[s.Begin:s.End]
 			continue
 		}
-		r.got[i] = make([]bool, r.parts[r.mySpan])
-		r.missing[i] = r.parts[r.mySpan]
+		o.got[i] = make([]bool, r.parts[k])
+		o.missing[i] = r.parts[k]
 	}
+	r.own[k] = o
+	return o
 }
 
-// receiveContribution checks and buffers one reduce-scatter part.
-func (r *Round) receiveContribution(now time.Duration, from int, m PartMsg) error {
-	if r.mySpan < 0 || m.Span != r.mySpan {
-		return fmt.Errorf("reduce-scatter part for span %d, but this member owns span %d", m.Span, r.mySpan)
+// receiveContribution checks and buffers one reduce-scatter part. A part
+// for a span this member would own after the current owner is taken as
+// word that the owners before it are lost.
+func (r *Round) receiveContribution(now time.Duration, from int, m PartMsg) ([]Outgoing, error) {
+	if m.Span < 0 || m.Span >= len(r.cfg.Spans) {
+		return nil, fmt.Errorf("reduce-scatter part for span %d of %d", m.Span, len(r.cfg.Spans))
 	}
-	if r.reported {
-		return errors.New("reduce-scatter part after this owner reported")
+	var out []Outgoing
+	if r.own[m.Span] == nil && r.parts[m.Span] > 0 && r.chainPos(m.Span, r.cfg.Self) > r.chainPos(m.Span, r.ownerOf[m.Span]) {
+		out = r.advanceTo(now, m.Span, r.cfg.Self)
+	}
+	o := r.own[m.Span]
+	if o == nil {
+		return out, fmt.Errorf("reduce-scatter part for span %d, which this member does not own", m.Span)
+	}
+	if o.gathered || (o.reported && !r.agreed) {
+		return out, errors.New("reduce-scatter part after this owner reported")
 	}
 	sender := r.cfg.Group.Members[from]
 	if !sender.Role.contributes() {
-		return fmt.Errorf("reduce-scatter part from a member with role %v", sender.Role)
+		return out, fmt.Errorf("reduce-scatter part from a member with role %v", sender.Role)
 	}
 	if m.Weight != sender.Weight {
-		return fmt.Errorf("weight %v, the group says %v", m.Weight, sender.Weight)
+		return out, fmt.Errorf("weight %v, the group says %v", m.Weight, sender.Weight)
 	}
 	if err := r.checkPart(m); err != nil {
-		return err
+		return out, err
 	}
-	if r.got[from][m.Part] {
-		return fmt.Errorf("duplicate reduce-scatter part %d", m.Part)
+	if o.got[from][m.Part] {
+		return out, fmt.Errorf("duplicate reduce-scatter part %d", m.Part)
 	}
-	s := r.cfg.Spans[r.mySpan]
-	if r.values[from] == nil {
-		r.values[from] = make([]float32, s.Len())
+	s := r.cfg.Spans[m.Span]
+	if o.values[from] == nil {
+		o.values[from] = make([]float32, s.Len())
 	}
-	lo, hi := r.partRange(r.mySpan, m.Part)
+	lo, hi := r.partRange(m.Span, m.Part)
 	// A part that fails to decode stays missing, so what Decode left in
 	// the buffer is overwritten by a good copy or never used.
-	if err := r.cfg.Codec.Decode(r.values[from][lo-s.Begin:hi-s.Begin], m.Payload); err != nil {
-		return err
+	if err := r.cfg.Codec.Decode(o.values[from][lo-s.Begin:hi-s.Begin], m.Payload); err != nil {
+		return out, err
 	}
-	r.got[from][m.Part] = true
-	r.missing[from]--
-	r.last[from] = now
-	return nil
+	o.got[from][m.Part] = true
+	o.missing[from]--
+	o.last[from] = now
+	if r.agreed && o.reported {
+		out = append(out, r.maybeGather(m.Span)...)
+	}
+	return out, nil
 }
 
 // checkPart checks what every part must satisfy: the round's codec and a
@@ -78,163 +105,112 @@ func (r *Round) checkPart(m PartMsg) error {
 	return nil
 }
 
-// maybeReport sends this owner's report once every contributor's parts are
-// in, or the reduce deadline has passed, or every contributor still missing
-// parts has sent nothing for PartTimeout.
+// maybeReport sends the report of every owned span whose contributors'
+// parts are all in, or whose report deadline has passed, or whose every
+// contributor still missing parts has sent nothing for PartTimeout. A
+// replacement owner holding the lost owner's report reports that same set
+// when it received all of it, so members that agreed on it stay agreed.
 func (r *Round) maybeReport(now time.Duration) []Outgoing {
-	if r.mySpan < 0 || r.reported {
-		return nil
-	}
-	reduceBy := r.cfg.ReduceTimeout
-	if reduceBy == 0 {
-		reduceBy = r.cfg.RoundTimeout / 2
-	}
-	complete, stalled := true, true
-	for i, left := range r.missing {
-		if left > 0 {
-			complete = false
-			stalled = stalled && r.cfg.PartTimeout > 0 && now-r.last[i] >= r.cfg.PartTimeout
+	var out []Outgoing
+	for k, o := range r.own {
+		if o == nil || o.reported {
+			continue
 		}
-	}
-	if !complete && !stalled && now-r.start < reduceBy {
-		return nil
-	}
-	r.reported = true
-	var have []int
-	for i, m := range r.cfg.Group.Members {
-		if m.Role.contributes() && r.missing[i] == 0 {
-			have = append(have, i)
+		complete, stalled := true, true
+		for i, left := range o.missing {
+			if left > 0 {
+				complete = false
+				stalled = stalled && r.cfg.PartTimeout > 0 && now-o.last[i] >= r.cfg.PartTimeout
+			}
 		}
+		if !complete && !stalled && now < o.reportBy {
+			continue
+		}
+		o.reported = true
+		var have []int
+		for i, m := range r.cfg.Group.Members {
+			if m.Role.contributes() && o.missing[i] == 0 {
+				have = append(have, i)
+			}
+		}
+		if prior := r.lostReport[k]; prior != nil && subset(prior, have) {
+			have = prior
+		}
+		r.reports[k], r.haveReport[k], r.reportFrom[k] = have, true, r.cfg.Self
+		out = append(out, r.broadcast(ReportMsg{Span: k, Have: have})...)
 	}
-	r.reports[r.mySpan], r.haveReport[r.mySpan] = have, true
+	return out
+}
+
+// broadcast sends msg to every other member.
+func (r *Round) broadcast(msg Msg) []Outgoing {
 	var out []Outgoing
 	for i := range r.cfg.Group.Members {
 		if i != r.cfg.Self {
-			out = append(out, Outgoing{To: i, Msg: ReportMsg{Span: r.mySpan, Have: have}})
+			out = append(out, Outgoing{To: i, Msg: msg})
 		}
 	}
 	return out
 }
 
-// receiveReport checks and records an owner's report.
-func (r *Round) receiveReport(from int, m ReportMsg) error {
-	k := r.spanOf[from]
-	if k < 0 || m.Span != k || r.parts[k] == 0 {
-		return fmt.Errorf("report for span %d from a member owning span %d", m.Span, k)
+func subset(a, b []int) bool {
+	in := make(map[int]bool, len(b))
+	for _, x := range b {
+		in[x] = true
 	}
-	if r.haveReport[k] {
-		return fmt.Errorf("second report for span %d", k)
+	for _, x := range a {
+		if !in[x] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameSet(a, b []int) bool {
+	return len(a) == len(b) && subset(a, b)
+}
+
+// receiveReport checks and records the report of span m.Span's owner. A
+// report from a later owner in the span's chain means the earlier ones are
+// lost. Once this member has agreed, a replacement's report is accepted
+// only if it equals the one agreed on; otherwise the span stays lost here.
+func (r *Round) receiveReport(now time.Duration, from int, m ReportMsg) ([]Outgoing, error) {
+	k := m.Span
+	if k < 0 || k >= len(r.cfg.Spans) || r.parts[k] == 0 {
+		return nil, fmt.Errorf("report for span %d, not a non-empty span", k)
+	}
+	out, err := r.checkOwner(now, k, from)
+	if err != nil {
+		return out, err
 	}
 	prev := -1
 	for _, c := range m.Have {
 		if c <= prev || c >= len(r.cfg.Group.Members) || !r.cfg.Group.Members[c].Role.contributes() {
-			return fmt.Errorf("report lists %v: want ascending indices of contributing members", m.Have)
+			return out, fmt.Errorf("report lists %v: want ascending indices of contributing members", m.Have)
 		}
 		prev = c
 	}
-	r.reports[k], r.haveReport[k] = append([]int(nil), m.Have...), true
-	return nil
+	switch {
+	case r.haveReport[k] && r.reportFrom[k] == from:
+		return out, fmt.Errorf("second report for span %d", k)
+	case r.haveReport[k] && !sameSet(r.reports[k], m.Have):
+		return out, fmt.Errorf("report %v for span %d differs from the agreed %v", m.Have, k, r.reports[k])
+	}
+	r.reports[k], r.haveReport[k], r.reportFrom[k] = append([]int(nil), m.Have...), true, from
+	return out, nil
 }
 
-// maybeAgree fixes the contributors once every non-empty span has reported,
-// and then, on an owner, averages its span and sends it to every member
-// that takes a result.
-func (r *Round) maybeAgree() []Outgoing {
-	if r.agreed || r.done {
-		return nil
+// checkOwner accepts from as span k's owner: the current one, or a later
+// one in the chain, which makes the owners before it lost.
+func (r *Round) checkOwner(now time.Duration, k, from int) ([]Outgoing, error) {
+	pos, cur := r.chainPos(k, from), r.chainPos(k, r.ownerOf[k])
+	switch {
+	case pos < 0:
+		return nil, fmt.Errorf("span %d message from member %d, which cannot own it", k, from)
+	case pos < cur || r.ownerOf[k] < 0 || r.lost[from]:
+		return nil, fmt.Errorf("span %d message from member %d, an owner already lost", k, from)
+	case pos > cur:
+		return r.advanceTo(now, k, from), nil
 	}
-	count := make([]int, len(r.cfg.Group.Members))
-	owners := 0
-	for k := range r.cfg.Spans {
-		if r.parts[k] == 0 {
-			continue
-		}
-		if !r.haveReport[k] {
-			return nil
-		}
-		owners++
-		for _, c := range r.reports[k] {
-			count[c]++
-		}
-	}
-	var set []int
-	for c, n := range count {
-		if n == owners {
-			set = append(set, c)
-		}
-	}
-	if len(set) == 0 {
-		r.done, r.err = true, fmt.Errorf("%w: owners' reports %v", ErrNoContributors, r.reports)
-		return nil
-	}
-	r.agreed, r.contributors = true, set
-	if r.mySpan < 0 {
-		return nil
-	}
-	return r.gatherMine()
-}
-
-// gatherMine averages this owner's span over the agreed contributors and
-// returns its parts for every member that takes a result. The sum runs in
-// member order in float64, so the mean does not depend on arrival order and
-// is the exact weighted mean rounded once to float32. The owner keeps what
-// the others will decode, so all members hold the same vector.
-func (r *Round) gatherMine() []Outgoing {
-	k := r.mySpan
-	s := r.cfg.Spans[k]
-	var total float64
-	for _, c := range r.contributors {
-		total += r.cfg.Group.Members[c].Weight
-	}
-	mean := make([]float32, s.Len())
-	for i := range mean {
-		var acc float64
-		for _, c := range r.contributors {
-			acc += r.cfg.Group.Members[c].Weight * float64(r.values[c][i])
-		}
-		mean[i] = float32(acc / total)
-	}
-	var out []Outgoing
-	for p := 0; p < r.parts[k]; p++ {
-		lo, hi := r.partRange(k, p)
-		payload := r.cfg.Codec.Encode(nil, mean[lo-s.Begin:hi-s.Begin])
-		if r.result != nil {
-			// Decoding our own encoding of finite values cannot fail.
-			_ = r.cfg.Codec.Decode(r.result[lo:hi], payload)
-		}
-		r.gathered[k][p] = true
-		for i, m := range r.cfg.Group.Members {
-			if i != r.cfg.Self && m.Role.contributes() {
-				out = append(out, Outgoing{To: i, Msg: PartMsg{
-					Phase: AllGather, Span: k, Part: p, Codec: r.cfg.Codec.ID(), Payload: payload,
-				}})
-			}
-		}
-	}
-	r.gatherGot[k] = r.parts[k]
-	r.values = nil
-	return out
-}
-
-// receiveGathered checks and stores one all-gather part.
-func (r *Round) receiveGathered(from int, m PartMsg) error {
-	if r.result == nil {
-		return errors.New("all-gather part to an aux member, which takes no result")
-	}
-	if m.Span < 0 || m.Span >= len(r.cfg.Spans) || r.cfg.Spans[m.Span].Peer != from {
-		return fmt.Errorf("all-gather part for span %d, which the sender does not own", m.Span)
-	}
-	if err := r.checkPart(m); err != nil {
-		return err
-	}
-	if r.gathered[m.Span][m.Part] {
-		return fmt.Errorf("duplicate all-gather part %d of span %d", m.Part, m.Span)
-	}
-	lo, hi := r.partRange(m.Span, m.Part)
-	if err := r.cfg.Codec.Decode(r.result[lo:hi], m.Payload); err != nil {
-		return err
-	}
-	r.gathered[m.Span][m.Part] = true
-	r.gatherGot[m.Span]++
-	return nil
+	return nil, nil
 }

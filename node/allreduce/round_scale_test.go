@@ -13,8 +13,9 @@ import (
 // TestRoundScale: 1000 peers in 63 groups of 16 (the last 8), a quarter of them clients, share one
 // simulated network for several rounds, 5% of peers crashing at random
 // times in each. Every round ends on every survivor by its deadline, either
-// with the exact mean of the agreed contributors or with ErrSpanLost when
-// an owner died.
+// with the exact mean of the agreed contributors (a dead owner's span is
+// re-reduced by a replacement) or with ErrSpanLost when an owner died after
+// the agreement with its own contribution agreed, which no one can replace.
 func TestRoundScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale simulation")
@@ -35,7 +36,7 @@ func TestRoundScale(t *testing.T) {
 			for i := 0; i < size; i++ {
 				role := RoleFull
 				if i%4 == 3 {
-					role = RoleClient // clients' crashes exclude them; owners' fail the round
+					role = RoleClient // clients' crashes exclude them; owners' move their span
 				}
 				g.Members = append(g.Members, Member{ID: fmt.Sprintf("r%d-p%d", round, first+i), Role: role, Weight: float64(1 + rng.Intn(64))})
 			}

@@ -19,6 +19,9 @@ import (
 // every span. All-gather: each owner averages its span over exactly those
 // contributors and sends the parts to every member. A member whose spans are
 // not all reported and gathered by RoundTimeout fails with ErrSpanLost.
+// An owner that fails is replaced (round_lost.go): its span is re-reduced
+// by the next live reducer, so the round still ends with the exact mean of
+// the contributors every span's final report lists.
 type Round struct {
 	cfg     RoundConfig
 	spanOf  []int // member index → index of the span it owns, or -1
@@ -27,23 +30,28 @@ type Round struct {
 	started bool
 	start   time.Duration
 
-	// Owner state, for mySpan.
-	got      [][]bool        // [member][part] received
-	missing  []int           // parts still missing per contributor
-	last     []time.Duration // last progress per contributor
-	values   [][]float32     // decoded span values per contributor
-	reported bool
+	// Ownership, per span (round_lost.go): the current owner, since when
+	// this member believes so, and the members believed lost.
+	ownerOf    []int
+	ownerSince []time.Duration
+	lost       []bool
+	own        []*spanOwner // the spans this member reduces, nil elsewhere
 
 	// Agreement state, per span.
 	reports      [][]int
 	haveReport   []bool
-	contributors []int // set once every non-empty span has reported
+	reportFrom   []int   // the owner whose report is held
+	lostReport   [][]int // a lost owner's report, for its replacement
+	contributors []int   // set once every non-empty span has reported
 	agreed       bool
+	agreedAt     time.Duration
 
 	// All-gather state, per span.
-	result    []float32
-	gathered  [][]bool
-	gatherGot []int
+	result     []float32
+	gathered   [][]bool
+	gatherSrc  [][]int // [span][part] the member that sent it
+	gatherGot  []int
+	lastGather []time.Duration
 
 	done bool
 	err  error
@@ -68,12 +76,14 @@ func NewRound(cfg RoundConfig) (*Round, error) {
 			r.mySpan = k
 		}
 	}
-	r.reports = make([][]int, len(cfg.Spans))
-	r.haveReport = make([]bool, len(cfg.Spans))
-	r.gathered = make([][]bool, len(cfg.Spans))
-	r.gatherGot = make([]int, len(cfg.Spans))
-	for k := range cfg.Spans {
-		r.gathered[k] = make([]bool, r.parts[k])
+	ns := len(cfg.Spans)
+	r.ownerOf, r.ownerSince, r.lost = make([]int, ns), make([]time.Duration, ns), make([]bool, len(g))
+	r.own = make([]*spanOwner, ns)
+	r.reports, r.haveReport, r.reportFrom, r.lostReport = make([][]int, ns), make([]bool, ns), make([]int, ns), make([][]int, ns)
+	r.gathered, r.gatherSrc, r.gatherGot, r.lastGather = make([][]bool, ns), make([][]int, ns), make([]int, ns), make([]time.Duration, ns)
+	for k, s := range cfg.Spans {
+		r.ownerOf[k], r.reportFrom[k] = s.Peer, -1
+		r.gathered[k], r.gatherSrc[k] = make([]bool, r.parts[k]), make([]int, r.parts[k])
 	}
 	if g[cfg.Self].Role.contributes() {
 		r.result = make([]float32, cfg.Len)
@@ -105,11 +115,11 @@ func (r *Round) Start(now time.Duration) []Outgoing {
 	}
 	r.started, r.start = true, now
 	if r.mySpan >= 0 {
-		r.startOwner(now)
+		r.startOwner(now, r.mySpan, now+r.reduceBy())
 	}
 	out := r.sendContribution()
 	out = append(out, r.maybeReport(now)...)
-	out = append(out, r.maybeAgree()...)
+	out = append(out, r.maybeAgree(now)...)
 	r.checkDone()
 	return out
 }
@@ -155,13 +165,15 @@ func (r *Round) partRange(k, p int) (lo, hi int) {
 // Receive handles a message from member from and returns what to send. An
 // error means the message was rejected (bad, unexpected, late or
 // duplicate); the round's state is then unchanged, and the caller may log
-// the reason and carry on.
+// the reason and carry on. A member that ended with a result keeps serving
+// re-reductions (LostMsg and the contributions a replacement owner needs),
+// so callers should keep feeding it messages until RoundTimeout.
 func (r *Round) Receive(now time.Duration, from int, msg Msg) ([]Outgoing, error) {
 	if from < 0 || from >= len(r.cfg.Group.Members) || from == r.cfg.Self {
 		return nil, fmt.Errorf("%w: from %d, not another member of a group of %d",
 			ErrBadMessage, from, len(r.cfg.Group.Members))
 	}
-	if !r.started || r.done {
+	if !r.started || (r.done && !r.serves(msg)) {
 		return nil, fmt.Errorf("%w: from %d: round not running", ErrBadMessage, from)
 	}
 	var err error
@@ -169,22 +181,24 @@ func (r *Round) Receive(now time.Duration, from int, msg Msg) ([]Outgoing, error
 	switch m := msg.(type) {
 	case PartMsg:
 		if m.Phase == ReduceScatter {
-			err = r.receiveContribution(now, from, m)
-			out = r.maybeReport(now)
+			out, err = r.receiveContribution(now, from, m)
+			out = append(out, r.maybeReport(now)...)
 		} else if m.Phase == AllGather {
-			err = r.receiveGathered(from, m)
+			out, err = r.receiveGathered(now, from, m)
 		} else {
 			err = fmt.Errorf("unknown %v", m.Phase)
 		}
 	case ReportMsg:
-		err = r.receiveReport(from, m)
+		out, err = r.receiveReport(now, from, m)
+	case LostMsg:
+		out, err = r.receiveLost(now, m)
 	default:
 		err = fmt.Errorf("unexpected message %T", msg)
 	}
 	if err != nil {
 		return out, fmt.Errorf("%w: from member %d: %v", ErrBadMessage, from, err)
 	}
-	out = append(out, r.maybeAgree()...)
+	out = append(out, r.maybeAgree(now)...)
 	r.checkDone()
 	return out, nil
 }
@@ -195,8 +209,9 @@ func (r *Round) Tick(now time.Duration) []Outgoing {
 	if !r.started || r.done {
 		return nil
 	}
-	out := r.maybeReport(now)
-	out = append(out, r.maybeAgree()...)
+	out := r.detectLost(now)
+	out = append(out, r.maybeReport(now)...)
+	out = append(out, r.maybeAgree(now)...)
 	r.checkDone()
 	if !r.done && now-r.start >= r.cfg.RoundTimeout {
 		r.done, r.err = true, r.lostSpans()
@@ -209,8 +224,13 @@ func (r *Round) lostSpans() error {
 	var lost []string
 	for k, s := range r.cfg.Spans {
 		id := r.cfg.Group.Members[s.Peer].ID
+		if o := r.ownerOf[k]; o >= 0 && o != s.Peer {
+			id += " (replaced by " + r.cfg.Group.Members[o].ID + ")"
+		}
 		switch {
 		case r.parts[k] == 0:
+		case r.ownerOf[k] < 0:
+			lost = append(lost, fmt.Sprintf("span %d of %s: every reducer lost", k, id))
 		case !r.haveReport[k]:
 			lost = append(lost, fmt.Sprintf("span %d of %s: no report", k, id))
 		case r.result != nil && r.gatherGot[k] < r.parts[k]:
@@ -235,4 +255,19 @@ func (r *Round) checkDone() {
 		}
 	}
 	r.done = true
+}
+
+// serves reports whether a member that ended with a result still handles
+// msg: it helps re-reduce a lost owner's span for those still waiting.
+func (r *Round) serves(msg Msg) bool {
+	if r.err != nil || !r.agreed {
+		return false
+	}
+	switch m := msg.(type) {
+	case LostMsg:
+		return true
+	case PartMsg:
+		return m.Phase == ReduceScatter
+	}
+	return false
 }
