@@ -14,6 +14,7 @@ import (
 //	PartMsg   (type 1): phase u8 | codec u8 | span u32 | part u32 |
 //	                    weight f64 | payload length u32 | payload
 //	ReportMsg (type 2): span u32 | count u32 | count × member u32 (strictly ascending)
+//	LostMsg   (type 3): span u32 | owner u32
 //
 // Fixed-width fields give every message exactly one encoding, so a decoder
 // has nothing non-canonical to accept. The message travels inside a netx
@@ -22,6 +23,8 @@ const (
 	wireVersion    = 1
 	wirePart       = 1
 	wireReport     = 2
+	wireLost       = 3
+	wireLostLen    = 4 + 4
 	wireHeaderLen  = 2
 	wirePartFixed  = 1 + 1 + 4 + 4 + 8 + 4
 	wireReportHead = 4 + 4
@@ -51,6 +54,13 @@ func EncodeMsg(m Msg) ([]byte, error) {
 		return encodePart(m)
 	case ReportMsg:
 		return encodeReport(m)
+	case LostMsg:
+		if !inIndexRange(m.Span) || !inIndexRange(m.Owner) {
+			return nil, fmt.Errorf("encode lost: span %d, owner %d: %w", m.Span, m.Owner, ErrWireFormat)
+		}
+		b := []byte{wireVersion, wireLost}
+		b = binary.LittleEndian.AppendUint32(b, uint32(m.Span))
+		return binary.LittleEndian.AppendUint32(b, uint32(m.Owner)), nil
 	}
 	return nil, fmt.Errorf("encode %T: %w", m, ErrWireType)
 }
@@ -111,6 +121,8 @@ func DecodeMsg(b []byte, maxPayload int) (Msg, error) {
 		return decodePart(body, maxPayload)
 	case wireReport:
 		return decodeReport(body)
+	case wireLost:
+		return decodeLost(body)
 	}
 	return nil, fmt.Errorf("decode message type %d: %w", b[1], ErrWireType)
 }
@@ -169,4 +181,15 @@ func decodeReport(b []byte) (Msg, error) {
 		m.Have[i] = int(h)
 	}
 	return m, nil
+}
+
+func decodeLost(b []byte) (Msg, error) {
+	if len(b) != wireLostLen {
+		return nil, fmt.Errorf("decode lost: %d bytes, want %d: %w", len(b), wireLostLen, ErrWireFormat)
+	}
+	span, owner := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
+	if span > wireMaxIndex || owner > wireMaxIndex {
+		return nil, fmt.Errorf("decode lost: span %d, owner %d: %w", span, owner, ErrWireFormat)
+	}
+	return LostMsg{Span: int(span), Owner: int(owner)}, nil
 }

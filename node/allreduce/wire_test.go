@@ -16,6 +16,8 @@ func wireSamples() []Msg {
 		ReportMsg{Span: 2},
 		ReportMsg{Span: 1, Have: []int{0, 1, 5, 31}},
 		ReportMsg{Span: 0, Have: []int{math.MaxInt32}},
+		LostMsg{Span: 4, Owner: 2},
+		LostMsg{Span: math.MaxInt32, Owner: 0},
 	}
 }
 
@@ -27,11 +29,14 @@ func TestWireRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("encode %+v: %v", m, err)
 		}
-		want := wireHeaderLen + wireReportHead
-		if p, ok := m.(PartMsg); ok {
-			want = wireHeaderLen + wirePartFixed + len(p.Payload)
-		} else {
-			want += 4 * len(m.(ReportMsg).Have)
+		var want int
+		switch m := m.(type) {
+		case PartMsg:
+			want = wireHeaderLen + wirePartFixed + len(m.Payload)
+		case ReportMsg:
+			want = wireHeaderLen + wireReportHead + 4*len(m.Have)
+		case LostMsg:
+			want = wireHeaderLen + wireLostLen
 		}
 		if len(b) != want {
 			t.Errorf("%T encodes to %d bytes, layout says %d", m, len(b), want)
@@ -69,7 +74,10 @@ func TestWireRejects(t *testing.T) {
 		{"empty", nil, -1, ErrWireFormat},
 		{"one byte", []byte{wireVersion}, -1, ErrWireFormat},
 		{"version", mod(part, func(b []byte) []byte { b[0] = 2; return b }), -1, ErrWireVersion},
-		{"unknown type", mod(part, func(b []byte) []byte { b[1] = 3; return b }), -1, ErrWireType},
+		{"unknown type", mod(part, func(b []byte) []byte { b[1] = 9; return b }), -1, ErrWireType},
+		{"lost truncated", []byte{wireVersion, wireLost, 1, 0, 0, 0, 2, 0, 0}, -1, ErrWireFormat},
+		{"lost trailing", []byte{wireVersion, wireLost, 1, 0, 0, 0, 2, 0, 0, 0, 0}, -1, ErrWireFormat},
+		{"lost owner over int32", []byte{wireVersion, wireLost, 1, 0, 0, 0, 0, 0, 0, 0x80}, -1, ErrWireFormat},
 		{"phase 0", mod(part, func(b []byte) []byte { b[2] = 0; return b }), -1, ErrWireFormat},
 		{"part truncated header", part[:10], -1, ErrWireFormat},
 		{"part truncated payload", part[:len(part)-1], -1, ErrWireFormat},
@@ -101,6 +109,7 @@ func TestWireEncodeRejects(t *testing.T) {
 		PartMsg{Phase: AllGather, Weight: math.Inf(1)},
 		ReportMsg{Span: -2},
 		ReportMsg{Have: []int{2, 1}},
+		LostMsg{Span: -1},
 		nil,
 	} {
 		if b, err := EncodeMsg(m); err == nil {
