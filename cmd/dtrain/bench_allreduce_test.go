@@ -1,0 +1,40 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// TestBenchAllReduceLoopback runs the benchmark with 3 child processes on
+// loopback and requires every peer to end with the exact mean of all
+// three vectors, and a positive time.
+func TestBenchAllReduceLoopback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 3 processes with libp2p hosts")
+	}
+	// The children are this test binary run as dtrain (see TestMain).
+	t.Setenv("DTRAIN_TEST_AS_MAIN", "1")
+	for _, tc := range []struct {
+		codec  string
+		maxErr float64
+	}{{"none", 1e-6}, {"int8", 3e-2}} {
+		t.Run(tc.codec, func(t *testing.T) {
+			out, err := run(t, "bench", "allreduce", "--peers", "3", "--mb", "1", "--iters", "1", "--warmup", "0",
+				"--compress", tc.codec, "--no-baseline", "--json")
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			var rep allReduceBenchReport
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("output %q: %v", out, err)
+			}
+			if rep.Peers != 3 || rep.Bytes != 1<<20 || len(rep.DTrain.IterS) != 1 || rep.DTrain.MedianS <= 0 {
+				t.Fatalf("report %+v", rep)
+			}
+			if rep.DTrain.MaxErr > tc.maxErr {
+				t.Fatalf("max error from the exact mean %g, want at most %g", rep.DTrain.MaxErr, tc.maxErr)
+			}
+			t.Logf("%s: %.3fs, max error %g", tc.codec, rep.DTrain.MedianS, rep.DTrain.MaxErr)
+		})
+	}
+}
