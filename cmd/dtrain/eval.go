@@ -52,19 +52,11 @@ func runEval(c *cli.Context) error {
 	if c.Int64("max-tokens") < 0 {
 		return fmt.Errorf("--max-tokens must be >= 0, got %d", c.Int64("max-tokens"))
 	}
-	dev, err := torch.ParseDevice(c.String("device"))
-	if err != nil {
-		return err
-	}
 	toks, err := readEvalTokens(c.String("data"), c.Int64("max-tokens"))
 	if err != nil {
 		return err
 	}
-	dir, err := train.ResolveCheckpoint(c.String("checkpoint"))
-	if err != nil {
-		return err
-	}
-	m, err := torch.LoadModel(dir, dev)
+	m, err := loadCheckpoint(c)
 	if err != nil {
 		return err
 	}
@@ -113,4 +105,18 @@ func readEvalTokens(path string, max int64) ([]int32, error) {
 		}
 	}
 	return data.ReadTokens(path, nil, max)
+}
+
+// loadCheckpoint loads the model that --checkpoint names (a checkpoint
+// directory or a run's out_dir) onto --device.
+func loadCheckpoint(c *cli.Context) (*torch.Model, error) {
+	dev, err := torch.ParseDevice(c.String("device"))
+	if err != nil {
+		return nil, err
+	}
+	dir, err := train.ResolveCheckpoint(c.String("checkpoint"))
+	if err != nil {
+		return nil, err
+	}
+	return torch.LoadModel(dir, dev)
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/sample"
-	"github.com/dtrain-dev/dtrain/node/train"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -39,15 +38,7 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--%w", err)
 	}
-	dev, err := torch.ParseDevice(c.String("device"))
-	if err != nil {
-		return err
-	}
-	dir, err := train.ResolveCheckpoint(c.String("checkpoint"))
-	if err != nil {
-		return err
-	}
-	m, err := torch.LoadModel(dir, dev)
+	m, err := loadCheckpoint(c)
 	if err != nil {
 		return err
 	}

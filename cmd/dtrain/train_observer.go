@@ -23,15 +23,13 @@ import (
 // progress bar on a terminal, zerolog lines, the JSONL metrics file and
 // Prometheus.
 type trainObserver struct {
-	cfg      config.Train
-	bar      *progressbar.ProgressBar // nil unless stderr is a terminal
-	restore  zerolog.Logger
-	lastLoss float64
-	valLoss  float64
-	rate     float64           // tokens/s, smoothed
-	events   *metrics.JSONL    // nil when metrics.jsonl is ""
-	prom     *metrics.Training // nil when metrics.addr is ""
-	tokens   int64             // trained tokens at the previous step
+	cfg     config.Train
+	bar     *progressbar.ProgressBar // nil unless stderr is a terminal
+	restore zerolog.Logger
+	rate    float64           // tokens/s, smoothed
+	events  *metrics.JSONL    // nil when metrics.jsonl is ""
+	prom    *metrics.Training // nil when metrics.addr is ""
+	tokens  int64             // trained tokens at the previous step
 }
 
 func newTrainObserver(ctx context.Context, cfg config.Train, ds *data.Dataset) (*trainObserver, error) {
@@ -96,7 +94,6 @@ func (o *trainObserver) write(event string, fields map[string]any) {
 }
 
 func (o *trainObserver) Step(e train.StepEvent) {
-	o.lastLoss = e.Loss
 	stepTokens := int64(0)
 	if o.tokens >= 0 {
 		stepTokens = e.Tokens - o.tokens
@@ -131,7 +128,6 @@ func (o *trainObserver) Step(e train.StepEvent) {
 }
 
 func (o *trainObserver) Eval(e train.EvalEvent) {
-	o.valLoss = e.Loss
 	o.prom.ObserveEval(e.Loss)
 	o.write("eval", map[string]any{"step": e.Step, "tokens": e.Tokens, "val_loss": e.Loss, "val_tokens": e.Counted, "took_s": e.Took.Seconds()})
 }

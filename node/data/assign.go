@@ -76,14 +76,15 @@ func (o Order) feistel(keys [4]uint64, x uint64) uint64 {
 	mask := uint64(1)<<o.half - 1
 	l, r := x>>o.half, x&mask
 	for _, k := range keys {
-		l, r = r, l^(splitmix64(k^r)&mask)
+		l, r = r, l^(SplitMix64(k^r)&mask)
 	}
 	return l<<o.half | r
 }
 
-// splitmix64 is Steele, Lea & Flood's finalizer ("Fast splittable
-// pseudorandom number generators", OOPSLA 2014).
-func splitmix64(z uint64) uint64 {
+// SplitMix64 is Steele, Lea & Flood's finalizer ("Fast splittable
+// pseudorandom number generators", OOPSLA 2014): a cheap
+// deterministic 64-bit mixer, for keys that must be the same on every peer.
+func SplitMix64(z uint64) uint64 {
 	z += 0x9e3779b97f4a7c15
 	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
 	z = (z ^ z>>27) * 0x94d049bb133111eb

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/dtrain-dev/dtrain/node/data"
 )
 
 // Run trains until max_steps, max_minutes, or ctx ends, and returns the
@@ -92,14 +94,7 @@ func (t *trainer) loop(ctx context.Context) error {
 // stepSeed makes the dropout masks of (step, micro-batch) a function of the
 // run's seed alone, so a resumed run draws what an uninterrupted one would.
 func stepSeed(seed uint64, step, micro int) uint64 {
-	return splitmix(seed ^ splitmix(uint64(step)<<20|uint64(micro)))
-}
-
-func splitmix(z uint64) uint64 {
-	z += 0x9e3779b97f4a7c15
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
+	return data.SplitMix64(seed ^ data.SplitMix64(uint64(step)<<20|uint64(micro)))
 }
 
 // step runs one optimizer step: accum micro-batches of forward and

@@ -85,7 +85,7 @@ func setup(o Options) (*trainer, error) {
 	if err := toml.NewEncoder(&buf).Encode(cfg); err != nil {
 		return nil, fmt.Errorf("train: encode config: %w", err)
 	}
-	t := &trainer{opts: o, cfg: cfg, log: o.Log, obs: o.Observer, cfgTOML: buf.Bytes(), accum: max(1, cfg.Loop.BatchTokens/(cfg.Loop.MicroBatch*cfg.Data.SeqLen)), lastEval: -1}
+	t := &trainer{opts: o, cfg: cfg, log: o.Log, obs: o.Observer, cfgTOML: buf.Bytes(), accum: max(1, cfg.AccumSteps()), lastEval: -1}
 	if t.obs == nil {
 		t.obs = NopObserver{}
 	}
