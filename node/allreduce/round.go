@@ -33,7 +33,9 @@ func (r Role) String() string {
 	return fmt.Sprintf("role(%d)", byte(r))
 }
 
-func (r Role) reduces() bool     { return r == RoleFull || r == RoleAux }
+// Reduces reports whether a member in this role owns and reduces a span.
+func (r Role) Reduces() bool { return r == RoleFull || r == RoleAux }
+
 func (r Role) contributes() bool { return r == RoleFull || r == RoleClient }
 
 // Member is one peer of a group. Weight is its sample count: the weight of
@@ -163,7 +165,7 @@ func (c *RoundConfig) validate() error {
 func (c *RoundConfig) validateSpans() error {
 	at, k := 0, 0
 	for i, m := range c.Group.Members {
-		if !m.Role.reduces() {
+		if !m.Role.Reduces() {
 			continue
 		}
 		if k >= len(c.Spans) {

@@ -34,7 +34,7 @@ func (r *Round) chainPos(k, x int) int {
 	pos := 0
 	for d := 0; d < n; d++ {
 		i := (first + d) % n
-		if !r.cfg.Group.Members[i].Role.reduces() {
+		if !r.cfg.Group.Members[i].Role.Reduces() {
 			continue
 		}
 		if i == x {
@@ -51,7 +51,7 @@ func (r *Round) liveOwner(k int) int {
 	first := r.cfg.Spans[k].Peer
 	for d := 0; d < n; d++ {
 		i := (first + d) % n
-		if r.cfg.Group.Members[i].Role.reduces() && !r.lost[i] {
+		if r.cfg.Group.Members[i].Role.Reduces() && !r.lost[i] {
 			return i
 		}
 	}

@@ -122,7 +122,7 @@ func roundConfig(t testing.TB, g Group, n, part int, c Codec) RoundConfig {
 	reduces := make([]bool, len(g.Members))
 	contributes := make([]bool, len(g.Members))
 	for i, m := range g.Members {
-		reduces[i], contributes[i] = m.Role.reduces(), m.Role.contributes()
+		reduces[i], contributes[i] = m.Role.Reduces(), m.Role.contributes()
 	}
 	spans, err := SpansForRoles(n, make([]float64, len(g.Members)), reduces, contributes)
 	if err != nil {

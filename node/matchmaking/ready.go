@@ -4,33 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 )
 
-// Role is what a member does in an all-reduce round.
-type Role int
+// Role is what a member does in an all-reduce round: the all-reduce's own
+// type, so a formed group passes to a round as it is.
+type Role = allreduce.Role
 
+// The roles, as allreduce names them.
 const (
-	// Full members contribute their vector and reduce a span.
-	Full Role = iota
-	// Aux members reduce a span but contribute weight 0.
-	Aux
-	// Client members contribute but cannot accept connections, so they
-	// reduce nothing.
-	Client
+	Full   = allreduce.RoleFull   // contributes its vector and reduces a span
+	Aux    = allreduce.RoleAux    // reduces a span but contributes weight 0
+	Client = allreduce.RoleClient // contributes but cannot accept connections, so reduces nothing
 )
-
-var roleNames = [...]string{"full", "aux", "client"}
-
-// String names the role.
-func (r Role) String() string {
-	if r < 0 || int(r) >= len(roleNames) {
-		return fmt.Sprintf("Role(%d)", int(r))
-	}
-	return roleNames[r]
-}
-
-// Reduces reports whether a member in this role reduces a span.
-func (r Role) Reduces() bool { return r == Full || r == Aux }
 
 // Ready announces that a peer is ready to average for (Run, Epoch).
 type Ready struct {
@@ -95,7 +82,7 @@ func (m Member) check() error {
 	switch {
 	case m.ID == "":
 		return fmt.Errorf("empty peer id: %w", ErrBadMessage)
-	case m.Role < Full || m.Role > Client:
+	case m.Role > Client:
 		return fmt.Errorf("peer %q: unknown role %d: %w", m.ID, int(m.Role), ErrBadMessage)
 	case !finiteNonNeg(m.Weight) || !finiteNonNeg(m.Bandwidth):
 		return fmt.Errorf("peer %q: weight %v, bandwidth %v: want finite and >= 0: %w",
