@@ -90,9 +90,8 @@ func (r *Round) reduceBy() time.Duration {
 
 // markLost records that member x is lost and moves every span it owned to
 // its replacement: this member resends its values of the span there, or
-// takes the span over itself. Before agreement x's report and gathered
-// parts are dropped; after it they stay, and the replacement must report
-// the same set.
+// takes the span over itself. Before agreement x's report is dropped;
+// after it, it stays, and the replacement must report the same set.
 func (r *Round) markLost(now time.Duration, x int) []Outgoing {
 	if r.lost[x] {
 		return nil
@@ -116,9 +115,9 @@ func (r *Round) markLost(now time.Duration, x int) []Outgoing {
 		if r.haveReport[k] && r.reportFrom[k] == x {
 			r.lostReport[k] = r.reports[k]
 			if !r.agreed {
+				// Its gathered parts stay: each names its set, and a
+				// replacement's mean over that set is the same.
 				r.haveReport[k], r.reports[k], r.reportFrom[k] = false, nil, -1
-				r.gatherGot[k] = 0
-				clear(r.gathered[k])
 			}
 		}
 		switch {
@@ -151,10 +150,9 @@ func (r *Round) resend(k, to int) []Outgoing {
 	var out []Outgoing
 	w := r.cfg.Group.Members[r.cfg.Self].Weight
 	for p := 0; p < r.parts[k]; p++ {
-		lo, hi := r.partRange(k, p)
 		out = append(out, Outgoing{To: to, Msg: PartMsg{
 			Phase: ReduceScatter, Span: k, Part: p, Codec: r.cfg.Codec.ID(), Weight: w,
-			Payload: r.cfg.Codec.Encode(nil, r.cfg.Vector[lo:hi]),
+			Payload: r.contribution(k, p),
 		}})
 	}
 	return out

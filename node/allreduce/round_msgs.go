@@ -32,19 +32,23 @@ type Msg interface {
 // PartMsg carries one part of one span: Part is the index of the part within
 // the span (parts are PartSize elements, the last may be shorter), Payload is
 // the part encoded with Codec. In ReduceScatter, Weight is the sender's
-// weight (checked against the group); in AllGather it is unused.
+// weight (checked against the group) and Set is 0. In AllGather, Weight is
+// 0 and Set names the contributors the mean is over (SetHash), so a part
+// sent before the contributors were agreed is used only if the agreement
+// picks that same set.
 type PartMsg struct {
 	Phase   Phase
 	Span    int // index into the round's spans
 	Part    int
 	Codec   CodecID
 	Weight  float64
+	Set     uint64
 	Payload []byte
 }
 
-// partHeaderBytes is what a wire frame would add to a part's payload: phase,
-// codec, span, part and weight.
-const partHeaderBytes = 2 + 4 + 4 + 8
+// partHeaderBytes is what a wire frame adds to a part's payload: phase,
+// codec, span, part, weight and set.
+const partHeaderBytes = 2 + 4 + 4 + 8 + 8
 
 // Size is the part's size on the wire.
 func (m PartMsg) Size() int { return partHeaderBytes + len(m.Payload) }

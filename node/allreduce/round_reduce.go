@@ -14,8 +14,9 @@ type spanOwner struct {
 	last     []time.Duration // last progress per contributor
 	values   [][]float32     // decoded span values per contributor
 	reportBy time.Duration   // when it reports whatever it has
+	sent     []uint64        // [part] the set its mean was sent over, 0 if none
 	reported bool
-	gathered bool
+	gathered bool // every part sent over the agreed set; values freed
 }
 
 // startOwner prepares the reduction of span k from now on; this member's
@@ -24,7 +25,7 @@ func (r *Round) startOwner(now time.Duration, k int, reportBy time.Duration) *sp
 	n := len(r.cfg.Group.Members)
 	o := &spanOwner{
 		got: make([][]bool, n), missing: make([]int, n), last: make([]time.Duration, n),
-		values: make([][]float32, n), reportBy: reportBy,
+		values: make([][]float32, n), reportBy: reportBy, sent: make([]uint64, r.parts[k]),
 	}
 	s := r.cfg.Spans[k]
 	for i, m := range r.cfg.Group.Members {
@@ -87,8 +88,8 @@ func (r *Round) receiveContribution(now time.Duration, from int, m PartMsg) ([]O
 	o.got[from][m.Part] = true
 	o.missing[from]--
 	o.last[from] = now
-	if r.agreed && o.reported {
-		out = append(out, r.maybeGather(m.Span)...)
+	if !r.agreed || o.reported {
+		out = append(out, r.gatherPart(m.Span, m.Part)...)
 	}
 	return out, nil
 }

@@ -27,10 +27,24 @@ const testTick = 10 * time.Millisecond
 // builds their rounds from base (Self, Vector filled per member).
 func newSimGroup(t testing.TB, net *sim.Network, base RoundConfig, vecs [][]float32, link sim.Link) *simGroup {
 	t.Helper()
+	links := make([]sim.Link, len(base.Group.Members))
+	for i := range links {
+		links[i] = link
+	}
+	return newSimGroupLinks(t, net, base, vecs, links)
+}
+
+// newSimGroupLinks is newSimGroup with one link per member; adjust, if
+// given, changes each member's config before its round is built.
+func newSimGroupLinks(t testing.TB, net *sim.Network, base RoundConfig, vecs [][]float32, links []sim.Link, adjust ...func(i int, cfg *RoundConfig)) *simGroup {
+	t.Helper()
 	g := &simGroup{net: net, tick: testTick}
 	for i, m := range base.Group.Members {
 		cfg := base
 		cfg.Self, cfg.Vector = i, vecs[i]
+		for _, f := range adjust {
+			f(i, &cfg)
+		}
 		r, err := NewRound(cfg)
 		if err != nil {
 			t.Fatalf("NewRound(member %d): %v", i, err)
@@ -49,7 +63,7 @@ func newSimGroup(t testing.TB, net *sim.Network, base RoundConfig, vecs [][]floa
 			g.send(i, out)
 			g.noteDone(i, now)
 		}
-		if err := net.AddPeer(g.ids[i], link, h); err != nil {
+		if err := net.AddPeer(g.ids[i], links[i], h); err != nil {
 			t.Fatal(err)
 		}
 	}

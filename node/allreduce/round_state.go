@@ -17,7 +17,9 @@ import (
 // fully received; the round's contributors are the intersection of all
 // owners' reports, so a contributor missing at any owner is excluded from
 // every span. All-gather: each owner averages its span over exactly those
-// contributors and sends the parts to every member. A member whose spans are
+// contributors and sends the parts to every member; it starts before the
+// agreement, part by part, betting that nobody fails (round_gather.go), and
+// redoes only what the agreement proves wrong. A member whose spans are
 // not all reported and gathered by RoundTimeout fails with ErrSpanLost.
 // An owner that fails is replaced (round_lost.go): its span is re-reduced
 // by the next live reducer, so the round still ends with the exact mean of
@@ -44,14 +46,21 @@ type Round struct {
 	lostReport   [][]int // a lost owner's report, for its replacement
 	contributors []int   // set once every non-empty span has reported
 	agreed       bool
+	agreedHash   uint64
 	agreedAt     time.Duration
 
-	// All-gather state, per span.
+	// All-gather state, per span (round_gather.go). fullSet is every
+	// contributing member, the set parts are averaged over before agreement.
+	fullSet    []int
+	fullHash   uint64
 	result     []float32
-	gathered   [][]bool
-	gatherSrc  [][]int // [span][part] the member that sent it
-	gatherGot  []int
+	held       [][]uint64 // [span][part] the set of the part in result, 0 if none
+	heldFrom   [][]int    // [span][part] the member that sent it
+	gatherGot  []int      // parts held over the gather set, per span
 	lastGather []time.Duration
+	early      map[earlyPart]PartMsg
+
+	encoded [][][]byte // [span][part] contributions sent through Feedback
 
 	done bool
 	err  error
@@ -80,11 +89,17 @@ func NewRound(cfg RoundConfig) (*Round, error) {
 	r.ownerOf, r.ownerSince, r.lost = make([]int, ns), make([]time.Duration, ns), make([]bool, len(g))
 	r.own = make([]*spanOwner, ns)
 	r.reports, r.haveReport, r.reportFrom, r.lostReport = make([][]int, ns), make([]bool, ns), make([]int, ns), make([][]int, ns)
-	r.gathered, r.gatherSrc, r.gatherGot, r.lastGather = make([][]bool, ns), make([][]int, ns), make([]int, ns), make([]time.Duration, ns)
+	r.held, r.heldFrom, r.gatherGot, r.lastGather = make([][]uint64, ns), make([][]int, ns), make([]int, ns), make([]time.Duration, ns)
 	for k, s := range cfg.Spans {
 		r.ownerOf[k], r.reportFrom[k] = s.Peer, -1
-		r.gathered[k], r.gatherSrc[k] = make([]bool, r.parts[k]), make([]int, r.parts[k])
+		r.held[k], r.heldFrom[k] = make([]uint64, r.parts[k]), make([]int, r.parts[k])
 	}
+	for i, m := range g {
+		if m.Role.contributes() {
+			r.fullSet = append(r.fullSet, i)
+		}
+	}
+	r.fullHash = SetHash(r.fullSet)
 	if g[cfg.Self].Role.contributes() {
 		r.result = make([]float32, cfg.Len)
 	}
@@ -143,16 +158,41 @@ func (r *Round) sendContribution() []Outgoing {
 			if s.Peer == r.cfg.Self {
 				continue
 			}
-			lo, hi := r.partRange(k, p)
 			out = append(out, Outgoing{To: s.Peer, Msg: PartMsg{
 				Phase: ReduceScatter, Span: k, Part: p, Codec: r.cfg.Codec.ID(), Weight: self.Weight,
-				Payload: r.cfg.Codec.Encode(nil, r.cfg.Vector[lo:hi]),
+				Payload: r.contribution(k, p),
 			}})
 		}
 		if !more {
 			return out
 		}
 	}
+}
+
+// contribution is this member's encoded values of part p of span k. With
+// error feedback the first encoding is kept and sent again on a resend.
+func (r *Round) contribution(k, p int) []byte {
+	lo, hi := r.partRange(k, p)
+	if r.cfg.Feedback == nil {
+		return r.cfg.Codec.Encode(nil, r.cfg.Vector[lo:hi])
+	}
+	if r.encoded == nil {
+		r.encoded = make([][][]byte, len(r.cfg.Spans))
+	}
+	if r.encoded[k] == nil {
+		r.encoded[k] = make([][]byte, r.parts[k])
+	}
+	if b := r.encoded[k][p]; b != nil {
+		return b
+	}
+	b, err := r.cfg.Feedback.Encode(nil, lo, r.cfg.Vector[lo:hi])
+	if err != nil {
+		// The residual pushed a value past float32's range; Encode reset
+		// the part's residual, so send the plain values this once.
+		b = r.cfg.Codec.Encode(nil, r.cfg.Vector[lo:hi])
+	}
+	r.encoded[k][p] = b
+	return b
 }
 
 // partRange is the element range [lo, hi) of part p of span k.

@@ -19,9 +19,13 @@ import (
 // inbox holds back the streams' readers, which is QUIC flow control's job.
 const inboxSize = 64
 
-// reopenBackoff spaces attempts to open a stream to a member that has not
-// registered the round's handler yet, or whose stream just failed.
-const reopenBackoff = 50 * time.Millisecond
+// Attempts to open a stream to a member that has not registered the round's
+// handler yet (members start a round milliseconds apart), or whose stream
+// just failed, are spaced from minReopen, doubling up to maxReopen.
+const (
+	minReopen = 5 * time.Millisecond
+	maxReopen = 100 * time.Millisecond
+)
 
 // inbound is one decoded message from a member.
 type inbound struct {

@@ -115,6 +115,7 @@ func (w *peerWriter) run() {
 // registered the round's handler, until the round's context ends.
 func (w *peerWriter) open() network.Stream {
 	t := w.t
+	backoff := minReopen
 	for {
 		s, err := t.h.NewStream(t.ctx, t.peers[w.to], t.proto)
 		if err == nil {
@@ -125,7 +126,8 @@ func (w *peerWriter) open() network.Stream {
 			return nil // the round is over: one try only
 		}
 		select {
-		case <-time.After(reopenBackoff):
+		case <-time.After(backoff):
+			backoff = min(2*backoff, maxReopen)
 		case <-t.ctx.Done():
 			return nil
 		}

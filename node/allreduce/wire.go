@@ -12,7 +12,7 @@ import (
 //	version u8 | type u8 | body
 //
 //	PartMsg   (type 1): phase u8 | codec u8 | span u32 | part u32 |
-//	                    weight f64 | payload length u32 | payload
+//	                    weight f64 | set u64 | payload length u32 | payload
 //	ReportMsg (type 2): span u32 | count u32 | count × member u32 (strictly ascending)
 //	LostMsg   (type 3): span u32 | owner u32
 //
@@ -20,13 +20,13 @@ import (
 // has nothing non-canonical to accept. The message travels inside a netx
 // frame, which carries the total length.
 const (
-	wireVersion    = 1
+	wireVersion    = 2 // 2: all-gather parts name their contributor set
 	wirePart       = 1
 	wireReport     = 2
 	wireLost       = 3
 	wireLostLen    = 4 + 4
 	wireHeaderLen  = 2
-	wirePartFixed  = 1 + 1 + 4 + 4 + 8 + 4
+	wirePartFixed  = 1 + 1 + 4 + 4 + 8 + 8 + 4
 	wireReportHead = 4 + 4
 )
 
@@ -73,6 +73,8 @@ func encodePart(m PartMsg) ([]byte, error) {
 		return nil, fmt.Errorf("encode part: span %d, part %d: %w", m.Span, m.Part, ErrWireFormat)
 	case math.IsNaN(m.Weight) || math.IsInf(m.Weight, 0):
 		return nil, fmt.Errorf("encode part: weight %v: %w", m.Weight, ErrWireFormat)
+	case (m.Phase == ReduceScatter && m.Set != 0) || (m.Phase == AllGather && math.Float64bits(m.Weight) != 0):
+		return nil, fmt.Errorf("encode part: %v with weight %v and set %#x: %w", m.Phase, m.Weight, m.Set, ErrWireFormat)
 	case uint64(len(m.Payload)) > math.MaxUint32:
 		return nil, fmt.Errorf("encode part: %d-byte payload: %w", len(m.Payload), ErrWireFormat)
 	}
@@ -81,7 +83,8 @@ func encodePart(m PartMsg) ([]byte, error) {
 	binary.LittleEndian.PutUint32(b[4:], uint32(m.Span))
 	binary.LittleEndian.PutUint32(b[8:], uint32(m.Part))
 	binary.LittleEndian.PutUint64(b[12:], math.Float64bits(m.Weight))
-	binary.LittleEndian.PutUint32(b[20:], uint32(len(m.Payload)))
+	binary.LittleEndian.PutUint64(b[20:], m.Set)
+	binary.LittleEndian.PutUint32(b[28:], uint32(len(m.Payload)))
 	return append(b, m.Payload...), nil
 }
 
@@ -144,7 +147,11 @@ func decodePart(b []byte, maxPayload int) (Msg, error) {
 	if math.IsNaN(m.Weight) || math.IsInf(m.Weight, 0) {
 		return nil, fmt.Errorf("decode part: weight %v: %w", m.Weight, ErrWireFormat)
 	}
-	n := uint64(binary.LittleEndian.Uint32(b[18:]))
+	m.Set = binary.LittleEndian.Uint64(b[18:])
+	if (m.Phase == ReduceScatter && m.Set != 0) || (m.Phase == AllGather && math.Float64bits(m.Weight) != 0) {
+		return nil, fmt.Errorf("decode part: %v with weight %v and set %#x: %w", m.Phase, m.Weight, m.Set, ErrWireFormat)
+	}
+	n := uint64(binary.LittleEndian.Uint32(b[26:]))
 	rest := b[wirePartFixed:]
 	if n != uint64(len(rest)) {
 		return nil, fmt.Errorf("decode part: payload length %d, %d bytes follow: %w", n, len(rest), ErrWireFormat)
