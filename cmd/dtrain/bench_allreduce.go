@@ -39,7 +39,8 @@ func benchAllReduceCommand() *cli.Command {
 			&cli.StringFlag{Name: "slow", Usage: "--netns: the last peer's link rate instead of --rate"},
 			&cli.IntFlag{Name: "iters", Value: 3, Usage: "timed rounds"},
 			&cli.IntFlag{Name: "warmup", Value: 1, Usage: "untimed rounds first"},
-			&cli.IntFlag{Name: "part", Value: 1 << 18, Usage: "elements per part"},
+			&cli.IntFlag{Name: "part", Value: allreduce.DefaultPartSize, Usage: "elements per part"},
+			&cli.StringFlag{Name: "transport", Value: "quic", Usage: "libp2p transport between the peers: quic or tcp"},
 			&cli.DurationFlag{Name: "timeout", Usage: "round deadline (default: from the size and the rates)"},
 			&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch for the gloo baseline"},
 			&cli.BoolFlag{Name: "no-baseline", Usage: "skip gloo"},
@@ -62,17 +63,18 @@ type allReduceBench struct {
 }
 
 type allReduceBenchReport struct {
-	Peers    int             `json:"peers"`
-	Bytes    int64           `json:"bytes"`
-	Codec    string          `json:"codec"`
-	Netns    bool            `json:"netns"`
-	Rates    []string        `json:"rates,omitempty"`
-	Spans    string          `json:"spans"`
-	BoundS   float64         `json:"bound_s,omitempty"`
-	BoundAt  string          `json:"bound_at,omitempty"`
-	DTrain   allReduceBench  `json:"dtrain"`
-	Gloo     *allReduceBench `json:"gloo,omitempty"`
-	GlooPerD float64         `json:"gloo_per_dtrain,omitempty"`
+	Peers     int             `json:"peers"`
+	Bytes     int64           `json:"bytes"`
+	Codec     string          `json:"codec"`
+	Transport string          `json:"transport"`
+	Netns     bool            `json:"netns"`
+	Rates     []string        `json:"rates,omitempty"`
+	Spans     string          `json:"spans"`
+	BoundS    float64         `json:"bound_s,omitempty"`
+	BoundAt   string          `json:"bound_at,omitempty"`
+	DTrain    allReduceBench  `json:"dtrain"`
+	Gloo      *allReduceBench `json:"gloo,omitempty"`
+	GlooPerD  float64         `json:"gloo_per_dtrain,omitempty"`
 }
 
 func benchAllReduce(c *cli.Context) error {
@@ -87,6 +89,9 @@ func benchAllReduce(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if tr := c.String("transport"); tr != "quic" && tr != "tcp" {
+		return fmt.Errorf("--transport %q: want quic or tcp", tr)
+	}
 	elems := int(c.Float64("mb") * (1 << 20) / 4)
 	rates, err := benchRates(c, n)
 	if err != nil {
@@ -98,9 +103,10 @@ func benchAllReduce(c *cli.Context) error {
 	}
 	if rank := c.Int("peer"); rank >= 0 {
 		return runAllReducePeer(c.Context, allReducePeerConfig{rank: rank, peers: n, n: elems, part: c.Int("part"),
-			codec: codec, listen: c.String("listen"), timeout: timeout})
+			codec: codec, listen: c.String("listen"), transport: c.String("transport"), timeout: timeout})
 	}
-	rep := allReduceBenchReport{Peers: n, Bytes: int64(4 * elems), Codec: c.String("compress"), Netns: rates != nil, Spans: "equal"}
+	rep := allReduceBenchReport{Peers: n, Bytes: int64(4 * elems), Codec: c.String("compress"), Transport: c.String("transport"),
+		Netns: rates != nil, Spans: "equal"}
 	var tp *netns.Topology
 	if rates != nil {
 		if err := netns.Available(); err != nil {
@@ -125,7 +131,7 @@ func benchAllReduce(c *cli.Context) error {
 		if tp != nil {
 			where = "network namespaces at " + strings.Join(rep.Rates, ", ")
 		}
-		fmt.Fprintf(c.App.Writer, "%d peers, %s float32, codec %s, %s; spans %s\n", n, humanBytes(rep.Bytes), rep.Codec, where, rep.Spans)
+		fmt.Fprintf(c.App.Writer, "%d peers, %s float32, codec %s, %s, %s; spans %s\n", n, humanBytes(rep.Bytes), rep.Codec, rep.Transport, where, rep.Spans)
 	}
 	ctx, cancel := context.WithTimeout(c.Context, time.Duration(c.Int("warmup")+c.Int("iters")+1)*timeout+time.Minute)
 	defer cancel()
@@ -171,7 +177,8 @@ func printAllReduceReport(w io.Writer, asJSON bool, rep allReduceBenchReport) er
 	if rep.Gloo != nil {
 		fmt.Fprintf(w, "gloo / dtrain: %.2fx", rep.GlooPerD)
 		if !rep.Netns {
-			fmt.Fprint(w, " (dtrain's QUIC encrypts every byte with TLS 1.3; gloo's TCP sends plaintext)")
+			fmt.Fprintf(w, " (dtrain's %s encrypts every byte; gloo's TCP sends plaintext)", map[string]string{
+				"quic": "QUIC (TLS 1.3, in user space)", "tcp": "libp2p TCP (TLS 1.3 or Noise, yamux)"}[rep.Transport])
 		}
 		fmt.Fprintln(w)
 	}
@@ -327,7 +334,7 @@ func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topol
 	for i := range c.Int("peers") {
 		args := []string{"bench", "allreduce", "--peer", strconv.Itoa(i), "--peers", strconv.Itoa(c.Int("peers")),
 			"--mb", strconv.FormatFloat(c.Float64("mb"), 'g', -1, 64), "--compress", c.String("compress"),
-			"--part", strconv.Itoa(c.Int("part")), "--timeout", timeout.String()}
+			"--part", strconv.Itoa(c.Int("part")), "--timeout", timeout.String(), "--transport", c.String("transport")}
 		var cmd *exec.Cmd
 		if tp != nil {
 			cmd = tp.Command(ctx, i, exe, append(args, "--listen", tp.Addr(i))...)

@@ -44,7 +44,7 @@ type allReducePeerIter struct {
 type allReducePeerConfig struct {
 	rank, peers, n, part int
 	codec                allreduce.Codec
-	listen               string
+	listen, transport    string
 	timeout              time.Duration
 }
 
@@ -84,6 +84,9 @@ func benchVectors(rank, peers, n int) (own, mean []float32) {
 func runAllReducePeer(ctx context.Context, pc allReducePeerConfig) error {
 	cfg := netx.DefaultConfig()
 	cfg.ListenAddrs = []string{"/ip4/" + pc.listen + "/udp/0/quic-v1"}
+	if pc.transport == "tcp" {
+		cfg.ListenAddrs = []string{"/ip4/" + pc.listen + "/tcp/0"}
+	}
 	cfg.EnableNAT = false
 	nd, err := netx.New(ctx, cfg)
 	if err != nil {
