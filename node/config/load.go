@@ -34,30 +34,45 @@ func LoadTrain(path string) (Train, error) {
 	return decodeTrain(path, string(data))
 }
 
+// LoadMiner reads a miner config the way LoadTrain reads a train config.
+func LoadMiner(path string) (Miner, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Miner{}, fmt.Errorf("load miner config: %w", err)
+	}
+	return decode(path, string(data), DefaultMiner(), Miner.Validate)
+}
+
 // decodeTrain is LoadTrain on a document already read; file names it in
 // messages.
 func decodeTrain(file, doc string) (Train, error) {
+	return decode(file, doc, DefaultTrain(), Train.Validate)
+}
+
+// decode reads doc over defaults t, strictly (see LoadTrain).
+func decode[T any](file, doc string, t T, validate func(T) error) (T, error) {
+	var zero T
 	var raw map[string]any
 	if _, err := toml.Decode(doc, &raw); err != nil {
-		return Train{}, tomlError(file, doc, err)
+		return zero, tomlError(file, doc, err)
 	}
 	lines := keyLines(doc)
-	unknown, mistyped := checkTable("", raw, reflect.TypeFor[Train]())
+	root := reflect.TypeFor[T]()
+	unknown, mistyped := checkTable("", raw, root, root)
 	errs := append(unknown, mistyped...)
 	for _, e := range errs {
 		e.Line = lineOf(lines, e.Key)
 	}
 	sort.SliceStable(errs, func(i, j int) bool { return lineOrder(errs[i].Line) < lineOrder(errs[j].Line) })
-	t := DefaultTrain()
 	if len(mistyped) == 0 {
 		md, err := toml.Decode(doc, &t)
 		if err != nil {
-			return Train{}, tomlError(file, doc, err)
+			return zero, tomlError(file, doc, err)
 		}
-		errs = append(errs, missedUnknown(md.Undecoded(), unknown)...)
+		errs = append(errs, missedUnknown(md.Undecoded(), unknown, root)...)
 		// A value that failed validation may be a default the file does
 		// not set: only keys the file defines get a line.
-		for _, e := range fieldErrors(t.Validate()) {
+		for _, e := range fieldErrors(validate(t)) {
 			e.Line = lines[e.Key]
 			errs = append(errs, e)
 		}
@@ -70,20 +85,20 @@ func decodeTrain(file, doc string) (Train, error) {
 		e.File = file
 		joined[i] = e
 	}
-	return Train{}, errors.Join(joined...)
+	return zero, errors.Join(joined...)
 }
 
 // missedUnknown returns the undecoded keys that checkTable did not report,
 // itself or through a table above it. There should be none; the decoder's
 // own list is the last word on what the config does not use.
-func missedUnknown(undecoded []toml.Key, reported []*FieldError) []*FieldError {
+func missedUnknown(undecoded []toml.Key, reported []*FieldError, root reflect.Type) []*FieldError {
 	var missed []*FieldError
 	for _, k := range undecoded {
 		key := k.String()
 		if !slices.ContainsFunc(reported, func(e *FieldError) bool {
 			return key == e.Key || strings.HasPrefix(key, e.Key+".")
 		}) {
-			missed = append(missed, unknownKey(key))
+			missed = append(missed, unknownKey(key, root))
 		}
 	}
 	return missed
@@ -92,7 +107,7 @@ func missedUnknown(undecoded []toml.Key, reported []*FieldError) []*FieldError {
 // checkTable returns the keys of raw that the struct type t does not have
 // (a table once, not its keys), and the values whose TOML type cannot be
 // decoded into t's fields, in the order of raw's keys by name.
-func checkTable(prefix string, raw map[string]any, t reflect.Type) (unknown, mistyped []*FieldError) {
+func checkTable(prefix string, raw map[string]any, t, root reflect.Type) (unknown, mistyped []*FieldError) {
 	fields := map[string]schemaField{}
 	for _, f := range tomlFields(t) {
 		fields[f.name] = f
@@ -107,10 +122,10 @@ func checkTable(prefix string, raw map[string]any, t reflect.Type) (unknown, mis
 		f, ok := fields[name]
 		switch {
 		case !ok:
-			unknown = append(unknown, unknownKey(key))
+			unknown = append(unknown, unknownKey(key, root))
 		case f.typ.Kind() == reflect.Struct:
 			if sub, ok := v.(map[string]any); ok {
-				u, m := checkTable(key, sub, f.typ)
+				u, m := checkTable(key, sub, f.typ, root)
 				unknown, mistyped = append(unknown, u...), append(mistyped, m...)
 			} else {
 				mistyped = append(mistyped, &FieldError{Key: key, Reason: "want a table, got " + describe(v)})
@@ -146,6 +161,17 @@ func fits(t reflect.Type, v any) bool {
 			return n >= -maxSafeFloatInt && n <= maxSafeFloatInt
 		}
 		return false
+	case reflect.Slice:
+		items, ok := v.([]any)
+		if !ok {
+			return false
+		}
+		for _, it := range items {
+			if !fits(t.Elem(), it) {
+				return false
+			}
+		}
+		return true
 	}
 	return true
 }
@@ -163,6 +189,8 @@ func typeName(t reflect.Type) string {
 		return "a non-negative integer"
 	case reflect.Float32, reflect.Float64:
 		return "a float"
+	case reflect.Slice:
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(typeName(t.Elem()), "a "), "an ") + "s"
 	}
 	return "a " + t.String()
 }
@@ -191,9 +219,9 @@ func describe(v any) string {
 // unknownKey reports a key the config does not have, suggesting a known
 // key within edit distance 2, or else one with the same last name in
 // another table ("lr" for "optim.lr").
-func unknownKey(key string) *FieldError {
+func unknownKey(key string, root reflect.Type) *FieldError {
 	e := &FieldError{Key: key, Reason: "unknown key"}
-	if s := suggest(key, knownKeys("", reflect.TypeFor[Train]())); s != "" {
+	if s := suggest(key, knownKeys("", root)); s != "" {
 		e.Reason += fmt.Sprintf(" (did you mean %s?)", s)
 	}
 	return e

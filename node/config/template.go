@@ -11,7 +11,7 @@ import (
 
 // roles are the config files Template can write, one per dtrain command
 // that reads one.
-var roles = []string{"train"}
+var roles = []string{"train", "miner"}
 
 // Roles lists the roles Template knows.
 func Roles() []string { return append([]string(nil), roles...) }
@@ -25,6 +25,8 @@ var sectionDocs = map[string]string{
 	"optim":   "AdamW with a cosine learning-rate schedule and linear warmup.",
 	"train":   "The training loop: how big a step is, how long to train, when to evaluate and checkpoint.",
 	"metrics": "Where training metrics go besides the log.",
+	"net":     "The miner's network: where it listens, whom it asks first, its identity.",
+	"swarm":   "How the miner trains with the swarm: sync mode, epochs, matchmaking and the all-reduce.",
 }
 
 const trainHeader = `dtrain training configuration.
@@ -39,20 +41,38 @@ and check a file without training with
     dtrain config check --config train.toml
 `
 
+const minerHeader = `dtrain miner configuration.
+
+Every key is listed with its default value; change what you need and delete
+the rest (a missing key keeps its default). Mine with
+
+    dtrain miner --config miner.toml
+
+and check a file without starting with
+
+    dtrain config check --role miner --config miner.toml
+`
+
 // Template returns a commented TOML config for role holding every default,
 // generated from the config structs' toml and doc tags and their defaults so
-// that the file always matches the code. Only role "train" exists so far.
+// that the file always matches the code.
 func Template(role string) ([]byte, error) {
+	var b bytes.Buffer
+	var err error
 	switch role {
 	case "train":
-		var b bytes.Buffer
 		writeComment(&b, trainHeader)
-		if err := writeTable(&b, "", reflect.ValueOf(DefaultTrain())); err != nil {
-			return nil, fmt.Errorf("config template for %s: %w", role, err)
-		}
-		return b.Bytes(), nil
+		err = writeTable(&b, "", reflect.ValueOf(DefaultTrain()))
+	case "miner":
+		writeComment(&b, minerHeader)
+		err = writeTable(&b, "", reflect.ValueOf(DefaultMiner()))
+	default:
+		return nil, fmt.Errorf("config template: unknown role %q (known roles: %s)", role, strings.Join(roles, ", "))
 	}
-	return nil, fmt.Errorf("config template: unknown role %q (known roles: %s)", role, strings.Join(roles, ", "))
+	if err != nil {
+		return nil, fmt.Errorf("config template for %s: %w", role, err)
+	}
+	return b.Bytes(), nil
 }
 
 // writeTable writes v's plain keys, then each nested struct as a [table]
@@ -63,7 +83,7 @@ func writeTable(b *bytes.Buffer, prefix string, v reflect.Value) error {
 		if f.typ.Kind() == reflect.Struct {
 			continue
 		}
-		lit, err := valueLiteral(v.Field(f.index))
+		lit, err := valueLiteral(v.FieldByIndex(f.index))
 		if err != nil {
 			return fmt.Errorf("%s: %w", joinKey(prefix, f.name), err)
 		}
@@ -79,7 +99,7 @@ func writeTable(b *bytes.Buffer, prefix string, v reflect.Value) error {
 		b.WriteString("\n\n")
 		writeComment(b, sectionDocs[key])
 		fmt.Fprintf(b, "[%s]\n", key)
-		if err := writeTable(b, key, v.Field(f.index)); err != nil {
+		if err := writeTable(b, key, v.FieldByIndex(f.index)); err != nil {
 			return err
 		}
 	}
@@ -126,6 +146,14 @@ func valueLiteral(v reflect.Value) (string, error) {
 		return tomlFloat(v.Float()), nil
 	case reflect.Bool:
 		return strconv.FormatBool(v.Bool()), nil
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.String {
+			items := make([]string, v.Len())
+			for i := range items {
+				items[i] = tomlString(v.Index(i).String())
+			}
+			return "[" + strings.Join(items, ", ") + "]", nil
+		}
 	}
 	return "", fmt.Errorf("no TOML literal for a %s", v.Type())
 }
@@ -190,23 +218,33 @@ func tomlFloat(f float64) string {
 type schemaField struct {
 	name  string // TOML key
 	doc   string // doc tag
-	index int    // field index in the struct
+	index []int  // field index path in the struct (reflect.Value.FieldByIndex)
 	typ   reflect.Type
 }
 
-// tomlFields lists t's exported fields that have a TOML key, in order.
+// tomlFields lists t's exported fields that have a TOML key, in order. The
+// fields of an embedded struct without a toml tag count as t's own, as
+// BurntSushi/toml decodes them (a Miner config is a Train config and more).
 func tomlFields(t reflect.Type) []schemaField {
 	var fields []schemaField
 	for i := range t.NumField() {
 		sf := t.Field(i)
-		name, _, _ := strings.Cut(sf.Tag.Get("toml"), ",")
+		tag := sf.Tag.Get("toml")
+		name, _, _ := strings.Cut(tag, ",")
+		if sf.Anonymous && tag == "" && sf.Type.Kind() == reflect.Struct {
+			for _, f := range tomlFields(sf.Type) {
+				f.index = append([]int{i}, f.index...)
+				fields = append(fields, f)
+			}
+			continue
+		}
 		if !sf.IsExported() || name == "-" {
 			continue
 		}
 		if name == "" {
 			name = sf.Name
 		}
-		fields = append(fields, schemaField{name: name, doc: sf.Tag.Get("doc"), index: i, typ: sf.Type})
+		fields = append(fields, schemaField{name: name, doc: sf.Tag.Get("doc"), index: []int{i}, typ: sf.Type})
 	}
 	return fields
 }

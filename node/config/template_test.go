@@ -94,14 +94,15 @@ func TestEveryFieldIsDocumented(t *testing.T) {
 		}
 	}
 	walk("", reflect.TypeFor[Train]())
+	walk("", reflect.TypeFor[Miner]())
 }
 
 func TestTemplateUnknownRole(t *testing.T) {
-	_, err := Template("miner")
-	if err == nil || !strings.Contains(err.Error(), `"miner"`) || !strings.Contains(err.Error(), "known roles: train") {
-		t.Fatalf("Template(miner) = %v, want an error naming the role and listing train", err)
+	_, err := Template("validator")
+	if err == nil || !strings.Contains(err.Error(), `"validator"`) || !strings.Contains(err.Error(), "known roles: train, miner") {
+		t.Fatalf("Template(validator) = %v, want an error naming the role and listing train, miner", err)
 	}
-	if !slices.Equal(Roles(), []string{"train"}) {
+	if !slices.Equal(Roles(), []string{"train", "miner"}) {
 		t.Errorf("Roles() = %q", Roles())
 	}
 }

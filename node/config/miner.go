@@ -1,0 +1,108 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dtrain-dev/dtrain/node/allreduce"
+)
+
+// Miner is a miner's configuration: a training config (the model, the
+// data, the inner optimizer and loop, metrics) plus how it joins the
+// network and trains with the swarm. In a miner, train.max_steps counts
+// local optimizer steps over the whole run and ends it.
+type Miner struct {
+	Train
+	Net   Net   `toml:"net"`
+	Swarm Swarm `toml:"swarm"`
+}
+
+// Net is the miner's network.
+type Net struct {
+	Listen    []string `toml:"listen" doc:"multiaddrs to listen on; QUIC first, TCP as fallback"`
+	Announce  []string `toml:"announce" doc:"addresses to announce instead of the listen ones (e.g. a public IP behind port forwarding); empty = automatic"`
+	Bootstrap []string `toml:"bootstrap" doc:"full multiaddrs (with /p2p/<id>) of bootstrap peers; empty = start a run alone (others bootstrap from this miner)"`
+	KeyFile   string   `toml:"key_file" doc:"identity key, created (mode 0600) on first start; relative to out_dir unless absolute"`
+	NAT       bool     `toml:"nat" doc:"AutoNAT, UPnP, hole punching and relays, for a miner behind NAT on the internet"`
+}
+
+// Swarm says how the miner trains with the others.
+type Swarm struct {
+	Mode           string  `toml:"mode" doc:"diloco: inner_steps local AdamW steps, then average the pseudo-gradient and take an outer Nesterov step; gradients: average gradients every step, every peer takes the same AdamW step"`
+	InnerSteps     int     `toml:"inner_steps" doc:"diloco: local optimizer steps per epoch"`
+	OuterLR        float64 `toml:"outer_lr" doc:"diloco: outer Nesterov SGD learning rate"`
+	OuterMomentum  float64 `toml:"outer_momentum" doc:"diloco: outer Nesterov momentum, in [0, 1)"`
+	MinGroup       int     `toml:"min_group" doc:"smallest all-reduce group; with fewer peers ready a miner applies its own update alone"`
+	MaxGroup       int     `toml:"max_group" doc:"largest all-reduce group; larger swarms split into groups that change every epoch"`
+	MatchSeconds   float64 `toml:"match_seconds" doc:"how long a miner waits for others to be ready for an epoch before forming groups with those that are"`
+	RoundSeconds   float64 `toml:"round_seconds" doc:"all-reduce round deadline; peers that have not delivered by then are left out"`
+	Compress       string  `toml:"compress" doc:"wire codec of the all-reduce: none, fp16, bf16 or int8"`
+	EvalEvery      int     `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
+	StateFromPeers bool    `toml:"state_from_peers" doc:"a miner behind the swarm loads the state from peers that offer it"`
+}
+
+// DefaultMiner is a tiny GPT-2 that a few miners on one CPU train together
+// in minutes: the swarm demo's model.
+func DefaultMiner() Miner {
+	t := DefaultTrain()
+	t.RunID, t.OutDir = "swarm", "runs/miner"
+	t.Model = Model{NLayer: 2, NHead: 2, NEmbd: 128, NPositions: 128, VocabSize: 50257}
+	t.Data.SeqLen = 64
+	t.Optim.LR, t.Optim.MinLR, t.Optim.WarmupSteps = 3e-3, 3e-4, 10
+	t.Loop = Loop{MaxSteps: 400, BatchTokens: 1024, MicroBatch: 16, EvalTokens: 8192, KeepCheckpoints: 2, LogEvery: 10}
+	return Miner{
+		Train: t,
+		Net: Net{Listen: []string{"/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/0.0.0.0/tcp/0"}, Announce: []string{}, Bootstrap: []string{},
+			KeyFile: "identity.key"},
+		Swarm: Swarm{
+			Mode: "diloco", InnerSteps: 10, OuterLR: 0.7, OuterMomentum: 0.9,
+			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none",
+			EvalEvery: 1, StateFromPeers: true,
+		},
+	}
+}
+
+// Validate reports every impossible value in m, like Train.Validate.
+func (m Miner) Validate() error {
+	var c check
+	for _, e := range fieldErrors(m.Train.Validate()) {
+		c.errs = append(c.errs, e)
+	}
+	s := m.Swarm
+	switch s.Mode {
+	case "diloco":
+		c.atLeast("swarm.inner_steps", s.InnerSteps, 1)
+	case "gradients":
+	default:
+		c.fail("swarm.mode", "must be diloco or gradients", s.Mode)
+	}
+	if c.finite("swarm.outer_lr", s.OuterLR) && s.OuterLR <= 0 {
+		c.fail("swarm.outer_lr", "must be > 0", s.OuterLR)
+	}
+	if c.finite("swarm.outer_momentum", s.OuterMomentum) && (s.OuterMomentum < 0 || s.OuterMomentum >= 1) {
+		c.fail("swarm.outer_momentum", "must be in [0, 1)", s.OuterMomentum)
+	}
+	if c.atLeast("swarm.min_group", s.MinGroup, 1) && s.MaxGroup < s.MinGroup {
+		c.fail("swarm.max_group", fmt.Sprintf("must be at least min_group (%d)", s.MinGroup), s.MaxGroup)
+	}
+	if c.finite("swarm.match_seconds", s.MatchSeconds) && s.MatchSeconds <= 0 {
+		c.fail("swarm.match_seconds", "must be > 0", s.MatchSeconds)
+	}
+	if c.finite("swarm.round_seconds", s.RoundSeconds) && s.RoundSeconds <= 0 {
+		c.fail("swarm.round_seconds", "must be > 0", s.RoundSeconds)
+	}
+	if _, err := allreduce.ParseCodec(s.Compress); err != nil {
+		c.fail("swarm.compress", "must be none, fp16, bf16 or int8", s.Compress)
+	}
+	c.atLeast("swarm.eval_every", s.EvalEvery, 0)
+	if len(m.Net.Listen) == 0 {
+		c.fail("net.listen", "must name at least one address", m.Net.Listen)
+	}
+	for _, a := range append(append([]string(nil), m.Net.Listen...), m.Net.Bootstrap...) {
+		if !strings.HasPrefix(a, "/") {
+			c.fail("net", "addresses are multiaddrs such as /ip4/1.2.3.4/udp/4001/quic-v1", a)
+		}
+	}
+	return errors.Join(c.errs...)
+}
