@@ -1,0 +1,184 @@
+package progress
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultExpiry is the Expiry of a Config that leaves it zero; hivemind's
+// progress tracker lets a peer's record live for 60 s as well.
+const DefaultExpiry = 60 * time.Second
+
+// Sentinel errors for reports whose time does not fit now; the Tracker
+// ignores such reports.
+var (
+	// ErrStale marks a report that had expired before it was observed, as
+	// gossip may deliver after a partition heals.
+	ErrStale = errors.New("progress: report expired")
+	// ErrFuture marks a report dated Expiry or more ahead of now: the
+	// sender's clock is wrong, and holding the report would let it outlive
+	// its sender.
+	ErrFuture = errors.New("progress: report dated in the future")
+)
+
+// Config configures a Tracker.
+type Config struct {
+	// Self is this peer's id. Its own report counts like any other (feed it
+	// to Observe once the peer holds the swarm's state), but Donors never
+	// names it.
+	Self string
+	// TargetSamples is the swarm's samples per epoch in gradients mode
+	// (target_batch_size); 0 means not used: Ready is false and
+	// EstimateReady is Never.
+	TargetSamples uint64
+	// Expiry drops a peer whose latest report is this old; 0 means
+	// DefaultExpiry.
+	Expiry time.Duration
+}
+
+// Tracker holds the latest report of every peer and answers questions about
+// the swarm. It is not safe for concurrent use.
+type Tracker struct {
+	cfg   Config
+	peers map[string]Report
+}
+
+// NewTracker returns a Tracker that holds no reports.
+func NewTracker(cfg Config) *Tracker {
+	if cfg.Expiry <= 0 {
+		cfg.Expiry = DefaultExpiry
+	}
+	return &Tracker{cfg: cfg, peers: make(map[string]Report)}
+}
+
+// Observe records r if it is the peer's latest. Reports of one peer are
+// ordered by (Epoch, Samples, Time): a report below the one held (a gossip
+// echo or reordering) is ignored without error, so the held report does not
+// depend on arrival order; exact ties are broken by the encoding. Reports
+// for any epoch, including ones ahead of the swarm, are kept. Observe
+// returns ErrBadReport for a malformed report, ErrStale for one that
+// expired before now and ErrFuture for one dated Expiry or more ahead.
+func (t *Tracker) Observe(now time.Duration, r Report) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("observe: %w", err)
+	}
+	switch a := t.age(now, r); {
+	case a >= t.cfg.Expiry:
+		return fmt.Errorf("observe %q sent at %d ms, now %v: %w", r.Peer, r.Time, now, ErrStale)
+	case a <= -t.cfg.Expiry:
+		return fmt.Errorf("observe %q sent at %d ms, now %v: %w", r.Peer, r.Time, now, ErrFuture)
+	}
+	held, ok := t.peers[r.Peer]
+	if !ok {
+		t.prune(now) // new peers are rare next to updates: amortizes the sweep
+		t.peers[r.Peer] = r
+		return nil
+	}
+	if newer(r, held) {
+		t.peers[r.Peer] = r
+	}
+	return nil
+}
+
+// newer reports whether a should replace b, two reports of one peer.
+func newer(a, b Report) bool {
+	switch {
+	case a.Epoch != b.Epoch:
+		return a.Epoch > b.Epoch
+	case a.Samples != b.Samples:
+		return a.Samples > b.Samples
+	case a.Time != b.Time:
+		return a.Time > b.Time
+	}
+	ea, _ := a.Marshal() // both were validated on the way in
+	eb, _ := b.Marshal()
+	return bytes.Compare(ea, eb) > 0
+}
+
+// prune forgets peers whose reports have expired.
+func (t *Tracker) prune(now time.Duration) {
+	for id, r := range t.peers {
+		if t.age(now, r) >= t.cfg.Expiry {
+			delete(t.peers, id)
+		}
+	}
+}
+
+// age is how long ago r was sent; negative for a report dated ahead of now.
+func (t *Tracker) age(now time.Duration, r Report) time.Duration {
+	return now - time.Duration(r.Time)*time.Millisecond
+}
+
+// live reports whether r counts at now: sent less than Expiry ago, and not
+// dated Expiry or more ahead of now (a wrong clock must not keep it alive).
+func (t *Tracker) live(now time.Duration, r Report) bool {
+	a := t.age(now, r)
+	return a < t.cfg.Expiry && a > -t.cfg.Expiry
+}
+
+// Live returns the live peers' latest reports, sorted by peer id.
+func (t *Tracker) Live(now time.Duration) []Report {
+	out := make([]Report, 0, len(t.peers))
+	for _, r := range t.peers {
+		if t.live(now, r) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Report) int { return strings.Compare(a.Peer, b.Peer) })
+	return out
+}
+
+// at returns the live reports at epoch, sorted by peer id.
+func (t *Tracker) at(now time.Duration, epoch uint64) []Report {
+	return slices.DeleteFunc(t.Live(now), func(r Report) bool { return r.Epoch != epoch })
+}
+
+// Peers returns the ids of the live peers at epoch, sorted.
+func (t *Tracker) Peers(now time.Duration, epoch uint64) []string {
+	rs := t.at(now, epoch)
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.Peer
+	}
+	return ids
+}
+
+// SwarmEpoch returns the epoch the swarm is at: the highest epoch e such
+// that a strict majority of the live peers (⌊n/2⌋+1 of n) is at e or
+// beyond; 0 when no peer is live.
+//
+// Why a strict majority: the swarm epoch tells peers below it to load
+// state, so it must not be set by a minority. Taking the maximum, as
+// hivemind does, lets one peer announcing epoch 10^9 send everybody to load
+// a state nobody has; "at least half" still lets one liar decide a 2-peer
+// swarm. With a strict majority, peers announcing too high an epoch move
+// it only if they are more than half of the live peers. The price is that
+// with the swarm split exactly in half the lower epoch wins: a peer loads
+// state one averaging later than it could, which is cheaper than loading
+// from the wrong side. It is the (⌊n/2⌋+1)-th largest epoch, which no
+// report order can change.
+func (t *Tracker) SwarmEpoch(now time.Duration) uint64 {
+	live := t.Live(now)
+	if len(live) == 0 {
+		return 0
+	}
+	epochs := make([]uint64, len(live))
+	for i, r := range live {
+		epochs[i] = r.Epoch
+	}
+	slices.Sort(epochs)
+	quorum := len(epochs)/2 + 1
+	return epochs[len(epochs)-quorum]
+}
+
+// Behind reports whether the swarm epoch is ahead of selfEpoch: the caller
+// should load state from Donors(now, SwarmEpoch(now)). Peers advance at
+// slightly different moments, so callers may want Behind to hold for a
+// while (an averaging round) before paying for a download.
+func (t *Tracker) Behind(now time.Duration, selfEpoch uint64) bool {
+	return t.SwarmEpoch(now) > selfEpoch
+}
