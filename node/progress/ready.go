@@ -52,9 +52,13 @@ func (t *Tracker) EstimateReady(now time.Duration, epoch uint64) time.Duration {
 	if perSec <= 0 {
 		return Never
 	}
-	wait := left / perSec * float64(time.Second)
-	if !(wait < float64(Never)-float64(now)) {
+	wait := math.Ceil(left / perSec * float64(time.Second))
+	if !(wait < float64(Never/2)) { // over a century: no estimate
 		return Never
 	}
-	return now + time.Duration(math.Ceil(wait))
+	d := time.Duration(wait)
+	if now > Never-d {
+		return Never
+	}
+	return now + d
 }
