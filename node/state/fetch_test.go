@@ -1,0 +1,285 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dtrain-dev/dtrain/netx"
+)
+
+func TestFetchSpreadsOverDonors(t *testing.T) {
+	blob := randomBlob(t, 24<<20)
+	s := newSwarm(t, blob, 3, DonorOptions{})
+	got, stats, err := Fetch(testCtx(t, 20*time.Second), s.joiner.Host(), testProto, s.offer, s.ids, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, blob) {
+		t.Fatal("fetched state differs from the offered blob")
+	}
+	var sum int64
+	for _, id := range s.ids {
+		if stats.Bytes[id] == 0 {
+			t.Errorf("donor %s served nothing: %v", id, stats.Bytes)
+		}
+		sum += stats.Bytes[id]
+	}
+	if sum != int64(len(blob)) {
+		t.Errorf("donors served %d bytes in all, want %d", sum, len(blob))
+	}
+	t.Logf("24 MiB from 3 loopback donors in %v (%.0f MB/s), retries %d, per donor %v",
+		stats.Took, float64(len(blob))/stats.Took.Seconds()/1e6, stats.Retries, stats.Bytes)
+}
+
+func TestFetchSurvivesDonorDeath(t *testing.T) {
+	blob := randomBlob(t, 24<<20)
+	s := newSwarm(t, blob, 3, DonorOptions{})
+	dead := s.ids[0]
+	var once sync.Once
+	killed := make(chan struct{})
+	opts := FetchOptions{RequestTimeout: 5 * time.Second, Progress: func(done, total int64) {
+		if done >= total/4 {
+			once.Do(func() {
+				go func() { // Progress must not block
+					defer close(killed)
+					_ = s.nodes[0].Close()
+				}()
+			})
+		}
+	}}
+	got, stats, err := Fetch(testCtx(t, 20*time.Second), s.joiner.Host(), testProto, s.offer, s.ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-killed
+	if !bytes.Equal(got, blob) {
+		t.Fatal("fetched state differs from the offered blob")
+	}
+	if stats.Bytes[dead] >= int64(len(blob))/2 {
+		t.Errorf("dead donor served %d of %d bytes", stats.Bytes[dead], len(blob))
+	}
+	t.Logf("donor died at 1/4: took %v, retries %d, per donor %v, dropped %v", stats.Took, stats.Retries, stats.Bytes, stats.Dropped)
+}
+
+// corruptAfterManifest makes donor d serve wrong bytes under an honest
+// manifest: the manifest is computed from blob first.
+func corruptAfterManifest(d *Donor, hash [32]byte, chunk int) {
+	o := d.find(hash)
+	o.manifestFor(chunk)
+	bad := bytes.Clone(o.blob)
+	for off := 0; off < len(bad); off += chunk {
+		bad[off] ^= 0xff
+	}
+	o.blob = bad
+}
+
+// corruptBeforeManifest makes donor d's manifest describe its wrong bytes.
+func corruptBeforeManifest(d *Donor, hash [32]byte, _ int) {
+	o := d.find(hash)
+	bad := bytes.Clone(o.blob)
+	bad[len(bad)/2] ^= 1
+	o.blob = bad
+}
+
+func TestCorruptDonor(t *testing.T) {
+	const chunk = 1 << 20
+	cases := []struct {
+		name       string
+		donors     int
+		corrupt    func(*Donor, [32]byte, int)
+		noManifest bool
+		wantErr    error  // nil: fetch succeeds without the corrupt donor
+		wantWhy    string // in the corrupt donor's Dropped entry
+	}{
+		{"bad bytes, honest manifest", 3, corruptAfterManifest, false, nil, "corrupt"},
+		{"bad bytes, own manifest", 3, corruptBeforeManifest, false, nil, "manifest disagrees"},
+		{"no manifest", 2, corruptAfterManifest, true, ErrHashMismatch, ""},
+		{"only donor is bad", 1, corruptBeforeManifest, false, ErrHashMismatch, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			blob := randomBlob(t, 8<<20)
+			s := newSwarm(t, blob, c.donors, DonorOptions{})
+			c.corrupt(s.donors[0], s.offer.Hash, chunk)
+			var partial Partial
+			got, stats, err := Fetch(testCtx(t, 20*time.Second), s.joiner.Host(), testProto, s.offer, s.ids,
+				FetchOptions{ChunkSize: chunk, NoManifest: c.noManifest, Partial: &partial})
+			if c.wantErr != nil {
+				if !errors.Is(err, c.wantErr) || got != nil {
+					t.Fatalf("got %d bytes, %v; want %v", len(got), err, c.wantErr)
+				}
+				if partial.Held() != 0 {
+					t.Fatalf("partial keeps %d bytes of a state that failed its hash", partial.Held())
+				}
+				t.Logf("error: %v", err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, blob) {
+				t.Fatal("fetched state differs from the offered blob")
+			}
+			if why := stats.Dropped[s.ids[0]]; !strings.Contains(why, c.wantWhy) {
+				t.Fatalf("corrupt donor dropped for %q, want %q (stats %+v)", why, c.wantWhy, stats)
+			}
+		})
+	}
+}
+
+func TestBusyDonorServesEveryone(t *testing.T) {
+	blob := randomBlob(t, 8<<20)
+	s := newSwarm(t, blob, 1, DonorOptions{MaxConcurrent: 1})
+	joiners := []*netx.Node{s.joiner, newNode(t), newNode(t)}
+	for _, j := range joiners[1:] {
+		connect(t, j, s.nodes...)
+	}
+	ctx := testCtx(t, 20*time.Second)
+	var wg sync.WaitGroup
+	errs := make([]error, len(joiners))
+	retries := make([]int, len(joiners))
+	for i, j := range joiners {
+		wg.Go(func() {
+			got, stats, err := Fetch(ctx, j.Host(), testProto, s.offer, s.ids, FetchOptions{})
+			if err == nil && !bytes.Equal(got, blob) {
+				err = errors.New("fetched state differs from the offered blob")
+			}
+			errs[i], retries[i] = err, stats.Retries
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("fetcher %d: %v", i, err)
+		}
+		total += retries[i]
+	}
+	if total == 0 {
+		t.Error("no fetcher was ever told busy by a donor serving one download at a time")
+	}
+	t.Logf("busy retries per fetcher: %v", retries)
+}
+
+func TestUnknownHashIsNotFound(t *testing.T) {
+	s := newSwarm(t, randomBlob(t, 1<<20), 2, DonorOptions{})
+	want := s.offer
+	want.Hash = sha256.Sum256([]byte("no such state"))
+	for _, noManifest := range []bool{false, true} {
+		start := time.Now()
+		_, _, err := Fetch(testCtx(t, 10*time.Second), s.joiner.Host(), testProto, want, s.ids, FetchOptions{NoManifest: noManifest})
+		if !errors.Is(err, ErrNotFound) || !errors.Is(err, ErrNoDonors) || !strings.Contains(err.Error(), "not found") {
+			t.Fatalf("unknown hash (no manifest %v): %v, want not found", noManifest, err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("not found took %v", took)
+		}
+		t.Logf("%v", err)
+	}
+}
+
+func TestDonorKeepsRecentOffers(t *testing.T) {
+	s := newSwarm(t, randomBlob(t, 1<<20), 1, DonorOptions{Keep: 2})
+	old := s.offer
+	e2 := s.donors[0].Offer(2, randomBlob(t, 1<<20))
+	e3blob := randomBlob(t, 1<<20)
+	e3 := s.donors[0].Offer(3, e3blob)
+	ctx := testCtx(t, 10*time.Second)
+	if _, _, err := Fetch(ctx, s.joiner.Host(), testProto, old, s.ids, FetchOptions{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("epoch 1 after epochs 2 and 3: %v, want not found", err)
+	}
+	for _, o := range []Offer{e2, e3} {
+		if _, _, err := Fetch(ctx, s.joiner.Host(), testProto, o, s.ids, FetchOptions{}); err != nil {
+			t.Fatalf("epoch %d: %v", o.Epoch, err)
+		}
+	}
+	if got := s.donors[0].Offers(); len(got) != 2 || got[1] != e3 || got[1].Run != "test-run" {
+		t.Fatalf("offers %v, want epochs 2 and 3 of test-run", got)
+	}
+}
+
+func TestCancelReturnsPromptly(t *testing.T) {
+	s := newSwarm(t, randomBlob(t, 1<<20), 0, DonorOptions{})
+	staller := newNode(t)
+	held := make(chan network.Stream, 16)
+	staller.Host().SetStreamHandler(testProto, func(st network.Stream) { held <- st })
+	t.Cleanup(func() {
+		close(held)
+		for st := range held {
+			_ = st.Reset()
+		}
+	})
+	connect(t, s.joiner, staller)
+	want := Offer{Run: "test-run", Epoch: 1, Size: 8 << 20}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, _, err := Fetch(ctx, s.joiner.Host(), testProto, want, []peer.ID{staller.ID()}, FetchOptions{RequestTimeout: time.Minute})
+	if took := time.Since(start); !errors.Is(err, context.Canceled) || took > 2*time.Second {
+		t.Fatalf("canceled after 300ms: returned after %v with %v", took, err)
+	}
+}
+
+func TestResumeKeepsChunks(t *testing.T) {
+	blob := randomBlob(t, 16<<20)
+	s := newSwarm(t, blob, 2, DonorOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var partial Partial
+	opts := FetchOptions{Partial: &partial, Progress: func(done, total int64) {
+		if done >= total/2 {
+			cancel()
+		}
+	}}
+	if _, _, err := Fetch(ctx, s.joiner.Host(), testProto, s.offer, s.ids, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first fetch: %v, want canceled", err)
+	}
+	held := partial.Held()
+	if held < int64(len(blob))/2 || held >= int64(len(blob)) {
+		t.Fatalf("partial holds %d of %d bytes after cancel at half", held, len(blob))
+	}
+	opts.Progress = nil
+	got, stats, err := Fetch(testCtx(t, 20*time.Second), s.joiner.Host(), testProto, s.offer, s.ids, opts)
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("resumed fetch: %v (identical %v)", err, bytes.Equal(got, blob))
+	}
+	var fetched int64
+	for _, n := range stats.Bytes {
+		fetched += n
+	}
+	if stats.Resumed != held || fetched != int64(len(blob))-held {
+		t.Fatalf("resumed %d (held %d), fetched %d more of %d", stats.Resumed, held, fetched, len(blob))
+	}
+}
+
+func TestFetchRejectsBadInput(t *testing.T) {
+	s := newSwarm(t, randomBlob(t, 1<<16), 1, DonorOptions{})
+	ctx := testCtx(t, 5*time.Second)
+	cases := []struct {
+		name   string
+		want   Offer
+		donors []peer.ID
+		opts   FetchOptions
+	}{
+		{"zero size", Offer{Run: "r"}, s.ids, FetchOptions{}},
+		{"over max size", Offer{Run: "r", Size: 1 << 40}, s.ids, FetchOptions{}},
+		{"tiny chunk", s.offer, s.ids, FetchOptions{ChunkSize: 1}},
+		{"huge chunk", s.offer, s.ids, FetchOptions{ChunkSize: MaxRequest + 1}},
+		{"no donors", s.offer, nil, FetchOptions{}},
+		{"only self", s.offer, []peer.ID{s.joiner.ID()}, FetchOptions{}},
+	}
+	for _, c := range cases {
+		if got, _, err := Fetch(ctx, s.joiner.Host(), testProto, c.want, c.donors, c.opts); err == nil || got != nil {
+			t.Errorf("%s: got %d bytes, %v; want an error", c.name, len(got), err)
+		}
+	}
+}
