@@ -1,0 +1,173 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newTestClient(t *testing.T, f *fakeHub, opts ...Option) *Client {
+	t.Helper()
+	base := []Option{WithEndpoint(f.hub.URL), WithToken(""), WithCacheDir(t.TempDir()), WithRetry(3, time.Millisecond), WithTimeouts(10*time.Second, 10*time.Second)}
+	c, err := New(append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestDownloadBuildsHFCacheLayout(t *testing.T) {
+	f := newFakeHub(t)
+	files := map[string][]byte{
+		"config.json":         []byte(`{"n_layer": 2}`),
+		"model.safetensors":   bytes.Repeat([]byte("weights!"), 1000),
+		"tokenizer/vocab.txt": []byte("hello\nworld\n"),
+	}
+	sha := f.seed("org/gpt", files)
+	c := newTestClient(t, f)
+
+	snap, err := c.Download(testCtx(t), "org/gpt", "main", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repoDir := filepath.Join(c.CacheDir(), "models--org--gpt")
+	if want := filepath.Join(repoDir, "snapshots", sha); snap != want {
+		t.Fatalf("snapshot dir %s, want %s", snap, want)
+	}
+	etags := map[string]string{
+		"config.json":         gitBlobSHA1(files["config.json"]),
+		"model.safetensors":   sha256Hex(files["model.safetensors"]),
+		"tokenizer/vocab.txt": gitBlobSHA1(files["tokenizer/vocab.txt"]),
+	}
+	for name, etag := range etags {
+		p := filepath.Join(snap, filepath.FromSlash(name))
+		target, err := os.Readlink(p)
+		if err != nil {
+			t.Fatalf("%s is not a symlink: %v", name, err)
+		}
+		want := "../../blobs/" + etag
+		if strings.Contains(name, "/") {
+			want = "../../../blobs/" + etag
+		}
+		if target != want {
+			t.Errorf("%s -> %s, want %s", name, target, want)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, files[name]) {
+			t.Errorf("%s content differs (err %v)", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(repoDir, "blobs", etag)); err != nil {
+			t.Errorf("blob of %s not named by its etag: %v", name, err)
+		}
+	}
+	ref, err := os.ReadFile(filepath.Join(repoDir, "refs", "main"))
+	if err != nil || string(ref) != sha {
+		t.Fatalf("refs/main = %q (%v), want %q", ref, err, sha)
+	}
+	blobs, _ := os.ReadDir(filepath.Join(repoDir, "blobs"))
+	if len(blobs) != len(files) {
+		t.Errorf("%d entries in blobs, want %d (no temp files)", len(blobs), len(files))
+	}
+
+	before, cdnBefore := f.count("/resolve/"), f.count("cdn ")
+	snap2, err := c.Download(testCtx(t), "org/gpt", "main", nil)
+	if err != nil || snap2 != snap {
+		t.Fatalf("second download: %s, %v", snap2, err)
+	}
+	if n, m := f.count("/resolve/")-before, f.count("cdn ")-cdnBefore; n != 0 || m != 0 {
+		t.Errorf("second download made %d resolve and %d storage requests, want none", n, m)
+	}
+}
+
+func TestDownloadSubsetAndSharedBlobs(t *testing.T) {
+	f := newFakeHub(t)
+	weights := bytes.Repeat([]byte{7}, 4096)
+	f.seed("org/m", map[string][]byte{"config.json": []byte("{}"), "model.safetensors": weights})
+	c := newTestClient(t, f)
+	snap, err := c.Download(testCtx(t), "org/m", "main", []string{"config.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(snap, "model.safetensors")); !os.IsNotExist(err) {
+		t.Fatalf("file not asked for was downloaded: %v", err)
+	}
+	// A new commit with the same weights reuses the blob: no storage GET.
+	sha2 := f.seed("org/m", map[string][]byte{"model.safetensors": weights})
+	if _, err := c.Download(testCtx(t), "org/m", "main", nil); err != nil {
+		t.Fatal(err)
+	}
+	cdnBefore := f.count("cdn GET")
+	if _, err := c.Download(testCtx(t), "org/m", sha2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("cdn GET") - cdnBefore; n != 0 {
+		t.Errorf("%d storage GETs for a blob already cached", n)
+	}
+}
+
+func TestDownloadRejectsCorruptLFS(t *testing.T) {
+	f := newFakeHub(t)
+	data := bytes.Repeat([]byte("abc"), 5000)
+	f.seed("org/bad", map[string][]byte{"model.safetensors": data})
+	f.corrupt[sha256Hex(data)] = true
+	c := newTestClient(t, f)
+	_, err := c.Download(testCtx(t), "org/bad", "main", nil)
+	if err == nil || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("corrupt download: err %v, want a sha256 mismatch", err)
+	}
+	blobs, _ := os.ReadDir(filepath.Join(c.CacheDir(), "models--org--bad", "blobs"))
+	if len(blobs) != 0 {
+		t.Fatalf("corrupt download left %d files in blobs: %v", len(blobs), blobs[0].Name())
+	}
+	links, _ := filepath.Glob(filepath.Join(c.CacheDir(), "models--org--bad", "snapshots", "*", "*"))
+	if len(links) != 0 {
+		t.Fatalf("corrupt download left snapshot entries %v", links)
+	}
+}
+
+func TestDownloadRejectsPathTraversal(t *testing.T) {
+	for _, name := range []string{"../evil", "/etc/passwd", "a/../../evil", "a//b", `..\evil`, "./x", "a/.."} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeHub(t)
+			f.seed("org/m", map[string][]byte{"config.json": []byte("{}")})
+			f.extra = []string{name}
+			c := newTestClient(t, f)
+			if _, err := c.Download(testCtx(t), "org/m", "main", nil); err == nil {
+				t.Fatalf("sibling %q accepted", name)
+			}
+			if n := f.count("/resolve/"); n != 0 {
+				t.Fatalf("%d files fetched from a listing with a bad name", n)
+			}
+			if _, err := c.Download(testCtx(t), "org/m", "main", []string{name}); err == nil {
+				t.Fatalf("requested file %q accepted", name)
+			}
+		})
+	}
+}
+
+func TestDownloadRetriesTransientErrors(t *testing.T) {
+	f := newFakeHub(t)
+	f.seed("org/m", map[string][]byte{"config.json": []byte("{}")})
+	c := newTestClient(t, f) // 3 attempts
+	f.failNext = 2
+	if _, err := c.Download(testCtx(t), "org/m", "main", nil); err != nil {
+		t.Fatalf("two 503s then success: %v", err)
+	}
+	f.failNext = 3
+	_, err := c.Download(testCtx(t), "org/m", "main", nil)
+	var he *HTTPError
+	if !errors.As(err, &he) || he.Status != 503 {
+		t.Fatalf("three 503s: err %v, want HTTPError 503", err)
+	}
+}
