@@ -33,6 +33,7 @@ func configCommand() *cli.Command {
 				Usage: "load a config file and report every unknown key and bad value",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "config", Required: true, Usage: "the TOML file to check"},
+					&cli.StringFlag{Name: "role", Value: "train", Usage: "which config: " + roles},
 				},
 				Action: configCheck,
 			},
@@ -75,7 +76,15 @@ func configInit(c *cli.Context) error {
 // configCheck prints "ok", or each problem on its own line and fails.
 func configCheck(c *cli.Context) error {
 	path := c.String("config")
-	_, err := config.LoadTrain(path)
+	var err error
+	switch role := c.String("role"); role {
+	case "train":
+		_, err = config.LoadTrain(path)
+	case "miner":
+		_, err = config.LoadMiner(path)
+	default:
+		return fmt.Errorf("--role %q: want one of %s", role, strings.Join(config.Roles(), ", "))
+	}
 	if err == nil {
 		fmt.Fprintln(c.App.Writer, "ok")
 		return nil

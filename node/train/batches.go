@@ -65,9 +65,10 @@ func (s *batchStream) next(ctx context.Context) (torch.Batch, error) {
 	}
 }
 
-// evalWindows evaluates the model on n windows of ds spread evenly over it,
-// the same ones every time, and returns the mean loss per token.
-func evalWindows(m *torch.Model, ds *data.Dataset, n int64, micro int) (float64, int, error) {
+// HeldOutLoss evaluates the model on n windows of ds spread evenly over it,
+// the same ones every time, micro at a time, and returns the mean loss per
+// token and the tokens counted.
+func HeldOutLoss(m *torch.Model, ds *data.Dataset, n int64, micro int) (float64, int, error) {
 	n = min(n, ds.Len())
 	t := ds.SeqLen()
 	var sum float64

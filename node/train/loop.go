@@ -155,7 +155,7 @@ func (t *trainer) step(ctx context.Context, batches *batchStream) (StepEvent, er
 func (t *trainer) eval() error {
 	start := time.Now()
 	n := int64(max(1, t.cfg.Loop.EvalTokens/t.cfg.Data.SeqLen))
-	loss, count, err := evalWindows(t.model, t.opts.Val, n, t.cfg.Loop.MicroBatch)
+	loss, count, err := HeldOutLoss(t.model, t.opts.Val, n, t.cfg.Loop.MicroBatch)
 	if err != nil {
 		return fmt.Errorf("evaluation at step %d: %w", t.state.Step, err)
 	}

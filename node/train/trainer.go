@@ -176,23 +176,29 @@ func (t *trainer) load(dir string, dev torch.Device) error {
 	return nil
 }
 
-func (t *trainer) adamw() torch.AdamWConfig {
-	o := t.cfg.Optim
+func (t *trainer) adamw() torch.AdamWConfig { return AdamWConfig(t.cfg.Optim) }
+
+// AdamWConfig is the optimizer the optim table describes.
+func AdamWConfig(o config.Optim) torch.AdamWConfig {
 	return torch.AdamWConfig{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay}
+}
+
+// NewModel builds the model cfg describes: model.init's checkpoint, or a
+// fresh one of the configured sizes seeded by cfg.Seed.
+func NewModel(cfg config.Train, dev torch.Device) (*torch.Model, error) {
+	mc := cfg.Model
+	if mc.Init != "" {
+		return torch.LoadModel(mc.Init, dev)
+	}
+	c := torch.NewConfig(mc.NLayer, mc.NHead, mc.NEmbd, mc.NPositions, mc.VocabSize)
+	c.EmbdPdrop, c.AttnPdrop, c.ResidPdrop = mc.Dropout, mc.Dropout, mc.Dropout
+	return torch.NewModel(c, dev, cfg.Seed)
 }
 
 // fresh builds a new model (from model.init or from scratch) and optimizer.
 func (t *trainer) fresh(dev torch.Device) error {
-	mc := t.cfg.Model
 	var err error
-	if mc.Init != "" {
-		t.model, err = torch.LoadModel(mc.Init, dev)
-	} else {
-		c := torch.NewConfig(mc.NLayer, mc.NHead, mc.NEmbd, mc.NPositions, mc.VocabSize)
-		c.EmbdPdrop, c.AttnPdrop, c.ResidPdrop = mc.Dropout, mc.Dropout, mc.Dropout
-		t.model, err = torch.NewModel(c, dev, t.cfg.Seed)
-	}
-	if err != nil {
+	if t.model, err = NewModel(t.cfg, dev); err != nil {
 		return err
 	}
 	if t.opt, err = torch.NewAdamW(t.model, t.adamw()); err != nil {
@@ -204,10 +210,13 @@ func (t *trainer) fresh(dev torch.Device) error {
 }
 
 // checkModel rejects a model the data cannot train.
-func (t *trainer) checkModel() error {
-	mc := t.model.Config()
-	if t.cfg.Data.SeqLen > mc.NPositions {
-		return fmt.Errorf("train: data.seq_len %d exceeds the model's n_positions %d", t.cfg.Data.SeqLen, mc.NPositions)
+func (t *trainer) checkModel() error { return CheckModel(t.model, t.cfg.Data.SeqLen) }
+
+// CheckModel rejects a model that windows of seqLen GPT-2 tokens cannot train.
+func CheckModel(m *torch.Model, seqLen int) error {
+	mc := m.Config()
+	if seqLen > mc.NPositions {
+		return fmt.Errorf("train: data.seq_len %d exceeds the model's n_positions %d", seqLen, mc.NPositions)
 	}
 	if mc.VocabSize < data.VocabSize {
 		return fmt.Errorf("train: the model's vocab_size %d is smaller than GPT-2's tokenizer (%d tokens)", mc.VocabSize, data.VocabSize)

@@ -1,0 +1,221 @@
+package miner
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/train"
+	"github.com/dtrain-dev/dtrain/torch"
+)
+
+// runEpoch trains locally, averages with the epoch's group, applies the
+// result and evaluates.
+func (m *Miner) runEpoch(ctx context.Context) (EpochEvent, error) {
+	ev := EpochEvent{Epoch: m.epoch, Mode: m.cfg.Swarm.Mode}
+	n := int(m.model.NumParams())
+	start := make([]float32, n)
+	if err := m.model.Params(start); err != nil {
+		return ev, err
+	}
+	batches, err := m.epochBatches()
+	if err != nil {
+		return ev, err
+	}
+	t0 := time.Now()
+	var vec []float32
+	if m.cfg.Swarm.Mode == "diloco" {
+		ev.Loss, ev.Samples, err = m.innerSteps(ctx, batches)
+		if err == nil {
+			// The pseudo-gradient Δ = θ_start − θ_local.
+			vec = make([]float32, n)
+			if err = m.model.Params(vec); err == nil {
+				for i := range vec {
+					vec[i] = start[i] - vec[i]
+				}
+			}
+		}
+	} else {
+		ev.Loss, ev.Samples, err = m.accumulate(batches)
+		if err == nil {
+			vec = make([]float32, n)
+			err = m.model.Grads(vec)
+		}
+	}
+	if err != nil {
+		return ev, err
+	}
+	ev.TrainTime = time.Since(t0)
+	if ctx.Err() != nil {
+		return ev, nil
+	}
+	res, err := m.average(ctx, m.epoch, vec, float64(ev.Samples))
+	ev.Group, ev.SyncTime, ev.BytesSent = res.group, res.took, res.bytesSent
+	mean := res.mean
+	if err != nil || mean == nil {
+		if ctx.Err() != nil {
+			return ev, nil
+		}
+		ev.Alone, ev.Contributors = fmt.Sprint(err), 1
+		m.log.Warn().Err(err).Uint64("epoch", m.epoch).Msg("applying this miner's own update alone")
+		mean = vec
+	} else {
+		ev.Contributors = res.contributors
+	}
+	if err := m.apply(start, mean); err != nil {
+		return ev, err
+	}
+	params := make([]float32, n)
+	if err := m.model.Params(params); err != nil {
+		return ev, err
+	}
+	ev.ParamHash = paramHash(params)
+	m.epoch++
+	ev.Tokens = m.tokens
+	if m.opts.Val != nil && m.cfg.Swarm.EvalEvery > 0 && m.epoch%uint64(m.cfg.Swarm.EvalEvery) == 0 {
+		windows := int64(max(1, m.cfg.Loop.EvalTokens/m.cfg.Data.SeqLen))
+		if ev.ValLoss, _, err = train.HeldOutLoss(m.model, m.opts.Val, windows, m.cfg.Loop.MicroBatch); err != nil {
+			return ev, err
+		}
+	}
+	return ev, nil
+}
+
+// epochBatches returns the epoch's micro-batches in order, as a function of
+// their index: this miner's lane of the epoch's data order among the peers
+// it sees (node/data Assignment), so a validator can recompute them.
+func (m *Miner) epochBatches() (func(k int) (torch.Batch, error), error) {
+	peers := []string{m.self}
+	for _, p := range m.gossip.Peers() {
+		peers = append(peers, p.String())
+	}
+	slices.Sort(peers)
+	micro, t := m.cfg.Loop.MicroBatch, m.cfg.Data.SeqLen
+	a := data.Assignment{Order: m.order, Epoch: m.epoch, Peers: peers, PerStep: micro}
+	return func(k int) (torch.Batch, error) {
+		if int64(k+1)*int64(micro) > a.Capacity() {
+			return torch.Batch{}, fmt.Errorf("epoch %d needs more than the %d windows per peer the data holds", m.epoch, a.Capacity())
+		}
+		wins, err := a.Windows(m.self, int64(k))
+		if err != nil {
+			return torch.Batch{}, err
+		}
+		b := torch.Batch{B: micro, T: t, X: make([]int32, micro*t), Y: make([]int32, micro*t)}
+		for i, w := range wins {
+			if err := m.opts.Train.Window(w, b.X[i*t:(i+1)*t], b.Y[i*t:(i+1)*t]); err != nil {
+				return torch.Batch{}, err
+			}
+		}
+		return b, nil
+	}, nil
+}
+
+// innerSteps takes swarm.inner_steps local AdamW steps (or fewer, if ctx
+// ends or max_steps is reached) and returns the mean loss and the samples.
+func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, error)) (float64, int64, error) {
+	var loss float64
+	var samples int64
+	k, steps := 0, 0
+	for steps < m.cfg.Swarm.InnerSteps && m.step < m.cfg.Loop.MaxSteps && ctx.Err() == nil {
+		if err := m.model.ZeroGrad(); err != nil {
+			return 0, 0, err
+		}
+		var l float64
+		for a := 0; a < m.accum; a++ {
+			b, err := batches(k)
+			if err != nil {
+				return 0, 0, err
+			}
+			if l, err = m.microStep(b, k, l); err != nil {
+				return 0, 0, err
+			}
+			k++
+			samples += int64(b.B)
+		}
+		if _, err := m.model.ClipGradNorm(m.cfg.Optim.GradClip); err != nil {
+			return 0, 0, err
+		}
+		if err := m.opt.Step(m.sched.At(m.step)); err != nil {
+			return 0, 0, err
+		}
+		loss += l
+		m.step++
+		steps++
+	}
+	if steps == 0 {
+		return 0, 0, ctx.Err()
+	}
+	return loss / float64(steps), samples, nil
+}
+
+// accumulate computes the gradient of one step's micro-batches and returns
+// the mean loss and the samples.
+func (m *Miner) accumulate(batches func(int) (torch.Batch, error)) (float64, int64, error) {
+	if err := m.model.ZeroGrad(); err != nil {
+		return 0, 0, err
+	}
+	var l float64
+	var samples int64
+	for k := 0; k < m.accum; k++ {
+		b, err := batches(k)
+		if err != nil {
+			return 0, 0, err
+		}
+		if l, err = m.microStep(b, k, l); err != nil {
+			return 0, 0, err
+		}
+		samples += int64(b.B)
+	}
+	return l, samples, nil
+}
+
+// microStep runs forward and backward on b, adding the loss's share to l.
+func (m *Miner) microStep(b torch.Batch, k int, l float64) (float64, error) {
+	seed := data.SplitMix64(m.cfg.Seed ^ data.SplitMix64(m.epoch<<24|uint64(k)))
+	if err := m.model.SeedDropout(seed); err != nil {
+		return 0, err
+	}
+	loss, _, err := m.model.TrainStep(b, 1/float64(m.accum))
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return 0, fmt.Errorf("training loss is %v (try a lower optim.lr)", loss)
+	}
+	m.tokens += int64(b.B * b.T)
+	return l + loss/float64(m.accum), nil
+}
+
+// apply takes the epoch's step from the averaged vector: the outer
+// Nesterov step in diloco, the AdamW step in gradients mode. A non-finite
+// mean is refused, so a bad average never touches the model.
+func (m *Miner) apply(start, mean []float32) error {
+	for i, v := range mean {
+		if v-v != 0 {
+			return fmt.Errorf("averaged update holds %v at %d", v, i)
+		}
+	}
+	if m.cfg.Swarm.Mode == "diloco" {
+		lr, mu := float32(m.cfg.Swarm.OuterLR), float32(m.cfg.Swarm.OuterMomentum)
+		next := make([]float32, len(start))
+		for i, d := range mean {
+			m.momentum[i] = mu*m.momentum[i] + d
+			next[i] = start[i] - lr*(d+mu*m.momentum[i])
+		}
+		return m.model.SetParams(next)
+	}
+	if err := m.model.SetGrads(mean); err != nil {
+		return err
+	}
+	if _, err := m.model.ClipGradNorm(m.cfg.Optim.GradClip); err != nil {
+		return err
+	}
+	if err := m.opt.Step(m.sched.At(m.step)); err != nil {
+		return err
+	}
+	m.step++
+	return nil
+}

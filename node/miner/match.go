@@ -1,0 +1,233 @@
+package miner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+)
+
+// inboxEpochs is how many epochs ahead of its own a miner buffers
+// matchmaking messages for (peers that finish an epoch sooner announce
+// before this one is ready), and inboxCap bounds each epoch's buffer.
+const (
+	inboxEpochs = 4
+	inboxCap    = 4096
+)
+
+type inboundMatch struct {
+	from string
+	env  matchEnvelope
+}
+
+// matchInbox buffers matchmaking messages by epoch until the miner reaches
+// that epoch.
+type matchInbox struct {
+	mu      sync.Mutex
+	current uint64
+	byEpoch map[uint64][]inboundMatch
+	wake    chan struct{}
+}
+
+func newMatchInbox() *matchInbox {
+	return &matchInbox{byEpoch: map[uint64][]inboundMatch{}, wake: make(chan struct{}, 1)}
+}
+
+func (b *matchInbox) put(m inboundMatch) {
+	b.mu.Lock()
+	e := m.env.Epoch
+	if e >= b.current && e < b.current+inboxEpochs && len(b.byEpoch[e]) < inboxCap {
+		b.byEpoch[e] = append(b.byEpoch[e], m)
+	}
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns and forgets what is buffered for epoch, and drops older
+// epochs.
+func (b *matchInbox) take(epoch uint64) []inboundMatch {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if epoch > b.current {
+		b.current = epoch
+	}
+	for e := range b.byEpoch {
+		if e < b.current {
+			delete(b.byEpoch, e)
+		}
+	}
+	ms := b.byEpoch[epoch]
+	delete(b.byEpoch, epoch)
+	return ms
+}
+
+// formGroup runs matchmaking for epoch over the run's gossip until a group
+// forms or matchmaking fails.
+func (m *Miner) formGroup(ctx context.Context, epoch uint64, weight float64) (matchmaking.Group, error) {
+	start := time.Now()
+	now := func() time.Duration { return time.Since(start) }
+	s := m.cfg.Swarm
+	mm, err := matchmaking.New(matchmaking.Config{
+		Run: m.cfg.RunID, Self: m.self, Epoch: epoch,
+		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
+		Deadline: time.Duration(s.MatchSeconds * float64(time.Second)),
+		Expected: 1 + len(m.gossip.Peers()),
+	})
+	if err != nil {
+		return matchmaking.Group{}, err
+	}
+	ready := matchmaking.Ready{Run: m.cfg.RunID, Epoch: epoch, Peer: m.self, Role: matchmaking.Full, Weight: weight}
+	out, err := mm.Announce(now(), ready)
+	if err != nil {
+		return matchmaking.Group{}, err
+	}
+	m.publishMatch(ctx, epoch, &ready, out)
+	for !mm.Done() {
+		for _, in := range m.inbox.take(epoch) {
+			if in.env.To != "" && in.env.To != m.self {
+				continue
+			}
+			if r := in.env.Ready; r != nil && in.env.Msg.View != nil {
+				// The sender's announcement, in case its own message is
+				// late or lost; an echo of one held is ignored.
+				out, _ := mm.Receive(now(), in.from, matchmaking.Msg{Ready: []matchmaking.Ready{*r}})
+				m.publishMatch(ctx, epoch, &ready, out)
+			}
+			out, err := mm.Receive(now(), in.from, in.env.Msg)
+			if err != nil {
+				m.log.Debug().Err(err).Str("peer", in.from).Msg("matchmaking message rejected")
+			}
+			m.publishMatch(ctx, epoch, &ready, out)
+		}
+		next, _ := mm.NextTick()
+		wait := time.NewTimer(max(next-now(), time.Millisecond))
+		select {
+		case <-m.inbox.wake:
+		case <-wait.C:
+		case <-ctx.Done():
+			wait.Stop()
+			return matchmaking.Group{}, ctx.Err()
+		}
+		wait.Stop()
+		m.publishMatch(ctx, epoch, &ready, mm.Tick(now()))
+	}
+	return mm.Group()
+}
+
+func (m *Miner) publishMatch(ctx context.Context, epoch uint64, self *matchmaking.Ready, out []matchmaking.Outgoing) {
+	for _, o := range out {
+		body, err := encodeMatch(matchEnvelope{To: o.To, Epoch: epoch, Ready: self, Msg: o.Msg})
+		if err == nil {
+			err = m.gossip.Publish(ctx, netx.GossipMessage{Type: gossipMatch, Body: body})
+		}
+		if err != nil {
+			m.log.Warn().Err(err).Uint64("epoch", epoch).Msg("publish matchmaking message")
+		}
+	}
+}
+
+// roundResult is an epoch's averaging as this miner saw it.
+type roundResult struct {
+	mean         []float32 // nil when the miner averaged alone
+	group        int       // members of the formed group, 0 if none
+	contributors int
+	bytesSent    int64
+	took         time.Duration
+}
+
+// average averages vec (weight samples) with the epoch's group. On any
+// failure it returns the miner's own vector as the mean of a group of one,
+// with the reason.
+func (m *Miner) average(ctx context.Context, epoch uint64, vec []float32, weight float64) (roundResult, error) {
+	start := time.Now()
+	g, err := m.formGroup(ctx, epoch, weight)
+	if err != nil {
+		return roundResult{took: time.Since(start)}, fmt.Errorf("matchmaking for epoch %d: %w", epoch, err)
+	}
+	res := roundResult{group: len(g.Members)}
+	if len(g.Members) < 2 {
+		res.took = time.Since(start)
+		return res, fmt.Errorf("epoch %d: a group of one", epoch)
+	}
+	cfg, peers, err := m.roundConfig(g, vec)
+	if err != nil {
+		return res, err
+	}
+	r, err := allreduce.NewRound(cfg)
+	if err != nil {
+		return res, err
+	}
+	key := sha256.Sum256([]byte(g.Key))
+	proto := m.run.Protocol(fmt.Sprintf("allreduce-%d-%s", epoch, hex.EncodeToString(key[:6])))
+	out, err := allreduce.RunRound(ctx, m.node.Host(), proto, peers, r, 10*time.Millisecond)
+	res.took = time.Since(start)
+	if err != nil {
+		return res, fmt.Errorf("all-reduce of epoch %d: %w", epoch, err)
+	}
+	res.mean, res.contributors = out.Vector, len(out.Contributors)
+	res.bytesSent = sentBytes(cfg)
+	return res, nil
+}
+
+// roundConfig builds the all-reduce round of group g over vec.
+func (m *Miner) roundConfig(g matchmaking.Group, vec []float32) (allreduce.RoundConfig, []peer.ID, error) {
+	n := len(g.Members)
+	var ag allreduce.Group
+	peers := make([]peer.ID, n)
+	reduces, contributes, bw := make([]bool, n), make([]bool, n), make([]float64, n)
+	self := -1
+	for i, mb := range g.Members {
+		id, err := peer.Decode(mb.ID)
+		if err != nil {
+			return allreduce.RoundConfig{}, nil, fmt.Errorf("group member %q: %w", mb.ID, err)
+		}
+		peers[i] = id
+		if mb.ID == m.self {
+			self = i
+		}
+		ag.Members = append(ag.Members, allreduce.Member{ID: mb.ID, Role: mb.Role, Weight: mb.Weight})
+		reduces[i], contributes[i], bw[i] = mb.Role.Reduces(), mb.Role != matchmaking.Aux, mb.Bandwidth
+	}
+	if self < 0 {
+		return allreduce.RoundConfig{}, nil, fmt.Errorf("group %s does not hold this miner", g.Key)
+	}
+	spans, err := allreduce.SpansForRoles(len(vec), bw, reduces, contributes)
+	if err != nil {
+		return allreduce.RoundConfig{}, nil, err
+	}
+	round := time.Duration(m.cfg.Swarm.RoundSeconds * float64(time.Second))
+	return allreduce.RoundConfig{
+		Group: ag, Self: self, Len: len(vec), Vector: vec, Spans: spans,
+		PartSize: allreduce.DefaultPartSize, Codec: m.codec, Feedback: m.feedback,
+		PartTimeout: round / 4, ReduceTimeout: round * 3 / 4, RoundTimeout: round,
+	}, peers, nil
+}
+
+// sentBytes is what this member sends in a round without failures: its
+// values outside its span, and its span's mean to every other contributor.
+func sentBytes(cfg allreduce.RoundConfig) int64 {
+	own := 0
+	for _, s := range cfg.Spans {
+		if s.Peer == cfg.Self {
+			own = s.Len()
+		}
+	}
+	others := 0
+	for i, mb := range cfg.Group.Members {
+		if i != cfg.Self && mb.Role != allreduce.RoleAux {
+			others++
+		}
+	}
+	return int64(cfg.Codec.EncodedLen(cfg.Len-own)) + int64(others)*int64(cfg.Codec.EncodedLen(own))
+}

@@ -1,0 +1,218 @@
+package miner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rs/zerolog"
+
+	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/train"
+	"github.com/dtrain-dev/dtrain/torch"
+)
+
+// Options is what a Miner needs besides its config: a started network node
+// (the caller owns it), and the datasets, cut into windows of data.seq_len.
+type Options struct {
+	Config   config.Miner
+	Node     *netx.Node
+	Train    *data.Dataset
+	Val      *data.Dataset // nil: no evaluation
+	Log      zerolog.Logger
+	Observer func(EpochEvent) // nil: none
+}
+
+// EpochEvent reports one finished epoch.
+type EpochEvent struct {
+	Epoch        uint64        `json:"epoch"` // the epoch just finished; the next starts from its result
+	Mode         string        `json:"mode"`
+	Loss         float64       `json:"loss"`               // mean local training loss over the epoch
+	ValLoss      float64       `json:"val_loss,omitempty"` // held-out loss after the update, when evaluated
+	Samples      int64         `json:"samples"`            // this miner's samples in the epoch
+	Tokens       int64         `json:"tokens"`             // this miner's tokens, whole run
+	Group        int           `json:"group"`              // members of the epoch's group; 0 when none formed
+	Contributors int           `json:"contributors"`       // members whose updates the mean holds (1 when alone)
+	Alone        string        `json:"alone,omitempty"`    // why the miner applied its own update alone
+	SyncTime     time.Duration `json:"sync_ns"`            // matchmaking and all-reduce
+	BytesSent    int64         `json:"bytes_sent"`         // all-reduce payload bytes this miner sent
+	TrainTime    time.Duration `json:"train_ns"`
+	ParamHash    string        `json:"param_hash"` // sha256 of the parameters after the update, first 16 hex digits
+}
+
+// Miner is one training peer.
+type Miner struct {
+	cfg   config.Miner
+	opts  Options
+	log   zerolog.Logger
+	node  *netx.Node
+	run   *netx.Run
+	self  string
+	codec allreduce.Codec
+	// feedback carries int8 (or fp16/bf16) rounding error into the next
+	// epoch's contribution; nil without compression.
+	feedback *allreduce.ErrorFeedback
+
+	gossip *netx.Gossip
+	inbox  *matchInbox
+
+	model *torch.Model
+	opt   *torch.AdamW
+	order data.Order
+	sched train.Schedule
+	accum int
+
+	epoch    uint64
+	step     int       // local optimizer steps taken (diloco inner steps or gradient steps)
+	tokens   int64     // trained, whole run
+	momentum []float32 // diloco outer Nesterov buffer
+}
+
+// New builds a miner: its model (fresh, from model.init), its optimizer,
+// and its subscription to the run's gossip.
+func New(ctx context.Context, o Options) (*Miner, error) {
+	cfg := o.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("miner config: %w", err)
+	}
+	if o.Node == nil || o.Train == nil {
+		return nil, errors.New("miner: a network node and training data are required")
+	}
+	codec, err := allreduce.ParseCodec(cfg.Swarm.Compress)
+	if err != nil {
+		return nil, err
+	}
+	m := &Miner{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec,
+		inbox: newMatchInbox(), accum: max(1, cfg.AccumSteps())}
+	m.sched = train.Schedule{LR: cfg.Optim.LR, MinLR: cfg.Optim.MinLR, Warmup: cfg.Optim.WarmupSteps, Total: cfg.Loop.MaxSteps}
+	dev, err := torch.ParseDevice(cfg.Device)
+	if err != nil {
+		return nil, err
+	}
+	if m.model, err = train.NewModel(cfg.Train, dev); err != nil {
+		return nil, err
+	}
+	if err := train.CheckModel(m.model, cfg.Data.SeqLen); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if m.opt, err = torch.NewAdamW(m.model, train.AdamWConfig(cfg.Optim)); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if m.order, err = data.NewOrder(cfg.RunID, cfg.Seed, o.Train.Len()); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if cfg.Swarm.Mode == "diloco" {
+		m.momentum = make([]float32, m.model.NumParams())
+	}
+	if codec.ID() != allreduce.CodecNone {
+		m.feedback = allreduce.NewErrorFeedback(codec, int(m.model.NumParams()))
+	}
+	if m.run, err = o.Node.JoinRun(ctx, cfg.RunID); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if m.gossip, err = m.run.Gossip(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.gossip.Handle(gossipMatch, func(from peer.ID, body []byte) error {
+		_, err := decodeMatch(from.String(), body)
+		return err
+	})
+	return m, nil
+}
+
+// Close frees the model and optimizer; the network node is the caller's.
+func (m *Miner) Close() {
+	if m.opt != nil {
+		m.opt.Close()
+	}
+	if m.model != nil {
+		m.model.Close()
+	}
+}
+
+// Run trains epoch after epoch until train.max_steps local steps are done
+// or ctx ends (then it returns nil after the current epoch's local work).
+func (m *Miner) Run(ctx context.Context) error {
+	gctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go m.readGossip(gctx)
+	m.log.Info().Str("peer", m.self).Str("mode", m.cfg.Swarm.Mode).Int64("params", m.model.NumParams()).Msg("miner started")
+	m.awaitPeers(ctx)
+	for m.step < m.cfg.Loop.MaxSteps {
+		if ctx.Err() != nil {
+			return nil
+		}
+		ev, err := m.runEpoch(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("epoch %d: %w", m.epoch, err)
+		}
+		m.log.Info().Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
+			Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).
+			Dur("sync", ev.SyncTime).Int64("bytes_sent", ev.BytesSent).Str("param_hash", ev.ParamHash).Msg("epoch")
+		if m.opts.Observer != nil {
+			m.opts.Observer(ev)
+		}
+	}
+	return nil
+}
+
+// awaitPeers waits, up to swarm.match_seconds, until the run's gossip
+// shows enough peers for a group: a miner that starts with others should
+// not spend its first epoch alone because the topic mesh was still forming.
+func (m *Miner) awaitPeers(ctx context.Context) {
+	need := m.cfg.Swarm.MinGroup - 1
+	deadline := time.Now().Add(time.Duration(m.cfg.Swarm.MatchSeconds * float64(time.Second)))
+	for len(m.gossip.Peers()) < need && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	m.log.Info().Int("peers", len(m.gossip.Peers())).Msg("joined the run's gossip")
+}
+
+// readGossip hands matchmaking messages to the inbox until ctx ends.
+func (m *Miner) readGossip(ctx context.Context) {
+	for {
+		from, msg, err := m.gossip.Next(ctx)
+		if err != nil {
+			return
+		}
+		if msg.Type != gossipMatch {
+			continue
+		}
+		env, err := decodeMatch(from.String(), msg.Body)
+		if err != nil {
+			continue // the topic validator already rejected it
+		}
+		m.inbox.put(inboundMatch{from: from.String(), env: env})
+	}
+}
+
+// paramHash is the sha256 of the parameters' float32 bits, as 16 hex digits.
+func paramHash(params []float32) string {
+	h := sha256.New()
+	var b [4]byte
+	for _, v := range params {
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+		h.Write(b[:])
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)[:8])
+}
