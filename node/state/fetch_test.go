@@ -210,14 +210,12 @@ func TestDonorKeepsRecentOffers(t *testing.T) {
 func TestCancelReturnsPromptly(t *testing.T) {
 	s := newSwarm(t, randomBlob(t, 1<<20), 0, DonorOptions{})
 	staller := newNode(t)
-	held := make(chan network.Stream, 16)
-	staller.Host().SetStreamHandler(testProto, func(st network.Stream) { held <- st })
-	t.Cleanup(func() {
-		close(held)
-		for st := range held {
-			_ = st.Reset()
-		}
+	stop := make(chan struct{})
+	staller.Host().SetStreamHandler(testProto, func(st network.Stream) {
+		<-stop // read nothing, answer nothing
+		_ = st.Reset()
 	})
+	t.Cleanup(func() { close(stop) }) // before the node closes: cleanups run last-in first-out
 	connect(t, s.joiner, staller)
 	want := Offer{Run: "test-run", Epoch: 1, Size: 8 << 20}
 	ctx, cancel := context.WithCancel(context.Background())
