@@ -58,6 +58,7 @@ func newApp() *cli.App {
 			dataCommand(),
 			benchCommand(),
 			bootstrapCommand(),
+			minerCommand(),
 			{
 				Name:  "version",
 				Usage: "print dtrain's and libdtorch's versions",

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/rs/zerolog/log"
+	"github.com/urfave/cli/v2"
+
+	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/miner"
+	"github.com/dtrain-dev/dtrain/torch"
+)
+
+func minerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "miner",
+		Usage: "train with a swarm: local steps, then average with the other miners every epoch",
+		Description: "Without --config, mines the default configuration (`dtrain config init --role miner` prints it).\n" +
+			"--bootstrap joins a swarm through a peer's full multiaddr (the first miner or `dtrain bootstrap`\n" +
+			"prints it). Ctrl-C stops after the current epoch's local work.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration file"},
+			&cli.StringSliceFlag{Name: "bootstrap", Usage: "override net.bootstrap (repeatable)"},
+			&cli.StringSliceFlag{Name: "listen", Usage: "override net.listen (repeatable)"},
+			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
+			&cli.StringFlag{Name: "mode", Usage: "override swarm.mode: diloco or gradients"},
+		},
+		Action: runMiner,
+	}
+}
+
+// minerConfig loads --config (or the defaults) and applies the overrides.
+func minerConfig(c *cli.Context) (config.Miner, error) {
+	cfg := config.DefaultMiner()
+	if p := c.String("config"); p != "" {
+		var err error
+		if cfg, err = config.LoadMiner(p); err != nil {
+			return cfg, err
+		}
+	}
+	if c.IsSet("bootstrap") {
+		cfg.Net.Bootstrap = c.StringSlice("bootstrap")
+	}
+	if c.IsSet("listen") {
+		cfg.Net.Listen = c.StringSlice("listen")
+	}
+	if c.IsSet("out-dir") {
+		cfg.OutDir = c.String("out-dir")
+	}
+	if c.IsSet("mode") {
+		cfg.Swarm.Mode = c.String("mode")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func runMiner(c *cli.Context) error {
+	cfg, err := minerConfig(c)
+	if err != nil {
+		return err
+	}
+	if cfg.Threads > 0 {
+		if err := torch.SetThreads(cfg.Threads); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills the process the default way
+	}()
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return err
+	}
+	key := cfg.Net.KeyFile
+	if key != "" && !filepath.IsAbs(key) {
+		key = filepath.Join(cfg.OutDir, key)
+	}
+	nd, err := netx.New(ctx, netx.Config{
+		ListenAddrs: cfg.Net.Listen, AnnounceAddrs: cfg.Net.Announce, Bootstrap: cfg.Net.Bootstrap,
+		KeyFile: key, EnableNAT: cfg.Net.NAT, Log: log.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer nd.Close()
+	for _, a := range nd.Addrs() {
+		log.Info().Str("addr", a).Msg("listening")
+	}
+	trainDS, valDS, err := openTrainData(ctx, cfg.Train)
+	if err != nil {
+		return err
+	}
+	defer trainDS.Close()
+	if valDS != nil {
+		defer valDS.Close()
+	}
+	m, err := miner.New(ctx, miner.Options{Config: cfg, Node: nd, Train: trainDS, Val: valDS, Log: log.Logger})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Run(ctx)
+}
