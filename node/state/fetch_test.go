@@ -40,36 +40,6 @@ func TestFetchSpreadsOverDonors(t *testing.T) {
 		stats.Took, float64(len(blob))/stats.Took.Seconds()/1e6, stats.Retries, stats.Bytes)
 }
 
-func TestFetchSurvivesDonorDeath(t *testing.T) {
-	blob := randomBlob(t, 24<<20)
-	s := newSwarm(t, blob, 3, DonorOptions{})
-	dead := s.ids[0]
-	var once sync.Once
-	killed := make(chan struct{})
-	opts := FetchOptions{RequestTimeout: 5 * time.Second, Progress: func(done, total int64) {
-		if done >= total/4 {
-			once.Do(func() {
-				go func() { // Progress must not block
-					defer close(killed)
-					_ = s.nodes[0].Close()
-				}()
-			})
-		}
-	}}
-	got, stats, err := Fetch(testCtx(t, 20*time.Second), s.joiner.Host(), testProto, s.offer, s.ids, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-killed
-	if !bytes.Equal(got, blob) {
-		t.Fatal("fetched state differs from the offered blob")
-	}
-	if stats.Bytes[dead] >= int64(len(blob))/2 {
-		t.Errorf("dead donor served %d of %d bytes", stats.Bytes[dead], len(blob))
-	}
-	t.Logf("donor died at 1/4: took %v, retries %d, per donor %v, dropped %v", stats.Took, stats.Retries, stats.Bytes, stats.Dropped)
-}
-
 // corruptAfterManifest makes donor d serve wrong bytes under an honest
 // manifest: the manifest is computed from blob first.
 func corruptAfterManifest(d *Donor, hash [32]byte, chunk int) {

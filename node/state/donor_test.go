@@ -1,0 +1,134 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dtrain-dev/dtrain/netx"
+)
+
+// ask sends one raw request to the donor at p and returns its first reply.
+func ask(t *testing.T, from *netx.Node, p peer.ID, m netx.Message) (netx.Message, error) {
+	t.Helper()
+	ctx := testCtx(t, 5*time.Second)
+	s, err := from.Host().NewStream(ctx, p, testProto)
+	if err != nil {
+		t.Fatalf("open stream: %v", err)
+	}
+	fs := netx.NewFramedStream(s, 1<<20+16, 5*time.Second)
+	defer fs.Close()
+	if err := fs.WriteMessage(ctx, m); err != nil {
+		t.Fatalf("write request: %v", err)
+	}
+	return fs.ReadMessage(ctx)
+}
+
+func TestDonorRefusesBadRequests(t *testing.T) {
+	blob := randomBlob(t, 1<<20)
+	s := newSwarm(t, blob, 1, DonorOptions{})
+	h := s.offer.Hash
+	cases := []struct {
+		name string
+		m    netx.Message
+		want error
+	}{
+		{"range past the end", rangeReq{hash: h, offset: 1 << 20, length: 1}.message(), ErrRefused},
+		{"range overflowing", rangeReq{hash: h, offset: 1<<64 - 1, length: 2}.message(), ErrRefused},
+		{"empty range", rangeReq{hash: h, offset: 0, length: 0}.message(), ErrRefused},
+		{"range over MaxRequest", rangeReq{hash: h, length: MaxRequest + 1}.message(), ErrRefused},
+		{"manifest chunk too small", manifestReq{hash: h, chunk: MinChunk - 1}.message(), ErrRefused},
+		{"unknown hash", rangeReq{offset: 0, length: 1}.message(), ErrNotFound},
+		{"unknown type", netx.Message{Type: 9, Version: wireVersion}, ErrRefused},
+		{"wrong version", netx.Message{Type: typeRange, Version: 2, Body: make([]byte, rangeReqLen)}, ErrRefused},
+		{"short range", netx.Message{Type: typeRange, Version: wireVersion, Body: make([]byte, rangeReqLen-1)}, ErrRefused},
+	}
+	for _, c := range cases {
+		m, err := ask(t, s.joiner, s.ids[0], c.m)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if m.Type != typeRefused || !errors.Is(refusedError(m), c.want) {
+			t.Errorf("%s: reply type %d (%v), want a refusal wrapping %v", c.name, m.Type, refusedError(m), c.want)
+		}
+	}
+	// The donor still serves a good request after all that.
+	m, err := ask(t, s.joiner, s.ids[0], rangeReq{hash: h, offset: 100, length: 50}.message())
+	if err != nil || m.Type != typeData || !bytes.Equal(m.Body, blob[100:150]) {
+		t.Fatalf("good range after bad ones: type %d, %v", m.Type, err)
+	}
+}
+
+func TestDonorGoneMidTransfer(t *testing.T) {
+	cases := []struct {
+		name string
+		stop func(s *swarm) error
+	}{
+		{"node dies", func(s *swarm) error { return s.nodes[0].Close() }},
+		{"donor closes", func(s *swarm) error { return s.donors[0].Close() }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			blob := randomBlob(t, 24<<20)
+			s := newSwarm(t, blob, 3, DonorOptions{})
+			var once sync.Once
+			stopped := make(chan time.Duration, 1)
+			opts := FetchOptions{RequestTimeout: 5 * time.Second, Progress: func(done, total int64) {
+				if done >= total/4 {
+					once.Do(func() {
+						go func() { // Progress must not block
+							start := time.Now()
+							_ = c.stop(s)
+							stopped <- time.Since(start)
+						}()
+					})
+				}
+			}}
+			got, stats, err := Fetch(testCtx(t, 20*time.Second), s.joiner.Host(), testProto, s.offer, s.ids, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, blob) {
+				t.Fatal("fetched state differs from the offered blob")
+			}
+			if took := <-stopped; took > 2*time.Second {
+				t.Errorf("stopping the donor took %v", took)
+			}
+			if stats.Bytes[s.ids[0]] >= int64(len(blob))/2 {
+				t.Errorf("stopped donor served %d of %d bytes", stats.Bytes[s.ids[0]], len(blob))
+			}
+			t.Logf("took %v, retries %d, per donor %v, dropped %v", stats.Took, stats.Retries, stats.Bytes, stats.Dropped)
+		})
+	}
+}
+
+func TestStalledDonorsChunksMove(t *testing.T) {
+	blob := randomBlob(t, 8<<20)
+	s := newSwarm(t, blob, 1, DonorOptions{})
+	staller := newNode(t)
+	stop := make(chan struct{})
+	staller.Host().SetStreamHandler(testProto, func(st network.Stream) {
+		<-stop // read nothing, answer nothing
+		_ = st.Reset()
+	})
+	t.Cleanup(func() { close(stop) })
+	connect(t, s.joiner, staller)
+	donors := []peer.ID{staller.ID(), s.ids[0]}
+	got, stats, err := Fetch(testCtx(t, 10*time.Second), s.joiner.Host(), testProto, s.offer, donors, FetchOptions{RequestTimeout: 300 * time.Millisecond})
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("fetch with a stalled donor: %v (identical %v)", err, bytes.Equal(got, blob))
+	}
+	if stats.Bytes[staller.ID()] != 0 || stats.Bytes[s.ids[0]] != int64(len(blob)) {
+		t.Fatalf("bytes per donor %v", stats.Bytes)
+	}
+	if why := stats.Dropped[staller.ID()]; !strings.Contains(why, "failures") {
+		t.Fatalf("stalled donor dropped for %q, want after failures", why)
+	}
+	t.Logf("took %v with a stalled donor, retries %d", stats.Took, stats.Retries)
+}
