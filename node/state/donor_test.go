@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,6 +107,9 @@ func TestDonorGoneMidTransfer(t *testing.T) {
 	}
 }
 
+// TestStalledDonorsChunksMove has a donor that accepts requests and never
+// answers: its chunks must move to the other donor without waiting for
+// the request timeout.
 func TestStalledDonorsChunksMove(t *testing.T) {
 	blob := randomBlob(t, 8<<20)
 	s := newSwarm(t, blob, 1, DonorOptions{})
@@ -120,15 +122,18 @@ func TestStalledDonorsChunksMove(t *testing.T) {
 	t.Cleanup(func() { close(stop) })
 	connect(t, s.joiner, staller)
 	donors := []peer.ID{staller.ID(), s.ids[0]}
-	got, stats, err := Fetch(testCtx(t, 10*time.Second), s.joiner.Host(), testProto, s.offer, donors, FetchOptions{RequestTimeout: 300 * time.Millisecond})
+	got, stats, err := Fetch(testCtx(t, 10*time.Second), s.joiner.Host(), testProto, s.offer, donors, FetchOptions{RequestTimeout: time.Minute})
 	if err != nil || !bytes.Equal(got, blob) {
 		t.Fatalf("fetch with a stalled donor: %v (identical %v)", err, bytes.Equal(got, blob))
 	}
 	if stats.Bytes[staller.ID()] != 0 || stats.Bytes[s.ids[0]] != int64(len(blob)) {
 		t.Fatalf("bytes per donor %v", stats.Bytes)
 	}
-	if why := stats.Dropped[staller.ID()]; !strings.Contains(why, "failures") {
-		t.Fatalf("stalled donor dropped for %q, want after failures", why)
+	// The manifest waits a grace period for the staller, and the chunks
+	// the staller holds are fetched again from the other donor at the end,
+	// so neither waits for the minute-long request timeout.
+	if stats.Took > 5*time.Second {
+		t.Fatalf("fetch with a stalled donor took %v", stats.Took)
 	}
 	t.Logf("took %v with a stalled donor, retries %d", stats.Took, stats.Retries)
 }

@@ -27,6 +27,10 @@ var (
 	ErrNoDonors = errors.New("no donor left")
 )
 
+// manifestGrace is how long Fetch waits for more manifests once one has
+// arrived (at least; twice the first one's latency if that is longer).
+const manifestGrace = time.Second
+
 // DefaultMaxSize is the largest state Fetch allocates for by default.
 const DefaultMaxSize = 16 << 30
 
@@ -134,12 +138,21 @@ type fetch struct {
 	mu        sync.Mutex
 	pending   []int     // chunks to fetch, in order
 	avoid     []peer.ID // per chunk: the donor that last failed it
+	attempts  map[int][]*attempt
 	doneCount int
 	held      int64
 	wake      chan struct{} // closed and replaced on every change
 	donors    []*donorState
 	alive     int
 	retries   int
+}
+
+// attempt is one request for a chunk in flight. Near the end a chunk may
+// have two, from different donors; the first to finish wins and cancels
+// the other.
+type attempt struct {
+	d      *donorState
+	cancel context.CancelFunc
 }
 
 // donorState is what Fetch knows of one donor.
@@ -236,16 +249,44 @@ func (f *fetch) run(ctx context.Context) error {
 // agreeManifest asks every donor for its manifest, adopts the one most
 // donors sent and drops donors that sent another or lack the state.
 func (f *fetch) agreeManifest(ctx context.Context) {
-	lists := make([][][32]byte, len(f.donors))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		i      int
+		hashes [][32]byte
+	}
+	answers := make(chan answer, len(f.donors)) // never blocks a sender
+	start := time.Now()
 	var wg sync.WaitGroup
 	for i, d := range f.donors {
 		wg.Go(func() {
-			var err error
-			if lists[i], err = f.getManifest(ctx, d.id); err != nil {
+			hashes, err := f.getManifest(ctx, d.id)
+			if err != nil && ctx.Err() == nil {
 				f.fail(d, err)
 			}
+			answers <- answer{i, hashes}
 		})
 	}
+	// A stalled donor must not hold up the rest: once one manifest is in,
+	// the others get a grace period. A late donor is not blamed, and its
+	// chunks are still checked against the adopted manifest.
+	lists := make([][][32]byte, len(f.donors))
+	var grace <-chan time.Time
+collect:
+	for range f.donors {
+		select {
+		case a := <-answers:
+			lists[a.i] = a.hashes
+			if a.hashes != nil && grace == nil {
+				grace = time.After(max(manifestGrace, 2*time.Since(start)))
+			}
+		case <-grace:
+			break collect
+		case <-ctx.Done():
+			break collect
+		}
+	}
+	cancel()
 	wg.Wait()
 	best, votes := -1, 0
 	for i := range lists {

@@ -33,41 +33,41 @@ func (f *fetch) openRequest(ctx context.Context, p peer.ID, m netx.Message, maxR
 	return fs, nil
 }
 
-// getChunk downloads chunk i from p straight into its place in f.buf and
-// checks it against the manifest, if there is one. Only the worker that
-// took chunk i writes there, and never past the chunk's end.
-func (f *fetch) getChunk(ctx context.Context, p peer.ID, i int) error {
+// getChunk downloads chunk i from p into scratch (the worker's own, so a
+// duplicate request near the end never races the first one over f.buf),
+// checks it against the manifest if there is one, and returns the bytes.
+func (f *fetch) getChunk(ctx context.Context, p peer.ID, i int, scratch []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.opts.RequestTimeout)
 	defer cancel()
 	off, end := f.chunkRange(i)
-	dst := f.buf[off:end]
+	dst := scratch[:end-off]
 	req := rangeReq{hash: f.want.Hash, offset: uint64(off), length: uint32(len(dst))}
 	fs, err := f.openRequest(ctx, p, req.message(), 2+min(len(dst), dataFrame))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer fs.Close()
 	for got := 0; got < len(dst); {
 		m, err := fs.ReadMessage(ctx)
 		if err != nil {
-			return fmt.Errorf("chunk %d after %d of %d bytes: %w", i, got, len(dst), err)
+			return nil, fmt.Errorf("chunk %d after %d of %d bytes: %w", i, got, len(dst), err)
 		}
 		switch {
 		case m.Type == typeRefused:
-			return refusedError(m)
+			return nil, refusedError(m)
 		case m.Type != typeData || m.Version != wireVersion:
 			_ = fs.Reset()
-			return fmt.Errorf("%w: reply type %d v%d to a range request", ErrProtocol, m.Type, m.Version)
+			return nil, fmt.Errorf("%w: reply type %d v%d to a range request", ErrProtocol, m.Type, m.Version)
 		case len(m.Body) == 0 || len(m.Body) > len(dst)-got:
 			_ = fs.Reset()
-			return fmt.Errorf("%w: %d-byte data frame with %d bytes left of the range", ErrProtocol, len(m.Body), len(dst)-got)
+			return nil, fmt.Errorf("%w: %d-byte data frame with %d bytes left of the range", ErrProtocol, len(m.Body), len(dst)-got)
 		}
 		got += copy(dst[got:], m.Body)
 	}
 	if f.hashes != nil && sha256.Sum256(dst) != f.hashes[i] {
-		return fmt.Errorf("chunk %d (%d bytes at %d): %w", i, len(dst), off, errCorrupt)
+		return nil, fmt.Errorf("chunk %d (%d bytes at %d): %w", i, len(dst), off, errCorrupt)
 	}
-	return nil
+	return dst, nil
 }
 
 // getManifest asks p for the per-chunk hashes of the wanted blob.

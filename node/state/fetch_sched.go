@@ -24,6 +24,7 @@ const (
 func (f *fetch) download(ctx context.Context) error {
 	f.mu.Lock()
 	f.avoid = make([]peer.ID, f.n)
+	f.attempts = map[int][]*attempt{}
 	f.pending = f.pending[:0]
 	f.doneCount = 0
 	for i, ok := range f.done {
@@ -69,17 +70,17 @@ func (f *fetch) download(ctx context.Context) error {
 
 // work fetches chunks from donor d, one at a time, until next says stop.
 func (f *fetch) work(ctx context.Context, d *donorState) {
+	scratch := make([]byte, f.chunk)
 	for {
-		i, ok := f.next(ctx, d)
+		i, actx, ok := f.next(ctx, d)
 		if !ok {
 			return
 		}
-		err := f.getChunk(ctx, d.id, i)
+		data, err := f.getChunk(actx, d.id, i, scratch)
 		if ctx.Err() != nil {
-			f.requeue(i) // leaves the chunk to a resumed Fetch
-			return
+			return // the download is over; done[] says what a resume needs
 		}
-		wait := f.finish(d, i, err)
+		wait := f.finish(d, i, data, err)
 		if wait <= 0 {
 			continue
 		}
@@ -93,49 +94,78 @@ func (f *fetch) work(ctx context.Context, d *donorState) {
 	}
 }
 
-// next takes a pending chunk for d, preferring not to give a chunk back
-// to the donor that just failed it, and waits while there is none. It
-// returns false once d is dropped, every chunk is in, or ctx ends.
-func (f *fetch) next(ctx context.Context, d *donorState) (int, bool) {
+// next takes a chunk for d and registers the attempt. It prefers pending
+// chunks, not giving one back to the donor that just failed it; with none
+// pending it duplicates a chunk another donor is still fetching, so the
+// last chunks do not wait on a slow or dead donor (BitTorrent's end game).
+// It waits while there is nothing to take, and returns false once d is
+// dropped, every chunk is in, or ctx ends.
+func (f *fetch) next(ctx context.Context, d *donorState) (int, context.Context, bool) {
 	for {
 		f.mu.Lock()
 		if d.dropped != "" || f.doneCount == f.n || f.alive == 0 {
 			f.mu.Unlock()
-			return 0, false
+			return 0, nil, false
 		}
-		for k, i := range f.pending {
-			if f.avoid[i] != d.id || f.alive == 1 {
-				f.pending = slices.Delete(f.pending, k, k+1)
-				f.mu.Unlock()
-				return i, true
-			}
+		i := f.pickLocked(d)
+		if i >= 0 {
+			actx, cancel := context.WithCancel(ctx)
+			f.attempts[i] = append(f.attempts[i], &attempt{d: d, cancel: cancel})
+			f.mu.Unlock()
+			return i, actx, true
 		}
 		wake := f.wake
 		f.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return 0, false
+			return 0, nil, false
 		}
 	}
 }
 
-// finish records the outcome of d's request for chunk i and returns how
-// long d's worker should pause.
-func (f *fetch) finish(d *donorState, i int, err error) time.Duration {
-	f.mu.Lock()
-	if err == nil {
-		off, end := f.chunkRange(i)
-		f.done[i] = true
-		f.doneCount++
-		d.bytes += int64(end - off)
-		d.busy = 0
-		f.held += int64(end - off)
-		held := f.held
-		if f.doneCount == f.n {
-			f.stop()
+// pickLocked chooses d's next chunk and takes it off pending, or -1.
+func (f *fetch) pickLocked(d *donorState) int {
+	for k, i := range f.pending {
+		if f.avoid[i] != d.id || f.alive == 1 {
+			f.pending = slices.Delete(f.pending, k, k+1)
+			return i
 		}
-		f.signalLocked()
+	}
+	if len(f.pending) > 0 {
+		return -1
+	}
+	for i, as := range f.attempts {
+		if len(as) == 1 && as[0].d != d {
+			return i
+		}
+	}
+	return -1
+}
+
+// finish records the outcome of d's attempt at chunk i, copies a good
+// chunk into place, and returns how long d's worker should pause.
+func (f *fetch) finish(d *donorState, i int, data []byte, err error) time.Duration {
+	f.mu.Lock()
+	rest := f.attempts[i][:0]
+	for _, a := range f.attempts[i] {
+		if a.d == d {
+			a.cancel()
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	if len(rest) == 0 {
+		delete(f.attempts, i)
+	} else {
+		f.attempts[i] = rest
+	}
+	if f.done[i] {
+		f.mu.Unlock()
+		return 0 // another donor won this chunk; this attempt was cut short
+	}
+	if err == nil {
+		held := f.completeLocked(d, i, data)
 		f.mu.Unlock()
 		if f.opts.Progress != nil {
 			f.opts.Progress(held, f.want.Size)
@@ -144,7 +174,9 @@ func (f *fetch) finish(d *donorState, i int, err error) time.Duration {
 	}
 	defer f.mu.Unlock()
 	f.retries++
-	f.pending = slices.Insert(f.pending, 0, i) // soonest, so the tail does not wait on it
+	if len(rest) == 0 {
+		f.pending = slices.Insert(f.pending, 0, i) // soonest, so the tail does not wait on it
+	}
 	if !errors.Is(err, ErrBusy) {
 		f.avoid[i] = d.id
 	}
@@ -154,11 +186,24 @@ func (f *fetch) finish(d *donorState, i int, err error) time.Duration {
 	return wait
 }
 
-// requeue puts chunk i back without blaming anyone.
-func (f *fetch) requeue(i int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.pending = append(f.pending, i)
+// completeLocked puts chunk i's bytes in place, cancels any other attempt
+// at it, and returns the bytes now held.
+func (f *fetch) completeLocked(d *donorState, i int, data []byte) int64 {
+	off, _ := f.chunkRange(i)
+	copy(f.buf[off:], data)
+	f.done[i] = true
+	f.doneCount++
+	d.bytes += int64(len(data))
+	d.busy = 0
+	f.held += int64(len(data))
+	for _, a := range f.attempts[i] {
+		a.cancel()
+	}
+	if f.doneCount == f.n {
+		f.stop()
+	}
+	f.signalLocked()
+	return f.held
 }
 
 // fail records a failed request outside the download (the manifest).

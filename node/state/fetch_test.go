@@ -40,24 +40,34 @@ func TestFetchSpreadsOverDonors(t *testing.T) {
 		stats.Took, float64(len(blob))/stats.Took.Seconds()/1e6, stats.Retries, stats.Bytes)
 }
 
+// serveInstead makes donor d serve bad under the offer with hash, with the
+// manifest of manifestOf; it swaps the offer under the donor's lock, so
+// handlers see either the old offer or the new one.
+func serveInstead(d *Donor, hash [32]byte, bad, manifestOf []byte, chunk int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, o := range d.offers {
+		if o.offer.Hash == hash {
+			d.offers[k] = &offered{offer: o.offer, blob: bad, manChunk: chunk, manifest: chunkHashes(manifestOf, chunk)}
+		}
+	}
+}
+
 // corruptAfterManifest makes donor d serve wrong bytes under an honest
-// manifest: the manifest is computed from blob first.
-func corruptAfterManifest(d *Donor, hash [32]byte, chunk int) {
-	o := d.find(hash)
-	o.manifestFor(chunk)
-	bad := bytes.Clone(o.blob)
+// manifest.
+func corruptAfterManifest(d *Donor, hash [32]byte, blob []byte, chunk int) {
+	bad := bytes.Clone(blob)
 	for off := 0; off < len(bad); off += chunk {
 		bad[off] ^= 0xff
 	}
-	o.blob = bad
+	serveInstead(d, hash, bad, blob, chunk)
 }
 
 // corruptBeforeManifest makes donor d's manifest describe its wrong bytes.
-func corruptBeforeManifest(d *Donor, hash [32]byte, _ int) {
-	o := d.find(hash)
-	bad := bytes.Clone(o.blob)
+func corruptBeforeManifest(d *Donor, hash [32]byte, blob []byte, chunk int) {
+	bad := bytes.Clone(blob)
 	bad[len(bad)/2] ^= 1
-	o.blob = bad
+	serveInstead(d, hash, bad, bad, chunk)
 }
 
 func TestCorruptDonor(t *testing.T) {
@@ -65,7 +75,7 @@ func TestCorruptDonor(t *testing.T) {
 	cases := []struct {
 		name       string
 		donors     int
-		corrupt    func(*Donor, [32]byte, int)
+		corrupt    func(*Donor, [32]byte, []byte, int)
 		noManifest bool
 		wantErr    error  // nil: fetch succeeds without the corrupt donor
 		wantWhy    string // in the corrupt donor's Dropped entry
@@ -79,7 +89,7 @@ func TestCorruptDonor(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			blob := randomBlob(t, 8<<20)
 			s := newSwarm(t, blob, c.donors, DonorOptions{})
-			c.corrupt(s.donors[0], s.offer.Hash, chunk)
+			c.corrupt(s.donors[0], s.offer.Hash, blob, chunk)
 			var partial Partial
 			got, stats, err := Fetch(testCtx(t, 20*time.Second), s.joiner.Host(), testProto, s.offer, s.ids,
 				FetchOptions{ChunkSize: chunk, NoManifest: c.noManifest, Partial: &partial})
