@@ -93,7 +93,9 @@ func NewDonor(h netx.Host, proto protocol.ID, opts DonorOptions) *Donor {
 }
 
 // Offer starts serving blob as the state of epoch and returns its Offer;
-// the oldest offer beyond Keep stops being served. The donor keeps blob
+// the oldest offer beyond Keep stops being served (a transfer already
+// reading it finishes). After Close it only computes the Offer. The donor
+// keeps blob
 // without copying: the caller must not modify it afterwards.
 func (d *Donor) Offer(epoch uint64, blob []byte) Offer {
 	o := &offered{
@@ -102,6 +104,9 @@ func (d *Donor) Offer(epoch uint64, blob []byte) Offer {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return o.offer // a closed donor serves nothing
+	}
 	d.offers = append(d.offers, o)
 	if n := len(d.offers) - d.opts.Keep; n > 0 {
 		clear(d.offers[:n])

@@ -60,7 +60,8 @@ type FetchOptions struct {
 	// retried with the same Partial and offer skips them.
 	Partial *Partial
 	// Progress, when set, is called after each chunk with the bytes held
-	// and the total; it must not block.
+	// and the total, from the download's goroutines (possibly several at
+	// once); it must not block.
 	Progress func(done, total int64)
 }
 
@@ -169,7 +170,8 @@ type donorState struct {
 // several chunks at a time from each, and returns it once its size and
 // SHA-256 match want. A donor that fails is dropped after MaxFailures
 // failed requests and its chunks go to the others; completed chunks are
-// never fetched again. Logs go to zerolog.Ctx(ctx).
+// never fetched again. Memory: the blob, plus one chunk buffer per
+// request in flight (PerDonor per donor). Logs go to zerolog.Ctx(ctx).
 func Fetch(ctx context.Context, h netx.Host, proto protocol.ID, want Offer, donors []peer.ID, opts FetchOptions) ([]byte, FetchStats, error) {
 	start := time.Now()
 	f, err := newFetch(ctx, h, proto, want, donors, opts)
