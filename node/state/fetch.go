@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -249,7 +248,9 @@ func (f *fetch) run(ctx context.Context) error {
 }
 
 // agreeManifest asks every donor for its manifest, adopts the one most
-// donors sent and drops donors that sent another or lack the state.
+// donors sent and drops donors that sent another or lack the state. A tie
+// adopts one of the tied manifests; if that one is wrong, good chunks fail it,
+// and Fetch ends with an error, never with wrong bytes.
 func (f *fetch) agreeManifest(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -290,16 +291,22 @@ collect:
 	}
 	cancel()
 	wg.Wait()
-	best, votes := -1, 0
-	for i := range lists {
-		n := 0
-		for j := range lists {
-			if lists[i] != nil && slices.Equal(lists[i], lists[j]) {
-				n++
-			}
+	// Count votes by a digest of each list: comparing lists pairwise
+	// would cost donors² × manifest size.
+	keys := make([][32]byte, len(lists))
+	votes := map[[32]byte]int{}
+	best, most := -1, 0
+	for i, l := range lists {
+		if l == nil {
+			continue
 		}
-		if n > votes {
-			best, votes = i, n
+		h := sha256.New()
+		for _, c := range l {
+			h.Write(c[:])
+		}
+		h.Sum(keys[i][:0])
+		if votes[keys[i]]++; votes[keys[i]] > most {
+			best, most = i, votes[keys[i]]
 		}
 	}
 	if best < 0 {
@@ -309,8 +316,8 @@ collect:
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, d := range f.donors {
-		if lists[i] != nil && !slices.Equal(lists[i], f.hashes) {
-			f.dropLocked(d, fmt.Sprintf("manifest disagrees with %d of %d donors", votes, len(f.donors)))
+		if lists[i] != nil && keys[i] != keys[best] {
+			f.dropLocked(d, fmt.Sprintf("manifest disagrees with %d of %d donors", most, len(f.donors)))
 		}
 	}
 }

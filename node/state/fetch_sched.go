@@ -22,7 +22,10 @@ const (
 // download runs PerDonor workers per live donor until every chunk is in,
 // no donor is left, or ctx ends.
 func (f *fetch) download(ctx context.Context) error {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
 	f.mu.Lock()
+	f.stop = stop
 	f.avoid = make([]peer.ID, f.n)
 	f.attempts = map[int][]*attempt{}
 	f.pending = f.pending[:0]
@@ -45,11 +48,6 @@ func (f *fetch) download(ctx context.Context) error {
 	live := slices.DeleteFunc(slices.Clone(f.donors), func(d *donorState) bool { return d.dropped != "" })
 	f.mu.Unlock()
 
-	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	f.mu.Lock()
-	f.stop = stop
-	f.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, d := range live {
 		for range f.opts.PerDonor {
