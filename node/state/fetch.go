@@ -93,7 +93,7 @@ func (o FetchOptions) withDefaults() (FetchOptions, error) {
 type FetchStats struct {
 	Bytes   map[peer.ID]int64  // state bytes received from each donor
 	Dropped map[peer.ID]string // why each dropped donor was dropped
-	Resumed int64              // bytes a Partial already held
+	Resumed int64              // bytes kept from a Partial (and matching the manifest)
 	Retries int                // requests that failed or were refused
 	Took    time.Duration
 }
@@ -141,6 +141,7 @@ type fetch struct {
 	attempts  map[int][]*attempt
 	doneCount int
 	held      int64
+	resumed   int64         // held when the download started: kept from a Partial
 	wake      chan struct{} // closed and replaced on every change
 	donors    []*donorState
 	alive     int
@@ -177,9 +178,8 @@ func Fetch(ctx context.Context, h netx.Host, proto protocol.ID, want Offer, dono
 	if err != nil {
 		return nil, FetchStats{}, fmt.Errorf("fetch state %v: %w", want, err)
 	}
-	resumed := f.held
 	err = f.run(ctx)
-	stats := f.stats(resumed, time.Since(start))
+	stats := f.stats(time.Since(start))
 	if err != nil {
 		return nil, stats, fmt.Errorf("fetch state %v: %w", want, err)
 	}
@@ -335,10 +335,10 @@ func (f *fetch) recheckHeld() {
 	f.held = f.heldBytes()
 }
 
-func (f *fetch) stats(resumed int64, took time.Duration) FetchStats {
+func (f *fetch) stats(took time.Duration) FetchStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := FetchStats{Bytes: map[peer.ID]int64{}, Dropped: map[peer.ID]string{}, Resumed: resumed, Retries: f.retries, Took: took}
+	s := FetchStats{Bytes: map[peer.ID]int64{}, Dropped: map[peer.ID]string{}, Resumed: f.resumed, Retries: f.retries, Took: took}
 	for _, d := range f.donors {
 		s.Bytes[d.id] = d.bytes
 		if d.dropped != "" {

@@ -37,6 +37,7 @@ func (f *fetch) download(ctx context.Context) error {
 			f.pending = append(f.pending, i)
 		}
 	}
+	f.resumed = f.held
 	if f.doneCount == f.n {
 		f.mu.Unlock()
 		return nil
