@@ -228,16 +228,21 @@ func (c *Client) sendOnce(ctx context.Context, cl call) (*http.Response, error) 
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("User-Agent", "dtrain-hub/1")
-	hc := c.http
-	if cl.noRedirect {
-		h := *c.http
-		h.CheckRedirect = func(r *http.Request, via []*http.Request) error {
-			if r.URL.Host != c.endpoint.Host || len(via) >= 10 {
+	// Redirects keep the token only on the Hub's host (whatever the Go
+	// version's own rule), and a HEAD for file metadata stops at the first
+	// redirect off the Hub: the headers it needs are on that redirect.
+	hc := *c.http
+	hc.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if r.URL.Host != c.endpoint.Host {
+			r.Header.Del("Authorization")
+			if cl.noRedirect {
 				return http.ErrUseLastResponse
 			}
-			return nil
 		}
-		hc = &h
+		return nil
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -271,7 +276,7 @@ func (c *Client) getJSON(ctx context.Context, url string, out any) error {
 // postJSON POSTs in as JSON (or raw bytes with contentType) and decodes the
 // reply into out when out is not nil. POSTs are not retried: a commit or a tag
 // may have happened even when the reply was lost.
-func (c *Client) postJSON(ctx context.Context, url, contentType string, in any, out any) error {
+func (c *Client) postJSON(ctx context.Context, url, contentType string, timeout time.Duration, in any, out any) error {
 	var data []byte
 	switch v := in.(type) {
 	case []byte:
@@ -288,7 +293,7 @@ func (c *Client) postJSON(ctx context.Context, url, contentType string, in any, 
 	}
 	h := http.Header{"Content-Type": {contentType}, "Accept": {accept}}
 	resp, err := c.send(ctx, call{
-		method: http.MethodPost, url: url, header: h, size: int64(len(data)), timeout: c.requestTimeout,
+		method: http.MethodPost, url: url, header: h, size: int64(len(data)), timeout: timeout,
 		body: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
 	})
 	if err != nil {

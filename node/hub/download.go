@@ -34,13 +34,18 @@ type fileMeta struct {
 // Download makes files of repo at revision (all of them when files is nil)
 // present in the cache and returns the snapshot directory holding them,
 // {cache}/models--{org}--{name}/snapshots/{sha}. Files already in the
-// snapshot are not fetched again; LFS files are checked against their sha256.
+// snapshot are not fetched again, and a commit sha whose named files are all
+// cached needs no network at all; LFS files are checked against their sha256.
 func (c *Client) Download(ctx context.Context, repo, revision string, files []string) (snapshotDir string, err error) {
 	if err := checkRepo(repo); err != nil {
 		return "", err
 	}
 	if err := checkRevision(revision); err != nil {
 		return "", err
+	}
+	dir := c.repoDir(repo)
+	if snap, ok := c.cached(dir, revision, files); ok {
+		return snap, nil // works offline: a commit's files never change
 	}
 	var info revisionInfo
 	u := c.url("/api/models/" + repo + "/revision/" + url.PathEscape(revision))
@@ -62,7 +67,6 @@ func (c *Client) Download(ctx context.Context, repo, revision string, files []st
 			return "", fmt.Errorf("download %s@%s: %w", repo, revision, err)
 		}
 	}
-	dir := c.repoDir(repo)
 	snap := filepath.Join(dir, "snapshots", info.SHA)
 	if err := os.MkdirAll(snap, 0o755); err != nil {
 		return "", err
@@ -79,6 +83,24 @@ func (c *Client) Download(ctx context.Context, repo, revision string, files []st
 		}
 	}
 	return snap, nil
+}
+
+// cached reports whether files, named explicitly, are all in the snapshot of
+// revision, a commit sha.
+func (c *Client) cached(dir, revision string, files []string) (string, bool) {
+	if !isCommit(revision) || files == nil {
+		return "", false
+	}
+	snap := filepath.Join(dir, "snapshots", revision)
+	for _, f := range files {
+		if checkRepoPath(f) != nil {
+			return "", false
+		}
+		if _, err := os.Stat(filepath.Join(snap, filepath.FromSlash(f))); err != nil {
+			return "", false
+		}
+	}
+	return snap, true
 }
 
 // downloadFile makes snapshots/{sha}/{name} a link to its blob, fetching the
@@ -124,7 +146,9 @@ func (c *Client) headFile(ctx context.Context, resolve string) (fileMeta, error)
 		return fileMeta{}, fmt.Errorf("HEAD %s: unusable etag %q", resolve, m.etag)
 	}
 	if s := h.Get("X-Linked-Size"); s != "" {
-		m.size, _ = strconv.ParseInt(s, 10, 64)
+		if m.size, err = strconv.ParseInt(s, 10, 64); err != nil || m.size < 0 {
+			return fileMeta{}, fmt.Errorf("HEAD %s: bad X-Linked-Size %q", resolve, s)
+		}
 	} else if resp.StatusCode == http.StatusOK {
 		m.size = resp.ContentLength
 	}

@@ -171,3 +171,23 @@ func TestDownloadRetriesTransientErrors(t *testing.T) {
 		t.Fatalf("three 503s: err %v, want HTTPError 503", err)
 	}
 }
+
+func TestDownloadOfCachedCommitNeedsNoNetwork(t *testing.T) {
+	f := newFakeHub(t)
+	sha := f.seed("org/m", map[string][]byte{"config.json": []byte(`{"a":1}`), "model.safetensors": []byte("w")})
+	c := newTestClient(t, f)
+	if _, err := c.Download(testCtx(t), "org/m", sha, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.hub.Close()
+	snap, err := c.Download(testCtx(t), "org/m", sha, []string{"config.json", "model.safetensors"})
+	if err != nil {
+		t.Fatalf("cached commit with the Hub down: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(snap, "config.json")); string(got) != `{"a":1}` {
+		t.Fatalf("config.json = %q", got)
+	}
+	if _, err := c.Download(testCtx(t), "org/m", "main", []string{"config.json"}); err == nil {
+		t.Fatal("a branch was resolved with the Hub down")
+	}
+}

@@ -34,7 +34,7 @@ func (c *Client) Tag(ctx context.Context, repo, revision, tag, message string) e
 		req["message"] = message
 	}
 	u := c.url("/api/models/" + repo + "/tag/" + url.PathEscape(revision))
-	err := c.postJSON(ctx, u, "application/json", req, nil)
+	err := c.postJSON(ctx, u, "application/json", c.requestTimeout, req, nil)
 	var he *HTTPError
 	if errors.As(err, &he) && he.Status == http.StatusConflict {
 		return fmt.Errorf("tag %s@%s as %s: %w: %w", repo, revision, tag, ErrTagExists, err)

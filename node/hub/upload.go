@@ -157,7 +157,7 @@ func (c *Client) preupload(ctx context.Context, repo, revision string, adds []*a
 		} `json:"files"`
 	}
 	u := c.url("/api/models/" + repo + "/preupload/" + url.PathEscape(revision))
-	if err := c.postJSON(ctx, u, "application/json", req, &resp); err != nil {
+	if err := c.postJSON(ctx, u, "application/json", c.requestTimeout, req, &resp); err != nil {
 		return fmt.Errorf("preupload: %w", err)
 	}
 	byPath := make(map[string]*addition, len(adds))
@@ -221,7 +221,7 @@ func (c *Client) uploadLFS(ctx context.Context, repo, revision string, adds []*a
 		} `json:"objects"`
 	}
 	u := c.url("/" + repo + ".git/info/lfs/objects/batch")
-	if err := c.postJSON(ctx, u, lfsMediaType, body, &resp); err != nil {
+	if err := c.postJSON(ctx, u, lfsMediaType, c.requestTimeout, body, &resp); err != nil {
 		return fmt.Errorf("lfs batch: %w", err)
 	}
 	byOID := make(map[string]*addition, len(adds))
@@ -325,7 +325,7 @@ func (c *Client) commit(ctx context.Context, repo, revision, message string, add
 		CommitOID string `json:"commitOid"`
 	}
 	u := c.url("/api/models/" + repo + "/commit/" + url.PathEscape(revision))
-	if err := c.postJSON(ctx, u, "application/x-ndjson", buf.Bytes(), &resp); err != nil {
+	if err := c.postJSON(ctx, u, "application/x-ndjson", c.transferTimeout, buf.Bytes(), &resp); err != nil {
 		return "", err
 	}
 	if strings.TrimSpace(resp.CommitOID) == "" {
@@ -345,7 +345,7 @@ func (c *Client) CreateRepo(ctx context.Context, repo string, private bool) erro
 	} else {
 		req["name"] = repo
 	}
-	err := c.postJSON(ctx, c.url("/api/repos/create"), "application/json", req, nil)
+	err := c.postJSON(ctx, c.url("/api/repos/create"), "application/json", c.requestTimeout, req, nil)
 	var he *HTTPError
 	if errors.As(err, &he) && he.Status == http.StatusConflict {
 		return nil
