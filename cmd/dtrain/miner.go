@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/rs/zerolog/log"
 	"github.com/urfave/cli/v2"
@@ -71,12 +69,8 @@ func runMiner(c *cli.Context) error {
 			return err
 		}
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := gracefulContext(c.Context)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C kills the process the default way
-	}()
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return err
 	}

@@ -71,12 +71,8 @@ func runTrain(c *cli.Context) error {
 	}
 	// The first Ctrl-C (or SIGTERM) stops after the current step with a
 	// checkpoint; a second one kills the process the default way.
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := gracefulContext(c.Context)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
 	trainDS, valDS, err := openTrainData(ctx, cfg)
 	if err != nil {
 		return err
@@ -149,4 +145,16 @@ func openTrainData(ctx context.Context, cfg config.Train) (tr, val *data.Dataset
 	log.Info().Str("data", filepath.Clean(dir)).Int64("train_tokens", tr.Tokens()).Int64("train_windows", tr.Len()).
 		Int64("val_tokens", val.Tokens()).Msg("data ready")
 	return tr, val, nil
+}
+
+// gracefulContext ends on the first SIGINT or SIGTERM, so the command can
+// finish its current step and save; the handler is then removed, so a second
+// signal kills the process the default way.
+func gracefulContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
