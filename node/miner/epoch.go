@@ -2,15 +2,20 @@ package miner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/train"
 	"github.com/dtrain-dev/dtrain/torch"
 )
+
+// errRestartEpoch means the epoch's local work was dropped for a reloaded
+// state: the epoch starts again.
+var errRestartEpoch = errors.New("epoch restarted from the swarm's state")
 
 // runEpoch trains locally, averages with the epoch's group, applies the
 // result and evaluates.
@@ -52,6 +57,15 @@ func (m *Miner) runEpoch(ctx context.Context) (EpochEvent, error) {
 	if ctx.Err() != nil {
 		return ev, nil
 	}
+	if m.cfg.Swarm.Mode == "gradients" && m.cfg.Swarm.StateFromPeers && m.diverged() {
+		// This epoch's gradient is of parameters nobody else holds: drop
+		// it, take the majority's state and train the epoch again.
+		if err := m.loadFromPeers(ctx, m.epoch, true); err != nil {
+			m.log.Warn().Err(err).Msg("parameters differ from the swarm's and could not be reloaded")
+		} else {
+			return ev, errRestartEpoch
+		}
+	}
 	res, err := m.average(ctx, m.epoch, vec, float64(ev.Samples))
 	ev.Group, ev.SyncTime, ev.BytesSent = res.group, res.took, res.bytesSent
 	mean := res.mean
@@ -88,11 +102,7 @@ func (m *Miner) runEpoch(ctx context.Context) (EpochEvent, error) {
 // their index: this miner's lane of the epoch's data order among the peers
 // it sees (node/data Assignment), so a validator can recompute them.
 func (m *Miner) epochBatches() (func(k int) (torch.Batch, error), error) {
-	peers := []string{m.self}
-	for _, p := range m.gossip.Peers() {
-		peers = append(peers, p.String())
-	}
-	slices.Sort(peers)
+	peers := m.lanePeers()
 	micro, t := m.cfg.Loop.MicroBatch, m.cfg.Data.SeqLen
 	a := data.Assignment{Order: m.order, Epoch: m.epoch, Peers: peers, PerStep: micro}
 	return func(k int) (torch.Batch, error) {
@@ -118,7 +128,7 @@ func (m *Miner) epochBatches() (func(k int) (torch.Batch, error), error) {
 func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, error)) (float64, int64, error) {
 	var loss float64
 	var samples int64
-	k, steps := 0, 0
+	k, steps, began := 0, 0, time.Now()
 	for steps < m.cfg.Swarm.InnerSteps && m.step < m.cfg.Loop.MaxSteps && ctx.Err() == nil {
 		if err := m.model.ZeroGrad(); err != nil {
 			return 0, 0, err
@@ -144,6 +154,10 @@ func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, 
 		loss += l
 		m.step++
 		steps++
+		rate := float64(samples) / time.Since(began).Seconds()
+		m.view.update(func(r *progress.Report) {
+			r.Samples, r.SamplesPerSec, r.HasLoss, r.Loss = uint64(samples), rate, true, float32(l)
+		})
 	}
 	if steps == 0 {
 		return 0, 0, ctx.Err()

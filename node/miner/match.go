@@ -82,7 +82,7 @@ func (m *Miner) formGroup(ctx context.Context, epoch uint64, weight float64) (ma
 		Run: m.cfg.RunID, Self: m.self, Epoch: epoch,
 		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		Deadline: time.Duration(s.MatchSeconds * float64(time.Second)),
-		Expected: 1 + len(m.gossip.Peers()),
+		Expected: m.expected(epoch),
 	})
 	if err != nil {
 		return matchmaking.Group{}, err
@@ -123,6 +123,23 @@ func (m *Miner) formGroup(ctx context.Context, epoch uint64, weight float64) (ma
 		m.publishMatch(ctx, epoch, &ready, mm.Tick(now()))
 	}
 	return mm.Group()
+}
+
+// expected is how many miners (this one included) should be ready for
+// epoch: every peer on the run's gossip except those whose latest report
+// puts them more than an epoch behind (they are catching up and will not
+// make it). Matchmaking stops collecting as soon as that many are ready.
+func (m *Miner) expected(epoch uint64) int {
+	m.view.mu.Lock()
+	live := m.view.tracker.Live(trackerNow())
+	m.view.mu.Unlock()
+	behind := 0
+	for _, r := range live {
+		if r.Epoch+1 < epoch {
+			behind++
+		}
+	}
+	return 1 + max(0, len(m.gossip.Peers())-behind)
 }
 
 func (m *Miner) publishMatch(ctx context.Context, epoch uint64, self *matchmaking.Ready, out []matchmaking.Outgoing) {

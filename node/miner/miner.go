@@ -16,6 +16,8 @@ import (
 	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/progress"
+	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/node/train"
 	"github.com/dtrain-dev/dtrain/torch"
 )
@@ -63,6 +65,8 @@ type Miner struct {
 
 	gossip *netx.Gossip
 	inbox  *matchInbox
+	view   *swarmView
+	donor  *state.Donor
 
 	model *torch.Model
 	opt   *torch.AdamW
@@ -92,6 +96,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	}
 	m := &Miner{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec,
 		inbox: newMatchInbox(), accum: max(1, cfg.AccumSteps())}
+	m.view = &swarmView{tracker: progress.NewTracker(progress.Config{Self: m.self}), own: progress.Report{Peer: m.self}}
 	m.sched = train.Schedule{LR: cfg.Optim.LR, MinLR: cfg.Optim.MinLR, Warmup: cfg.Optim.WarmupSteps, Total: cfg.Loop.MaxSteps}
 	dev, err := torch.ParseDevice(cfg.Device)
 	if err != nil {
@@ -118,6 +123,14 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	if codec.ID() != allreduce.CodecNone {
 		m.feedback = allreduce.NewErrorFeedback(codec, int(m.model.NumParams()))
 	}
+	resumed, err := m.resume()
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	if resumed {
+		m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Str("checkpoint", m.checkpointPath()).Msg("resumed")
+	}
 	if m.run, err = o.Node.JoinRun(ctx, cfg.RunID); err != nil {
 		m.Close()
 		return nil, err
@@ -130,11 +143,20 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 		_, err := decodeMatch(from.String(), body)
 		return err
 	})
+	m.gossip.Handle(gossipProgress, func(from peer.ID, body []byte) error {
+		_, err := decodeProgress(from, body)
+		return err
+	})
+	m.donor = state.NewDonor(o.Node.Host(), m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
 	return m, nil
 }
 
-// Close frees the model and optimizer; the network node is the caller's.
+// Close stops serving state and frees the model and optimizer; the network
+// node is the caller's.
 func (m *Miner) Close() {
+	if m.donor != nil {
+		m.donor.Close()
+	}
 	if m.opt != nil {
 		m.opt.Close()
 	}
@@ -149,20 +171,35 @@ func (m *Miner) Run(ctx context.Context) error {
 	gctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go m.readGossip(gctx)
+	go m.heartbeatLoop(gctx)
 	m.log.Info().Str("peer", m.self).Str("mode", m.cfg.Swarm.Mode).Int64("params", m.model.NumParams()).Msg("miner started")
 	m.awaitPeers(ctx)
+	// Reports arrive every heartbeat: listen for two before deciding
+	// whether this miner is behind the swarm.
+	sleepCtx(ctx, 2*heartbeat+heartbeat/2)
+	defer m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Msg("miner stopped")
 	for m.step < m.cfg.Loop.MaxSteps {
 		if ctx.Err() != nil {
 			return nil
+		}
+		if _, err := m.catchUp(ctx); err != nil {
+			m.log.Warn().Err(err).Msg("could not catch up with the swarm; training from this miner's state")
+		}
+		if err := m.startEpoch(ctx); err != nil {
+			return err
 		}
 		ev, err := m.runEpoch(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errRestartEpoch) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("epoch %d: %w", m.epoch, err)
 		}
-		m.log.Info().Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
+		m.log.Info().Str("peer", m.self).Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
+			Int64("tokens", ev.Tokens).Dur("train", ev.TrainTime).
 			Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).
 			Dur("sync", ev.SyncTime).Int64("bytes_sent", ev.BytesSent).Str("param_hash", ev.ParamHash).Msg("epoch")
 		if m.opts.Observer != nil {
@@ -188,12 +225,28 @@ func (m *Miner) awaitPeers(ctx context.Context) {
 	m.log.Info().Int("peers", len(m.gossip.Peers())).Msg("joined the run's gossip")
 }
 
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 // readGossip hands matchmaking messages to the inbox until ctx ends.
 func (m *Miner) readGossip(ctx context.Context) {
 	for {
 		from, msg, err := m.gossip.Next(ctx)
 		if err != nil {
 			return
+		}
+		if msg.Type == gossipProgress {
+			if r, err := decodeProgress(from, msg.Body); err == nil {
+				_ = m.view.observe(r) // stale and echoed reports are expected
+			}
+			continue
 		}
 		if msg.Type != gossipMatch {
 			continue

@@ -56,55 +56,92 @@ func tinyData(t *testing.T) (train, val *data.Dataset) {
 	return train, val
 }
 
-// runSwarm runs n miners of cfg in this process over loopback QUIC, the
-// first one the others' bootstrap peer, and returns each one's epochs.
-func runSwarm(t *testing.T, cfg config.Miner, n int) [][]EpochEvent {
-	t.Helper()
+// swarmHarness runs miners of one run in this process over loopback QUIC;
+// the first one is the others' bootstrap peer.
+type swarmHarness struct {
+	t       *testing.T
+	ctx     context.Context
+	cfg     config.Miner
+	tr, val *data.Dataset
+	boot    []string
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	events  [][]EpochEvent
+	errs    []error
+}
+
+func newHarness(t *testing.T, ctx context.Context, cfg config.Miner) *swarmHarness {
 	if err := torch.SetThreads(1); err != nil {
 		t.Fatal(err)
 	}
 	tr, val := tinyData(t)
+	return &swarmHarness{t: t, ctx: ctx, cfg: cfg, tr: tr, val: val}
+}
+
+// start builds miner i and runs it; onEpoch, if set, sees its events too.
+func (h *swarmHarness) start(onEpoch func(EpochEvent)) int {
+	t := h.t
+	nc := netx.Config{ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, DHTMode: netx.DHTServer, Bootstrap: h.boot}
+	nd, err := netx.New(h.ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nd.Close() })
+	h.mu.Lock()
+	i := len(h.events)
+	if i == 0 {
+		h.boot = []string{fmt.Sprintf("%s/p2p/%s", nd.Host().Addrs()[0], nd.ID())}
+	}
+	h.events, h.errs = append(h.events, nil), append(h.errs, nil)
+	h.mu.Unlock()
+	c := h.cfg
+	c.OutDir = t.TempDir()
+	log := zerolog.New(zerolog.NewTestWriter(t)).With().Int("miner", i).Timestamp().Logger().Level(zerolog.InfoLevel)
+	m, err := New(h.ctx, Options{Config: c, Node: nd, Train: h.tr, Val: h.val, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	m.opts.Observer = func(ev EpochEvent) {
+		h.mu.Lock()
+		h.events[i] = append(h.events[i], ev)
+		h.mu.Unlock()
+		if onEpoch != nil {
+			onEpoch(ev)
+		}
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		err := m.Run(h.ctx)
+		h.mu.Lock()
+		h.errs[i] = err
+		h.mu.Unlock()
+	}()
+	return i
+}
+
+// wait waits for every miner to end and returns their epochs.
+func (h *swarmHarness) wait() [][]EpochEvent {
+	h.wg.Wait()
+	for i, err := range h.errs {
+		if err != nil {
+			h.t.Fatalf("miner %d: %v", i, err)
+		}
+	}
+	return h.events
+}
+
+// runSwarm runs n miners of cfg together and returns each one's epochs.
+func runSwarm(t *testing.T, cfg config.Miner, n int) [][]EpochEvent {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var boot []string
-	miners := make([]*Miner, n)
-	for i := range n {
-		nc := netx.Config{ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, DHTMode: netx.DHTServer, Bootstrap: boot}
-		nd, err := netx.New(ctx, nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		if i == 0 {
-			boot = []string{fmt.Sprintf("%s/p2p/%s", nd.Host().Addrs()[0], nd.ID())}
-		}
-		c := cfg
-		c.OutDir = t.TempDir()
-		m, err := New(ctx, Options{Config: c, Node: nd, Train: tr, Val: val, Log: zerolog.New(zerolog.NewTestWriter(t)).With().Int("miner", i).Timestamp().Logger().Level(zerolog.InfoLevel)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		miners[i] = m
+	h := newHarness(t, ctx, cfg)
+	for range n {
+		h.start(nil)
 	}
-	events := make([][]EpochEvent, n)
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i, m := range miners {
-		wg.Add(1)
-		m.opts.Observer = func(ev EpochEvent) { events[i] = append(events[i], ev) }
-		go func() {
-			defer wg.Done()
-			errs[i] = m.Run(ctx)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("miner %d: %v", i, err)
-		}
-	}
-	return events
+	return h.wait()
 }
 
 // TestSwarmDiLoCo: three miners average every epoch in one group of three,
@@ -140,5 +177,46 @@ func checkSwarm(t *testing.T, events [][]EpochEvent, epochs int) {
 		if !(last < first) {
 			t.Errorf("miner %d: held-out loss %v after the first epoch, %v after the last: not falling", i, first, last)
 		}
+	}
+}
+
+// TestLateJoinerCatchesUp: a miner that starts while two others are at
+// epoch 2 or later loads their state from them (it never trains epoch 0),
+// then averages with them: from its first epoch on it holds the same
+// parameters as the others after every epoch.
+func TestLateJoinerCatchesUp(t *testing.T) {
+	cfg := tinyMiner("diloco")
+	cfg.Loop.MaxSteps = 24 // 8 epochs of 3 inner steps
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	h := newHarness(t, ctx, cfg)
+	third := make(chan struct{})
+	var once sync.Once
+	h.start(func(ev EpochEvent) {
+		if ev.Epoch >= 1 {
+			once.Do(func() { close(third) })
+		}
+	})
+	h.start(nil)
+	<-third
+	late := h.start(nil)
+	events := h.wait()
+	joined := events[late]
+	if len(joined) == 0 || joined[0].Epoch < 2 {
+		t.Fatalf("late miner's first epoch: %+v, want it to start at epoch 2 or later from the others' state", joined)
+	}
+	byEpoch := map[uint64]string{}
+	for _, ev := range events[0] {
+		byEpoch[ev.Epoch] = ev.ParamHash
+	}
+	agreed := 0
+	for _, ev := range joined {
+		if ev.ParamHash == byEpoch[ev.Epoch] && ev.Contributors == 3 {
+			agreed++
+		}
+	}
+	t.Logf("late miner joined at epoch %d, ran %d epochs, %d of them averaged with both others and ending in miner 0's parameters", joined[0].Epoch, len(joined), agreed)
+	if agreed < len(joined)-1 {
+		t.Errorf("late miner agreed with the swarm in %d of its %d epochs", agreed, len(joined))
 	}
 }
