@@ -59,6 +59,7 @@ func newApp() *cli.App {
 			benchCommand(),
 			bootstrapCommand(),
 			minerCommand(),
+			swarmCommand(),
 			{
 				Name:  "version",
 				Usage: "print dtrain's and libdtorch's versions",

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/urfave/cli/v2"
+
+	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/torch"
+)
+
+func swarmCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "swarm",
+		Usage: "demo: a bootstrap node and a few miners on this machine train a small GPT-2 together",
+		Description: "Starts `dtrain bootstrap` and --miners `dtrain miner` processes on 127.0.0.1, which train the\n" +
+			"default tiny GPT-2 on the built-in corpus (Go sources) and average every epoch. Prints one line per\n" +
+			"swarm epoch and a summary. Unless --no-churn, a miner joins late (at --late-after) and catches up\n" +
+			"from its peers, and miner 2 is killed (at --kill-after) and restarted. Ctrl-C stops every process.",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "miners", Value: 3, Usage: "miners at the start, 2 to 8 (the late joiner comes on top)"},
+			&cli.StringFlag{Name: "mode", Value: "diloco", Usage: "diloco or gradients"},
+			&cli.Float64Flag{Name: "minutes", Value: 3, Usage: "how long the swarm trains"},
+			&cli.StringFlag{Name: "dir", Usage: "work directory for the configuration, the miners' state and the logs (default: a new temporary one)"},
+			&cli.StringFlag{Name: "config", Usage: "miner configuration to start from (default: the built-in tiny demo model)"},
+			&cli.BoolFlag{Name: "no-churn", Usage: "no late joiner and no killed miner"},
+			&cli.StringFlag{Name: "late-after", Value: "0.33", Usage: "when the late miner joins: a fraction of --minutes or a duration (90s)"},
+			&cli.StringFlag{Name: "kill-after", Value: "0.5", Usage: "when miner 2 is killed (and restarted 5 s later): a fraction of --minutes or a duration"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON lines (one object per event) instead of text"},
+		},
+		Action: runSwarm,
+	}
+}
+
+// swarmOptions are the swarm's flags, checked.
+type swarmOptions struct {
+	miners    int
+	mode      string
+	duration  time.Duration
+	dir       string
+	config    string
+	churn     bool
+	lateAfter time.Duration
+	killAfter time.Duration
+	json      bool
+}
+
+// restartDelay is how long the killed miner stays down.
+const restartDelay = 5 * time.Second
+
+func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
+	o := swarmOptions{miners: c.Int("miners"), mode: c.String("mode"), dir: c.String("dir"), config: c.String("config"),
+		churn: !c.Bool("no-churn"), json: c.Bool("json")}
+	if c.NArg() > 0 {
+		return o, fmt.Errorf("swarm takes no arguments, got %q", c.Args().Slice())
+	}
+	if o.miners < 2 || o.miners > 8 {
+		return o, fmt.Errorf("--miners must be 2 to 8, got %d", o.miners)
+	}
+	if o.mode != "diloco" && o.mode != "gradients" {
+		return o, fmt.Errorf("--mode must be diloco or gradients, got %q", o.mode)
+	}
+	minutes := c.Float64("minutes")
+	if !(minutes > 0 && minutes <= 24*60) {
+		return o, fmt.Errorf("--minutes must be > 0 and at most a day (1440), got %v", minutes)
+	}
+	o.duration = time.Duration(minutes * float64(time.Minute))
+	if !o.churn {
+		return o, nil
+	}
+	var err error
+	if o.lateAfter, err = parseWhen("--late-after", c.String("late-after"), o.duration); err != nil {
+		return o, err
+	}
+	if o.killAfter, err = parseWhen("--kill-after", c.String("kill-after"), o.duration); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// parseWhen reads a moment of the run: a fraction of total (0.5) or a
+// duration (90s), which must fall inside the run.
+func parseWhen(flag, s string, total time.Duration) (time.Duration, error) {
+	var d time.Duration
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if !(f > 0 && f < 1) {
+			return 0, fmt.Errorf("%s %s: a fraction of --minutes must be in (0, 1); a duration needs a unit (90s)", flag, s)
+		}
+		d = time.Duration(f * float64(total))
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return 0, fmt.Errorf("%s %q: want a fraction of --minutes (0.5) or a duration (90s)", flag, s)
+	}
+	if d <= 0 || d >= total {
+		return 0, fmt.Errorf("%s %s: must fall inside the run (0 to %s)", flag, s, total)
+	}
+	return d, nil
+}
+
+// swarmConfig is the miners' configuration: --config or the built-in demo,
+// made to share this machine's cores and to notice a missing peer quickly.
+func swarmConfig(o swarmOptions) (config.Miner, error) {
+	cfg := config.DefaultMiner()
+	if o.config != "" {
+		var err error
+		if cfg, err = config.LoadMiner(o.config); err != nil {
+			return cfg, err
+		}
+	} else {
+		cfg.Loop.MaxSteps = 100_000 // --minutes ends the run, not the step count
+		cfg.Loop.EvalTokens = 4096
+		cfg.Swarm.MatchSeconds, cfg.Swarm.RoundSeconds = 5, 20
+	}
+	cfg.Threads = 1
+	cfg.Swarm.Mode = o.mode
+	cfg.Net.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	cfg.Net.Announce, cfg.Net.NAT = nil, false
+	return cfg, cfg.Validate()
+}
+
+// runSwarm starts the swarm, shows it until the time is up or Ctrl-C, and
+// stops every process it started on every way out.
+func runSwarm(c *cli.Context) error {
+	o, err := parseSwarmOptions(c)
+	if err != nil {
+		return err
+	}
+	cfg, err := swarmConfig(o)
+	if err != nil {
+		return fmt.Errorf("miner configuration: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this binary to run the miners: %w", err)
+	}
+	dir := o.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "dtrain-swarm-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, "miner.toml")
+	if err := writeMinerConfig(cfgPath, cfg); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s := &swarm{opts: o, exe: exe, dir: dir, cfgPath: cfgPath, lines: make(chan childLine, 256), quit: make(chan struct{}),
+		children: map[int]*child{}}
+	s.rep = newSwarmReport(c.App.Writer, o.json, time.Now(), tokensPerEpoch(cfg))
+	s.rep.logs = filepath.Join(dir, "miner-N.log")
+	defer s.shutdown()
+	s.header(cfg)
+	why, err := s.run(ctx)
+	if err != nil {
+		why = "error"
+	}
+	s.shutdown()
+	s.rep.summary(time.Now(), why)
+	return err
+}
+
+func writeMinerConfig(path string, cfg config.Miner) error {
+	var b strings.Builder
+	b.WriteString("# written by `dtrain swarm` for its miners\n")
+	if err := toml.NewEncoder(&b).Encode(cfg); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if _, err := config.LoadMiner(path); err != nil { // what the miners will read
+		return fmt.Errorf("written miner configuration: %w", err)
+	}
+	return nil
+}
+
+// tokensPerEpoch is what one miner trains in an epoch.
+func tokensPerEpoch(cfg config.Miner) int64 {
+	if cfg.Swarm.Mode == "diloco" {
+		return int64(cfg.Swarm.InnerSteps) * int64(cfg.Loop.BatchTokens)
+	}
+	return int64(cfg.Loop.BatchTokens)
+}
+
+func (s *swarm) header(cfg config.Miner) {
+	o, m := s.opts, cfg.Model
+	var params int64
+	if m.Init == "" {
+		params = torch.NumParams(torch.NewConfig(m.NLayer, m.NHead, m.NEmbd, m.NPositions, m.VocabSize))
+	}
+	data := cfg.Data.Train
+	if data == "" {
+		data = "builtin:gosrc"
+	}
+	if o.json {
+		s.rep.emit(map[string]any{"event": "swarm", "miners": o.miners, "mode": o.mode, "seconds": o.duration.Seconds(),
+			"params": params, "n_layer": m.NLayer, "n_embd": m.NEmbd, "data": data, "dir": s.dir,
+			"tokens_per_epoch": tokensPerEpoch(cfg), "churn": o.churn})
+		return
+	}
+	w := s.rep.w
+	fmt.Fprintf(w, "dtrain swarm: %d miners and a bootstrap node on 127.0.0.1 (QUIC), mode %s, for %s (Ctrl-C stops early)\n",
+		o.miners, o.mode, o.duration.Round(time.Second))
+	model := "GPT-2 from " + m.Init
+	if m.Init == "" {
+		model = fmt.Sprintf("GPT-2, %d layers × %d wide, %.2fM parameters", m.NLayer, m.NEmbd, float64(params)/1e6)
+	}
+	per := "one step's gradients averaged every epoch"
+	if o.mode == "diloco" {
+		per = fmt.Sprintf("%d local steps, then the update averaged", cfg.Swarm.InnerSteps)
+	}
+	fmt.Fprintf(w, "model: %s, on %s; an epoch = %s, %s tokens per miner\n", model, data, per, fmtCount(tokensPerEpoch(cfg)))
+	if o.churn {
+		fmt.Fprintf(w, "churn: miner %d joins at %s; miner 2 is killed at %s and restarted %s later\n",
+			o.miners+1, fmtClock(o.lateAfter), fmtClock(o.killAfter), restartDelay)
+	}
+	fmt.Fprintf(w, "work dir: %s (miner.toml, bootstrap.log, miner-N.log, miner-N/)\n", s.dir)
+}
+
+// errAllExited ends a run whose miners all died on their own.
+var errAllExited = errors.New("every miner exited; see their logs")
+
+// run starts the processes and reports on them until the time is up.
+func (s *swarm) run(ctx context.Context) (string, error) {
+	if err := s.startBootstrap(ctx); err != nil {
+		return "", err
+	}
+	for i := 1; i <= s.opts.miners; i++ {
+		if err := s.startMiner(i, false); err != nil {
+			return "", err
+		}
+	}
+	end := time.NewTimer(s.opts.duration)
+	defer end.Stop()
+	var late, kill, restart <-chan time.Time
+	if s.opts.churn {
+		late, kill = time.After(s.opts.lateAfter), time.After(s.opts.killAfter)
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "Ctrl-C", nil
+		case <-end.C:
+			return "time is up", nil
+		case <-late:
+			late = nil
+			if err := s.startMiner(s.opts.miners+1, true); err != nil {
+				return "", err
+			}
+		case <-kill:
+			kill = nil
+			if c := s.children[2]; c != nil && c.alive() {
+				c.kill()
+				s.rep.event(time.Now(), "killed", fmt.Sprintf("killed miner 2 (SIGKILL, pid %d); restarting it in %s", c.pid(), restartDelay),
+					map[string]any{"miner": 2, "pid": c.pid()})
+				restart = time.After(restartDelay)
+			}
+		case <-restart:
+			restart = nil
+			if err := s.startMiner(2, false); err != nil {
+				return "", err
+			}
+		case l := <-s.lines:
+			s.handle(l)
+			if s.allExited() {
+				return "", errAllExited
+			}
+		case <-tick.C:
+			s.rep.flush(time.Now(), false)
+		}
+	}
+}

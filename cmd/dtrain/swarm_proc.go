@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// childLine is one line a swarm process wrote, or (exited) its end.
+type childLine struct {
+	who    int // 0: the bootstrap node; i ≥ 1: miner i
+	gen    int // 1 for the first start, +1 per restart
+	stdout bool
+	text   string
+	exited bool
+	err    error // the exit status when exited
+}
+
+// child is a process of the swarm: this binary run as `dtrain bootstrap` or
+// `dtrain miner`, in its own process group so that a Ctrl-C on the terminal
+// reaches only the parent, which then stops every child in order.
+type child struct {
+	who, gen int
+	cmd      *exec.Cmd
+	done     chan struct{} // closed once the process is reaped
+	mu       sync.Mutex
+	stopping bool // a signal from us, so its exit is no surprise
+}
+
+// startChild runs exe with args, appends both output streams to logPath and
+// sends every line (then the exit) to lines until quit is closed.
+func startChild(who, gen int, exe string, args []string, logPath string, lines chan<- childLine, quit <-chan struct{}) (*child, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	// Pdeathsig: should the parent die without cleaning up (SIGKILL), the
+	// kernel kills the children too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	outR, err := cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	errR, err := cmd.StderrPipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	fmt.Fprintf(logf, "# %s: %s %q\n", time.Now().Format(time.RFC3339), exe, args)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", exe, err)
+	}
+	c := &child{who: who, gen: gen, cmd: cmd, done: make(chan struct{})}
+	send := func(l childLine) {
+		select {
+		case lines <- l:
+		case <-quit:
+		}
+	}
+	var mu sync.Mutex // one line at a time into the log
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		r      io.Reader
+		stdout bool
+	}{{outR, true}, {errR, false}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc := bufio.NewScanner(s.r)
+			sc.Buffer(make([]byte, 64<<10), 4<<20)
+			for sc.Scan() {
+				mu.Lock()
+				logf.Write(append(sc.Bytes(), '\n'))
+				mu.Unlock()
+				send(childLine{who: who, gen: gen, stdout: s.stdout, text: sc.Text()})
+			}
+			io.Copy(io.Discard, s.r) // a line over the limit: keep the pipe flowing
+		}()
+	}
+	go func() {
+		wg.Wait()
+		err := cmd.Wait()
+		logf.Close()
+		close(c.done)
+		send(childLine{who: who, gen: gen, exited: true, err: err})
+	}()
+	return c, nil
+}
+
+// pid is the child's process id.
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// signal sends sig to the child's process group, marking the exit expected.
+func (c *child) signal(sig syscall.Signal) {
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	// ESRCH: already gone, which is what we want.
+	_ = syscall.Kill(-c.pid(), sig)
+}
+
+// expected reports whether the child's exit was asked for.
+func (c *child) expected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
+}
+
+// stop asks the child to stop (SIGINT, as Ctrl-C would), kills it after
+// grace, and returns once it is reaped. Someone must keep reading the lines
+// channel meanwhile, or the child's output pipes fill and it never ends.
+func (c *child) stop(grace time.Duration) error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	c.signal(syscall.SIGINT)
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(grace):
+	}
+	c.signal(syscall.SIGKILL)
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("still running 10 s after SIGKILL")
+	}
+}
+
+// kill ends the child at once, like a crash or a pulled plug; its exit
+// arrives on the lines channel like any other.
+func (c *child) kill() { c.signal(syscall.SIGKILL) }
+
+// alive reports whether the process has not been reaped yet.
+func (c *child) alive() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// swarm is a running demo: its processes and its report.
+type swarm struct {
+	opts     swarmOptions
+	exe      string
+	dir      string
+	cfgPath  string
+	boot     string // the bootstrap node's QUIC multiaddr
+	rep      *swarmReport
+	lines    chan childLine
+	quit     chan struct{}  // closed at the very end: readers stop sending
+	children map[int]*child // 0: bootstrap; i: miner i, its latest process
+	all      []*child       // every process started, for shutdown
+	down     bool
+}
+
+// startBootstrap runs `dtrain bootstrap` and waits for its address.
+func (s *swarm) startBootstrap(ctx context.Context) error {
+	args := []string{"--log-level", "info", "bootstrap", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1",
+		"--key", filepath.Join(s.dir, "bootstrap.key"), "--relay-service=false"}
+	c, err := s.start(0, 1, args, filepath.Join(s.dir, "bootstrap.log"))
+	if err != nil {
+		return err
+	}
+	timeout := time.After(30 * time.Second)
+	for s.boot == "" {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout:
+			return fmt.Errorf("bootstrap node printed no address in 30 s; see %s", filepath.Join(s.dir, "bootstrap.log"))
+		case l := <-s.lines:
+			if l.who != 0 {
+				s.handle(l)
+			} else if l.exited {
+				return fmt.Errorf("bootstrap node exited (%v); see %s", l.err, filepath.Join(s.dir, "bootstrap.log"))
+			} else if l.stdout && strings.Contains(l.text, "/p2p/") {
+				s.boot = strings.TrimSpace(l.text)
+			}
+		}
+	}
+	s.rep.event(time.Now(), "process", fmt.Sprintf("bootstrap node up (pid %d) at %s", c.pid(), s.boot),
+		map[string]any{"role": "bootstrap", "pid": c.pid(), "addr": s.boot})
+	return nil
+}
+
+// startMiner starts miner i: a first start, a late joiner or a restart
+// (the same out dir and identity as before).
+func (s *swarm) startMiner(i int, late bool) error {
+	gen := 1
+	if old := s.children[i]; old != nil {
+		gen = old.gen + 1
+	}
+	args := []string{"--log-level", "info", "--threads", "1", "miner", "--config", s.cfgPath,
+		"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--bootstrap", s.boot,
+		"--out-dir", filepath.Join(s.dir, fmt.Sprintf("miner-%d", i)), "--mode", s.opts.mode}
+	logPath := filepath.Join(s.dir, fmt.Sprintf("miner-%d.log", i))
+	c, err := s.start(i, gen, args, logPath)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	s.rep.started(i, c.pid(), late)
+	fields := map[string]any{"role": "miner", "miner": i, "pid": c.pid(), "log": logPath, "late": late, "start": gen}
+	switch {
+	case gen > 1:
+		s.rep.event(now, "restarted", fmt.Sprintf("restarted miner %d (pid %d), same identity and out dir", i, c.pid()), fields)
+	case late:
+		s.rep.event(now, "joined", fmt.Sprintf("miner %d joins late (pid %d); it should catch up from its peers", i, c.pid()), fields)
+	case s.opts.json:
+		s.rep.event(now, "process", "", fields)
+	case i == s.opts.miners:
+		s.rep.event(now, "process", fmt.Sprintf("started miners 1-%d (pids %s); the first epoch takes a while (data, peers)",
+			i, s.minerPIDs()), fields)
+	}
+	return nil
+}
+
+func (s *swarm) minerPIDs() string {
+	var pids []int
+	for i := 1; i <= s.opts.miners; i++ {
+		if c := s.children[i]; c != nil {
+			pids = append(pids, c.pid())
+		}
+	}
+	return joinInts(pids)
+}
+
+func (s *swarm) start(who, gen int, args []string, logPath string) (*child, error) {
+	c, err := startChild(who, gen, s.exe, args, logPath, s.lines, s.quit)
+	if err != nil {
+		return nil, err
+	}
+	s.children[who] = c
+	s.all = append(s.all, c)
+	return c, nil
+}
+
+// handle passes a miner's line or exit to the report; lines of a process
+// that has been replaced only count.
+func (s *swarm) handle(l childLine) {
+	now := time.Now()
+	if l.who == 0 {
+		if l.exited && !s.children[0].expected() {
+			s.rep.event(now, "exited", fmt.Sprintf("the bootstrap node exited (%v); running miners keep their peers", l.err),
+				map[string]any{"role": "bootstrap", "status": fmt.Sprint(l.err)})
+		}
+		return
+	}
+	c := s.children[l.who]
+	current := c != nil && c.gen == l.gen
+	switch {
+	case l.exited && current:
+		s.rep.exited(now, l.who, l.err, c.expected())
+	case !l.exited && !l.stdout:
+		s.rep.line(now, l.who, l.text)
+	}
+}
+
+// allExited: no miner is running any more.
+func (s *swarm) allExited() bool {
+	for who, c := range s.children {
+		if who != 0 && c.alive() {
+			return false
+		}
+	}
+	return true
+}
+
+// shutdown stops the miners, then the bootstrap node, reading their output
+// meanwhile; it runs once, however the run ended.
+func (s *swarm) shutdown() {
+	if s.down {
+		return
+	}
+	s.down = true
+	defer close(s.quit)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var wg sync.WaitGroup
+		for _, c := range s.all {
+			if c.who == 0 {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.stop(5 * time.Second)
+			}()
+		}
+		wg.Wait()
+		if b := s.children[0]; b != nil {
+			b.stop(5 * time.Second)
+		}
+	}()
+	if n := s.running(); n > 0 {
+		s.rep.event(time.Now(), "stopping", fmt.Sprintf("stopping %d processes (Ctrl-C to each; killed after 5 s)", n), map[string]any{"processes": n})
+	}
+	for {
+		select {
+		case l := <-s.lines:
+			s.handle(l)
+		case <-stopped:
+			return
+		}
+	}
+}
+
+func (s *swarm) running() int {
+	n := 0
+	for _, c := range s.all {
+		if c.alive() {
+			n++
+		}
+	}
+	return n
+}

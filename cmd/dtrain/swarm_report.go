@@ -1,0 +1,459 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// minerLog is what the swarm reads from a miner's JSON log line; durations
+// are integer milliseconds (setupLogging).
+type minerLog struct {
+	Level        string   `json:"level"`
+	Message      string   `json:"message"`
+	Error        string   `json:"error"`
+	Epoch        *int64   `json:"epoch"`
+	Loss         logFloat `json:"loss"`
+	ValLoss      logFloat `json:"val_loss"`
+	Group        int      `json:"group"`
+	Contributors int      `json:"contributors"`
+	Alone        string   `json:"alone"`
+	Sync         int64    `json:"sync"`
+	BytesSent    int64    `json:"bytes_sent"`
+	ParamHash    string   `json:"param_hash"`
+	Tokens       *int64   `json:"tokens"`
+	Peer         string   `json:"peer"`
+	Addr         string   `json:"addr"`
+	Params       int64    `json:"params"`
+	Bytes        int64    `json:"bytes"`
+	Took         int64    `json:"took"`
+	Mbps         logFloat `json:"mbps"`
+	Donors       int      `json:"donors"`
+}
+
+// logFloat is a float that zerolog may have written as "NaN" or "+Inf".
+type logFloat float64
+
+func (f *logFloat) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return err
+	}
+	*f = logFloat(v)
+	return nil
+}
+
+// minerStat is what the swarm knows about one miner.
+type minerStat struct {
+	idx, pid, gen int
+	peer          string
+	running       bool
+	// synced: the miner reports with the swarm, so epoch lines wait for it.
+	// The first miners are from the start; a late or restarted one once it
+	// reports an epoch the swarm has not printed yet.
+	synced     bool
+	last       int64 // last epoch reported; -1: none
+	epochs     int
+	tokens     int64 // trained in this swarm run, all its processes
+	lastTokens int64 // the process's own counter at its last epoch; -1: none yet
+	bytes      int64
+	val        float64
+	late       bool
+	loads      int
+	exit       string
+}
+
+type epochReport struct {
+	who          int
+	loss, val    float64
+	contributors int
+	alone        string
+	sync         time.Duration
+	bytes        int64
+	hash         string
+}
+
+type epochAgg struct {
+	first   time.Time
+	reports []epochReport
+}
+
+// epochLine is one printed swarm epoch.
+type epochLine struct {
+	Event        string  `json:"event"`
+	T            float64 `json:"t"`
+	Epoch        int64   `json:"epoch"`
+	Loss         float64 `json:"loss"`
+	ValLoss      float64 `json:"val_loss,omitempty"`
+	Tokens       int64   `json:"tokens"`
+	SyncMS       int64   `json:"sync_ms"`
+	BytesSent    int64   `json:"bytes_sent"`
+	Reports      int     `json:"miners"`
+	Contributors int     `json:"contributors"`
+	Hashes       int     `json:"param_hashes"`
+	Alone        []int   `json:"alone,omitempty"`
+}
+
+// swarmReport turns the swarm's log lines into what a person reads: one
+// line per swarm epoch, events between, a summary at the end. It never
+// touches a process, so tests drive it with lines and times.
+type swarmReport struct {
+	w        io.Writer
+	json     bool
+	start    time.Time
+	wait     time.Duration // longest an epoch line waits for a slow miner
+	perEpoch int64         // tokens a miner trains per epoch, for a first report
+	logs     string        // where the logs are, for the summary
+
+	miners  []*minerStat // miner i at i-1
+	pending map[int64]*epochAgg
+	next    int64 // lowest epoch not printed yet
+	printed []epochLine
+	tokens  int64
+	bytes   int64
+}
+
+func newSwarmReport(w io.Writer, asJSON bool, start time.Time, perEpoch int64) *swarmReport {
+	return &swarmReport{w: w, json: asJSON, start: start, wait: 20 * time.Second, perEpoch: perEpoch,
+		pending: map[int64]*epochAgg{}}
+}
+
+func (r *swarmReport) miner(i int) *minerStat {
+	for len(r.miners) < i {
+		r.miners = append(r.miners, &minerStat{idx: len(r.miners) + 1, last: -1, lastTokens: -1})
+	}
+	return r.miners[i-1]
+}
+
+// started records a miner process: the first start (late or not) or a restart.
+func (r *swarmReport) started(i, pid int, late bool) {
+	m := r.miner(i)
+	m.pid, m.running, m.lastTokens = pid, true, -1
+	m.gen++
+	m.late = m.late || late
+	m.synced = m.gen == 1 && !late
+	m.exit = ""
+}
+
+// exited records a miner's end; expected when the swarm stopped it.
+func (r *swarmReport) exited(now time.Time, i int, err error, expected bool) {
+	m := r.miner(i)
+	m.running = false
+	if expected {
+		return
+	}
+	m.exit = "exited"
+	if err != nil {
+		m.exit = err.Error()
+	}
+	r.event(now, "exited", fmt.Sprintf("miner %d %s (see its log)", i, m.exit), map[string]any{"miner": i, "status": m.exit})
+}
+
+// line handles one line a miner wrote on stderr.
+func (r *swarmReport) line(now time.Time, i int, text string) {
+	var l minerLog
+	if !strings.HasPrefix(text, "{") || json.Unmarshal([]byte(text), &l) != nil {
+		return // a panic trace or the final "dtrain: error": the log keeps it
+	}
+	m := r.miner(i)
+	if l.Peer != "" {
+		m.peer = l.Peer
+	}
+	switch {
+	case l.Message == "epoch" && l.Epoch != nil:
+		r.epoch(now, m, *l.Epoch, l)
+	case l.Message == "state loaded":
+		m.loads++
+		mbs := float64(l.Mbps)
+		if l.Took > 0 {
+			mbs = float64(l.Bytes) / 1e6 / (float64(l.Took) / 1e3)
+		}
+		var ep int64
+		if l.Epoch != nil {
+			ep = *l.Epoch
+		}
+		r.event(now, "state_loaded", fmt.Sprintf("miner %d loaded the state of epoch %d from %d peer(s): %s in %.1f s (%.0f MB/s)",
+			i, ep, l.Donors, fmtBytes(l.Bytes), float64(l.Took)/1e3, mbs),
+			map[string]any{"miner": i, "epoch": ep, "bytes": l.Bytes, "took_ms": l.Took, "mb_per_s": mbs, "donors": l.Donors})
+	case l.Level == "error" || l.Level == "fatal" || l.Level == "panic":
+		msg := l.Message
+		if l.Error != "" {
+			msg += ": " + l.Error
+		}
+		r.event(now, "error", fmt.Sprintf("miner %d: %s", i, msg), map[string]any{"miner": i, "error": msg})
+	}
+}
+
+func (r *swarmReport) epoch(now time.Time, m *minerStat, e int64, l minerLog) {
+	m.epochs++
+	m.bytes += l.BytesSent
+	r.bytes += l.BytesSent
+	delta := r.perEpoch
+	if l.Tokens != nil {
+		if m.lastTokens >= 0 && *l.Tokens >= m.lastTokens {
+			delta = *l.Tokens - m.lastTokens
+		}
+		m.lastTokens = *l.Tokens
+	}
+	m.tokens += delta
+	r.tokens += delta
+	if l.ValLoss > 0 {
+		m.val = float64(l.ValLoss)
+	}
+	m.last = e
+	if e < r.next {
+		return // behind the swarm: counted, but its epoch is printed already
+	}
+	m.synced = true
+	a := r.pending[e]
+	if a == nil {
+		a = &epochAgg{first: now}
+		r.pending[e] = a
+	}
+	a.reports = append(a.reports, epochReport{who: m.idx, loss: float64(l.Loss), val: float64(l.ValLoss),
+		contributors: l.Contributors, alone: l.Alone, sync: time.Duration(l.Sync) * time.Millisecond,
+		bytes: l.BytesSent, hash: l.ParamHash})
+	r.flush(now, false)
+}
+
+// ready: no running miner in step with the swarm still owes epoch e.
+func (r *swarmReport) ready(now time.Time, e int64, a *epochAgg) bool {
+	if now.Sub(a.first) >= r.wait {
+		return true
+	}
+	for _, m := range r.miners {
+		if m.running && m.synced && m.last == e-1 {
+			return false
+		}
+	}
+	return true
+}
+
+// flush prints the epochs that are complete, in order; final prints all.
+func (r *swarmReport) flush(now time.Time, final bool) {
+	for len(r.pending) > 0 {
+		e := int64(-1)
+		for k := range r.pending {
+			if e < 0 || k < e {
+				e = k
+			}
+		}
+		a := r.pending[e]
+		if !final && !r.ready(now, e, a) {
+			return
+		}
+		delete(r.pending, e)
+		r.printEpoch(now, e, a)
+		r.next = e + 1
+	}
+}
+
+func (r *swarmReport) printEpoch(now time.Time, e int64, a *epochAgg) {
+	l := epochLine{Event: "epoch", T: r.since(now).Seconds(), Epoch: e, Tokens: r.tokens, Reports: len(a.reports)}
+	hashes := map[string]bool{}
+	var vals int
+	for _, p := range a.reports {
+		l.Loss += p.loss / float64(len(a.reports))
+		if p.val > 0 {
+			l.ValLoss += p.val
+			vals++
+		}
+		l.SyncMS = max(l.SyncMS, p.sync.Milliseconds())
+		l.BytesSent += p.bytes
+		l.Contributors = max(l.Contributors, p.contributors)
+		hashes[p.hash] = true
+		if p.alone != "" {
+			l.Alone = append(l.Alone, p.who)
+		}
+	}
+	if vals > 0 {
+		l.ValLoss /= float64(vals)
+	}
+	l.Hashes = len(hashes)
+	slices.Sort(l.Alone)
+	r.printed = append(r.printed, l)
+	if r.json {
+		r.emit(l)
+		return
+	}
+	if len(r.printed) == 1 {
+		fmt.Fprintf(r.w, "\n%6s %5s %10s %9s %8s %10s %9s %6s  %s\n",
+			"time", "epoch", "train loss", "held-out", "tokens", "all-reduce", "sent", "group", "params")
+	}
+	val := "-"
+	if vals > 0 {
+		val = fmt.Sprintf("%.4f", l.ValLoss)
+	}
+	agree := "agree"
+	if l.Hashes > 1 {
+		agree = fmt.Sprintf("%d versions", l.Hashes)
+	}
+	if len(l.Alone) > 0 {
+		agree += fmt.Sprintf(" (alone: miner %s)", joinInts(l.Alone))
+	}
+	fmt.Fprintf(r.w, "%6s %5d %10.4f %9s %8s %8.2f s %9s %6s  %s\n",
+		fmtClock(r.since(now)), e, l.Loss, val, fmtCount(l.Tokens), float64(l.SyncMS)/1e3, fmtBytes(l.BytesSent),
+		fmt.Sprintf("%d/%d", l.Contributors, l.Reports), agree)
+}
+
+// event prints a fact of the run on its own line (text) or as an object.
+func (r *swarmReport) event(now time.Time, kind, text string, fields map[string]any) {
+	if r.json {
+		obj := map[string]any{"event": kind, "t": r.since(now).Seconds()}
+		for k, v := range fields {
+			obj[k] = v
+		}
+		r.emit(obj)
+		return
+	}
+	fmt.Fprintf(r.w, "%6s  * %s\n", fmtClock(r.since(now)), text)
+}
+
+func (r *swarmReport) emit(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"event": "error", "error": err.Error()})
+	}
+	fmt.Fprintf(r.w, "%s\n", b)
+}
+
+func (r *swarmReport) since(now time.Time) time.Duration { return now.Sub(r.start) }
+
+// swarmSummary is the end of the run, as --json prints it.
+type swarmSummary struct {
+	Event       string         `json:"event"`
+	T           float64        `json:"t"`
+	Epochs      int            `json:"epochs"`
+	FirstVal    float64        `json:"first_val_loss,omitempty"`
+	LastVal     float64        `json:"last_val_loss,omitempty"`
+	Tokens      int64          `json:"tokens"`
+	BytesSent   int64          `json:"bytes_sent"`
+	Miners      []minerSummary `json:"miners"`
+	Logs        string         `json:"logs"`
+	StoppedWhy  string         `json:"stopped"`
+	TokensPerS  float64        `json:"tokens_per_s"`
+	FirstValEp  int64          `json:"first_val_epoch"`
+	LastValEpch int64          `json:"last_val_epoch"`
+}
+
+type minerSummary struct {
+	Miner     int     `json:"miner"`
+	Peer      string  `json:"peer"`
+	Epochs    int     `json:"epochs"`
+	Tokens    int64   `json:"tokens"`
+	BytesSent int64   `json:"bytes_sent"`
+	ValLoss   float64 `json:"val_loss,omitempty"`
+	Starts    int     `json:"starts"`
+	Late      bool    `json:"late"`
+	Loads     int     `json:"state_loads"`
+	Exit      string  `json:"exit,omitempty"`
+}
+
+// summary prints what a person wants after the run: how far the loss fell,
+// how much was trained and sent, and each miner's share.
+func (r *swarmReport) summary(now time.Time, why string) {
+	r.flush(now, true)
+	el := r.since(now)
+	s := swarmSummary{Event: "summary", T: el.Seconds(), Epochs: len(r.printed), Tokens: r.tokens, BytesSent: r.bytes,
+		Logs: r.logs, StoppedWhy: why, FirstValEp: -1, LastValEpch: -1}
+	if el > 0 {
+		s.TokensPerS = float64(r.tokens) / el.Seconds()
+	}
+	for _, l := range r.printed {
+		if l.ValLoss > 0 {
+			if s.FirstValEp < 0 {
+				s.FirstVal, s.FirstValEp = l.ValLoss, l.Epoch
+			}
+			s.LastVal, s.LastValEpch = l.ValLoss, l.Epoch
+		}
+	}
+	for _, m := range r.miners {
+		s.Miners = append(s.Miners, minerSummary{Miner: m.idx, Peer: m.peer, Epochs: m.epochs, Tokens: m.tokens,
+			BytesSent: m.bytes, ValLoss: m.val, Starts: m.gen, Late: m.late, Loads: m.loads, Exit: m.exit})
+	}
+	if r.json {
+		r.emit(s)
+		return
+	}
+	w := r.w
+	fmt.Fprintf(w, "\nsummary (%s): %d swarm epochs in %s; %s tokens trained (%s tokens/s); %s sent by all-reduce\n",
+		why, s.Epochs, el.Round(time.Second), fmtCount(s.Tokens), fmtCount(int64(s.TokensPerS)), fmtBytes(s.BytesSent))
+	if s.FirstValEp >= 0 {
+		fmt.Fprintf(w, "held-out loss: %.4f at epoch %d -> %.4f at epoch %d\n", s.FirstVal, s.FirstValEp, s.LastVal, s.LastValEpch)
+	}
+	fmt.Fprintf(w, "%5s  %-20s %6s %8s %9s %9s  %s\n", "miner", "peer", "epochs", "tokens", "sent", "held-out", "notes")
+	for _, m := range s.Miners {
+		val := "-"
+		if m.ValLoss > 0 {
+			val = fmt.Sprintf("%.4f", m.ValLoss)
+		}
+		var notes []string
+		if m.Late {
+			notes = append(notes, "joined late")
+		}
+		if m.Starts > 1 {
+			notes = append(notes, fmt.Sprintf("restarted %d×", m.Starts-1))
+		}
+		if m.Loads > 0 {
+			notes = append(notes, fmt.Sprintf("loaded state %d×", m.Loads))
+		}
+		if m.Exit != "" {
+			notes = append(notes, m.Exit)
+		}
+		fmt.Fprintf(w, "%5d  %-20s %6d %8s %9s %9s  %s\n", m.Miner, shortPeer(m.Peer), m.Epochs, fmtCount(m.Tokens),
+			fmtBytes(m.BytesSent), val, strings.Join(notes, ", "))
+	}
+	if r.logs != "" {
+		fmt.Fprintf(w, "logs: %s\n", r.logs)
+	}
+}
+
+// shortPeer keeps a peer id's head and tail, enough to tell miners apart.
+func shortPeer(p string) string {
+	if len(p) <= 20 {
+		return p
+	}
+	return p[:8] + "…" + p[len(p)-6:]
+}
+
+func fmtClock(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
+
+func fmtCount(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fG", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 1e4:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
+}
