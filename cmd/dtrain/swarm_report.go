@@ -57,7 +57,8 @@ type minerStat struct {
 	// The first miners are from the start; a late or restarted one once it
 	// reports an epoch the swarm has not printed yet.
 	synced     bool
-	last       int64 // last epoch reported; -1: none
+	last       int64     // last epoch reported; -1: none
+	lastAt     time.Time // when
 	epochs     int
 	tokens     int64 // trained in this swarm run, all its processes
 	lastTokens int64 // the process's own counter at its last epoch; -1: none yet
@@ -66,6 +67,7 @@ type minerStat struct {
 	late       bool
 	loads      int
 	exit       string
+	lastErr    string // the process's last words, "dtrain: <error>"
 }
 
 type epochReport struct {
@@ -106,7 +108,8 @@ type swarmReport struct {
 	w        io.Writer
 	json     bool
 	start    time.Time
-	wait     time.Duration // longest an epoch line waits for a slow miner
+	wait     time.Duration // least an epoch line waits for a slow miner
+	interval time.Duration // a miner's recent epoch time; lines wait twice that
 	perEpoch int64         // tokens a miner trains per epoch, for a first report
 	logs     string        // where the logs are, for the summary
 
@@ -133,7 +136,7 @@ func (r *swarmReport) miner(i int) *minerStat {
 // started records a miner process: the first start (late or not) or a restart.
 func (r *swarmReport) started(i, pid int, late bool) {
 	m := r.miner(i)
-	m.pid, m.running, m.lastTokens = pid, true, -1
+	m.pid, m.running, m.lastTokens, m.lastErr = pid, true, -1, ""
 	m.gen++
 	m.late = m.late || late
 	m.synced = m.gen == 1 && !late
@@ -151,16 +154,22 @@ func (r *swarmReport) exited(now time.Time, i int, err error, expected bool) {
 	if err != nil {
 		m.exit = err.Error()
 	}
+	if m.lastErr != "" {
+		m.exit += ": " + m.lastErr
+	}
 	r.event(now, "exited", fmt.Sprintf("miner %d %s (see its log)", i, m.exit), map[string]any{"miner": i, "status": m.exit})
 }
 
 // line handles one line a miner wrote on stderr.
 func (r *swarmReport) line(now time.Time, i int, text string) {
 	var l minerLog
-	if !strings.HasPrefix(text, "{") || json.Unmarshal([]byte(text), &l) != nil {
-		return // a panic trace or the final "dtrain: error": the log keeps it
-	}
 	m := r.miner(i)
+	if strings.HasPrefix(text, "dtrain: ") {
+		m.lastErr = strings.TrimPrefix(text, "dtrain: ")
+	}
+	if !strings.HasPrefix(text, "{") || json.Unmarshal([]byte(text), &l) != nil {
+		return // a panic trace or the like: the log keeps it
+	}
 	if l.Peer != "" {
 		m.peer = l.Peer
 	}
@@ -175,7 +184,9 @@ func (r *swarmReport) line(now time.Time, i int, text string) {
 		}
 		var ep int64
 		if l.Epoch != nil {
+			// It trains this epoch next, with the swarm: epoch lines wait for it.
 			ep = *l.Epoch
+			m.synced, m.last = ep >= r.next, ep-1
 		}
 		r.event(now, "state_loaded", fmt.Sprintf("miner %d loaded the state of epoch %d from %d peer(s): %s in %.1f s (%.0f MB/s)",
 			i, ep, l.Donors, fmtBytes(l.Bytes), float64(l.Took)/1e3, mbs),
@@ -205,7 +216,12 @@ func (r *swarmReport) epoch(now time.Time, m *minerStat, e int64, l minerLog) {
 	if l.ValLoss > 0 {
 		m.val = float64(l.ValLoss)
 	}
-	m.last = e
+	if m.last == e-1 && !m.lastAt.IsZero() {
+		// Rise at once, fall slowly: a loaded machine slows every epoch.
+		iv := now.Sub(m.lastAt)
+		r.interval = max(iv, (3*r.interval+iv)/4)
+	}
+	m.last, m.lastAt = e, now
 	if e < r.next {
 		return // behind the swarm: counted, but its epoch is printed already
 	}
@@ -223,7 +239,7 @@ func (r *swarmReport) epoch(now time.Time, m *minerStat, e int64, l minerLog) {
 
 // ready: no running miner in step with the swarm still owes epoch e.
 func (r *swarmReport) ready(now time.Time, e int64, a *epochAgg) bool {
-	if now.Sub(a.first) >= r.wait {
+	if now.Sub(a.first) >= max(r.wait, 2*r.interval) {
 		return true
 	}
 	for _, m := range r.miners {

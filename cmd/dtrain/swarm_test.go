@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/node/data"
+)
+
+// epochJSON is a miner's epoch log line as node/miner writes it.
+func epochJSON(who, epoch int, loss, val float64, contributors int, alone string, syncMS, bytes, tokens int64, hash string) string {
+	return fmt.Sprintf(`{"level":"info","peer":"12D3KooWpeer%d","epoch":%d,"loss":%g,"val_loss":%g,"tokens":%d,"train":900,`+
+		`"group":%d,"contributors":%d,"alone":%q,"sync":%d,"bytes_sent":%d,"param_hash":%q,"time":"2026-01-01T00:00:00Z","message":"epoch"}`,
+		who, epoch, loss, val, tokens, contributors, contributors, alone, syncMS, bytes, hash)
+}
+
+// TestSwarmReportEpochLines feeds two miners' log lines and checks that an
+// epoch line waits for both, averages what it should, and that churn and
+// the summary read right.
+func TestSwarmReportEpochLines(t *testing.T) {
+	var out strings.Builder
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	r := newSwarmReport(&out, false, t0, 1000)
+	r.started(1, 101, false)
+	r.started(2, 102, false)
+
+	r.line(at(5), 1, `not json: a panic trace line`)
+	r.line(at(5), 1, epochJSON(1, 0, 10, 8, 2, "", 300, 1_000_000, 1000, "aa"))
+	if strings.Contains(out.String(), "train loss") {
+		t.Fatalf("epoch 0 printed before miner 2 reported it:\n%s", out.String())
+	}
+	r.line(at(6), 2, epochJSON(2, 0, 9, 8, 2, "", 500, 2_000_000, 1000, "aa"))
+	r.line(at(11), 1, epochJSON(1, 1, 7, 6, 2, "", 200, 1_000_000, 2000, "bb"))
+	r.line(at(12), 2, epochJSON(2, 1, 6, 6, 1, "no group", 0, 0, 2000, "cc"))
+	r.line(at(13), 2, `{"level":"error","error":"stream reset","message":"all-reduce"}`)
+
+	// Miner 2 dies; epoch 2 no longer waits for it.
+	r.exited(at(14), 2, errors.New("signal: killed"), true)
+	r.line(at(16), 1, epochJSON(1, 2, 5, 5, 1, "no group", 0, 0, 3000, "dd"))
+	// A late joiner loads the state and reports epoch 3 with miner 1.
+	r.started(3, 103, true)
+	r.line(at(20), 3, `{"level":"info","epoch":3,"bytes":27000000,"took":1500,"mbps":18,"donors":1,"message":"state loaded"}`)
+	r.line(at(22), 1, epochJSON(1, 3, 4.5, 4.75, 2, "", 100, 1_000_000, 4000, "ee"))
+	r.line(at(23), 3, epochJSON(3, 3, 4.5, 4.75, 2, "", 100, 1_000_000, 500, "ee"))
+	// Miner 1 owes epoch 4; after the wait, epoch 4 prints with miner 3 alone.
+	r.line(at(30), 3, epochJSON(3, 4, 4, 4.5, 1, "timeout", 0, 0, 1500, "ff"))
+	r.flush(at(40), false)
+	if strings.Contains(out.String(), "     4 ") {
+		t.Fatalf("epoch 4 printed before the wait ran out")
+	}
+	r.flush(at(51), false)
+	r.summary(at(60), "time is up")
+
+	got := out.String()
+	t.Log("\n" + got)
+	for _, want := range []string{
+		"  0:06     0     9.5000    8.0000     2000     0.50 s    3.0 MB    2/2  agree\n",
+		"  0:12     1     6.5000    6.0000     4000     0.20 s    1.0 MB    2/2  2 versions (alone: miner 2)\n",
+		"  0:13  * miner 2: all-reduce: stream reset\n",
+		"  0:16     2     5.0000    5.0000     5000     0.00 s       0 B    1/1  agree (alone: miner 1)\n",
+		"  0:20  * miner 3 loaded the state of epoch 3 from 1 peer(s): 27.0 MB in 1.5 s (18 MB/s)\n",
+		"  0:23     3     4.5000    4.7500     7000     0.10 s    2.0 MB    2/2  agree\n",
+		"  0:51     4     4.0000    4.5000     8000     0.00 s       0 B    1/1  agree (alone: miner 3)\n",
+		"5 swarm epochs in 1m0s; 8000 tokens trained",
+		"held-out loss: 8.0000 at epoch 0 -> 4.5000 at epoch 4",
+		"    1  12D3KooWpeer1             4     4000    3.0 MB    4.7500  \n",
+		"    2  12D3KooWpeer2             2     2000    2.0 MB    6.0000  \n",
+		"    3  12D3KooWpeer3             2     2000    1.0 MB    4.5000  joined late, loaded state 1×\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Count(got, "epoch train loss") != 1 {
+		t.Errorf("want the column header once")
+	}
+}
+
+// TestSwarmReportJSON checks --json: every line an object with an event.
+func TestSwarmReportJSON(t *testing.T) {
+	var out strings.Builder
+	t0 := time.Now()
+	r := newSwarmReport(&out, true, t0, 1000)
+	r.started(1, 1, false)
+	r.line(t0, 1, epochJSON(1, 0, 10, 8, 1, "", 300, 1000, 1000, "aa"))
+	r.exited(t0, 1, errors.New("exit status 1"), false)
+	r.summary(t0, "error")
+	var events []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(l), &obj); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		events = append(events, fmt.Sprint(obj["event"]))
+	}
+	if got := strings.Join(events, ","); got != "epoch,exited,summary" {
+		t.Errorf("events %s, want epoch,exited,summary", got)
+	}
+}
+
+func TestSwarmFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--miners", "1"}, "--miners must be 2 to 8"},
+		{[]string{"--miners", "9"}, "--miners must be 2 to 8"},
+		{[]string{"--mode", "sgd"}, "--mode must be diloco or gradients"},
+		{[]string{"--minutes", "0"}, "--minutes must be > 0"},
+		{[]string{"--minutes", "-1"}, "--minutes must be > 0"},
+		{[]string{"--late-after", "1.5"}, "fraction of --minutes must be in (0, 1)"},
+		{[]string{"--kill-after", "soon"}, "want a fraction of --minutes (0.5) or a duration"},
+		{[]string{"--minutes", "1", "--kill-after", "2m"}, "must fall inside the run"},
+		{[]string{"extra"}, "swarm takes no arguments"},
+		{[]string{"--config", "/nonexistent/miner.toml"}, "no such file"},
+	} {
+		_, err := run(t, append([]string{"swarm"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("swarm %v: error %v, want one mentioning %q", tc.args, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{{"0.5", 90 * time.Second}, {"90s", 90 * time.Second}, {"1m", time.Minute}} {
+		if got, err := parseWhen("--late-after", tc.in, 3*time.Minute); err != nil || got != tc.want {
+			t.Errorf("parseWhen(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestSwarmEndToEnd runs a two-miner swarm of a tiny model for a few
+// seconds: epochs get reported, and no process is left behind.
+func TestSwarmEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	t.Setenv("DTRAIN_TEST_AS_MAIN", "1") // the children are this test binary run as dtrain
+	dir := t.TempDir()
+	toks := make([]int32, 20000)
+	for i := range toks {
+		toks[i] = int32((i*7)%97 + (i/13)%5)
+	}
+	must(t, data.WriteShard(filepath.Join(dir, "train_000000.bin"), toks[:18000]))
+	must(t, data.WriteShard(filepath.Join(dir, "val_000000.bin"), toks[18000:]))
+	cfg := filepath.Join(dir, "miner.toml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[model]
+n_layer = 1
+n_head = 2
+n_embd = 16
+n_positions = 16
+vocab_size = 50257
+[data]
+train = %q
+seq_len = 8
+[train]
+max_steps = 100000
+batch_tokens = 32
+micro_batch = 4
+eval_tokens = 64
+[swarm]
+inner_steps = 2
+match_seconds = 3
+round_seconds = 5
+`, dir)), 0o644))
+	out, err := run(t, "swarm", "--miners", "2", "--minutes", "0.15", "--no-churn", "--json",
+		"--config", cfg, "--dir", filepath.Join(dir, "swarm"))
+	if err != nil {
+		t.Fatalf("swarm: %v\n%s", err, out)
+	}
+	var pids []int
+	epochs := 0
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var ev struct {
+			Event string `json:"event"`
+			PID   int    `json:"pid"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("not a JSON line: %q", sc.Text())
+		}
+		if ev.PID > 0 {
+			pids = append(pids, ev.PID)
+		}
+		if ev.Event == "epoch" {
+			epochs++
+		}
+	}
+	t.Logf("%d epoch lines in 9 s", epochs)
+	if epochs == 0 || len(pids) != 3 {
+		t.Errorf("%d epoch lines and %d processes (want ≥ 1 and 3):\n%s", epochs, len(pids), out)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process %d still there after the swarm returned (kill 0: %v)", pid, err)
+		}
+	}
+	for _, f := range []string{"miner.toml", "bootstrap.log", "miner-1.log", "miner-2.log"} {
+		if _, err := os.Stat(filepath.Join(dir, "swarm", f)); err != nil {
+			t.Errorf("work dir: %v", err)
+		}
+	}
+}
