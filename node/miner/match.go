@@ -126,20 +126,31 @@ func (m *Miner) formGroup(ctx context.Context, epoch uint64, weight float64) (ma
 }
 
 // expected is how many miners (this one included) should be ready for
-// epoch: every peer on the run's gossip except those whose latest report
-// puts them more than an epoch behind (they are catching up and will not
-// make it). Matchmaking stops collecting as soon as that many are ready.
+// epoch: every peer known on the run, from its progress reports or as a
+// gossip neighbour, except those whose latest report puts them more than
+// an epoch behind (they are catching up and will not make it).
+// Matchmaking stops collecting as soon as that many are ready; counting
+// too few would make members close with different sets and fail to agree.
 func (m *Miner) expected(epoch uint64) int {
 	m.view.mu.Lock()
 	live := m.view.tracker.Live(trackerNow())
 	m.view.mu.Unlock()
-	behind := 0
+	at := make(map[string]uint64, len(live))
 	for _, r := range live {
-		if r.Epoch+1 < epoch {
-			behind++
+		at[r.Peer] = r.Epoch
+	}
+	for _, p := range m.gossip.Peers() {
+		if _, ok := at[p.String()]; !ok {
+			at[p.String()] = epoch
 		}
 	}
-	return 1 + max(0, len(m.gossip.Peers())-behind)
+	n := 1
+	for _, e := range at {
+		if e+1 >= epoch {
+			n++
+		}
+	}
+	return n
 }
 
 func (m *Miner) publishMatch(ctx context.Context, epoch uint64, self *matchmaking.Ready, out []matchmaking.Outgoing) {

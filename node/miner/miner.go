@@ -96,7 +96,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	}
 	m := &Miner{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec,
 		inbox: newMatchInbox(), accum: max(1, cfg.AccumSteps())}
-	m.view = &swarmView{tracker: progress.NewTracker(progress.Config{Self: m.self}), own: progress.Report{Peer: m.self}}
+	m.view = &swarmView{tracker: progress.NewTracker(progress.Config{Self: m.self, Expiry: reportExpiry}), own: progress.Report{Peer: m.self}}
 	m.sched = train.Schedule{LR: cfg.Optim.LR, MinLR: cfg.Optim.MinLR, Warmup: cfg.Optim.WarmupSteps, Total: cfg.Loop.MaxSteps}
 	dev, err := torch.ParseDevice(cfg.Device)
 	if err != nil {

@@ -80,24 +80,32 @@ func newHarness(t *testing.T, ctx context.Context, cfg config.Miner) *swarmHarne
 
 // start builds miner i and runs it; onEpoch, if set, sees its events too.
 func (h *swarmHarness) start(onEpoch func(EpochEvent)) int {
+	i, _ := h.startIn(h.t.TempDir(), onEpoch)
+	return i
+}
+
+// startIn is start with out_dir dir; kill stops the miner at once, as a
+// crash would: its network goes away with whatever it was doing.
+func (h *swarmHarness) startIn(dir string, onEpoch func(EpochEvent)) (i int, kill func()) {
 	t := h.t
+	ctx, cancel := context.WithCancel(h.ctx)
 	nc := netx.Config{ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, DHTMode: netx.DHTServer, Bootstrap: h.boot}
-	nd, err := netx.New(h.ctx, nc)
+	nd, err := netx.New(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nd.Close() })
 	h.mu.Lock()
-	i := len(h.events)
+	i = len(h.events)
 	if i == 0 {
 		h.boot = []string{fmt.Sprintf("%s/p2p/%s", nd.Host().Addrs()[0], nd.ID())}
 	}
 	h.events, h.errs = append(h.events, nil), append(h.errs, nil)
 	h.mu.Unlock()
 	c := h.cfg
-	c.OutDir = t.TempDir()
+	c.OutDir = dir
 	log := zerolog.New(zerolog.NewTestWriter(t)).With().Int("miner", i).Timestamp().Logger().Level(zerolog.InfoLevel)
-	m, err := New(h.ctx, Options{Config: c, Node: nd, Train: h.tr, Val: h.val, Log: log})
+	m, err := New(ctx, Options{Config: c, Node: nd, Train: h.tr, Val: h.val, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,12 +121,12 @@ func (h *swarmHarness) start(onEpoch func(EpochEvent)) int {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		err := m.Run(h.ctx)
+		err := m.Run(ctx)
 		h.mu.Lock()
 		h.errs[i] = err
 		h.mu.Unlock()
 	}()
-	return i
+	return i, func() { cancel(); nd.Close() }
 }
 
 // wait waits for every miner to end and returns their epochs.
@@ -218,5 +226,62 @@ func TestLateJoinerCatchesUp(t *testing.T) {
 	t.Logf("late miner joined at epoch %d, ran %d epochs, %d of them averaged with both others and ending in miner 0's parameters", joined[0].Epoch, len(joined), agreed)
 	if agreed < len(joined)-1 {
 		t.Errorf("late miner agreed with the swarm in %d of its %d epochs", agreed, len(joined))
+	}
+}
+
+// TestKilledMinerRestarts: when a miner crashes mid-run the other two carry
+// on (they average without it once matchmaking stops waiting), and the
+// miner restarted on the same out_dir resumes from its checkpoint, loads
+// the swarm's newer state from peers and averages with them again.
+func TestKilledMinerRestarts(t *testing.T) {
+	cfg := tinyMiner("diloco")
+	cfg.Loop.MaxSteps = 120 // 40 epochs of 3 inner steps
+	cfg.Swarm.MatchSeconds = 3
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	h := newHarness(t, ctx, cfg)
+	h.start(nil)
+	h.start(nil)
+	dir := t.TempDir()
+	crash := make(chan struct{})
+	var once sync.Once
+	_, kill := h.startIn(dir, func(ev EpochEvent) {
+		if ev.Epoch >= 1 {
+			once.Do(func() { close(crash) })
+		}
+	})
+	<-crash
+	kill()
+	time.Sleep(time.Second) // the others go on without it
+	restarted, _ := h.startIn(dir, nil)
+	events := h.wait()
+	survivors := events[0]
+	without := 0
+	for _, ev := range survivors {
+		if ev.Contributors == 2 {
+			without++
+		}
+	}
+	back := events[restarted]
+	if len(back) == 0 {
+		t.Fatal("the restarted miner ran no epoch")
+	}
+	byEpoch := map[uint64]string{}
+	for _, ev := range survivors {
+		byEpoch[ev.Epoch] = ev.ParamHash
+	}
+	agreed := 0
+	for _, ev := range back {
+		if ev.ParamHash == byEpoch[ev.Epoch] && ev.Contributors == 3 {
+			agreed++
+		}
+	}
+	t.Logf("survivors ran %d epochs, %d of them without the crashed miner; it came back at epoch %d and agreed with them in %d of its %d epochs",
+		len(survivors), without, back[0].Epoch, agreed, len(back))
+	if len(survivors) != 40 || without == 0 {
+		t.Errorf("survivors: %d epochs, %d without the crashed miner; want 40 and some", len(survivors), without)
+	}
+	if back[0].Epoch < 2 || agreed == 0 || agreed < len(back)-2 {
+		t.Errorf("restarted miner started at epoch %d and agreed in %d of %d epochs", back[0].Epoch, agreed, len(back))
 	}
 }

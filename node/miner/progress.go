@@ -18,9 +18,12 @@ import (
 
 // gossipProgress is the gossip type of progress reports; heartbeat is how
 // often a miner repeats its report.
+// A peer silent for reportExpiry is gone: matchmaking stops waiting for
+// it and it no longer counts toward the swarm epoch.
 const (
 	gossipProgress = "progress"
 	heartbeat      = time.Second
+	reportExpiry   = 10 * heartbeat
 )
 
 // swarmView is the miner's progress.Tracker and its own report, shared by
