@@ -9,11 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dtrain-dev/dtrain/node/hub/hubtest"
 )
 
-func newTestClient(t *testing.T, f *fakeHub, opts ...Option) *Client {
+func newTestClient(t *testing.T, f *hubtest.Server, opts ...Option) *Client {
 	t.Helper()
-	base := []Option{WithEndpoint(f.hub.URL), WithToken(""), WithCacheDir(t.TempDir()), WithRetry(3, time.Millisecond), WithTimeouts(10*time.Second, 10*time.Second)}
+	base := []Option{WithEndpoint(f.URL()), WithToken(""), WithCacheDir(t.TempDir()), WithRetry(3, time.Millisecond), WithTimeouts(10*time.Second, 10*time.Second)}
 	c, err := New(append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -28,13 +30,13 @@ func testCtx(t *testing.T) context.Context {
 }
 
 func TestDownloadBuildsHFCacheLayout(t *testing.T) {
-	f := newFakeHub(t)
+	f := hubtest.New(t)
 	files := map[string][]byte{
 		"config.json":         []byte(`{"n_layer": 2}`),
 		"model.safetensors":   bytes.Repeat([]byte("weights!"), 1000),
 		"tokenizer/vocab.txt": []byte("hello\nworld\n"),
 	}
-	sha := f.seed("org/gpt", files)
+	sha := f.Seed("org/gpt", files)
 	c := newTestClient(t, f)
 
 	snap, err := c.Download(testCtx(t), "org/gpt", "main", nil)
@@ -46,9 +48,9 @@ func TestDownloadBuildsHFCacheLayout(t *testing.T) {
 		t.Fatalf("snapshot dir %s, want %s", snap, want)
 	}
 	etags := map[string]string{
-		"config.json":         gitBlobSHA1(files["config.json"]),
-		"model.safetensors":   sha256Hex(files["model.safetensors"]),
-		"tokenizer/vocab.txt": gitBlobSHA1(files["tokenizer/vocab.txt"]),
+		"config.json":         hubtest.GitBlobSHA1(files["config.json"]),
+		"model.safetensors":   hubtest.LFSOid(files["model.safetensors"]),
+		"tokenizer/vocab.txt": hubtest.GitBlobSHA1(files["tokenizer/vocab.txt"]),
 	}
 	for name, etag := range etags {
 		p := filepath.Join(snap, filepath.FromSlash(name))
@@ -80,20 +82,20 @@ func TestDownloadBuildsHFCacheLayout(t *testing.T) {
 		t.Errorf("%d entries in blobs, want %d (no temp files)", len(blobs), len(files))
 	}
 
-	before, cdnBefore := f.count("/resolve/"), f.count("cdn ")
+	before, cdnBefore := f.Count("/resolve/"), f.Count("cdn ")
 	snap2, err := c.Download(testCtx(t), "org/gpt", "main", nil)
 	if err != nil || snap2 != snap {
 		t.Fatalf("second download: %s, %v", snap2, err)
 	}
-	if n, m := f.count("/resolve/")-before, f.count("cdn ")-cdnBefore; n != 0 || m != 0 {
+	if n, m := f.Count("/resolve/")-before, f.Count("cdn ")-cdnBefore; n != 0 || m != 0 {
 		t.Errorf("second download made %d resolve and %d storage requests, want none", n, m)
 	}
 }
 
 func TestDownloadSubsetAndSharedBlobs(t *testing.T) {
-	f := newFakeHub(t)
+	f := hubtest.New(t)
 	weights := bytes.Repeat([]byte{7}, 4096)
-	f.seed("org/m", map[string][]byte{"config.json": []byte("{}"), "model.safetensors": weights})
+	f.Seed("org/m", map[string][]byte{"config.json": []byte("{}"), "model.safetensors": weights})
 	c := newTestClient(t, f)
 	snap, err := c.Download(testCtx(t), "org/m", "main", []string{"config.json"})
 	if err != nil {
@@ -103,24 +105,24 @@ func TestDownloadSubsetAndSharedBlobs(t *testing.T) {
 		t.Fatalf("file not asked for was downloaded: %v", err)
 	}
 	// A new commit with the same weights reuses the blob: no storage GET.
-	sha2 := f.seed("org/m", map[string][]byte{"model.safetensors": weights})
+	sha2 := f.Seed("org/m", map[string][]byte{"model.safetensors": weights})
 	if _, err := c.Download(testCtx(t), "org/m", "main", nil); err != nil {
 		t.Fatal(err)
 	}
-	cdnBefore := f.count("cdn GET")
+	cdnBefore := f.Count("cdn GET")
 	if _, err := c.Download(testCtx(t), "org/m", sha2, nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count("cdn GET") - cdnBefore; n != 0 {
+	if n := f.Count("cdn GET") - cdnBefore; n != 0 {
 		t.Errorf("%d storage GETs for a blob already cached", n)
 	}
 }
 
 func TestDownloadRejectsCorruptLFS(t *testing.T) {
-	f := newFakeHub(t)
+	f := hubtest.New(t)
 	data := bytes.Repeat([]byte("abc"), 5000)
-	f.seed("org/bad", map[string][]byte{"model.safetensors": data})
-	f.corrupt[sha256Hex(data)] = true
+	f.Seed("org/bad", map[string][]byte{"model.safetensors": data})
+	f.Corrupt(hubtest.LFSOid(data))
 	c := newTestClient(t, f)
 	_, err := c.Download(testCtx(t), "org/bad", "main", nil)
 	if err == nil || !strings.Contains(err.Error(), "sha256") {
@@ -139,14 +141,14 @@ func TestDownloadRejectsCorruptLFS(t *testing.T) {
 func TestDownloadRejectsPathTraversal(t *testing.T) {
 	for _, name := range []string{"../evil", "/etc/passwd", "a/../../evil", "a//b", `..\evil`, "./x", "a/.."} {
 		t.Run(name, func(t *testing.T) {
-			f := newFakeHub(t)
-			f.seed("org/m", map[string][]byte{"config.json": []byte("{}")})
-			f.extra = []string{name}
+			f := hubtest.New(t)
+			f.Seed("org/m", map[string][]byte{"config.json": []byte("{}")})
+			f.AddListing(name)
 			c := newTestClient(t, f)
 			if _, err := c.Download(testCtx(t), "org/m", "main", nil); err == nil {
 				t.Fatalf("sibling %q accepted", name)
 			}
-			if n := f.count("/resolve/"); n != 0 {
+			if n := f.Count("/resolve/"); n != 0 {
 				t.Fatalf("%d files fetched from a listing with a bad name", n)
 			}
 			if _, err := c.Download(testCtx(t), "org/m", "main", []string{name}); err == nil {
@@ -157,14 +159,14 @@ func TestDownloadRejectsPathTraversal(t *testing.T) {
 }
 
 func TestDownloadRetriesTransientErrors(t *testing.T) {
-	f := newFakeHub(t)
-	f.seed("org/m", map[string][]byte{"config.json": []byte("{}")})
+	f := hubtest.New(t)
+	f.Seed("org/m", map[string][]byte{"config.json": []byte("{}")})
 	c := newTestClient(t, f) // 3 attempts
-	f.failNext = 2
+	f.FailNext(2)
 	if _, err := c.Download(testCtx(t), "org/m", "main", nil); err != nil {
 		t.Fatalf("two 503s then success: %v", err)
 	}
-	f.failNext = 3
+	f.FailNext(3)
 	_, err := c.Download(testCtx(t), "org/m", "main", nil)
 	var he *HTTPError
 	if !errors.As(err, &he) || he.Status != 503 {
@@ -173,13 +175,13 @@ func TestDownloadRetriesTransientErrors(t *testing.T) {
 }
 
 func TestDownloadOfCachedCommitNeedsNoNetwork(t *testing.T) {
-	f := newFakeHub(t)
-	sha := f.seed("org/m", map[string][]byte{"config.json": []byte(`{"a":1}`), "model.safetensors": []byte("w")})
+	f := hubtest.New(t)
+	sha := f.Seed("org/m", map[string][]byte{"config.json": []byte(`{"a":1}`), "model.safetensors": []byte("w")})
 	c := newTestClient(t, f)
 	if _, err := c.Download(testCtx(t), "org/m", sha, nil); err != nil {
 		t.Fatal(err)
 	}
-	f.hub.Close()
+	f.CloseHub()
 	snap, err := c.Download(testCtx(t), "org/m", sha, []string{"config.json", "model.safetensors"})
 	if err != nil {
 		t.Fatalf("cached commit with the Hub down: %v", err)

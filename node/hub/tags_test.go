@@ -5,11 +5,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dtrain-dev/dtrain/node/hub/hubtest"
 )
 
 func TestTagAndLatestEpochTag(t *testing.T) {
-	f := newFakeHub(t)
-	sha := f.seed("org/run", map[string][]byte{"config.json": []byte("{}")})
+	f := hubtest.New(t)
+	sha := f.Seed("org/run", map[string][]byte{"config.json": []byte("{}")})
 	c := newTestClient(t, f)
 	ctx := testCtx(t)
 	for _, tag := range []string{"run1.3", "run1.12", "run2.40", "other", "run1.x", "run1.013", "run1.4.5"} {
@@ -65,9 +67,9 @@ func TestParseEpochTag(t *testing.T) {
 }
 
 func TestErrorsMapToSentinels(t *testing.T) {
-	f := newFakeHub(t)
-	f.seed("org/m", map[string][]byte{"config.json": []byte("{}")})
-	f.token = "hf_right"
+	f := hubtest.New(t)
+	f.Seed("org/m", map[string][]byte{"config.json": []byte("{}")})
+	f.SetToken("hf_right")
 	for _, tc := range []struct {
 		name, token, repo, rev string
 		files                  []string
@@ -95,7 +97,8 @@ func TestErrorsMapToSentinels(t *testing.T) {
 	if _, err := c.Download(testCtx(t), "org/m", "main", nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.hubAuth[len(f.hubAuth)-1]; got != "Bearer hf_right" {
+	auth := f.HubAuth()
+	if got := auth[len(auth)-1]; got != "Bearer hf_right" {
 		t.Fatalf("Authorization %q, want Bearer hf_right", got)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dtrain-dev/dtrain/node/hub/hubtest"
 )
 
 func writeTestDir(t *testing.T, files map[string][]byte) string {
@@ -24,9 +26,9 @@ func writeTestDir(t *testing.T, files map[string][]byte) string {
 }
 
 func TestUploadThenDownloadRoundTrip(t *testing.T) {
-	f := newFakeHub(t)
+	f := hubtest.New(t)
 	c := newTestClient(t, f, WithToken("hf_test"))
-	f.token = "hf_test"
+	f.SetToken("hf_test")
 	ctx := testCtx(t)
 	if err := c.CreateRepo(ctx, "org/ckpt", false); err != nil {
 		t.Fatal(err)
@@ -54,18 +56,18 @@ func TestUploadThenDownloadRoundTrip(t *testing.T) {
 		t.Fatalf("commit sha %q", sha)
 	}
 	for name, want := range files {
-		got, ok := f.file("org/ckpt", sha, name)
+		got, ok := f.File("org/ckpt", sha, name)
 		if !ok || !bytes.Equal(got, want) {
 			t.Errorf("hub holds %s: present %v, identical %v", name, ok, bytes.Equal(got, want))
 		}
 	}
-	if got, _ := f.file("org/ckpt", sha, ".gitattributes"); len(got) == 0 {
+	if got, _ := f.File("org/ckpt", sha, ".gitattributes"); len(got) == 0 {
 		t.Error("commit dropped the parent's .gitattributes")
 	}
-	if n := f.count("cdn PUT"); n != 1 {
+	if n := f.Count("cdn PUT"); n != 1 {
 		t.Errorf("%d LFS PUTs, want 1", n)
 	}
-	for _, a := range f.cdnAuth {
+	for _, a := range f.CDNAuth() {
 		if a != "" {
 			t.Fatalf("token sent to the storage host: %q", a)
 		}
@@ -91,22 +93,22 @@ func TestUploadThenDownloadRoundTrip(t *testing.T) {
 	if err != nil || sha2 == sha {
 		t.Fatalf("second upload: %s, %v", sha2, err)
 	}
-	if n := f.count("cdn PUT"); n != 1 {
+	if n := f.Count("cdn PUT"); n != 1 {
 		t.Errorf("%d LFS PUTs after re-uploading the same weights, want 1", n)
 	}
-	if got, _ := f.file("org/ckpt", "main", "config.json"); !bytes.Equal(got, files["config.json"]) {
+	if got, _ := f.File("org/ckpt", "main", "config.json"); !bytes.Equal(got, files["config.json"]) {
 		t.Errorf("main's config.json is %s", got)
 	}
 }
 
 func TestUploadEmptyDirFails(t *testing.T) {
-	f := newFakeHub(t)
-	f.seed("org/m", nil)
+	f := hubtest.New(t)
+	f.Seed("org/m", nil)
 	c := newTestClient(t, f)
 	if _, err := c.Upload(testCtx(t), "org/m", "main", t.TempDir(), "nothing"); err == nil {
 		t.Fatal("empty directory uploaded")
 	}
-	if n := f.count("/commit/"); n != 0 {
+	if n := f.Count("/commit/"); n != 0 {
 		t.Fatalf("%d commits for an empty directory", n)
 	}
 }
