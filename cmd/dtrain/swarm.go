@@ -119,6 +119,9 @@ func swarmConfig(o swarmOptions) (config.Miner, error) {
 		cfg.Loop.MaxSteps = 100_000 // --minutes ends the run, not the step count
 		cfg.Loop.EvalTokens = 4096
 		cfg.Swarm.MatchSeconds, cfg.Swarm.RoundSeconds = 5, 20
+		if o.mode == "gradients" {
+			cfg.Swarm.EvalEvery = 5 // an epoch is one step: evaluating each would take most of the time
+		}
 	}
 	cfg.Threads = 1
 	cfg.Swarm.Mode = o.mode
@@ -169,6 +172,7 @@ func runSwarm(c *cli.Context) error {
 	if err != nil {
 		why = "error"
 	}
+	stop() // a second Ctrl-C now kills this process, and the kernel its children (Pdeathsig)
 	s.shutdown()
 	s.rep.summary(time.Now(), why)
 	return err
@@ -220,7 +224,7 @@ func (s *swarm) header(cfg config.Miner) {
 	if m.Init == "" {
 		model = fmt.Sprintf("GPT-2, %d layers × %d wide, %.2fM parameters", m.NLayer, m.NEmbd, float64(params)/1e6)
 	}
-	per := "one step's gradients averaged every epoch"
+	per := "one AdamW step on the averaged gradients"
 	if o.mode == "diloco" {
 		per = fmt.Sprintf("%d local steps, then the update averaged", cfg.Swarm.InnerSteps)
 	}

@@ -397,8 +397,12 @@ func (r *swarmReport) summary(now time.Time, why string) {
 		return
 	}
 	w := r.w
-	fmt.Fprintf(w, "\nsummary (%s): %d swarm epochs in %s; %s tokens trained (%s tokens/s); %s sent by all-reduce\n",
-		why, s.Epochs, el.Round(time.Second), fmtCount(s.Tokens), fmtCount(int64(s.TokensPerS)), fmtBytes(s.BytesSent))
+	epochs := "epochs"
+	if s.Epochs == 1 {
+		epochs = "epoch"
+	}
+	fmt.Fprintf(w, "\nsummary (%s): %d swarm %s in %s; %s tokens trained (%s tokens/s); %s sent by all-reduce\n",
+		why, s.Epochs, epochs, el.Round(time.Second), fmtCount(s.Tokens), fmtCount(int64(s.TokensPerS)), fmtBytes(s.BytesSent))
 	if s.FirstValEp >= 0 {
 		fmt.Fprintf(w, "held-out loss: %.4f at epoch %d -> %.4f at epoch %d\n", s.FirstVal, s.FirstValEp, s.LastVal, s.LastValEpch)
 	}
