@@ -16,6 +16,14 @@ type Miner struct {
 	Train
 	Net   Net   `toml:"net"`
 	Swarm Swarm `toml:"swarm"`
+	Hub   Hub   `toml:"hub"`
+}
+
+// Hub is the run's public record on the HuggingFace Hub.
+type Hub struct {
+	Repo        string `toml:"repo" doc:"HF model repo (org/name) the run is published to, and loaded from when no peer offers the swarm's state; empty = none"`
+	Endpoint    string `toml:"endpoint" doc:"Hub URL; empty = $HF_ENDPOINT, else https://huggingface.co"`
+	UploadEvery int    `toml:"upload_every" doc:"publish the model and state every this many epochs as a commit tagged <run_id>.<epoch> (token from HF_TOKEN); 0 = never"`
 }
 
 // Net is the miner's network.
@@ -96,6 +104,13 @@ func (m Miner) Validate() error {
 		c.fail("swarm.compress", "must be none, fp16, bf16 or int8", s.Compress)
 	}
 	c.atLeast("swarm.eval_every", s.EvalEvery, 0)
+	c.atLeast("hub.upload_every", m.Hub.UploadEvery, 0)
+	if r := m.Hub.Repo; r != "" && strings.Count(r, "/") != 1 {
+		c.fail("hub.repo", "must be org/name", r)
+	}
+	if m.Hub.UploadEvery > 0 && m.Hub.Repo == "" {
+		c.fail("hub.upload_every", "needs hub.repo", m.Hub.UploadEvery)
+	}
 	if len(m.Net.Listen) == 0 {
 		c.fail("net.listen", "must name at least one address", m.Net.Listen)
 	}

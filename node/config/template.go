@@ -27,6 +27,7 @@ var sectionDocs = map[string]string{
 	"metrics": "Where training metrics go besides the log.",
 	"net":     "The miner's network: where it listens, whom it asks first, its identity.",
 	"swarm":   "How the miner trains with the swarm: sync mode, epochs, matchmaking and the all-reduce.",
+	"hub":     "The run's public record on the HuggingFace Hub: where miners publish the model and load it from when no peer can serve it.",
 }
 
 const trainHeader = `dtrain training configuration.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -16,6 +17,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/hub"
 	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/node/train"
@@ -67,6 +69,11 @@ type Miner struct {
 	inbox  *matchInbox
 	view   *swarmView
 	donor  *state.Donor
+
+	hub        *hub.Client   // nil without hub.repo
+	publishing chan struct{} // holds a token while an upload runs
+	hubHas     *uint64       // the epoch loaded from the hub, if any
+	uploads    sync.WaitGroup
 
 	model *torch.Model
 	opt   *torch.AdamW
@@ -123,6 +130,11 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	if codec.ID() != allreduce.CodecNone {
 		m.feedback = allreduce.NewErrorFeedback(codec, int(m.model.NumParams()))
 	}
+	if m.hub, err = m.hubClient(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.publishing = make(chan struct{}, 1)
 	resumed, err := m.resume()
 	if err != nil {
 		m.Close()
@@ -178,6 +190,12 @@ func (m *Miner) Run(ctx context.Context) error {
 	// whether this miner is behind the swarm.
 	sleepCtx(ctx, 2*heartbeat+heartbeat/2)
 	defer m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Msg("miner stopped")
+	defer m.uploads.Wait()
+	if loaded, err := m.catchUp(ctx); err != nil || !loaded {
+		if _, err := m.loadFromHub(ctx); err != nil {
+			m.log.Warn().Err(err).Msg("could not load the run's state from the hub")
+		}
+	}
 	for m.step < m.cfg.Loop.MaxSteps {
 		if ctx.Err() != nil {
 			return nil

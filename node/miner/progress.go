@@ -115,6 +115,7 @@ func (m *Miner) startEpoch(ctx context.Context) error {
 	if err := m.saveCheckpoint(blob); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	m.maybePublish(ctx, blob)
 	m.view.update(func(r *progress.Report) {
 		r.Epoch, r.Samples, r.StateHash, r.Offers = m.epoch, 0, offer.Hash, true
 	})

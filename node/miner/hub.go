@@ -1,0 +1,129 @@
+package miner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/node/hub"
+	"github.com/dtrain-dev/dtrain/torch"
+)
+
+// stateFile is the name of the state blob in a published checkpoint, next
+// to the HF model files (config.json, model.safetensors).
+const stateFile = "miner_state.bin"
+
+// hubClient returns the Hub client of hub.repo, nil when none is set.
+func (m *Miner) hubClient() (*hub.Client, error) {
+	h := m.cfg.Hub
+	if h.Repo == "" {
+		return nil, nil
+	}
+	var opts []hub.Option
+	if h.Endpoint != "" {
+		opts = append(opts, hub.WithEndpoint(h.Endpoint))
+	}
+	return hub.New(opts...)
+}
+
+// loadFromHub loads the run's newest published state when it is ahead of
+// this miner's: the fallback when no peer serves the swarm's state (a
+// miner restarting a run alone, or the first miner after the swarm
+// stopped). It reports whether it loaded one.
+func (m *Miner) loadFromHub(ctx context.Context) (bool, error) {
+	if m.hub == nil {
+		return false, nil
+	}
+	start := time.Now()
+	tag, epoch, err := m.hub.LatestEpochTag(ctx, m.cfg.Hub.Repo, m.cfg.RunID)
+	if errors.Is(err, hub.ErrNotFound) {
+		return false, nil // nothing published yet
+	}
+	if err != nil {
+		return false, fmt.Errorf("hub %s: %w", m.cfg.Hub.Repo, err)
+	}
+	if epoch <= m.epoch {
+		return false, nil
+	}
+	dir, err := m.hub.Download(ctx, m.cfg.Hub.Repo, tag, []string{stateFile})
+	if err != nil {
+		return false, fmt.Errorf("hub %s at %s: %w", m.cfg.Hub.Repo, tag, err)
+	}
+	blob, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return false, err
+	}
+	from := m.epoch
+	if err := m.loadState(blob); err != nil {
+		return false, fmt.Errorf("hub %s at %s: %w", m.cfg.Hub.Repo, tag, err)
+	}
+	m.hubHas = &epoch // already published: no need to upload it again
+	m.log.Info().Uint64("epoch", m.epoch).Uint64("from_epoch", from).Str("repo", m.cfg.Hub.Repo).Str("tag", tag).
+		Int("bytes", len(blob)).Dur("took", time.Since(start)).Msg("state loaded from the hub")
+	return true, nil
+}
+
+// maybePublish uploads the epoch's model and state as one commit tagged
+// <run>.<epoch>, every hub.upload_every epochs, from the miner with the
+// lowest peer id among those at the epoch, so the swarm makes one commit.
+// The model is written here; the upload runs in the background, one at a
+// time (an epoch whose turn comes while one is running is skipped).
+func (m *Miner) maybePublish(ctx context.Context, blob []byte) {
+	every := uint64(m.cfg.Hub.UploadEvery)
+	if m.hub == nil || every == 0 || m.epoch == 0 || m.epoch%every != 0 || (m.hubHas != nil && *m.hubHas == m.epoch) {
+		return
+	}
+	if peers := m.view.peersAt(m.epoch); len(peers) > 0 && slices.Min(peers) < m.self {
+		return
+	}
+	select {
+	case m.publishing <- struct{}{}:
+	default:
+		m.log.Warn().Uint64("epoch", m.epoch).Msg("previous hub upload still running; skipping this one")
+		return
+	}
+	dir, err := os.MkdirTemp("", "dtrain-publish-")
+	if err == nil {
+		err = torch.SaveModel(dir, m.model)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, stateFile), blob, 0o644)
+	}
+	if err != nil {
+		<-m.publishing
+		os.RemoveAll(dir)
+		m.log.Warn().Err(err).Msg("write checkpoint for the hub")
+		return
+	}
+	epoch := m.epoch
+	m.uploads.Add(1)
+	go func() {
+		defer m.uploads.Done()
+		defer func() { <-m.publishing }()
+		defer os.RemoveAll(dir)
+		if err := m.publish(ctx, dir, epoch); err != nil {
+			m.log.Warn().Err(err).Uint64("epoch", epoch).Msg("publish to the hub")
+		}
+	}()
+}
+
+func (m *Miner) publish(ctx context.Context, dir string, epoch uint64) error {
+	start := time.Now()
+	repo, tag := m.cfg.Hub.Repo, hub.EpochTag(m.cfg.RunID, epoch)
+	if err := m.hub.CreateRepo(ctx, repo, false); err != nil {
+		return err
+	}
+	sha, err := m.hub.Upload(ctx, repo, "main", dir, fmt.Sprintf("dtrain run %s, epoch %d", m.cfg.RunID, epoch))
+	if err != nil {
+		return err
+	}
+	if err := m.hub.Tag(ctx, repo, sha, tag, ""); err != nil && !errors.Is(err, hub.ErrTagExists) {
+		return err
+	}
+	m.log.Info().Str("repo", repo).Str("tag", tag).Str("commit", sha).Dur("took", time.Since(start)).Msg("published to the hub")
+	return nil
+}
