@@ -191,6 +191,11 @@ func (r *swarmReport) line(now time.Time, i int, text string) {
 		r.event(now, "state_loaded", fmt.Sprintf("miner %d loaded the state of epoch %d from %d peer(s): %s in %.1f s (%.0f MB/s)",
 			i, ep, l.Donors, fmtBytes(l.Bytes), float64(l.Took)/1e3, mbs),
 			map[string]any{"miner": i, "epoch": ep, "bytes": l.Bytes, "took_ms": l.Took, "mb_per_s": mbs, "donors": l.Donors})
+	case l.Message == "resumed" && l.Epoch != nil:
+		ep := *l.Epoch
+		m.synced, m.last = ep >= r.next, ep-1
+		r.event(now, "resumed", fmt.Sprintf("miner %d resumed from its checkpoint at epoch %d", i, ep),
+			map[string]any{"miner": i, "epoch": ep})
 	case l.Level == "error" || l.Level == "fatal" || l.Level == "panic":
 		msg := l.Message
 		if l.Error != "" {

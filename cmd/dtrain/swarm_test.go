@@ -42,6 +42,7 @@ func TestSwarmReportEpochLines(t *testing.T) {
 	r.line(at(11), 1, epochJSON(1, 1, 7, 6, 2, "", 200, 1_000_000, 2000, "bb"))
 	r.line(at(12), 2, epochJSON(2, 1, 6, 6, 1, "no group", 0, 0, 2000, "cc"))
 	r.line(at(13), 2, `{"level":"error","error":"stream reset","message":"all-reduce"}`)
+	r.line(at(13), 2, `{"level":"info","epoch":2,"step":20,"checkpoint":"/x/miner_state.bin","message":"resumed"}`)
 
 	// Miner 2 dies; epoch 2 no longer waits for it.
 	r.exited(at(14), 2, errors.New("signal: killed"), true)
@@ -66,6 +67,7 @@ func TestSwarmReportEpochLines(t *testing.T) {
 		"  0:06     0     9.5000    8.0000     2000     0.50 s    3.0 MB    2/2  agree\n",
 		"  0:12     1     6.5000    6.0000     4000     0.20 s    1.0 MB    2/2  2 versions (alone: miner 2)\n",
 		"  0:13  * miner 2: all-reduce: stream reset\n",
+		"  0:13  * miner 2 resumed from its checkpoint at epoch 2\n",
 		"  0:16     2     5.0000    5.0000     5000     0.00 s       0 B    1/1  agree (alone: miner 1)\n",
 		"  0:20  * miner 3 loaded the state of epoch 3 from 1 peer(s): 27.0 MB in 1.5 s (18 MB/s)\n",
 		"  0:23     3     4.5000    4.7500     7000     0.10 s    2.0 MB    2/2  agree\n",
