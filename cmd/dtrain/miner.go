@@ -78,9 +78,17 @@ func runMiner(c *cli.Context) error {
 	if key != "" && !filepath.IsAbs(key) {
 		key = filepath.Join(cfg.OutDir, key)
 	}
+	// A miner that starts a run is the others' bootstrap peer, so it serves
+	// the DHT they find each other through: in auto mode a host on a
+	// private network stays a DHT client and miners that bootstrapped
+	// from it would never learn each other's addresses.
+	dhtMode := netx.DHTAuto
+	if len(cfg.Net.Bootstrap) == 0 {
+		dhtMode = netx.DHTServer
+	}
 	nd, err := netx.New(ctx, netx.Config{
 		ListenAddrs: cfg.Net.Listen, AnnounceAddrs: cfg.Net.Announce, Bootstrap: cfg.Net.Bootstrap,
-		KeyFile: key, EnableNAT: cfg.Net.NAT, Log: log.Logger,
+		KeyFile: key, EnableNAT: cfg.Net.NAT, DHTMode: dhtMode, Log: log.Logger,
 	})
 	if err != nil {
 		return err

@@ -16,7 +16,12 @@
 //     started the epoch with the same parameters end it with the same ones;
 //     the parameter hash each miner logs per epoch shows it.
 //
-// A miner whose group fails to form or whose round fails applies its own
-// update alone for that epoch and says so; it is never left half-averaged
-// (node/allreduce guarantees an exact mean over the contributors it names).
+// A miner whose group fails to form or whose round fails drops the epoch's
+// update and keeps the epoch's start state, so the swarm never splits into
+// versions; alone (no other miner known) it applies its own update. It is
+// never left half-averaged: node/allreduce gives the exact mean over the
+// contributors it names. Each epoch a miner reports the hash of its state
+// (node/progress); one that holds another state than the majority at its
+// epoch, or is behind, loads the majority's state from peers (node/state),
+// or from the run's HuggingFace repo when no peer serves it (node/hub).
 package miner

@@ -57,9 +57,10 @@ func (m *Miner) runEpoch(ctx context.Context) (EpochEvent, error) {
 	if ctx.Err() != nil {
 		return ev, nil
 	}
-	if m.cfg.Swarm.Mode == "gradients" && m.cfg.Swarm.StateFromPeers && m.diverged() {
-		// This epoch's gradient is of parameters nobody else holds: drop
-		// it, take the majority's state and train the epoch again.
+	if m.cfg.Swarm.StateFromPeers && m.diverged() {
+		// This epoch's work started from a state the majority does not
+		// hold: drop it, take the majority's state and train the epoch
+		// again.
 		if err := m.loadFromPeers(ctx, m.epoch, true); err != nil {
 			m.log.Warn().Err(err).Msg("parameters differ from the swarm's and could not be reloaded")
 		} else {
@@ -73,13 +74,28 @@ func (m *Miner) runEpoch(ctx context.Context) (EpochEvent, error) {
 		if ctx.Err() != nil {
 			return ev, nil
 		}
-		ev.Alone, ev.Contributors = fmt.Sprint(err), 1
-		m.log.Warn().Err(err).Uint64("epoch", m.epoch).Msg("applying this miner's own update alone")
-		mean = vec
+		ev.Alone = fmt.Sprint(err)
+		if m.expected(m.epoch) > 1 {
+			// Others were training this epoch: applying this update alone
+			// would leave this miner with parameters nobody else holds.
+			// Dropping it keeps the epoch's start state, which the others
+			// that failed also keep and those that averaged can serve.
+			ev.Dropped = true
+			m.log.Warn().Err(err).Uint64("epoch", m.epoch).Msg("averaging failed; dropping this epoch's update")
+			mean = nil
+		} else {
+			ev.Contributors = 1
+			m.log.Warn().Err(err).Uint64("epoch", m.epoch).Msg("no peers: applying this miner's own update alone")
+			mean = vec
+		}
 	} else {
 		ev.Contributors = res.contributors
 	}
-	if err := m.apply(start, mean); err != nil {
+	if mean == nil {
+		if err := m.model.SetParams(start); err != nil {
+			return ev, err
+		}
+	} else if err := m.apply(start, mean); err != nil {
 		return ev, err
 	}
 	params := make([]float32, n)

@@ -198,7 +198,7 @@ func (m *Miner) average(ctx context.Context, epoch uint64, vec []float32, weight
 	}
 	key := sha256.Sum256([]byte(g.Key))
 	proto := m.run.Protocol(fmt.Sprintf("allreduce-%d-%s", epoch, hex.EncodeToString(key[:6])))
-	out, err := allreduce.RunRound(ctx, m.node.Host(), proto, peers, r, 10*time.Millisecond)
+	out, err := allreduce.RunRound(m.log.WithContext(ctx), m.node.Host(), proto, peers, r, 10*time.Millisecond)
 	res.took = time.Since(start)
 	if err != nil {
 		return res, fmt.Errorf("all-reduce of epoch %d: %w", epoch, err)

@@ -45,7 +45,8 @@ type EpochEvent struct {
 	Tokens       int64         `json:"tokens"`             // this miner's tokens, whole run
 	Group        int           `json:"group"`              // members of the epoch's group; 0 when none formed
 	Contributors int           `json:"contributors"`       // members whose updates the mean holds (1 when alone)
-	Alone        string        `json:"alone,omitempty"`    // why the miner applied its own update alone
+	Alone        string        `json:"alone,omitempty"`    // why the epoch was not averaged with others
+	Dropped      bool          `json:"dropped,omitempty"`  // the update was dropped (others were training; see runEpoch)
 	SyncTime     time.Duration `json:"sync_ns"`            // matchmaking and all-reduce
 	BytesSent    int64         `json:"bytes_sent"`         // all-reduce payload bytes this miner sent
 	TrainTime    time.Duration `json:"train_ns"`
@@ -189,7 +190,7 @@ func (m *Miner) Run(ctx context.Context) error {
 	// Reports arrive every heartbeat: listen for two before deciding
 	// whether this miner is behind the swarm.
 	sleepCtx(ctx, 2*heartbeat+heartbeat/2)
-	defer m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Msg("miner stopped")
+	defer func() { m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Msg("miner stopped") }()
 	defer m.uploads.Wait()
 	if loaded, err := m.catchUp(ctx); err != nil || !loaded {
 		if _, err := m.loadFromHub(ctx); err != nil {
@@ -218,7 +219,7 @@ func (m *Miner) Run(ctx context.Context) error {
 		}
 		m.log.Info().Str("peer", m.self).Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
 			Int64("tokens", ev.Tokens).Dur("train", ev.TrainTime).
-			Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).
+			Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).Bool("dropped", ev.Dropped).
 			Dur("sync", ev.SyncTime).Int64("bytes_sent", ev.BytesSent).Str("param_hash", ev.ParamHash).Msg("epoch")
 		if m.opts.Observer != nil {
 			m.opts.Observer(ev)
