@@ -139,13 +139,22 @@ func (m *Miner) epochBatches() (func(k int) (torch.Batch, error), error) {
 	}, nil
 }
 
-// innerSteps takes swarm.inner_steps local AdamW steps (or fewer, if ctx
-// ends or max_steps is reached) and returns the mean loss and the samples.
+// innerSteps takes swarm.inner_steps local AdamW steps (fewer if ctx ends,
+// max_steps is reached or the others finish the epoch first) and returns
+// the mean loss and the samples. The learning-rate schedule and m.step
+// count whole epochs (m.step advances by inner_steps in apply), so miners
+// that took different numbers of steps still hold the same state.
 func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, error)) (float64, int64, error) {
 	var loss float64
 	var samples int64
 	k, steps, began := 0, 0, time.Now()
-	for steps < m.cfg.Swarm.InnerSteps && m.step < m.cfg.Loop.MaxSteps && ctx.Err() == nil {
+	for steps < m.cfg.Swarm.InnerSteps && m.step+steps < m.cfg.Loop.MaxSteps && ctx.Err() == nil {
+		if steps > 0 && m.inbox.othersReady(m.epoch) {
+			// Others have finished the epoch (this miner joined it late,
+			// or is slower): stop here and average what it has, weighted
+			// by its samples, rather than keep the swarm waiting.
+			break
+		}
 		if err := m.model.ZeroGrad(); err != nil {
 			return 0, 0, err
 		}
@@ -164,11 +173,10 @@ func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, 
 		if _, err := m.model.ClipGradNorm(m.cfg.Optim.GradClip); err != nil {
 			return 0, 0, err
 		}
-		if err := m.opt.Step(m.sched.At(m.step)); err != nil {
+		if err := m.opt.Step(m.sched.At(m.step + steps)); err != nil {
 			return 0, 0, err
 		}
 		loss += l
-		m.step++
 		steps++
 		rate := float64(samples) / time.Since(began).Seconds()
 		m.view.update(func(r *progress.Report) {
@@ -229,6 +237,7 @@ func (m *Miner) apply(start, mean []float32) error {
 		}
 	}
 	if m.cfg.Swarm.Mode == "diloco" {
+		m.step = min(m.step+m.cfg.Swarm.InnerSteps, m.cfg.Loop.MaxSteps)
 		lr, mu := float32(m.cfg.Swarm.OuterLR), float32(m.cfg.Swarm.OuterMomentum)
 		next := make([]float32, len(start))
 		for i, d := range mean {

@@ -54,6 +54,19 @@ func (b *matchInbox) put(m inboundMatch) {
 	}
 }
 
+// othersReady reports whether another miner has announced it is ready to
+// average epoch.
+func (b *matchInbox) othersReady(epoch uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.byEpoch[epoch] {
+		if len(m.env.Msg.Ready) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // take returns and forgets what is buffered for epoch, and drops older
 // epochs.
 func (b *matchInbox) take(epoch uint64) []inboundMatch {

@@ -207,6 +207,16 @@ func (m *Miner) Run(ctx context.Context) error {
 		if err := m.startEpoch(ctx); err != nil {
 			return err
 		}
+		if m.cfg.Swarm.StateFromPeers && m.diverged() {
+			// The others already started this epoch from another state
+			// (this miner dropped the last update, or restarted): take
+			// theirs now rather than train a whole epoch on a stale one.
+			if err := m.loadFromPeers(ctx, m.epoch, true); err != nil {
+				m.log.Warn().Err(err).Msg("state differs from the swarm's and could not be reloaded")
+			} else if err := m.startEpoch(ctx); err != nil {
+				return err
+			}
+		}
 		ev, err := m.runEpoch(ctx)
 		if ctx.Err() != nil {
 			return nil
