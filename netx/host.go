@@ -108,6 +108,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		h.Close()
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
+	h.Network().Notify(supersede{})
 	nctx, cancel := context.WithCancel(context.Background())
 	n := &Node{host: h, dht: kad, cfg: cfg, ctx: nctx, cancel: cancel, runs: map[string]*Run{}}
 	if n.ps, err = newPubSub(nctx, h); err != nil {
