@@ -1,13 +1,15 @@
 // adamw.cpp: AdamW over the flat parameter buffer (Loshchilov & Hutter,
 // "Decoupled Weight Decay Regularization", Alg. 2; the update of
 // torch.optim.AdamW). On CPU one fused pass per tensor reads p, g, m, v once
-// and writes p, m, v once; elsewhere the same update runs as tensor ops over
-// the whole flat buffer.
+// and writes p, m, v once. On CUDA, libtorch >= 2.1's fused multi-tensor
+// kernel (torch.optim.AdamW(fused=True)) does the same; elsewhere the update
+// runs as tensor ops per tensor.
 #include "adamw.h"
 
 #include <ATen/Parallel.h>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 namespace dtorch {
 namespace {
@@ -41,9 +43,38 @@ AdamW::AdamW(GPT2 *model, const dt_adamw_config &cfg) : model_(model), cfg_(cfg)
   exp_avg_sq = at::zeros_like(model->flat);
 }
 
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+bool AdamW::FusedStep(double lr) {
+  if (!model_->flat.is_cuda()) return false;
+  // Two groups: decayed matrices and the rest; views into the flat buffers.
+  std::vector<at::Tensor> p[2], g[2], m[2], v[2], steps[2];
+  // The kernel reads the step count from a device tensor per parameter;
+  // every parameter shares one, and it counts the step about to be taken.
+  const at::Tensor count = at::full({}, double(step + 1), model_->flat.options());
+  for (const auto &s : model_->specs) {
+    const int k = s.shape.size() == 2 ? 1 : 0;
+    p[k].push_back(model_->flat.narrow(0, s.offset, s.numel));
+    g[k].push_back(model_->flat_grad.narrow(0, s.offset, s.numel));
+    m[k].push_back(exp_avg.narrow(0, s.offset, s.numel));
+    v[k].push_back(exp_avg_sq.narrow(0, s.offset, s.numel));
+    steps[k].push_back(count);
+  }
+  for (int k = 0; k < 2; k++) {
+    if (p[k].empty()) continue;
+    at::_fused_adamw_(p[k], g[k], m[k], v[k], /*max_exp_avg_sqs=*/{}, steps[k], lr, cfg_.beta1, cfg_.beta2,
+                      k == 1 ? cfg_.weight_decay : 0.0, cfg_.eps, /*amsgrad=*/false, /*maximize=*/false);
+  }
+  step++;
+  return true;
+}
+#else
+bool AdamW::FusedStep(double) { return false; }
+#endif
+
 void AdamW::Step(double lr) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("adamw: lr must be finite and >= 0");
   at::NoGradGuard no_grad;
+  if (FusedStep(lr)) return;
   step++;
   const double bc1 = 1 - std::pow(cfg_.beta1, double(step));
   const double bc2 = 1 - std::pow(cfg_.beta2, double(step));

@@ -13,6 +13,10 @@ struct AdamW {
   int64_t step = 0;
 
  private:
+  // FusedStep is torch's fused CUDA AdamW (one multi-tensor kernel per
+  // weight-decay group); false where this libtorch or device has none.
+  bool FusedStep(double lr);
+
   GPT2 *model_;
   dt_adamw_config cfg_;
 };

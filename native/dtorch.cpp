@@ -61,6 +61,14 @@ at::Tensor HostView(const void *p, at::IntArrayRef shape, at::ScalarType type) {
   return at::from_blob(const_cast<void *>(p), shape, at::TensorOptions().dtype(type));
 }
 
+// ParseDtype accepts the compute dtypes: float32 (the default) and bfloat16.
+at::ScalarType ParseDtype(const char *s) {
+  const std::string d = s ? s : "";
+  if (d.empty() || d == "float32") return at::kFloat;
+  if (d == "bfloat16") return at::kBFloat16;
+  throw std::invalid_argument("dtype \"" + d + "\": want float32 or bfloat16");
+}
+
 at::Tensor Tokens(const int32_t *p, int64_t batch, int64_t seq) {
   Require(p != nullptr, "tokens: null pointer");
   Require(batch > 0 && seq > 0, "tokens: batch and seq must be > 0");
@@ -102,13 +110,14 @@ int32_t dt_cuda_device_count(void) {
   }
 }
 
-char *dt_matmul_gflops(const char *device, int64_t n, int32_t iters, double *gflops) {
+char *dt_matmul_gflops(const char *device, const char *dtype, int64_t n, int32_t iters, double *gflops) {
   return Guard([&] {
     Require(n > 0 && iters > 0, "matmul: n and iters must be > 0");
     at::NoGradGuard no_grad;
     const at::Device dev(device ? device : "cpu");
-    at::Tensor a = at::randn({n, n}, at::TensorOptions().device(dev));
-    at::Tensor b = at::randn({n, n}, at::TensorOptions().device(dev));
+    const auto opts = at::TensorOptions().device(dev).dtype(ParseDtype(dtype));
+    at::Tensor a = at::randn({n, n}, opts);
+    at::Tensor b = at::randn({n, n}, opts);
     at::Tensor c = at::mm(a, b);  // warm up
     if (dev.is_cuda()) torch::cuda::synchronize();
     const auto t0 = std::chrono::steady_clock::now();
@@ -154,31 +163,33 @@ char *dt_model_tensor(const dt_model *m, int32_t i, char *name, int32_t name_cap
 char *dt_model_get_params(dt_model *m, float *dst, int64_t n) {
   return Guard([&] {
     CheckLen(n, m->gpt.flat, "get params");
-    HostView(dst, {n}, at::kFloat).copy_(m->gpt.flat);
+    m->gpt.CopyToHost(m->gpt.flat, dst);
   });
 }
 
 char *dt_model_set_params(dt_model *m, const float *src, int64_t n) {
   return Guard([&] {
     CheckLen(n, m->gpt.flat, "set params");
-    at::NoGradGuard no_grad;
-    m->gpt.flat.copy_(HostView(src, {n}, at::kFloat));
+    m->gpt.CopyFromHost(src, m->gpt.flat);
   });
 }
 
 char *dt_model_get_grads(dt_model *m, float *dst, int64_t n) {
   return Guard([&] {
     CheckLen(n, m->gpt.flat_grad, "get grads");
-    HostView(dst, {n}, at::kFloat).copy_(m->gpt.flat_grad);
+    m->gpt.CopyToHost(m->gpt.flat_grad, dst);
   });
 }
 
 char *dt_model_set_grads(dt_model *m, const float *src, int64_t n) {
   return Guard([&] {
     CheckLen(n, m->gpt.flat_grad, "set grads");
-    at::NoGradGuard no_grad;
-    m->gpt.flat_grad.copy_(HostView(src, {n}, at::kFloat));
+    m->gpt.CopyFromHost(src, m->gpt.flat_grad);
   });
+}
+
+char *dt_model_set_compute(dt_model *m, const char *dtype) {
+  return Guard([&] { m->gpt.SetCompute(ParseDtype(dtype)); });
 }
 
 char *dt_model_seed_dropout(dt_model *m, uint64_t seed) {

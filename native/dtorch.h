@@ -32,7 +32,7 @@
 extern "C" {
 #endif
 
-#define DT_ABI_VERSION 2
+#define DT_ABI_VERSION 3
 
 typedef struct dt_model dt_model;
 typedef struct dt_adamw dt_adamw;
@@ -68,8 +68,9 @@ const char *dt_build_info(void);
 char *dt_set_num_threads(int32_t n);
 int32_t dt_get_num_threads(void);
 int32_t dt_cuda_device_count(void);
-/* dt_matmul_gflops times an n×n float32 matmul on device and reports GFLOP/s. */
-char *dt_matmul_gflops(const char *device, int64_t n, int32_t iters, double *gflops);
+/* dt_matmul_gflops times an n×n matmul on device in dtype ("float32" or
+ * "bfloat16") and reports GFLOP/s. */
+char *dt_matmul_gflops(const char *device, const char *dtype, int64_t n, int32_t iters, double *gflops);
 
 /* Model. device is "cpu", "cuda" or "cuda:N". Weights are initialized as
  * GPT-2 does from seed, on the CPU, so a seed gives the same model on every
@@ -90,6 +91,10 @@ char *dt_model_set_params(dt_model *m, const float *src, int64_t n);
 char *dt_model_get_grads(dt_model *m, float *dst, int64_t n);
 char *dt_model_set_grads(dt_model *m, const float *src, int64_t n);
 char *dt_model_zero_grad(dt_model *m);
+/* dt_model_set_compute picks the dtype of the forward/backward matmuls and
+ * attention: "float32" (the default) or "bfloat16", mixed precision with
+ * float32 master weights, gradients, LayerNorms, softmax and loss. */
+char *dt_model_set_compute(dt_model *m, const char *dtype);
 /* dt_model_seed_dropout reseeds the generator dropout masks are drawn from. */
 char *dt_model_seed_dropout(dt_model *m, uint64_t seed);
 /* dt_model_grad_norm reports the L2 norm of the flat gradient; with

@@ -82,6 +82,42 @@ void GPT2::SeedDropout(uint64_t seed) {
   gen_.set_current_seed(seed);
 }
 
+void GPT2::SetCompute(at::ScalarType dtype) {
+  if (dtype != at::kFloat && dtype != at::kBFloat16)
+    throw std::invalid_argument(std::string("precision: want float32 or bfloat16, not ") + c10::toString(dtype));
+  compute_ = dtype;
+}
+
+void GPT2::CopyToHost(const at::Tensor &src, float *dst) {
+  at::Tensor out = at::from_blob(dst, {src.numel()}, at::kFloat);
+  if (src.device().is_cpu()) {
+    out.copy_(src);
+    return;
+  }
+  // A pageable destination makes the driver stage through its own small
+  // pinned buffers, chunk by chunk; one pinned buffer of the whole size
+  // takes a single DMA at full PCIe rate, then a host memcpy.
+  if (!staging_.defined())
+    staging_ = at::empty({flat.numel()}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+  at::Tensor st = staging_.narrow(0, 0, src.numel());
+  st.copy_(src);
+  out.copy_(st);
+}
+
+void GPT2::CopyFromHost(const float *src, const at::Tensor &dst) {
+  at::Tensor in = at::from_blob(const_cast<float *>(src), {dst.numel()}, at::kFloat);
+  at::NoGradGuard no_grad;
+  if (dst.device().is_cpu()) {
+    dst.copy_(in);
+    return;
+  }
+  if (!staging_.defined())
+    staging_ = at::empty({flat.numel()}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+  at::Tensor st = staging_.narrow(0, 0, dst.numel());
+  st.copy_(in);
+  dst.copy_(st);
+}
+
 // InitWeights follows GPT-2 (and HF's _init_weights): normal(0, 0.02) for
 // weights and embeddings, zero biases, unit LayerNorm, and residual
 // projections scaled by 1/sqrt(2·n_layer) (GPT-2 paper, section 2.3).
@@ -148,7 +184,7 @@ at::Tensor GPT2::Embed(const at::Tensor &x) const {
 at::Tensor GPT2::Attention(const at::Tensor &x, const Block &b, bool train) {
   const int64_t B = x.size(0), T = x.size(1), E = cfg.n_embd, H = cfg.n_head, D = E / H;
   // qkv [B*T,3E] -> [3,B,H,T,D], one copy so q, k, v are contiguous
-  at::Tensor qkv = at::addmm(b.attn_b, x.reshape({B * T, E}), b.attn_w)
+  at::Tensor qkv = at::addmm(Low(b.attn_b), Low(x.reshape({B * T, E})), Low(b.attn_w))
                        .view({B, T, 3, H, D})
                        .permute({2, 0, 3, 1, 4})
                        .contiguous();
@@ -163,21 +199,22 @@ at::Tensor GPT2::Attention(const at::Tensor &x, const Block &b, bool train) {
     at::Tensor q = q4[0].view({B * H, T, D}), k = q4[1].view({B * H, T, D}), v = q4[2].view({B * H, T, D});
     // att [B*H,T,T] = softmax(q k^T / sqrt(D) + mask), the mask being -inf
     // above the diagonal; scale and mask ride along in one baddbmm.
-    at::Tensor att = at::baddbmm(causal_.narrow(0, 0, T).narrow(1, 0, T), q, k.transpose(1, 2), 1.0,
+    at::Tensor att = at::baddbmm(Low(causal_.narrow(0, 0, T).narrow(1, 0, T)), q, k.transpose(1, 2), 1.0,
                                  1.0 / std::sqrt(double(D)));
-    att = Dropout(at::softmax(att, -1), cfg.attn_pdrop, train);
-    y = at::bmm(att, v).view({B, H, T, D});
+    // The softmax runs in float32 whatever the compute dtype, as autocast's.
+    att = Dropout(at::softmax(att, -1, at::kFloat), cfg.attn_pdrop, train);
+    y = at::bmm(Low(att), v).view({B, H, T, D});
   }
   y = y.transpose(1, 2).reshape({B * T, E});
-  y = at::addmm(b.attn_proj_b, y, b.attn_proj_w);
+  y = at::addmm(Low(b.attn_proj_b), y, Low(b.attn_proj_w));
   return Dropout(y, cfg.resid_pdrop, train).view({B, T, E});
 }
 
 at::Tensor GPT2::Mlp(const at::Tensor &x, const Block &b, bool train) {
   const int64_t B = x.size(0), T = x.size(1), E = cfg.n_embd;
-  at::Tensor m = at::addmm(b.fc_b, x.reshape({B * T, E}), b.fc_w);  // [B*T,I]
+  at::Tensor m = at::addmm(Low(b.fc_b), Low(x.reshape({B * T, E})), Low(b.fc_w));  // [B*T,I]
   m = at::gelu(m, cfg.gelu_tanh ? "tanh" : "none");
-  m = at::addmm(b.proj_b, m, b.proj_w);  // [B*T,E]
+  m = at::addmm(Low(b.proj_b), m, Low(b.proj_w));  // [B*T,E]
   return Dropout(m, cfg.resid_pdrop, train).view({B, T, E});
 }
 
@@ -185,6 +222,8 @@ at::Tensor GPT2::Body(at::Tensor x, bool train) {
   const int64_t E = cfg.n_embd;
   const double eps = cfg.layer_norm_epsilon;
   x = Dropout(x, cfg.embd_pdrop, train);
+  // The residual stream and the LayerNorms stay float32; the sublayers'
+  // outputs arrive in the compute dtype and are promoted by the sums.
   for (const auto &b : h) {
     x = x + Attention(at::layer_norm(x, {E}, b.ln1_w, b.ln1_b, eps), b, train);
     x = x + Mlp(at::layer_norm(x, {E}, b.ln2_w, b.ln2_b, eps), b, train);
@@ -217,7 +256,7 @@ double GPT2::TrainStep(const at::Tensor &x, const at::Tensor &y, double scale, i
   at::Tensor hidden = Body(emb, true).reshape({B * T, E});
   if (!probs_.defined() || probs_.size(0) < B * T) probs_ = at::empty({B * T, cfg.vocab_size}, flat.options());
   at::Tensor probs = probs_.narrow(0, 0, B * T);
-  at::Tensor loss = LMHeadLoss(hidden, wte.detach(), yd, probs, wte_grad, *count);
+  at::Tensor loss = LMHeadLoss(hidden, wte.detach(), yd, probs, wte_grad, *count, compute_);
   const double value = loss.item<double>();
   loss.backward(at::full({}, scale, loss.options()));
   {
@@ -238,7 +277,7 @@ double GPT2::EvalSum(const at::Tensor &x, const at::Tensor &y, int64_t *count) {
   *count = (yd >= 0).sum().item<int64_t>();
   if (*count == 0) return 0.0;
   at::Tensor hidden = Body(Embed(xd), false).reshape({B * T, E});
-  return LMHeadLossSum(hidden, wte, yd);
+  return LMHeadLossSum(hidden, wte, yd, compute_);
 }
 
 at::Tensor GPT2::Logits(const at::Tensor &x, bool last_only) {

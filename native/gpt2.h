@@ -44,6 +44,13 @@ struct GPT2 {
   // Reseeds the dropout generator, so a trainer can make step k's masks a
   // function of (seed, k) and resume exactly without saving generator state.
   void SeedDropout(uint64_t seed);
+  // SetCompute picks the dtype matmuls and attention run in: float32, or
+  // bfloat16 mixed precision over the float32 master weights.
+  void SetCompute(at::ScalarType dtype);
+  // Host copies of the flat buffers; on CUDA they pass through one pinned
+  // staging buffer, a single DMA each way.
+  void CopyToHost(const at::Tensor &src, float *dst);
+  void CopyFromHost(const float *src, const at::Tensor &dst);
 
   dt_config cfg;
   at::Device device;
@@ -65,17 +72,25 @@ struct GPT2 {
   at::Tensor Attention(const at::Tensor &x, const Block &b, bool train);
   at::Tensor Mlp(const at::Tensor &x, const Block &b, bool train);
   at::Tensor Dropout(const at::Tensor &x, double p, bool train);
+  // Low is t in the compute dtype. Casting a parameter inside the graph
+  // makes autograd cast its gradient back and accumulate it, in float32,
+  // into flat_grad: PyTorch autocast's contract, without its dispatch key.
+  at::Tensor Low(const at::Tensor &t) const { return t.scalar_type() == compute_ ? t : t.to(compute_); }
 
   at::Generator gen_;      // dropout
   at::Tensor causal_;      // [P,P] additive mask: -inf above the diagonal, else 0
   at::Tensor probs_;       // [N,V] scratch for the training loss, reused
+  at::ScalarType compute_ = at::kFloat;
+  at::Tensor staging_;     // pinned host buffer for CUDA copies, made on first use
 };
 
 // LM-head cross-entropy for training (lmhead.cpp). hidden [N,E] carries
-// autograd; the gradient for wte is added straight into wte_grad.
+// autograd; the gradient for wte is added straight into wte_grad. The two
+// GEMMs of each direction run in compute; probabilities stay float32.
 at::Tensor LMHeadLoss(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets,
-                      at::Tensor &probs, const at::Tensor &wte_grad, int64_t count);
+                      at::Tensor &probs, const at::Tensor &wte_grad, int64_t count, at::ScalarType compute);
 // Sum of cross-entropy without keeping logits (lmhead.cpp).
-double LMHeadLossSum(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets);
+double LMHeadLossSum(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets,
+                     at::ScalarType compute);
 
 }  // namespace dtorch

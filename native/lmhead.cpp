@@ -172,22 +172,33 @@ at::Tensor SoftmaxRows(at::Tensor logits, const at::Tensor &targets) {
   return (sum.log_().add_(mx).squeeze(1) - picked).mul_(valid);
 }
 
+// LowMM is a·bᵀ written into out (float32): straight into out when a and
+// b are float32, else through a temporary in their dtype (bf16 GEMMs
+// accumulate in float32 inside and round their output once).
+void LowMM(at::Tensor out, const at::Tensor &a, const at::Tensor &b) {
+  if (a.scalar_type() == out.scalar_type())
+    at::mm_out(out, a, b.t());
+  else
+    out.copy_(at::mm(a, b.t()));
+}
+
 struct LMHead : public torch::autograd::Function<LMHead> {
   static at::Tensor forward(AutogradContext *ctx, at::Tensor hidden, at::Tensor w, at::Tensor targets,
-                            at::Tensor probs, at::Tensor w_grad, int64_t count) {
+                            at::Tensor probs, at::Tensor w_grad, int64_t count, int64_t compute) {
     const int64_t n = hidden.size(0), rows = ChunkRows(w, n);
-    at::Tensor hd = hidden.detach();
+    const auto dtype = static_cast<at::ScalarType>(compute);
+    at::Tensor hd = hidden.detach().to(dtype), wl = w.to(dtype);
     at::Tensor total = at::zeros({}, hidden.options().dtype(at::kDouble));
     for (int64_t r = 0; r < n; r += rows) {
       const int64_t c = std::min(rows, n - r);
       at::Tensor chunk = probs.narrow(0, r, c);
-      at::mm_out(chunk, hd.narrow(0, r, c), w.t());
+      LowMM(chunk, hd.narrow(0, r, c), wl);
       if (FusedRows(chunk))
         total.add_(CrossEntropyRows(chunk, targets.narrow(0, r, c), /*keep_probs=*/true));
       else
         total.add_(SoftmaxRows(chunk, targets.narrow(0, r, c)).sum(at::kDouble));
     }
-    ctx->save_for_backward({hd, w, targets, probs, w_grad});
+    ctx->save_for_backward({hd, wl, targets, probs, w_grad});
     ctx->saved_data["count"] = count;
     return (total / double(count)).to(hidden.scalar_type());
   }
@@ -201,31 +212,41 @@ struct LMHead : public torch::autograd::Function<LMHead> {
     at::Tensor valid = targets >= 0;
     probs.scatter_add_(1, targets.clamp_min(0).unsqueeze(1), valid.to(probs.scalar_type()).neg().unsqueeze(1));
     if (!valid.all().item<bool>()) probs.index_fill_(0, at::nonzero(~valid).squeeze(1), 0.0);
-    at::Tensor dhidden = at::mm(probs, w).mul_(scale);
-    w_grad.addmm_(probs.t(), hd, 1.0, scale);
-    return {dhidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    if (w.scalar_type() == probs.scalar_type()) {
+      at::Tensor dhidden = at::mm(probs, w).mul_(scale);
+      w_grad.addmm_(probs.t(), hd, 1.0, scale);
+      return {dhidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    // Mixed precision: both GEMMs in the compute dtype, results back in
+    // float32 (the gradient of hidden, and wte's master gradient).
+    at::Tensor dl = probs.to(w.scalar_type());
+    at::Tensor dhidden = at::mm(dl, w).to(probs.scalar_type()).mul_(scale);
+    w_grad.add_(at::mm(dl.t(), hd), scale);
+    return {dhidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor LMHeadLoss(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets,
-                      at::Tensor &probs, const at::Tensor &wte_grad, int64_t count) {
-  return LMHead::apply(hidden, wte, targets, probs, wte_grad, count);
+                      at::Tensor &probs, const at::Tensor &wte_grad, int64_t count, at::ScalarType compute) {
+  return LMHead::apply(hidden, wte, targets, probs, wte_grad, count, int64_t(compute));
 }
 
-double LMHeadLossSum(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets) {
+double LMHeadLossSum(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets,
+                     at::ScalarType compute) {
   at::NoGradGuard no_grad;
   // Float32 logits with a stable log-sum-exp agree with a float64 oracle to
   // ~1e-7 relative; sums accumulate in float64. One reused chunk buffer
   // (256 rows of GPT-2: 51 MB) keeps allocation out of the loop.
   const int64_t n = hidden.size(0), rows = std::min<int64_t>(256, n);
   at::Tensor logits = at::empty({rows, wte.size(0)}, hidden.options());
+  const at::Tensor hl = hidden.to(compute), wl = wte.to(compute);
   double total = 0;
   for (int64_t r = 0; r < n; r += rows) {
     const int64_t c = std::min(rows, n - r);
     at::Tensor l = logits.narrow(0, 0, c);
-    at::mm_out(l, hidden.narrow(0, r, c), wte.t());
+    LowMM(l, hl.narrow(0, r, c), wl);
     at::Tensor t = targets.narrow(0, r, c);
     if (FusedRows(l)) {
       total += CrossEntropyRows(l, t, /*keep_probs=*/false);

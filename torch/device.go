@@ -40,3 +40,40 @@ func (d Device) String() string {
 	}
 	return fmt.Sprintf("cuda:%d", d.Index)
 }
+
+// Precision is the dtype a model runs its matmuls and attention in. The
+// parameters, gradients, optimizer state, LayerNorms, softmax and loss stay
+// float32 either way.
+type Precision string
+
+const (
+	// FP32 computes everything in float32.
+	FP32 Precision = "fp32"
+	// BF16 is mixed precision: matmuls and attention in bfloat16 over
+	// float32 master weights, as torch.autocast(dtype=torch.bfloat16).
+	BF16 Precision = "bf16"
+)
+
+// ParsePrecision accepts "fp32", "bf16" and "auto" (or ""), which is bf16
+// on a CUDA device and fp32 on the CPU, where libtorch's bfloat16 GEMMs are
+// slower than float32 ones.
+func ParsePrecision(s string, dev Device) (Precision, error) {
+	switch p := Precision(strings.TrimSpace(strings.ToLower(s))); p {
+	case FP32, BF16:
+		return p, nil
+	case "", "auto":
+		if dev.CUDA {
+			return BF16, nil
+		}
+		return FP32, nil
+	}
+	return "", fmt.Errorf("precision %q: want auto, fp32 or bf16", s)
+}
+
+// dtype is libdtorch's name for the compute dtype.
+func (p Precision) dtype() string {
+	if p == BF16 {
+		return "bfloat16"
+	}
+	return "float32"
+}

@@ -27,6 +27,7 @@ type Model struct {
 	dev    Device
 	layout []Param
 	numel  int64
+	prec   Precision
 }
 
 // NewModel creates a GPT-2 on dev with GPT-2's initialization drawn from
@@ -55,7 +56,7 @@ func NewModel(cfg Config, dev Device, seed uint64) (*Model, error) {
 	if err := cerr(C.dt_model_new(&cc, cdev, C.uint64_t(seed), &h)); err != nil {
 		return nil, fmt.Errorf("new model: %w", err)
 	}
-	m := &Model{h: h, cfg: cfg, dev: dev, layout: Layout(cfg), numel: int64(C.dt_model_numel(h))}
+	m := &Model{h: h, cfg: cfg, dev: dev, layout: Layout(cfg), numel: int64(C.dt_model_numel(h)), prec: FP32}
 	if err := m.checkLayout(); err != nil {
 		m.Close()
 		return nil, err
@@ -183,6 +184,30 @@ func (m *Model) SetGrads(src []float32) error {
 // ZeroGrad sets every gradient to zero.
 func (m *Model) ZeroGrad() error {
 	return m.with(func(h *C.dt_model) error { return cerr(C.dt_model_zero_grad(h)) })
+}
+
+// SetPrecision picks the dtype of the forward and backward matmuls and
+// attention; a new model computes in FP32.
+func (m *Model) SetPrecision(p Precision) error {
+	if p != FP32 && p != BF16 {
+		return fmt.Errorf("precision %q: want fp32 or bf16", p)
+	}
+	cd := C.CString(p.dtype())
+	defer C.free(unsafe.Pointer(cd))
+	if err := m.with(func(h *C.dt_model) error { return cerr(C.dt_model_set_compute(h, cd)) }); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.prec = p
+	m.mu.Unlock()
+	return nil
+}
+
+// Precision is the dtype the model computes in.
+func (m *Model) Precision() Precision {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.prec
 }
 
 // SeedDropout reseeds the generator that dropout masks are drawn from.

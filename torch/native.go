@@ -18,7 +18,7 @@ import (
 )
 
 // abiVersion is the dtorch.h ABI this package was written against.
-const abiVersion = 2
+const abiVersion = 3
 
 var (
 	initOnce = sync.OnceValue(func() error {
@@ -71,16 +71,17 @@ func BuildInfo() string { return C.GoString(C.dt_build_info()) }
 // CUDADevices is the number of CUDA devices the loaded libdtorch can use.
 func CUDADevices() int { return int(C.dt_cuda_device_count()) }
 
-// MatmulGFLOPS times an n×n float32 matmul on dev: the peak that model FLOP
-// utilisation is measured against.
-func MatmulGFLOPS(dev Device, n, iters int) (float64, error) {
+// MatmulGFLOPS times an n×n matmul on dev in precision p: the peak that
+// model FLOP utilisation is measured against.
+func MatmulGFLOPS(dev Device, p Precision, n, iters int) (float64, error) {
 	if err := ready(); err != nil {
 		return 0, err
 	}
-	cs := C.CString(dev.String())
+	cs, cd := C.CString(dev.String()), C.CString(p.dtype())
 	defer C.free(unsafe.Pointer(cs))
+	defer C.free(unsafe.Pointer(cd))
 	var g C.double
-	if err := cerr(C.dt_matmul_gflops(cs, C.int64_t(n), C.int32_t(iters), &g)); err != nil {
+	if err := cerr(C.dt_matmul_gflops(cs, cd, C.int64_t(n), C.int32_t(iters), &g)); err != nil {
 		return 0, fmt.Errorf("matmul benchmark: %w", err)
 	}
 	return float64(g), nil

@@ -82,7 +82,7 @@ func benchTrain(c *cli.Context) error {
 		return err
 	}
 	r := trainBenchReport{Config: cfg, Batch: batch, Device: dev.String(), FLOPsPerToken: flopsPerToken(cfg)}
-	if r.PeakGFLOPS, err = torch.MatmulGFLOPS(dev, 2048, 10); err != nil {
+	if r.PeakGFLOPS, err = torch.MatmulGFLOPS(dev, torch.FP32, 2048, 10); err != nil {
 		return err
 	}
 	r.Threads = torch.Threads()
