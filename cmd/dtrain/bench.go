@@ -25,6 +25,7 @@ func benchCommand() *cli.Command {
 			Name:  "train",
 			Usage: "GPT-2 training throughput: dtrain vs PyTorch eager on the same model, batch and threads",
 			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "preset", Usage: "a GPT-2 size instead of --layers/--heads/--embd/--ctx: gpt2 (124M, seq 1024), gpt2-medium (350M)"},
 				&cli.IntFlag{Name: "layers", Value: 6},
 				&cli.IntFlag{Name: "heads", Value: 6},
 				&cli.IntFlag{Name: "embd", Value: 384},
@@ -33,7 +34,8 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "batch", Value: 8},
 				&cli.IntFlag{Name: "steps", Value: 10, Usage: "timed steps"},
 				&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed steps first"},
-				&cli.StringFlag{Name: "device", Value: "cpu"},
+				&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N"},
+				&cli.StringFlag{Name: "precision", Value: "auto", Usage: "auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16; the baseline uses the same (torch.autocast for bf16)"},
 				&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch for the baseline"},
 				&cli.BoolFlag{Name: "no-baseline", Usage: "skip PyTorch eager"},
 				&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
@@ -60,6 +62,7 @@ type trainBenchReport struct {
 	Batch         int          `json:"batch"`
 	Threads       int          `json:"threads"`
 	Device        string       `json:"device"`
+	Precision     string       `json:"precision"`
 	PeakGFLOPS    float64      `json:"matmul_peak_gflops"`
 	FLOPsPerToken float64      `json:"flops_per_token"`
 	DTrain        trainBench   `json:"dtrain"`
@@ -67,8 +70,21 @@ type trainBenchReport struct {
 	Ratio         float64      `json:"ratio,omitempty"`
 }
 
+// benchPresets are GPT-2's published sizes: layers, heads, width, context.
+var benchPresets = map[string][4]int{
+	"gpt2":        {12, 12, 768, 1024},
+	"gpt2-medium": {24, 16, 1024, 1024},
+}
+
 func benchTrain(c *cli.Context) error {
 	cfg := torch.NewConfig(c.Int("layers"), c.Int("heads"), c.Int("embd"), c.Int("ctx"), c.Int("vocab"))
+	if name := c.String("preset"); name != "" {
+		p, ok := benchPresets[name]
+		if !ok {
+			return fmt.Errorf("--preset %q: want gpt2 or gpt2-medium", name)
+		}
+		cfg = torch.NewConfig(p[0], p[1], p[2], p[3], c.Int("vocab"))
+	}
 	cfg.EmbdPdrop, cfg.AttnPdrop, cfg.ResidPdrop = 0, 0, 0
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -81,22 +97,32 @@ func benchTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r := trainBenchReport{Config: cfg, Batch: batch, Device: dev.String(), FLOPsPerToken: flopsPerToken(cfg)}
-	if r.PeakGFLOPS, err = torch.MatmulGFLOPS(dev, torch.FP32, 2048, 10); err != nil {
+	prec, err := torch.ParsePrecision(c.String("precision"), dev)
+	if err != nil {
+		return err
+	}
+	r := trainBenchReport{Config: cfg, Batch: batch, Device: dev.String(), Precision: string(prec), FLOPsPerToken: flopsPerToken(cfg)}
+	// MFU is measured against what this device's GEMMs reach in the same
+	// dtype: a GPU needs a large matmul to approach its peak.
+	n := 2048
+	if dev.CUDA {
+		n = 8192
+	}
+	if r.PeakGFLOPS, err = torch.MatmulGFLOPS(dev, prec, n, 10); err != nil {
 		return err
 	}
 	r.Threads = torch.Threads()
 	if !c.Bool("json") {
-		fmt.Fprintf(c.App.Writer, "GPT-2 %d layers, %d heads, %d wide, seq %d, batch %d, vocab %d (%s params); %s, %d threads\n",
-			cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.NPositions, batch, cfg.VocabSize, humanCount(torch.NumParams(cfg)), dev, r.Threads)
-		fmt.Fprintf(c.App.Writer, "matmul peak measured: %.0f GFLOP/s (fp32 2048², %s)\n", r.PeakGFLOPS, dev)
+		fmt.Fprintf(c.App.Writer, "GPT-2 %d layers, %d heads, %d wide, seq %d, batch %d, vocab %d (%s params); %s %s, %d threads\n",
+			cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.NPositions, batch, cfg.VocabSize, humanCount(torch.NumParams(cfg)), dev, prec, r.Threads)
+		fmt.Fprintf(c.App.Writer, "matmul peak measured: %.0f GFLOP/s (%s %d², %s)\n", r.PeakGFLOPS, prec, n, dev)
 	}
-	if r.DTrain, err = runDTrainBench(cfg, dev, batch, steps, warmup); err != nil {
+	if r.DTrain, err = runDTrainBench(cfg, dev, prec, batch, steps, warmup); err != nil {
 		return err
 	}
 	r.DTrain.MFU = r.DTrain.TokensPerS * r.FLOPsPerToken / (r.PeakGFLOPS * 1e9)
 	if !c.Bool("no-baseline") {
-		b, err := runEagerBench(c.Context, c.String("python"), cfg, batch, steps, warmup, r.Threads)
+		b, err := runEagerBench(c.Context, c.String("python"), cfg, dev, prec, batch, steps, warmup, r.Threads)
 		if err != nil {
 			return fmt.Errorf("pytorch baseline: %w (use --no-baseline to skip)", err)
 		}
@@ -128,12 +154,15 @@ func flopsPerToken(c torch.Config) float64 {
 
 // runDTrainBench trains on random tokens: zero grad, forward+backward,
 // clip to norm 1, AdamW; the same loop as the PyTorch script.
-func runDTrainBench(cfg torch.Config, dev torch.Device, batch, steps, warmup int) (trainBench, error) {
+func runDTrainBench(cfg torch.Config, dev torch.Device, prec torch.Precision, batch, steps, warmup int) (trainBench, error) {
 	m, err := torch.NewModel(cfg, dev, 0)
 	if err != nil {
 		return trainBench{}, err
 	}
 	defer m.Close()
+	if err := m.SetPrecision(prec); err != nil {
+		return trainBench{}, err
+	}
 	opt, err := torch.NewAdamW(m, torch.DefaultAdamW)
 	if err != nil {
 		return trainBench{}, err
@@ -184,8 +213,8 @@ func summarize(b *trainBench, tokensPerStep int) {
 }
 
 // runEagerBench runs third_party/pytorch/bench_train.py with the same
-// model, batch, steps and threads.
-func runEagerBench(ctx context.Context, python string, cfg torch.Config, batch, steps, warmup, threads int) (trainBench, error) {
+// model, batch, steps, threads, device and precision.
+func runEagerBench(ctx context.Context, python string, cfg torch.Config, dev torch.Device, prec torch.Precision, batch, steps, warmup, threads int) (trainBench, error) {
 	script, err := thirdParty("pytorch/bench_train.py")
 	if err != nil {
 		return trainBench{}, err
@@ -193,7 +222,8 @@ func runEagerBench(ctx context.Context, python string, cfg torch.Config, batch, 
 	cmd := exec.CommandContext(ctx, python, script, "--json",
 		"--layers", fmt.Sprint(cfg.NLayer), "--heads", fmt.Sprint(cfg.NHead), "--embd", fmt.Sprint(cfg.NEmbd),
 		"--ctx", fmt.Sprint(cfg.NPositions), "--vocab", fmt.Sprint(cfg.VocabSize), "--batch", fmt.Sprint(batch),
-		"--steps", fmt.Sprint(steps), "--warmup", fmt.Sprint(warmup), "--threads", fmt.Sprint(threads))
+		"--steps", fmt.Sprint(steps), "--warmup", fmt.Sprint(warmup), "--threads", fmt.Sprint(threads),
+		"--device", dev.String(), "--precision", string(prec))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	outb, err := cmd.Output()

@@ -27,6 +27,7 @@ func minerCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "listen", Usage: "override net.listen (repeatable)"},
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
 			&cli.StringFlag{Name: "mode", Usage: "override swarm.mode: diloco or gradients"},
+			deviceFlag, precisionFlag,
 		},
 		Action: runMiner,
 	}
@@ -53,6 +54,7 @@ func minerConfig(c *cli.Context) (config.Miner, error) {
 	if c.IsSet("mode") {
 		cfg.Swarm.Mode = c.String("mode")
 	}
+	applyDeviceFlags(c, &cfg.Train)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}

@@ -30,8 +30,25 @@ func trainCommand() *cli.Command {
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
 			&cli.Float64Flag{Name: "max-minutes", Usage: "override train.max_minutes"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics here (overrides metrics.addr), e.g. 127.0.0.1:9100"},
+			deviceFlag, precisionFlag,
 		},
 		Action: runTrain,
+	}
+}
+
+// The device flags of every command that trains; they override the
+// config's device and precision.
+var (
+	deviceFlag    = &cli.StringFlag{Name: "device", Usage: "override device: cpu, cuda or cuda:N"}
+	precisionFlag = &cli.StringFlag{Name: "precision", Usage: "override precision: auto, fp32 or bf16"}
+)
+
+func applyDeviceFlags(c *cli.Context, cfg *config.Train) {
+	if c.IsSet("device") {
+		cfg.Device = c.String("device")
+	}
+	if c.IsSet("precision") {
+		cfg.Precision = c.String("precision")
 	}
 }
 
@@ -53,6 +70,7 @@ func trainConfig(c *cli.Context) (config.Train, error) {
 	if c.IsSet("metrics-addr") {
 		cfg.Metrics.Addr = c.String("metrics-addr")
 	}
+	applyDeviceFlags(c, &cfg)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}

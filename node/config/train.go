@@ -5,11 +5,12 @@ package config
 // default (DefaultTrain) and a `doc` tag that `dtrain config init` prints
 // above it.
 type Train struct {
-	RunID   string `toml:"run_id" doc:"names the run; with seed, fixes the data order (see node/data Assignment)"`
-	Seed    uint64 `toml:"seed" doc:"seeds weight init, dropout and the data order"`
-	OutDir  string `toml:"out_dir" doc:"checkpoints (out_dir/checkpoints/step_NNNNNNNN) and metrics.jsonl go here"`
-	Device  string `toml:"device" doc:"cpu, cuda or cuda:N"`
-	Threads int    `toml:"threads" doc:"CPU threads for libtorch; 0 = all cores"`
+	RunID     string `toml:"run_id" doc:"names the run; with seed, fixes the data order (see node/data Assignment)"`
+	Seed      uint64 `toml:"seed" doc:"seeds weight init, dropout and the data order"`
+	OutDir    string `toml:"out_dir" doc:"checkpoints (out_dir/checkpoints/step_NNNNNNNN) and metrics.jsonl go here"`
+	Device    string `toml:"device" doc:"cpu, cuda or cuda:N"`
+	Precision string `toml:"precision" doc:"matmul and attention dtype: fp32, bf16 (mixed precision over float32 weights) or auto (bf16 on CUDA, fp32 on the CPU)"`
+	Threads   int    `toml:"threads" doc:"CPU threads for libtorch; 0 = all cores"`
 
 	Model   Model   `toml:"model"`
 	Data    Data    `toml:"data"`
@@ -76,10 +77,11 @@ type Metrics struct {
 // minutes: held-out loss 10.8 → ~4.4 over 250 steps of 4096 tokens.
 func DefaultTrain() Train {
 	return Train{
-		RunID:  "local",
-		Seed:   1337,
-		OutDir: "runs/local",
-		Device: "cpu",
+		RunID:     "local",
+		Seed:      1337,
+		OutDir:    "runs/local",
+		Device:    "cpu",
+		Precision: "auto",
 		Model: Model{
 			NLayer: 4, NHead: 4, NEmbd: 256, NPositions: 256, VocabSize: 50257,
 		},

@@ -56,6 +56,11 @@ func (t Train) Validate() error {
 	if !validDevice(t.Device) {
 		c.fail("device", "must be cpu, cuda or cuda:N", t.Device)
 	}
+	switch strings.TrimSpace(strings.ToLower(t.Precision)) {
+	case "", "auto", "fp32", "bf16":
+	default:
+		c.fail("precision", "must be auto, fp32 or bf16", t.Precision)
+	}
 	c.atLeast("threads", t.Threads, 0)
 	t.Model.validate(&c)
 	t.Data.validate(&c, t.Model)

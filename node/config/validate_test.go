@@ -52,6 +52,9 @@ func TestValidate(t *testing.T) {
 		{"device cuda", func(c *Train) { c.Device = "cuda" }, nil, ""},
 		{"device cuda:3", func(c *Train) { c.Device = "cuda:3" }, nil, ""},
 		{"device CPU", func(c *Train) { c.Device = "CPU" }, nil, ""},
+		{"precision fp16", func(c *Train) { c.Precision = "fp16" }, []string{"precision"}, `auto, fp32 or bf16 (got "fp16")`},
+		{"precision bf16", func(c *Train) { c.Precision = "bf16" }, nil, ""},
+		{"precision FP32", func(c *Train) { c.Precision = "FP32" }, nil, ""},
 		{"threads -1", func(c *Train) { c.Threads = -1 }, []string{"threads"}, "must be >= 0 (got -1)"},
 		{"threads 8", func(c *Train) { c.Threads = 8 }, nil, ""},
 

@@ -162,6 +162,9 @@ func (t *trainer) load(dir string, dev torch.Device) error {
 		return err
 	}
 	t.model = m
+	if err := SetPrecision(m, t.cfg); err != nil {
+		return err
+	}
 	if t.opt, err = torch.NewAdamW(m, t.adamw()); err != nil {
 		return err
 	}
@@ -186,13 +189,33 @@ func AdamWConfig(o config.Optim) torch.AdamWConfig {
 // NewModel builds the model cfg describes: model.init's checkpoint, or a
 // fresh one of the configured sizes seeded by cfg.Seed.
 func NewModel(cfg config.Train, dev torch.Device) (*torch.Model, error) {
-	mc := cfg.Model
-	if mc.Init != "" {
-		return torch.LoadModel(mc.Init, dev)
+	var m *torch.Model
+	var err error
+	if mc := cfg.Model; mc.Init != "" {
+		m, err = torch.LoadModel(mc.Init, dev)
+	} else {
+		c := torch.NewConfig(mc.NLayer, mc.NHead, mc.NEmbd, mc.NPositions, mc.VocabSize)
+		c.EmbdPdrop, c.AttnPdrop, c.ResidPdrop = mc.Dropout, mc.Dropout, mc.Dropout
+		m, err = torch.NewModel(c, dev, cfg.Seed)
 	}
-	c := torch.NewConfig(mc.NLayer, mc.NHead, mc.NEmbd, mc.NPositions, mc.VocabSize)
-	c.EmbdPdrop, c.AttnPdrop, c.ResidPdrop = mc.Dropout, mc.Dropout, mc.Dropout
-	return torch.NewModel(c, dev, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	if err := SetPrecision(m, cfg); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// SetPrecision applies cfg's precision to m (auto: bf16 on CUDA, fp32 on
+// the CPU).
+func SetPrecision(m *torch.Model, cfg config.Train) error {
+	p, err := torch.ParsePrecision(cfg.Precision, m.Device())
+	if err != nil {
+		return err
+	}
+	return m.SetPrecision(p)
 }
 
 // fresh builds a new model (from model.init or from scratch) and optimizer.
@@ -205,7 +228,7 @@ func (t *trainer) fresh(dev torch.Device) error {
 		return err
 	}
 	t.state = State{Version: stateVersion, RunID: t.cfg.RunID, Seed: t.cfg.Seed, TrainWindows: t.opts.Train.Len(), SeqLen: t.cfg.Data.SeqLen}
-	t.log.Info().Int64("params", t.model.NumParams()).Str("device", dev.String()).Msg("new model")
+	t.log.Info().Int64("params", t.model.NumParams()).Str("device", dev.String()).Str("precision", string(t.model.Precision())).Msg("new model")
 	return nil
 }
 

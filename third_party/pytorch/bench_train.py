@@ -4,10 +4,12 @@
 A nanoGPT-style GPT-2 (learned wpe, pre-LN blocks, tied lm_head, biases on,
 dropout 0, GPT-2 init: N(0, 0.02), residual c_proj N(0, 0.02/sqrt(2*n_layer)))
 trained on random token batches with AdamW, written the way a competent
-PyTorch 1.13 user would on CPU: manual causal attention (masked_fill + softmax,
-since F.scaled_dot_product_attention does not exist in 1.13), tanh GELU,
-F.cross_entropy, clip_grad_norm_(1.0), AdamW(foreach=True when supported) with
-weight decay 0.1 on 2-D weights only, zero_grad(set_to_none=True).
+PyTorch user would: F.scaled_dot_product_attention where torch has it (2.0+;
+manual masked_fill + softmax on 1.13), tanh GELU, F.cross_entropy,
+clip_grad_norm_(1.0), AdamW with weight decay 0.1 on 2-D weights only
+(fused=True on CUDA where supported, else foreach=True),
+zero_grad(set_to_none=True). --precision bf16 runs forward and loss under
+torch.autocast(dtype=torch.bfloat16), float32 weights, as the usual recipe.
 
 --threads also sets OMP/OPENBLAS/MKL_NUM_THREADS (unless already set) before torch
 is imported. `--warmup` untimed steps are followed by `--steps` steps timed with
@@ -35,6 +37,8 @@ def parse_args():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--json", action="store_true")
     return ap.parse_args()
 
@@ -47,9 +51,13 @@ if __name__ == "__main__":
     for var in BLAS_ENV:
         os.environ.setdefault(var, str(ARGS.threads))
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+SDPA = hasattr(F, "scaled_dot_product_attention")
 
 
 class Block(nn.Module):
@@ -65,6 +73,9 @@ class Block(nn.Module):
         B, T, E = x.shape
         q, k, v = self.c_attn(x).split(E, dim=2)
         q, k, v = (t.view(B, T, self.H, E // self.H).transpose(1, 2) for t in (q, k, v))
+        if SDPA:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, E))
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
         att = att.masked_fill(~self.mask[:, :, :T, :T], float("-inf"))
         y = F.softmax(att, dim=-1) @ v
@@ -100,38 +111,51 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def make_optimizer(model, lr=3e-4, wd=0.1):
+def make_optimizer(model, device, lr=3e-4, wd=0.1):
     params = [p for p in model.parameters() if p.requires_grad]  # tied weight appears once
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": wd},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    kw = {}
-    if "foreach" in inspect.signature(torch.optim.AdamW).parameters:
-        kw["foreach"] = True  # 1.13 defaults to the per-tensor loop on CPU
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8, **kw), kw.get("foreach", False)
+    sig = inspect.signature(torch.optim.AdamW).parameters
+    if device.type == "cuda" and "fused" in sig:
+        kw, kind = {"fused": True}, "fused"
+    elif "foreach" in sig:
+        kw, kind = {"foreach": True}, "foreach"  # 1.13 defaults to the per-tensor loop on CPU
+    else:
+        kw, kind = {}, "loop"
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8, **kw), kind
 
 
 def main():
     a = ARGS
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    model = GPT(a.layers, a.heads, a.embd, a.ctx, a.vocab)
+    device = torch.device(a.device)
+    cuda = device.type == "cuda"
+    model = GPT(a.layers, a.heads, a.embd, a.ctx, a.vocab).to(device)
     model.train()
-    opt, foreach = make_optimizer(model)
+    opt, opt_kind = make_optimizer(model, device)
     nparams = sum(p.numel() for p in model.parameters())
+    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if a.precision == "bf16"
+                else contextlib.nullcontext())
 
     g = torch.Generator().manual_seed(a.seed)
     data = torch.randint(0, a.vocab, (a.warmup + a.steps, a.batch, a.ctx + 1), generator=g)
-    xs, ys = data[:, :, :-1].contiguous(), data[:, :, 1:].contiguous()
+    xs, ys = data[:, :, :-1].contiguous().to(device), data[:, :, 1:].contiguous().to(device)
 
     losses, times = [], []
     for i in range(a.warmup + a.steps):
         x, y = xs[i], ys[i]
+        if cuda:
+            torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        loss = model(x, y)
+        with autocast:
+            loss = model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.synchronize(device)
         lv = loss.item()
         dt = time.perf_counter() - t0
         if i >= a.warmup:
@@ -143,7 +167,8 @@ def main():
     tokens = a.batch * a.ctx * len(times)
     out = {"impl": "pytorch-eager", "torch": torch.__version__, "threads": torch.get_num_threads(),
            "blas_env": {v: os.environ.get(v) for v in BLAS_ENV},
-           "foreach": foreach, "tokens_per_s": tokens / sum(times) if times else None,
+           "device": str(device), "precision": a.precision, "attention": "sdpa" if SDPA else "manual",
+           "optimizer": opt_kind, "tokens_per_s": tokens / sum(times) if times else None,
            "step_s_median": statistics.median(times) if times else None, "step_s": times,
            "loss_first": losses[0], "loss_last": losses[-1], "params": nparams}
     print(json.dumps(out) if a.json else json.dumps(out, indent=2))
