@@ -84,8 +84,10 @@ void dt_free(void *p) { std::free(p); }
 int32_t dt_abi_version(void) { return DT_ABI_VERSION; }
 
 const char *dt_build_info(void) {
-  static const std::string info = std::string("libtorch ") + TORCH_VERSION +
-                                  (torch::cuda::is_available() ? ", cuda" : ", cpu only");
+  static const std::string info =
+      std::string("libtorch ") + TORCH_VERSION +
+      (torch::cuda::is_available() ? ", cuda, " + std::to_string(torch::cuda::device_count()) + " device(s)"
+                                   : ", cpu only");
   return info.c_str();
 }
 
@@ -134,7 +136,9 @@ char *dt_model_new(const dt_config *cfg, const char *device, uint64_t seed, dt_m
     *out = nullptr;
     const at::Device dev(device ? device : "cpu");
     if (dev.is_cuda()) {
-      Require(torch::cuda::is_available(), "device " + dev.str() + ": this libdtorch has no CUDA device");
+      Require(torch::cuda::is_available(), "device " + dev.str() +
+                                               ": no CUDA device usable by this libdtorch (" + dt_build_info() +
+                                               "; a GPU build is ./build.sh --cuda)");
       Require(int(dev.index()) < int(torch::cuda::device_count()), "device " + dev.str() + ": no such CUDA device");
     }
     *out = new dt_model{dtorch::GPT2(*cfg, dev, seed)};
