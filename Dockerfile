@@ -2,7 +2,7 @@
 #
 #   docker build -t dtrain .
 #   docker run --gpus all --network host -v $PWD/miner.toml:/config/miner.toml:ro -v $PWD/data:/data \
-#     dtrain miner --config /config/miner.toml --device cuda
+#     dtrain miner --config /config/miner.toml
 #
 # /data is the working directory: the default out_dir (runs/miner, with the
 # miner's identity key) and the tokenized-data cache land there. The host
@@ -69,6 +69,7 @@ COPY --from=build /usr/local/go/src /usr/local/go/src
 ENV DTRAIN_GOROOT=/usr/local/go \
     PATH=/opt/dtrain/bin:$PATH \
     XDG_CACHE_HOME=/data/cache \
+    DTRAIN_DEVICE=cuda \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 # Fail the build, not the miner, on a library the image lacks (the driver's
@@ -78,6 +79,7 @@ RUN ! ldd /opt/dtrain/bin/dtrain | grep -v 'libcuda\.so' | grep 'not found' \
 WORKDIR /data
 VOLUME /data
 ENTRYPOINT ["dtrain"]
-# Without arguments: mine the default configuration on the GPU. Arguments
-# replace all of CMD, so they say --device cuda (or device = "cuda" in the config).
-CMD ["miner", "--device", "cuda"]
+# Without arguments: mine the default configuration. DTRAIN_DEVICE=cuda puts
+# every command that runs a model (miner, train, eval, bench) on the GPU,
+# over the config's device; -e DTRAIN_DEVICE=cuda:1 picks another GPU.
+CMD ["miner"]

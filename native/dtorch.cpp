@@ -77,6 +77,23 @@ at::Tensor Tokens(const int32_t *p, int64_t batch, int64_t seq) {
 
 }  // namespace
 
+extern "C" const char *dt_build_info(void);
+
+namespace {
+
+// UsableDevice parses a device name and checks that this build can use it.
+at::Device UsableDevice(const char *name) {
+  const at::Device dev(name ? name : "cpu");
+  if (dev.is_cuda()) {
+    Require(torch::cuda::is_available(), "device " + dev.str() + ": no CUDA device usable by this libdtorch (" +
+                                             dt_build_info() + "; a GPU build is ./build.sh --cuda)");
+    Require(dev.index() < int(torch::cuda::device_count()), "device " + dev.str() + ": no such CUDA device");
+  }
+  return dev;
+}
+
+}  // namespace
+
 extern "C" {
 
 void dt_free(void *p) { std::free(p); }
@@ -116,7 +133,7 @@ char *dt_matmul_gflops(const char *device, const char *dtype, int64_t n, int32_t
   return Guard([&] {
     Require(n > 0 && iters > 0, "matmul: n and iters must be > 0");
     at::NoGradGuard no_grad;
-    const at::Device dev(device ? device : "cpu");
+    const at::Device dev = UsableDevice(device);
     const auto opts = at::TensorOptions().device(dev).dtype(ParseDtype(dtype));
     at::Tensor a = at::randn({n, n}, opts);
     at::Tensor b = at::randn({n, n}, opts);
@@ -134,13 +151,7 @@ char *dt_model_new(const dt_config *cfg, const char *device, uint64_t seed, dt_m
   return Guard([&] {
     Require(cfg && out, "model: null argument");
     *out = nullptr;
-    const at::Device dev(device ? device : "cpu");
-    if (dev.is_cuda()) {
-      Require(torch::cuda::is_available(), "device " + dev.str() +
-                                               ": no CUDA device usable by this libdtorch (" + dt_build_info() +
-                                               "; a GPU build is ./build.sh --cuda)");
-      Require(int(dev.index()) < int(torch::cuda::device_count()), "device " + dev.str() + ": no such CUDA device");
-    }
+    const at::Device dev = UsableDevice(device);
     *out = new dt_model{dtorch::GPT2(*cfg, dev, seed)};
   });
 }

@@ -61,3 +61,28 @@ func TestBenchTrainBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceFromEnv checks that DTRAIN_DEVICE and DTRAIN_PRECISION (which
+// the GPU image sets) reach every command that trains, and that the flags
+// win over them.
+func TestDeviceFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env, val string
+		args     []string
+		want     string
+	}{
+		{"DTRAIN_DEVICE", "tpu", []string{"train"}, `device: must be cpu, cuda or cuda:N (got "tpu")`},
+		{"DTRAIN_DEVICE", "tpu", []string{"miner"}, `device: must be cpu, cuda or cuda:N (got "tpu")`},
+		{"DTRAIN_PRECISION", "fp16", []string{"train"}, `precision: must be auto, fp32 or bf16 (got "fp16")`},
+		{"DTRAIN_PRECISION", "fp16", []string{"miner", "--precision", "fp8"}, `(got "fp8")`},
+		{"DTRAIN_DEVICE", "tpu", []string{"bench", "train", "--no-baseline"}, "want cpu, cuda or cuda:N"},
+		{"DTRAIN_DEVICE", "cuda:0", []string{"bench", "train", "--no-baseline"}, "cuda"},
+	} {
+		t.Setenv(tc.env, tc.val)
+		out, err := run(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%s dtrain %v: err %v (output %q), want %q", tc.env, tc.val, tc.args, err, out, tc.want)
+		}
+		os.Unsetenv(tc.env)
+	}
+}

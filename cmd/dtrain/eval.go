@@ -27,7 +27,7 @@ func evalCommand() *cli.Command {
 			&cli.IntFlag{Name: "seq-len", Required: true, Usage: "T, tokens predicted per window"},
 			&cli.Int64Flag{Name: "max-tokens", Usage: "read at most this many tokens (default: all)"},
 			&cli.IntFlag{Name: "batch", Value: 8, Usage: "windows per forward pass"},
-			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N"},
+			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N", EnvVars: []string{"DTRAIN_DEVICE"}},
 			&cli.BoolFlag{Name: "json", Usage: `print {"loss":..., "tokens":..., "windows":...}`},
 		},
 		Action: runEval,

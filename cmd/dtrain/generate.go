@@ -24,7 +24,7 @@ func generateCommand() *cli.Command {
 			&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling threshold in (0, 1]; 0 = off"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "the same seed, prompt and checkpoint give the same text"},
 			&cli.BoolFlag{Name: "stop-at-eot", Value: true, Usage: "stop at the end-of-text token"},
-			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N"},
+			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N", EnvVars: []string{"DTRAIN_DEVICE"}},
 		},
 		Action: runGenerate,
 	}

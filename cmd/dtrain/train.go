@@ -37,10 +37,10 @@ func trainCommand() *cli.Command {
 }
 
 // The device flags of every command that trains; they override the
-// config's device and precision.
+// config's device and precision. The GPU image sets DTRAIN_DEVICE=cuda.
 var (
-	deviceFlag    = &cli.StringFlag{Name: "device", Usage: "override device: cpu, cuda or cuda:N"}
-	precisionFlag = &cli.StringFlag{Name: "precision", Usage: "override precision: auto, fp32 or bf16"}
+	deviceFlag    = &cli.StringFlag{Name: "device", Usage: "override device: cpu, cuda or cuda:N", EnvVars: []string{"DTRAIN_DEVICE"}}
+	precisionFlag = &cli.StringFlag{Name: "precision", Usage: "override precision: auto, fp32 or bf16", EnvVars: []string{"DTRAIN_PRECISION"}}
 )
 
 func applyDeviceFlags(c *cli.Context, cfg *config.Train) {
