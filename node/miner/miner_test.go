@@ -3,7 +3,6 @@ package miner
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/data/datatest"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -33,27 +33,7 @@ func tinyMiner(mode string) config.Miner {
 
 // tinyData is a repetitive token stream, split into train and val shards.
 func tinyData(t *testing.T) (train, val *data.Dataset) {
-	t.Helper()
-	dir := t.TempDir()
-	toks := make([]int32, 20000)
-	for i := range toks {
-		toks[i] = int32((i*7)%97 + (i/13)%5)
-	}
-	if err := data.WriteShard(filepath.Join(dir, "train_000000.bin"), toks[:18000]); err != nil {
-		t.Fatal(err)
-	}
-	if err := data.WriteShard(filepath.Join(dir, "val_000000.bin"), toks[18000:]); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if train, err = data.OpenDataset(dir, "train", 8); err != nil {
-		t.Fatal(err)
-	}
-	if val, err = data.OpenDataset(dir, "val", 8); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { train.Close(); val.Close() })
-	return train, val
+	return datatest.Split(t, 18000, 2000, 8)
 }
 
 // swarmHarness runs miners of one run in this process over loopback QUIC;

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/data/datatest"
 )
 
 // tinyConfig is a run small enough for unit tests: GPT-2's vocabulary (the
@@ -28,27 +29,7 @@ func tinyConfig(out string) config.Train {
 
 // tinyData writes a train and a val shard of a repetitive token stream.
 func tinyData(t *testing.T) (train, val *data.Dataset) {
-	t.Helper()
-	dir := t.TempDir()
-	toks := make([]int32, 4000)
-	for i := range toks {
-		toks[i] = int32((i*7)%97 + (i/13)%5)
-	}
-	if err := data.WriteShard(filepath.Join(dir, "train_000000.bin"), toks[:3500]); err != nil {
-		t.Fatal(err)
-	}
-	if err := data.WriteShard(filepath.Join(dir, "val_000000.bin"), toks[3500:]); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if train, err = data.OpenDataset(dir, "train", 8); err != nil {
-		t.Fatal(err)
-	}
-	if val, err = data.OpenDataset(dir, "val", 8); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { train.Close(); val.Close() })
-	return train, val
+	return datatest.Split(t, 3500, 500, 8)
 }
 
 // recorder keeps the losses per step and can stop the run after a step.
