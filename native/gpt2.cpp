@@ -88,18 +88,23 @@ void GPT2::SetCompute(at::ScalarType dtype) {
   compute_ = dtype;
 }
 
+// Staging is the first n floats of the pinned host buffer. A pageable host
+// buffer makes the driver stage through its own small pinned buffers, chunk
+// by chunk; one pinned buffer of the whole size takes a single DMA at full
+// PCIe rate, then a host memcpy.
+at::Tensor GPT2::Staging(int64_t n) {
+  if (!staging_.defined())
+    staging_ = at::empty({flat.numel()}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+  return staging_.narrow(0, 0, n);
+}
+
 void GPT2::CopyToHost(const at::Tensor &src, float *dst) {
   at::Tensor out = at::from_blob(dst, {src.numel()}, at::kFloat);
   if (src.device().is_cpu()) {
     out.copy_(src);
     return;
   }
-  // A pageable destination makes the driver stage through its own small
-  // pinned buffers, chunk by chunk; one pinned buffer of the whole size
-  // takes a single DMA at full PCIe rate, then a host memcpy.
-  if (!staging_.defined())
-    staging_ = at::empty({flat.numel()}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
-  at::Tensor st = staging_.narrow(0, 0, src.numel());
+  at::Tensor st = Staging(src.numel());
   st.copy_(src);
   out.copy_(st);
 }
@@ -111,9 +116,7 @@ void GPT2::CopyFromHost(const float *src, const at::Tensor &dst) {
     dst.copy_(in);
     return;
   }
-  if (!staging_.defined())
-    staging_ = at::empty({flat.numel()}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
-  at::Tensor st = staging_.narrow(0, 0, dst.numel());
+  at::Tensor st = Staging(dst.numel());
   st.copy_(in);
   dst.copy_(st);
 }

@@ -72,6 +72,7 @@ struct GPT2 {
   at::Tensor Attention(const at::Tensor &x, const Block &b, bool train);
   at::Tensor Mlp(const at::Tensor &x, const Block &b, bool train);
   at::Tensor Dropout(const at::Tensor &x, double p, bool train);
+  at::Tensor Staging(int64_t n);
   // Low is t in the compute dtype. Casting a parameter inside the graph
   // makes autograd cast its gradient back and accumulate it, in float32,
   // into flat_grad: PyTorch autocast's contract, without its dispatch key.
