@@ -8,6 +8,10 @@ import (
 
 func TestParsePrecision(t *testing.T) {
 	cuda := Device{CUDA: true}
+	cpuAuto := FP32
+	if CPUHasBF16() {
+		cpuAuto = BF16
+	}
 	for _, tc := range []struct {
 		in   string
 		dev  Device
@@ -17,8 +21,8 @@ func TestParsePrecision(t *testing.T) {
 		{"fp32", cuda, FP32, false},
 		{"BF16", CPU, BF16, false},
 		{"auto", cuda, BF16, false},
-		{"", CPU, FP32, false},
-		{"auto", CPU, FP32, false},
+		{"", CPU, cpuAuto, false},
+		{"auto", CPU, cpuAuto, false},
 		{"fp16", cuda, "", true},
 		{"float32", CPU, "", true},
 	} {

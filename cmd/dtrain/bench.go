@@ -35,7 +35,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "steps", Value: 10, Usage: "timed steps"},
 				&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed steps first"},
 				&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N", EnvVars: []string{"DTRAIN_DEVICE"}},
-				&cli.StringFlag{Name: "precision", Value: "auto", Usage: "auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16; the baseline uses the same (torch.autocast for bf16)", EnvVars: []string{"DTRAIN_PRECISION"}},
+				&cli.StringFlag{Name: "precision", Value: "auto", Usage: "auto (bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32), fp32 or bf16; the baseline uses the same (torch.autocast for bf16)", EnvVars: []string{"DTRAIN_PRECISION"}},
 				&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch for the baseline"},
 				&cli.BoolFlag{Name: "no-baseline", Usage: "skip PyTorch eager"},
 				&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},

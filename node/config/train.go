@@ -9,7 +9,7 @@ type Train struct {
 	Seed      uint64 `toml:"seed" doc:"seeds weight init, dropout and the data order"`
 	OutDir    string `toml:"out_dir" doc:"checkpoints (out_dir/checkpoints/step_NNNNNNNN) and metrics.jsonl go here"`
 	Device    string `toml:"device" doc:"cpu, cuda or cuda:N"`
-	Precision string `toml:"precision" doc:"matmul and attention dtype: fp32, bf16 (mixed precision over float32 weights) or auto (bf16 on CUDA, fp32 on the CPU)"`
+	Precision string `toml:"precision" doc:"matmul and attention dtype: fp32, bf16 (mixed precision over float32 weights) or auto (bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32)"`
 	Threads   int    `toml:"threads" doc:"CPU threads for libtorch; 0 = all cores"`
 
 	Model   Model   `toml:"model"`

@@ -208,8 +208,7 @@ func NewModel(cfg config.Train, dev torch.Device) (*torch.Model, error) {
 	return m, nil
 }
 
-// SetPrecision applies cfg's precision to m (auto: bf16 on CUDA, fp32 on
-// the CPU).
+// SetPrecision applies cfg's precision to m (auto: see torch.ParsePrecision).
 func SetPrecision(m *torch.Model, cfg config.Train) error {
 	p, err := torch.ParsePrecision(cfg.Precision, m.Device())
 	if err != nil {
