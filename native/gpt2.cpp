@@ -250,17 +250,18 @@ double GPT2::TrainStep(const at::Tensor &x, const at::Tensor &y, double scale, i
   CheckTokens(x, cfg.vocab_size, cfg.n_positions, "input", false);
   CheckTokens(y, cfg.vocab_size, cfg.n_positions, "target", true);
   const int64_t B = x.size(0), T = x.size(1), E = cfg.n_embd;
-  at::Tensor xd = x.to(device, at::kLong), yd = y.to(device, at::kLong).reshape(-1);
-  *count = (yd >= 0).sum().item<int64_t>();
+  // Counted on the host tensor: an .item() on the device would make the
+  // CPU wait for the GPU before it queues the forward pass.
+  *count = (y >= 0).sum().item<int64_t>();
   if (*count == 0) return 0.0;
+  at::Tensor xd = x.to(device, at::kLong), yd = y.to(device, at::kLong).reshape(-1);
   // The embedding output is a leaf: its gradient is scattered into wte and
   // wpe by hand below, which avoids a dense [V,E] temporary per step.
   at::Tensor emb = Embed(xd).requires_grad_(true);
   at::Tensor hidden = Body(emb, true).reshape({B * T, E});
   if (!probs_.defined() || probs_.size(0) < B * T) probs_ = at::empty({B * T, cfg.vocab_size}, flat.options());
   at::Tensor probs = probs_.narrow(0, 0, B * T);
-  at::Tensor loss = LMHeadLoss(hidden, wte.detach(), yd, probs, wte_grad, *count, compute_);
-  const double value = loss.item<double>();
+  at::Tensor loss = LMHeadLoss(hidden, wte.detach(), yd, probs, wte_grad, *count, scale, compute_);
   loss.backward(at::full({}, scale, loss.options()));
   {
     at::NoGradGuard no_grad;
@@ -268,7 +269,8 @@ double GPT2::TrainStep(const at::Tensor &x, const at::Tensor &y, double scale, i
     wte_grad.index_add_(0, xd.reshape(-1), g.reshape({B * T, E}));
     wpe_grad.narrow(0, 0, T).add_(g.sum(0));
   }
-  return value;
+  // Read after backward is queued, the step's one wait for the device.
+  return loss.item<double>();
 }
 
 double GPT2::EvalSum(const at::Tensor &x, const at::Tensor &y, int64_t *count) {
@@ -276,9 +278,9 @@ double GPT2::EvalSum(const at::Tensor &x, const at::Tensor &y, int64_t *count) {
   CheckTokens(y, cfg.vocab_size, cfg.n_positions, "target", true);
   at::NoGradGuard no_grad;
   const int64_t B = x.size(0), T = x.size(1), E = cfg.n_embd;
-  at::Tensor xd = x.to(device, at::kLong), yd = y.to(device, at::kLong).reshape(-1);
-  *count = (yd >= 0).sum().item<int64_t>();
+  *count = (y >= 0).sum().item<int64_t>();
   if (*count == 0) return 0.0;
+  at::Tensor xd = x.to(device, at::kLong), yd = y.to(device, at::kLong).reshape(-1);
   at::Tensor hidden = Body(Embed(xd), false).reshape({B * T, E});
   return LMHeadLossSum(hidden, wte, yd, compute_);
 }

@@ -87,9 +87,13 @@ struct GPT2 {
 
 // LM-head cross-entropy for training (lmhead.cpp). hidden [N,E] carries
 // autograd; the gradient for wte is added straight into wte_grad. The two
-// GEMMs of each direction run in compute; probabilities stay float32.
+// GEMMs of each direction run in compute; probabilities stay float32. count
+// is the number of targets that are not -1; the loss must be the root of the
+// backward pass, with gradient scale (known here, so backward never reads a
+// device scalar back).
 at::Tensor LMHeadLoss(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets,
-                      at::Tensor &probs, const at::Tensor &wte_grad, int64_t count, at::ScalarType compute);
+                      at::Tensor &probs, const at::Tensor &wte_grad, int64_t count, double scale,
+                      at::ScalarType compute);
 // Sum of cross-entropy without keeping logits (lmhead.cpp).
 double LMHeadLossSum(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets,
                      at::ScalarType compute);

@@ -184,7 +184,7 @@ void LowMM(at::Tensor out, const at::Tensor &a, const at::Tensor &b) {
 
 struct LMHead : public torch::autograd::Function<LMHead> {
   static at::Tensor forward(AutogradContext *ctx, at::Tensor hidden, at::Tensor w, at::Tensor targets,
-                            at::Tensor probs, at::Tensor w_grad, int64_t count, int64_t compute) {
+                            at::Tensor probs, at::Tensor w_grad, int64_t count, double scale, int64_t compute) {
     const int64_t n = hidden.size(0), rows = ChunkRows(w, n);
     const auto dtype = static_cast<at::ScalarType>(compute);
     at::Tensor hd = hidden.detach().to(dtype), wl = w.to(dtype);
@@ -200,37 +200,42 @@ struct LMHead : public torch::autograd::Function<LMHead> {
     }
     ctx->save_for_backward({hd, wl, targets, probs, w_grad});
     ctx->saved_data["count"] = count;
+    ctx->saved_data["scale"] = scale;
     return (total / double(count)).to(hidden.scalar_type());
   }
 
   static variable_list backward(AutogradContext *ctx, variable_list grad_out) {
     auto saved = ctx->get_saved_variables();
     at::Tensor hd = saved[0], w = saved[1], targets = saved[2], probs = saved[3], w_grad = saved[4];
-    const double scale = grad_out[0].item<double>() / double(ctx->saved_data["count"].toInt());
+    // grad_out[0] is the scale given to forward; reading it back here would
+    // stall the CPU until the GPU has finished the forward pass.
+    const int64_t count = ctx->saved_data["count"].toInt();
+    const double scale = ctx->saved_data["scale"].toDouble() / double(count);
     at::NoGradGuard no_grad;
     // dlogits = (softmax - onehot(target)) · scale, with ignored rows zeroed.
     at::Tensor valid = targets >= 0;
     probs.scatter_add_(1, targets.clamp_min(0).unsqueeze(1), valid.to(probs.scalar_type()).neg().unsqueeze(1));
-    if (!valid.all().item<bool>()) probs.index_fill_(0, at::nonzero(~valid).squeeze(1), 0.0);
+    if (count < targets.numel()) probs.index_fill_(0, at::nonzero(~valid).squeeze(1), 0.0);
     if (w.scalar_type() == probs.scalar_type()) {
       at::Tensor dhidden = at::mm(probs, w).mul_(scale);
       w_grad.addmm_(probs.t(), hd, 1.0, scale);
-      return {dhidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+      return {dhidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     }
     // Mixed precision: both GEMMs in the compute dtype, results back in
     // float32 (the gradient of hidden, and wte's master gradient).
     at::Tensor dl = probs.to(w.scalar_type());
     at::Tensor dhidden = at::mm(dl, w).to(probs.scalar_type()).mul_(scale);
     w_grad.add_(at::mm(dl.t(), hd), scale);
-    return {dhidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dhidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor LMHeadLoss(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets,
-                      at::Tensor &probs, const at::Tensor &wte_grad, int64_t count, at::ScalarType compute) {
-  return LMHead::apply(hidden, wte, targets, probs, wte_grad, count, int64_t(compute));
+                      at::Tensor &probs, const at::Tensor &wte_grad, int64_t count, double scale,
+                      at::ScalarType compute) {
+  return LMHead::apply(hidden, wte, targets, probs, wte_grad, count, scale, int64_t(compute));
 }
 
 double LMHeadLossSum(const at::Tensor &hidden, const at::Tensor &wte, const at::Tensor &targets,
