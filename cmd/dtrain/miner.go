@@ -21,14 +21,13 @@ func minerCommand() *cli.Command {
 		Description: "Without --config, mines the default configuration (`dtrain config init --role miner` prints it).\n" +
 			"--bootstrap joins a swarm through a peer's full multiaddr (the first miner or `dtrain bootstrap`\n" +
 			"prints it). Ctrl-C stops after the current epoch's local work.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration file"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "override net.bootstrap (repeatable)"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "override net.listen (repeatable)"},
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
 			&cli.StringFlag{Name: "mode", Usage: "override swarm.mode: diloco or gradients"},
-			deviceFlag, precisionFlag,
-		},
+		}, deviceFlags()...),
 		Action: runMiner,
 	}
 }

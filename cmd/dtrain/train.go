@@ -24,24 +24,27 @@ func trainCommand() *cli.Command {
 		Description: "Without --config, trains the default configuration (`dtrain config init --role train` prints it)\n" +
 			"on the built-in corpus. Ctrl-C stops after the current step and writes a checkpoint;\n" +
 			"--resume continues from out_dir's latest checkpoint exactly where it stopped.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration file"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue from out_dir's latest checkpoint (start fresh if there is none)"},
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
 			&cli.Float64Flag{Name: "max-minutes", Usage: "override train.max_minutes"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics here (overrides metrics.addr), e.g. 127.0.0.1:9100"},
-			deviceFlag, precisionFlag,
-		},
+		}, deviceFlags()...),
 		Action: runTrain,
 	}
 }
 
-// The device flags of every command that trains; they override the
-// config's device and precision. The GPU image sets DTRAIN_DEVICE=cuda.
-var (
-	deviceFlag    = &cli.StringFlag{Name: "device", Usage: "override device: cpu, cuda or cuda:N", EnvVars: []string{"DTRAIN_DEVICE"}}
-	precisionFlag = &cli.StringFlag{Name: "precision", Usage: "override precision: auto, fp32 or bf16", EnvVars: []string{"DTRAIN_PRECISION"}}
-)
+// deviceFlags are the device flags of every command that trains; they
+// override the config's device and precision. The GPU image sets
+// DTRAIN_DEVICE=cuda. New flags each time: a cli flag keeps the value it
+// was set to, and commands run more than once in one process (tests).
+func deviceFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "device", Usage: "override device: cpu, cuda or cuda:N", EnvVars: []string{"DTRAIN_DEVICE"}},
+		&cli.StringFlag{Name: "precision", Usage: "override precision: auto, fp32 or bf16", EnvVars: []string{"DTRAIN_PRECISION"}},
+	}
+}
 
 func applyDeviceFlags(c *cli.Context, cfg *config.Train) {
 	if c.IsSet("device") {
