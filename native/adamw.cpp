@@ -9,7 +9,6 @@
 #include <ATen/Parallel.h>
 #include <cmath>
 #include <stdexcept>
-#include <vector>
 
 namespace dtorch {
 namespace {
@@ -46,22 +45,25 @@ AdamW::AdamW(GPT2 *model, const dt_adamw_config &cfg) : model_(model), cfg_(cfg)
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
 bool AdamW::FusedStep(double lr) {
   if (!model_->flat.is_cuda()) return false;
-  // Two groups: decayed matrices and the rest; views into the flat buffers.
-  std::vector<at::Tensor> p[2], g[2], m[2], v[2], steps[2];
-  // The kernel reads the step count from a device tensor per parameter;
-  // every parameter shares one, and it counts the step about to be taken.
-  const at::Tensor count = at::full({}, double(step + 1), model_->flat.options());
-  for (const auto &s : model_->specs) {
-    const int k = s.shape.size() == 2 ? 1 : 0;
-    p[k].push_back(model_->flat.narrow(0, s.offset, s.numel));
-    g[k].push_back(model_->flat_grad.narrow(0, s.offset, s.numel));
-    m[k].push_back(exp_avg.narrow(0, s.offset, s.numel));
-    v[k].push_back(exp_avg_sq.narrow(0, s.offset, s.numel));
-    steps[k].push_back(count);
+  if (!step_t_.defined()) {
+    // The kernel reads the step count from a device tensor per parameter;
+    // every parameter shares one. The views never move: the flat buffers
+    // are only ever written in place.
+    step_t_ = at::zeros({}, model_->flat.options());
+    for (const auto &s : model_->specs) {
+      FusedGroup &g = fused_[s.shape.size() == 2 ? 1 : 0];
+      g.p.push_back(model_->flat.narrow(0, s.offset, s.numel));
+      g.g.push_back(model_->flat_grad.narrow(0, s.offset, s.numel));
+      g.m.push_back(exp_avg.narrow(0, s.offset, s.numel));
+      g.v.push_back(exp_avg_sq.narrow(0, s.offset, s.numel));
+      g.steps.push_back(step_t_);
+    }
   }
+  step_t_.fill_(double(step + 1));  // the step about to be taken
   for (int k = 0; k < 2; k++) {
-    if (p[k].empty()) continue;
-    at::_fused_adamw_(p[k], g[k], m[k], v[k], /*max_exp_avg_sqs=*/{}, steps[k], lr, cfg_.beta1, cfg_.beta2,
+    const FusedGroup &g = fused_[k];
+    if (g.p.empty()) continue;
+    at::_fused_adamw_(g.p, g.g, g.m, g.v, /*max_exp_avg_sqs=*/{}, g.steps, lr, cfg_.beta1, cfg_.beta2,
                       k == 1 ? cfg_.weight_decay : 0.0, cfg_.eps, /*amsgrad=*/false, /*maximize=*/false);
   }
   step++;

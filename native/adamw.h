@@ -1,6 +1,8 @@
 // adamw.h: AdamW over a GPT2's flat parameters.
 #pragma once
 
+#include <vector>
+
 #include "gpt2.h"
 
 namespace dtorch {
@@ -19,6 +21,12 @@ struct AdamW {
 
   GPT2 *model_;
   dt_adamw_config cfg_;
+  // FusedStep's tensor lists, [0] without weight decay, [1] with: views of
+  // the flat buffers, made on its first step.
+  struct FusedGroup {
+    std::vector<at::Tensor> p, g, m, v, steps;
+  } fused_[2];
+  at::Tensor step_t_;
 };
 
 }  // namespace dtorch

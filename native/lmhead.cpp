@@ -216,16 +216,15 @@ struct LMHead : public torch::autograd::Function<LMHead> {
     at::Tensor valid = targets >= 0;
     probs.scatter_add_(1, targets.clamp_min(0).unsqueeze(1), valid.to(probs.scalar_type()).neg().unsqueeze(1));
     if (count < targets.numel()) probs.index_fill_(0, at::nonzero(~valid).squeeze(1), 0.0);
-    if (w.scalar_type() == probs.scalar_type()) {
-      at::Tensor dhidden = at::mm(probs, w).mul_(scale);
-      w_grad.addmm_(probs.t(), hd, 1.0, scale);
-      return {dhidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
-    }
-    // Mixed precision: both GEMMs in the compute dtype, results back in
-    // float32 (the gradient of hidden, and wte's master gradient).
+    // Both GEMMs run in the compute dtype (dl is probs itself in float32);
+    // the results come back in float32: hidden's gradient, and wte's master
+    // gradient, accumulated in place when the dtypes allow it.
     at::Tensor dl = probs.to(w.scalar_type());
     at::Tensor dhidden = at::mm(dl, w).to(probs.scalar_type()).mul_(scale);
-    w_grad.add_(at::mm(dl.t(), hd), scale);
+    if (dl.scalar_type() == w_grad.scalar_type())
+      w_grad.addmm_(dl.t(), hd, 1.0, scale);
+    else
+      w_grad.add_(at::mm(dl.t(), hd), scale);
     return {dhidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

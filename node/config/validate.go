@@ -56,9 +56,7 @@ func (t Train) Validate() error {
 	if !validDevice(t.Device) {
 		c.fail("device", "must be cpu, cuda or cuda:N", t.Device)
 	}
-	switch strings.TrimSpace(strings.ToLower(t.Precision)) {
-	case "", "auto", "fp32", "bf16":
-	default:
+	if !validPrecision(t.Precision) {
 		c.fail("precision", "must be auto, fp32 or bf16", t.Precision)
 	}
 	c.atLeast("threads", t.Threads, 0)
@@ -192,6 +190,16 @@ func (m Metrics) validate(c *check) {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		c.fail("metrics.addr", "port must be a number in 0..65535", m.Addr)
 	}
+}
+
+// validPrecision accepts what torch.ParsePrecision accepts; like
+// validDevice, it lives here so that config needs no cgo.
+func validPrecision(s string) bool {
+	switch strings.TrimSpace(strings.ToLower(s)) {
+	case "", "auto", "fp32", "bf16":
+		return true
+	}
+	return false
 }
 
 // validDevice accepts what torch.ParseDevice accepts, except the empty
