@@ -182,3 +182,13 @@ func (t *Tracker) SwarmEpoch(now time.Duration) uint64 {
 func (t *Tracker) Behind(now time.Duration, selfEpoch uint64) bool {
 	return t.SwarmEpoch(now) > selfEpoch
 }
+
+// Each calls fn with every live report, in no particular order: for
+// callers that count over the swarm and need neither a copy nor an order.
+func (t *Tracker) Each(now time.Duration, fn func(Report)) {
+	for _, r := range t.peers {
+		if t.live(now, r) {
+			fn(r)
+		}
+	}
+}

@@ -1,0 +1,46 @@
+// Package epoch is the epoch protocol that every role of a run follows:
+// when a peer loads the swarm's state, trains, announces that it is ready,
+// averages with a group, and applies, drops or replaces the epoch's update.
+// It composes the I/O-free state machines of node/progress (the swarm's
+// view), node/matchmaking (groups) and the outcome of node/allreduce rounds
+// into one Machine, itself free of I/O and clocks like etcd's raft: the
+// caller feeds it reports, matchmaking messages, ticks and the results of
+// the work it asked for, and carries out the Actions it returns. A miner
+// drives it over libp2p with wall time; node/sim drives thousands of them
+// with virtual time.
+//
+// # Rules
+//
+// A peer's state is (epoch e, hash H): the parameters it starts epoch e
+// from. The rules that keep the swarm on one version:
+//
+//   - Behind: a strict majority of the live peers is at a later epoch
+//     (progress.Tracker.SwarmEpoch): load the majority's state there.
+//   - Successor: at least two live peers agree on one state of epoch e+1
+//     (a group average is held by every member of its group): load it
+//     rather than train e again. This is how a peer whose round failed, or
+//     that was left out of a group, rejoins those that averaged.
+//   - Diverged: the peers at e mostly hold another hash than H, or a strict
+//     majority of the live peers is at an earlier epoch e' with a hash this
+//     peer did not hold at e' (it went ahead on a minority's lineage, as
+//     after a partition): load the majority's state.
+//   - Same base: the matchmaking key includes H, so peers that start an
+//     epoch from different states never average together.
+//   - Drop, never fork: when averaging fails, a peer restores the epoch's
+//     start state and stays at e, so no state of e+1 is ever a dropped
+//     update and an averaged state is never replaced by a dropped one. It
+//     applies its update alone only when no other peer has been live for a
+//     whole report expiry (it is the only miner of the run).
+//   - Across groups: when the epoch's ready peers split into several
+//     groups, each group's lowest-id contributor (its delegate) carries the
+//     group's mean, weighted by the group's samples, into a second round
+//     among the delegates. Their result is the exact weighted mean over
+//     every contributor of every group that took part, computed once per
+//     element (one owner per span), so all delegates hold the same bits;
+//     the other members drop the group's mean and load the delegates'
+//     state by the successor rule.
+//
+// Every wait has a deadline: listening at start, matchmaking (its collect
+// deadline and confirmation rounds), and a member's wait for its delegates;
+// the caller bounds the rounds and state loads it runs.
+package epoch

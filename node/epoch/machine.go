@@ -1,0 +1,357 @@
+package epoch
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+	"github.com/dtrain-dev/dtrain/node/progress"
+)
+
+// Config sets up a Machine. Durations are on the caller's clock.
+type Config struct {
+	Run  string
+	Self string
+	// Role is what this peer does in rounds: matchmaking.Full for a miner.
+	Role matchmaking.Role
+	// MinGroup and MaxGroup bound the all-reduce groups (matchmaking).
+	MinGroup, MaxGroup int
+	// MatchTimeout is how long a peer collects announcements for its
+	// epoch's group; DelegateTimeout the same for the delegates' round
+	// across groups. ConfirmTimeout bounds matchmaking's confirmation
+	// rounds (0: matchmaking's default).
+	MatchTimeout, DelegateTimeout, ConfirmTimeout time.Duration
+	// RoundTimeout is the caller's all-reduce deadline: a group member
+	// waits for its delegates' result at most DelegateTimeout +
+	// RoundTimeout + 2 heartbeats.
+	RoundTimeout time.Duration
+	// Heartbeat is how often a live peer repeats its report; Expiry is how
+	// long a report counts (progress.Config). Listen is how long a peer
+	// hears reports after Start before its first decision (0: 2.5
+	// heartbeats).
+	Heartbeat, Expiry, Listen time.Duration
+	// History is how many epochs of its own hashes a peer remembers to
+	// tell its lineage from another (0: 64).
+	History int
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Run == "" || c.Self == "":
+		return errors.New("epoch: config: empty Run or Self")
+	case c.MinGroup < 1 || c.MaxGroup < c.MinGroup:
+		return fmt.Errorf("epoch: config: want 1 <= MinGroup <= MaxGroup, got %d and %d", c.MinGroup, c.MaxGroup)
+	case c.MatchTimeout <= 0 || c.DelegateTimeout <= 0 || c.RoundTimeout <= 0 || c.Heartbeat <= 0 || c.Expiry <= c.Heartbeat:
+		return fmt.Errorf("epoch: config: want positive timeouts and Expiry > Heartbeat: %+v", *c)
+	}
+	if c.Listen <= 0 {
+		c.Listen = c.Heartbeat*2 + c.Heartbeat/2
+	}
+	if c.History <= 0 {
+		c.History = 64
+	}
+	return nil
+}
+
+// Phase is what a Machine is waiting for.
+type Phase int
+
+// The phases, in the order an epoch goes through them.
+const (
+	Listening  Phase = iota // hearing reports after Start
+	Loading                 // a Load action is out: waiting for Loaded
+	Training                // a Train action is out: waiting for Trained
+	Matching                // forming the epoch's group
+	Averaging               // an Average action is out: waiting for Averaged
+	Delegating              // a delegate forming the round across groups
+	Awaiting                // a member waiting for its delegates' state
+	Applying                // an Apply action is out: waiting for Advanced
+	Backoff                 // a load failed: waiting before deciding again
+)
+
+var phaseNames = [...]string{"listening", "loading", "training", "matching", "averaging", "delegating", "awaiting", "applying", "backoff"}
+
+func (p Phase) String() string {
+	if int(p) < len(phaseNames) {
+		return phaseNames[p]
+	}
+	return fmt.Sprintf("phase(%d)", int(p))
+}
+
+// Machine is one peer's epoch protocol. It is not safe for concurrent use.
+type Machine struct {
+	cfg     Config
+	tracker *progress.Tracker
+
+	epoch   uint64
+	hash    [32]byte
+	history map[uint64][32]byte // own start hashes by epoch
+	live    bool                // holds the swarm's state: reports and offers it
+	phase   Phase
+	until   time.Duration // the current wait's deadline (Listening, Awaiting, Backoff)
+
+	started   time.Duration
+	lastHeard time.Duration // last report from another peer; -1: never
+	published time.Duration
+	samples   uint64
+	rate      float64
+
+	weight  float64 // this peer's samples in the epoch
+	expect  int     // peers expected at the epoch's matchmaking
+	group   matchmaking.Group
+	mm      *matchmaking.Matchmaker
+	mmKey   string
+	ready   matchmaking.Ready
+	stage   int
+	groups  int // groups the epoch's ready peers split into
+	inbox   inbox
+	keys    [2]string // matchmaking keys of stages 1 and 2 for hash
+}
+
+// New returns a Machine for cfg. Call Start next.
+func New(cfg Config) (*Machine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m := &Machine{
+		cfg:       cfg,
+		tracker:   progress.NewTracker(progress.Config{Self: cfg.Self, Expiry: cfg.Expiry}),
+		history:   make(map[uint64][32]byte),
+		lastHeard: -1,
+	}
+	m.inbox.init()
+	return m, nil
+}
+
+// Epoch is the epoch the peer's state starts; Hash that state's hash.
+func (m *Machine) Epoch() uint64 { return m.epoch }
+
+// Hash is the hash of the state the peer starts its epoch from.
+func (m *Machine) Hash() [32]byte { return m.hash }
+
+// Phase is what the Machine is waiting for.
+func (m *Machine) Phase() Phase { return m.phase }
+
+// Start begins at now with the peer's state (from a checkpoint, or a fresh
+// model at epoch 0): it listens for Config.Listen before deciding whether
+// to load the swarm's state or train.
+func (m *Machine) Start(now time.Duration, epoch uint64, hash [32]byte) []Action {
+	m.started, m.published = now, now
+	m.setState(epoch, hash, true)
+	m.phase, m.until = Listening, now+m.cfg.Listen
+	return nil
+}
+
+// setState makes (epoch, hash) the peer's state; reset forgets its
+// lineage (a loaded state's history is the donors').
+func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
+	if reset {
+		clear(m.history)
+	}
+	m.epoch, m.hash, m.keys = epoch, hash, [2]string{}
+	m.history[epoch] = hash
+	delete(m.history, epoch-uint64(m.cfg.History))
+	m.samples, m.rate, m.weight = 0, 0, 0
+}
+
+// Observe takes a progress report from the run's gossip. A report the
+// tracker refuses (malformed, expired, from the future) is returned as
+// the error and changes nothing.
+func (m *Machine) Observe(now time.Duration, r progress.Report) ([]Action, error) {
+	if r.Peer == m.cfg.Self {
+		return nil, nil
+	}
+	if err := m.tracker.Observe(now, r); err != nil {
+		return nil, err
+	}
+	m.lastHeard = now
+	if m.phase == Awaiting && r.Epoch > m.epoch {
+		// Only a later state can end the wait early; the deadline is
+		// Tick's.
+		return m.checkAwait(now), nil
+	}
+	return nil, nil
+}
+
+// SetProgress updates the samples this peer has trained in its epoch and
+// its rate, for its next report.
+func (m *Machine) SetProgress(samples uint64, rate float64) { m.samples, m.rate = samples, rate }
+
+// Trained says the peer's local work for its epoch is done, with weight
+// samples behind it (0 for a peer that contributes nothing).
+func (m *Machine) Trained(now time.Duration, weight float64) []Action {
+	if m.phase != Training {
+		return nil
+	}
+	m.weight = weight
+	if act, ok := m.target(now); ok {
+		// The swarm moved on while this peer trained: its work is for a
+		// state nobody will average with.
+		return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: "the swarm moved on during training"}}, m.load(act)...)
+	}
+	return m.startMatch(now, 1, m.weight)
+}
+
+// Averaged reports the end of the round an Average action asked for:
+// contributors are the ids the mean is over and weight their summed
+// weight, or err says why the round failed.
+func (m *Machine) Averaged(now time.Duration, stage int, contributors []string, weight float64, err error) []Action {
+	if m.phase != Averaging || stage != m.stage {
+		return nil
+	}
+	if err == nil && len(contributors) < 2 {
+		err = fmt.Errorf("a mean over %d contributors", len(contributors))
+	}
+	if err != nil {
+		return m.fail(now, fmt.Sprintf("all-reduce: %v", err))
+	}
+	if act, ok := m.successor(now, m.group); ok {
+		// Others outside this group already hold the epoch's average:
+		// this group was late, and its mean would be a second version.
+		return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: "the epoch was averaged without this group"}}, m.load(act)...)
+	}
+	if need := m.quorum(stage); 2*len(contributors) < need {
+		return m.fail(now, fmt.Sprintf("a mean over %d contributors of the %d expected: no quorum", len(contributors), need))
+	}
+	if stage == 1 && m.groups > 1 {
+		// Several groups averaged this epoch: only the delegates' round
+		// gives everyone the same state.
+		delegate := contributors[0]
+		for _, c := range contributors[1:] {
+			delegate = min(delegate, c)
+		}
+		if delegate == m.cfg.Self {
+			return m.startMatch(now, 2, weight)
+		}
+		m.phase, m.until = Awaiting, now+m.cfg.DelegateTimeout+m.cfg.RoundTimeout+2*m.cfg.Heartbeat
+		return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: "the group's delegate averages across groups"}}, m.checkAwait(now)...)
+	}
+	m.phase = Applying
+	return []Action{{Kind: Apply, Epoch: m.epoch, Stage: stage, Contributors: len(contributors)}}
+}
+
+// Advanced says the peer applied its epoch's update (Apply or
+// ApplyAlone) and now holds the state of the next epoch, of hash hash.
+func (m *Machine) Advanced(now time.Duration, hash [32]byte) []Action {
+	if m.phase != Applying {
+		return nil
+	}
+	m.setState(m.epoch+1, hash, false)
+	return m.decide(now)
+}
+
+// Loaded reports the end of a Load: the peer now holds (epoch, hash), or
+// err says why the load failed (the peer kept its state).
+func (m *Machine) Loaded(now time.Duration, epoch uint64, hash [32]byte, err error) []Action {
+	if m.phase != Loading {
+		return nil
+	}
+	if err != nil {
+		m.phase, m.until = Backoff, now+m.cfg.Heartbeat
+		return nil
+	}
+	m.setState(epoch, hash, true)
+	return m.decide(now)
+}
+
+// Tick advances time: heartbeats, the end of listening, matchmaking's
+// deadlines and a member's wait for its delegates.
+func (m *Machine) Tick(now time.Duration) []Action {
+	var out []Action
+	if m.live && now >= m.published+m.cfg.Heartbeat {
+		out = append(out, m.publish(now))
+	}
+	switch m.phase {
+	case Listening, Backoff:
+		if now >= m.until {
+			out = append(out, m.decide(now)...)
+		}
+	case Matching, Delegating:
+		out = append(out, m.matchOut(now, m.mm.Tick(now))...)
+		out = append(out, m.matchDone(now)...)
+	case Awaiting:
+		out = append(out, m.checkAwait(now)...)
+	}
+	return out
+}
+
+// NextTick is when the caller should call Tick next.
+func (m *Machine) NextTick() time.Duration {
+	next := m.published + m.cfg.Heartbeat
+	switch m.phase {
+	case Listening, Backoff, Awaiting:
+		next = min(next, m.until)
+	case Matching, Delegating:
+		if t, ok := m.mm.NextTick(); ok {
+			next = min(next, t)
+		}
+	}
+	return next
+}
+
+// decide is the decision at the start of an epoch: load the swarm's
+// state when this peer is behind, off its lineage or has a successor to
+// take, else train.
+func (m *Machine) decide(now time.Duration) []Action {
+	if act, ok := m.target(now); ok {
+		return m.load(act)
+	}
+	m.live = true
+	m.phase = Training
+	return []Action{m.publish(now), {Kind: Train, Epoch: m.epoch}}
+}
+
+// publish returns this peer's report as of now.
+func (m *Machine) publish(now time.Duration) Action {
+	m.published = now
+	r := progress.Report{
+		Peer: m.cfg.Self, Epoch: m.epoch, Samples: m.samples, SamplesPerSec: m.rate,
+		StateHash: m.hash, Offers: true, Time: int64(now / time.Millisecond),
+	}
+	m.observeOwn(now, r)
+	return Action{Kind: Publish, Report: r}
+}
+
+func (m *Machine) load(act Action) []Action {
+	m.phase = Loading
+	return []Action{act}
+}
+
+// fail ends an epoch whose averaging failed: alone, the peer applies its
+// own update; otherwise it restores the epoch's start state and decides
+// again (it takes the successor if others averaged, or trains the epoch
+// again).
+func (m *Machine) fail(now time.Duration, why string) []Action {
+	if m.alone(now) {
+		m.phase = Applying
+		return []Action{{Kind: ApplyAlone, Epoch: m.epoch, Reason: why}}
+	}
+	return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: why}}, m.decide(now)...)
+}
+
+// alone reports whether this peer may apply an update by itself: it
+// contributes, and no other peer has been heard for a whole report expiry
+// since it started (so a restarted miner that has not heard its swarm yet
+// does not fork off it).
+func (m *Machine) alone(now time.Duration) bool {
+	if m.cfg.Role == matchmaking.Aux || m.weight <= 0 {
+		return false
+	}
+	// Reports live for Expiry after they were sent, so with none heard
+	// for that long no other peer is live.
+	heard := m.lastHeard >= 0 && now-m.lastHeard < m.cfg.Expiry
+	return !heard && now-m.started >= m.cfg.Expiry
+}
+
+// checkAwait ends a member's wait for its delegates: it loads their state
+// once it appears, or decides afresh at the deadline.
+func (m *Machine) checkAwait(now time.Duration) []Action {
+	if act, ok := m.target(now); ok {
+		return m.load(act)
+	}
+	if now >= m.until {
+		return m.decide(now)
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package epoch
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+)
+
+// Bounds on buffered matchmaking messages: epochs ahead of this peer's
+// (peers that finish an epoch sooner announce before this one is ready),
+// messages per matchmaking, and messages per sender in one matchmaking (a
+// sender's announcement and one view per confirmation round, with room for
+// gossip echoes), so that no sender can fill the buffer for the others.
+const (
+	inboxEpochs    = 4
+	inboxCap       = 4096
+	inboxPerSender = 16
+)
+
+type inboxKey struct {
+	key   string
+	epoch uint64
+}
+
+type inboxEntry struct {
+	from string
+	msg  Match
+}
+
+// inbox holds matchmaking messages for matchmakings this peer has not
+// started yet.
+type inbox struct {
+	byKey   map[inboxKey][]inboxEntry
+	senders map[inboxKey]map[string]int
+	ready   map[uint64]bool // another peer announced for this peer's stage-1 key and epoch
+	first   map[inboxKey]time.Duration
+}
+
+func (b *inbox) init() {
+	b.byKey, b.senders, b.ready = map[inboxKey][]inboxEntry{}, map[inboxKey]map[string]int{}, map[uint64]bool{}
+	b.first = map[inboxKey]time.Duration{}
+}
+
+// put buffers a message for a matchmaking of epoch in [from, from+inboxEpochs).
+func (b *inbox) put(now time.Duration, from string, msg Match, current uint64) {
+	if msg.Epoch < current || msg.Epoch >= current+inboxEpochs {
+		return
+	}
+	k := inboxKey{msg.Key, msg.Epoch}
+	b.seen(now, k)
+	if len(b.byKey[k]) >= inboxCap || b.senders[k][from] >= inboxPerSender {
+		return
+	}
+	if b.senders[k] == nil {
+		b.senders[k] = map[string]int{}
+	}
+	b.senders[k][from]++
+	b.byKey[k] = append(b.byKey[k], inboxEntry{from, msg})
+}
+
+// seen notes when the first message of a matchmaking arrived.
+func (b *inbox) seen(now time.Duration, k inboxKey) {
+	if _, ok := b.first[k]; !ok {
+		b.first[k] = now
+	}
+}
+
+// take returns and forgets the messages for (key, epoch), and drops
+// everything for epochs before epoch.
+func (b *inbox) take(key string, epoch uint64) []inboxEntry {
+	for k := range b.byKey {
+		if k.epoch < epoch {
+			delete(b.byKey, k)
+			delete(b.senders, k)
+		}
+	}
+	for e := range b.ready {
+		if e < epoch {
+			delete(b.ready, e)
+		}
+	}
+	for k := range b.first {
+		if k.epoch < epoch {
+			delete(b.first, k)
+		}
+	}
+	k := inboxKey{key, epoch}
+	out := b.byKey[k]
+	delete(b.byKey, k)
+	return out
+}
+
+// key names a matchmaking: the run, the stage and the state its members
+// start from, so that only peers on one state average together.
+func (m *Machine) key(stage int) string {
+	if m.keys[0] == "" {
+		for i := range m.keys {
+			m.keys[i] = fmt.Sprintf("%s/%d/%x", m.cfg.Run, i+1, m.hash[:8])
+		}
+	}
+	return m.keys[stage-1]
+}
+
+// OthersReady reports whether another peer has announced that it is ready
+// to average this peer's epoch from the same state: a peer still training
+// may stop early and contribute what it has, weighted by its samples.
+func (m *Machine) OthersReady() bool { return m.inbox.ready[m.epoch] }
+
+// ReceiveMatch takes a matchmaking message from peer from (the transport
+// authenticates from). A message for a later matchmaking is buffered; a
+// refused one comes back as the error and changes nothing.
+func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Action, error) {
+	if msg.Ready != nil && (msg.Ready.Peer != from || msg.Ready.Epoch != msg.Epoch || msg.Ready.Run != msg.Key) {
+		return nil, fmt.Errorf("epoch: match message from %s announces %q for %q epoch %d: %w",
+			from, msg.Ready.Peer, msg.Ready.Run, msg.Ready.Epoch, matchmaking.ErrBadMessage)
+	}
+	if msg.To != "" && msg.To != m.cfg.Self {
+		return nil, nil
+	}
+	if msg.Ready != nil && from != m.cfg.Self && msg.Epoch == m.epoch && msg.Key == m.key(1) {
+		m.inbox.ready[m.epoch] = true
+	}
+	active := (m.phase == Matching || m.phase == Delegating) && msg.Key == m.mmKey && msg.Epoch == m.epoch
+	if !active {
+		m.inbox.put(now, from, msg, m.epoch)
+		return nil, nil
+	}
+	out, err := m.feed(now, from, msg)
+	return append(out, m.matchDone(now)...), err
+}
+
+// feed hands one message to the running matchmaker: the sender's repeated
+// announcement first (an echo of one held is ignored), then the message.
+func (m *Machine) feed(now time.Duration, from string, msg Match) ([]Action, error) {
+	var out []Action
+	if msg.Ready != nil && msg.Msg.View != nil {
+		o, _ := m.mm.Receive(now, from, matchmaking.Msg{Ready: []matchmaking.Ready{*msg.Ready}})
+		out = m.matchOut(now, o)
+	}
+	o, err := m.mm.Receive(now, from, msg.Msg)
+	return append(out, m.matchOut(now, o)...), err
+}
+
+// startMatch starts the matchmaking of the given stage with this peer's
+// weight: stage 1 among the peers ready for the epoch, stage 2 among the
+// delegates of the epoch's groups.
+func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Action {
+	m.stage, m.mmKey = stage, m.key(stage)
+	// Collecting ends MatchTimeout after the first announcement this peer
+	// saw, its own or another's, so that the peers of an epoch close
+	// within a gossip delay of each other and mostly see the same ready
+	// set. A peer that comes too late for that window (others failed and
+	// retry, or it is a straggler) opens a new one.
+	k := inboxKey{m.mmKey, m.epoch}
+	timeout := m.cfg.MatchTimeout
+	if stage == 2 {
+		timeout = m.cfg.DelegateTimeout
+	}
+	if f, ok := m.inbox.first[k]; !ok || f+timeout < now+timeout/5 {
+		m.inbox.first[k] = now
+	}
+	cfg := matchmaking.Config{
+		Run: m.mmKey, Self: m.cfg.Self, Epoch: m.epoch, ConfirmTimeout: m.cfg.ConfirmTimeout,
+		MinGroup: m.cfg.MinGroup, MaxGroup: m.cfg.MaxGroup,
+		Deadline: max(now, m.inbox.first[k]+timeout), Expected: m.expected(now),
+	}
+	m.phase = Matching
+	if stage == 1 {
+		m.expect = cfg.Expected
+	}
+	if stage == 2 {
+		// One group of every delegate: the bound only keeps a wrong
+		// estimate from splitting them.
+		cfg.MinGroup, cfg.MaxGroup = 2, max(m.cfg.MaxGroup, 4*m.groups)
+		cfg.Expected = m.groups
+		m.phase = Delegating
+	}
+	if m.cfg.Role == matchmaking.Aux {
+		weight = 0
+	}
+	mm, err := matchmaking.New(cfg)
+	if err != nil {
+		return m.fail(now, err.Error())
+	}
+	m.mm = mm
+	m.ready = matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight}
+	o, err := mm.Announce(now, m.ready)
+	if err != nil {
+		return m.fail(now, err.Error())
+	}
+	out := m.matchOut(now, o)
+	for _, in := range m.inbox.take(m.mmKey, m.epoch) {
+		more, _ := m.feed(now, in.from, in.msg)
+		out = append(out, more...)
+	}
+	return append(out, m.matchDone(now)...)
+}
+
+// matchOut wraps matchmaking's messages as actions.
+func (m *Machine) matchOut(now time.Duration, out []matchmaking.Outgoing) []Action {
+	acts := make([]Action, 0, len(out))
+	for _, o := range out {
+		ready := m.ready
+		acts = append(acts, Action{Kind: PublishMatch, Epoch: m.epoch,
+			Match: Match{To: o.To, Key: m.mmKey, Epoch: m.epoch, Ready: &ready, Msg: o.Msg}})
+	}
+	return acts
+}
+
+// matchDone moves on once matchmaking has ended: to the round, or to fail.
+func (m *Machine) matchDone(now time.Duration) []Action {
+	if (m.phase != Matching && m.phase != Delegating) || !m.mm.Done() {
+		return nil
+	}
+	g, err := m.mm.Group()
+	if m.stage == 1 {
+		groups, _ := matchmaking.Partition(m.mmKey, m.epoch, m.mm.Announced(), m.cfg.MinGroup, m.cfg.MaxGroup)
+		m.groups = len(groups)
+	}
+	if err == nil && len(g.Members) < 2 {
+		err = fmt.Errorf("a group of %d", len(g.Members))
+	}
+	if err != nil {
+		return m.fail(now, fmt.Sprintf("matchmaking (stage %d): %v", m.stage, err))
+	}
+	m.phase, m.group = Averaging, g
+	return []Action{{Kind: Average, Epoch: m.epoch, Stage: m.stage, Group: g, Weight: m.ready.Weight}}
+}
