@@ -97,16 +97,16 @@ type Machine struct {
 	samples   uint64
 	rate      float64
 
-	weight  float64 // this peer's samples in the epoch
-	expect  int     // peers expected at the epoch's matchmaking
-	group   matchmaking.Group
-	mm      *matchmaking.Matchmaker
-	mmKey   string
-	ready   matchmaking.Ready
-	stage   int
-	groups  int // groups the epoch's ready peers split into
-	inbox   inbox
-	keys    [2]string // matchmaking keys of stages 1 and 2 for hash
+	weight float64 // this peer's samples in the epoch
+	expect int     // peers expected at the epoch's matchmaking
+	group  matchmaking.Group
+	mm     *matchmaking.Matchmaker
+	mmKey  string
+	ready  matchmaking.Ready
+	stage  int
+	groups int // groups the epoch's ready peers split into
+	inbox  inbox
+	keys   [2]string // matchmaking keys of stages 1 and 2 for hash
 }
 
 // New returns a Machine for cfg. Call Start next.
