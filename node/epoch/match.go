@@ -134,7 +134,10 @@ func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Act
 // announcement first (an echo of one held is ignored), then the message.
 func (m *Machine) feed(now time.Duration, from string, msg Match) ([]Action, error) {
 	var out []Action
-	if msg.Ready != nil && msg.Msg.View != nil {
+	if !m.mm.Collecting() && msg.Msg.View == nil {
+		return nil, nil // an announcement too late for this matchmaking
+	}
+	if msg.Ready != nil && msg.Msg.View != nil && m.mm.Collecting() {
 		o, _ := m.mm.Receive(now, from, matchmaking.Msg{Ready: []matchmaking.Ready{*msg.Ready}})
 		out = m.matchOut(now, o)
 	}

@@ -115,6 +115,9 @@ func (s *swarm) roundDone(p *miner, now time.Duration) {
 	p.round = nil
 	clear(p.early)
 	res, err := rr.r.Result()
+	if err == nil && s.failRound != nil && s.failRound(p.id, p.m.Epoch()) {
+		err = errors.New("round failed (injected)")
+	}
 	var ids []string
 	var w float64
 	if err == nil {
@@ -141,6 +144,7 @@ func roundWeight(rr *roundRun, contributors []int) float64 {
 // startLoad asks the donors of a Load for the state, one after another.
 func (s *swarm) startLoad(p *miner, now time.Duration, a Action) {
 	s.loads++
+	s.loadsBy[p.id]++
 	p.load, p.loadN = &loadRun{act: a}, len(a.Donors)
 	s.askNext(p, now)
 }

@@ -49,6 +49,9 @@ type swarm struct {
 	loadFails int
 	rejected  int
 	debug     func(*miner, Action)
+	relayOf   func(id string) sim.ID               // nil: by hash of the id
+	failRound func(id string, epoch uint64) bool // a round this miner sees fail
+	loadsBy   map[string]int
 	reasons   map[string]int
 	rejects   map[string]int
 }
@@ -119,7 +122,7 @@ func newSwarm(t testing.TB, seed int64, cfg Config, dim int) *swarm {
 		t: t, rng: rand.New(rand.NewSource(seed)), cfg: cfg, dim: dim,
 		peers: map[string]*miner{}, batch: map[sim.ID][]any{}, flush: 100 * time.Millisecond,
 		applied: map[uint64]map[[32]byte]int{}, outcomes: map[uint64]*outcome{},
-		steps: 5, reasons: map[string]int{}, rejects: map[string]int{},
+		steps: 5, loadsBy: map[string]int{}, reasons: map[string]int{}, rejects: map[string]int{},
 	}
 	s.net = sim.New(rand.New(rand.NewSource(seed + 1)))
 	s.init = make([]float32, dim)
@@ -153,14 +156,17 @@ func stateHash(epoch uint64, theta []float32) [32]byte {
 }
 
 // add starts a new miner with the fresh model at virtual time now.
-func (s *swarm) add(id string) *miner {
+func (s *swarm) add(id string) *miner { return s.addFrom(id, 0, s.init) }
+
+// addFrom starts a miner from a state of its own (a checkpoint).
+func (s *swarm) addFrom(id string, epoch uint64, theta []float32) *miner {
 	cfg := s.cfg
 	cfg.Self = id
 	m, err := New(cfg)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	p := &miner{id: id, m: m, alive: true, theta: slices.Clone(s.init), early: map[string][]roundMsg{}, armedAt: -1}
+	p := &miner{id: id, m: m, alive: true, theta: slices.Clone(theta), early: map[string][]roundMsg{}, armedAt: -1}
 	s.peers[id] = p
 	if err := s.net.AddPeer(sim.ID(id), s.linkOf(len(s.order)), func(now time.Duration, from sim.ID, msg sim.Message) {
 		s.receive(p, now, string(from), msg.Payload)
@@ -170,7 +176,7 @@ func (s *swarm) add(id string) *miner {
 	s.order = append(s.order, id)
 	now := s.net.Now()
 	p.since = now
-	s.do(p, now, m.Start(now, 0, stateHash(0, p.theta)))
+	s.do(p, now, m.Start(now, epoch, stateHash(epoch, p.theta)))
 	return p
 }
 
@@ -208,6 +214,9 @@ func (s *swarm) relayHandler(id sim.ID) sim.Handler {
 // gossip publishes x through the sender's relay.
 func (s *swarm) gossip(p *miner, x any) {
 	relay := s.relays[int(fnv(p.id))%len(s.relays)]
+	if s.relayOf != nil {
+		relay = s.relayOf(p.id)
+	}
 	_ = s.net.Send(sim.ID(p.id), relay, sim.Message{Size: 100, Payload: gossipBatch{x}})
 }
 

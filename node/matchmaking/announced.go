@@ -6,3 +6,8 @@ package matchmaking
 func (m *Matchmaker) Announced() []Ready {
 	return append([]Ready(nil), m.ready...)
 }
+
+// Collecting reports whether this Matchmaker still takes announcements:
+// after it closed, a Ready (a gossip echo, or one sent too late) can only
+// be refused, and a caller may drop it without building that refusal.
+func (m *Matchmaker) Collecting() bool { return !m.closed && !m.done }
