@@ -49,7 +49,7 @@ type swarm struct {
 	loadFails int
 	rejected  int
 	debug     func(*miner, Action)
-	relayOf   func(id string) sim.ID               // nil: by hash of the id
+	relayOf   func(id string) sim.ID             // nil: by hash of the id
 	failRound func(id string, epoch uint64) bool // a round this miner sees fail
 	loadsBy   map[string]int
 	reasons   map[string]int
