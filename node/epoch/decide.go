@@ -17,7 +17,7 @@ type census struct {
 	live    int
 	swarm   uint64 // the swarm epoch (progress.Tracker.SwarmEpoch)
 	holders map[uint64]map[[32]byte]int
-	donors  map[uint64]map[[32]byte][]string // offering peers other than self, sorted
+	donors  map[uint64]map[[32]byte][]string // offering peers other than self, in no order
 }
 
 // census counts the live reports. Hashes are counted at the swarm epoch,
@@ -55,11 +55,6 @@ func (m *Machine) census(now time.Duration) census {
 			c.donors[r.Epoch][r.StateHash] = append(c.donors[r.Epoch][r.StateHash], r.Peer)
 		}
 	})
-	for _, byHash := range c.donors {
-		for _, d := range byHash {
-			slices.Sort(d)
-		}
-	}
 	return c
 }
 
@@ -84,7 +79,9 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 		if hash == ([32]byte{}) || len(d) < atLeast {
 			return Action{}, false
 		}
-		return Action{Kind: Load, Epoch: epoch, Hash: hash, Donors: append([]string(nil), d...)}, true
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return Action{Kind: Load, Epoch: epoch, Hash: hash, Donors: d}, true
 	}
 	// Behind: a strict majority is at a later epoch.
 	if s := c.swarm; s > m.epoch {
@@ -158,10 +155,15 @@ func (m *Machine) successor(now time.Duration, g matchmaking.Group) (Action, boo
 			}
 		}
 		if k >= 2 && (k > n || (k == n && bytes.Compare(h[:], best.Hash[:]) < 0)) {
-			best, n = Action{Kind: Load, Epoch: m.epoch + 1, Hash: h, Donors: append([]string(nil), donors...)}, k
+			best, n = Action{Kind: Load, Epoch: m.epoch + 1, Hash: h, Donors: donors}, k
 		}
 	}
-	return best, n > 0
+	if n == 0 {
+		return Action{}, false
+	}
+	best.Donors = slices.Clone(best.Donors)
+	slices.Sort(best.Donors)
+	return best, true
 }
 
 // quorum is how many contributors, times two, a mean of the given stage

@@ -107,6 +107,11 @@ type Machine struct {
 	groups int // groups the epoch's ready peers split into
 	inbox  inbox
 	keys   [2]string // matchmaking keys of stages 1 and 2 for hash
+	// ahead holds who reported each state of the next epoch while this
+	// peer awaits its delegates, so that the thousand reports of a large
+	// swarm cost a map insert each, and only a state with two holders
+	// brings the census out.
+	ahead map[[32]byte]map[string]bool
 }
 
 // New returns a Machine for cfg. Call Start next.
@@ -150,6 +155,7 @@ func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
 		clear(m.history)
 	}
 	m.epoch, m.hash, m.keys = epoch, hash, [2]string{}
+	clear(m.ahead)
 	m.history[epoch] = hash
 	delete(m.history, epoch-uint64(m.cfg.History))
 	m.samples, m.rate, m.weight = 0, 0, 0
@@ -166,9 +172,9 @@ func (m *Machine) Observe(now time.Duration, r progress.Report) ([]Action, error
 		return nil, err
 	}
 	m.lastHeard = now
-	if m.phase == Awaiting && r.Epoch > m.epoch {
-		// Only a later state can end the wait early; the deadline is
-		// Tick's.
+	if m.phase == Awaiting && m.noteAhead(r) {
+		// A later state has appeared that may end the wait early; the
+		// deadline is Tick's.
 		return m.checkAwait(now), nil
 	}
 	return nil, nil
@@ -342,6 +348,30 @@ func (m *Machine) alone(now time.Duration) bool {
 	// for that long no other peer is live.
 	heard := m.lastHeard >= 0 && now-m.lastHeard < m.cfg.Expiry
 	return !heard && now-m.started >= m.cfg.Expiry
+}
+
+// noteAhead records a report of a later epoch and says whether it is
+// worth a decision: a state of the next epoch now held by two, or any
+// report further ahead.
+func (m *Machine) noteAhead(r progress.Report) bool {
+	switch {
+	case r.Epoch > m.epoch+1:
+		return true
+	case r.Epoch <= m.epoch || !r.Offers:
+		return false
+	}
+	if m.ahead == nil {
+		m.ahead = map[[32]byte]map[string]bool{}
+	}
+	if m.ahead[r.StateHash] == nil {
+		m.ahead[r.StateHash] = map[string]bool{}
+	}
+	holders := m.ahead[r.StateHash]
+	if holders[r.Peer] {
+		return false
+	}
+	holders[r.Peer] = true
+	return len(holders) >= 2
 }
 
 // checkAwait ends a member's wait for its delegates: it loads their state

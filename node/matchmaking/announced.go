@@ -1,11 +1,9 @@
 package matchmaking
 
-// Announced returns a copy of the announcements this Matchmaker collected,
-// in arrival order: its view of who was ready for the epoch, from which a
-// caller can tell how many groups the swarm split into (Partition).
-func (m *Matchmaker) Announced() []Ready {
-	return append([]Ready(nil), m.ready...)
-}
+// Announced is how many distinct peers this Matchmaker collected
+// announcements from: its view of who was ready for the epoch, from which
+// a caller can tell how many groups the swarm split into (Groups).
+func (m *Matchmaker) Announced() int { return len(m.ready) }
 
 // Collecting reports whether this Matchmaker still takes announcements:
 // after it closed, a Ready (a gossip echo, or one sent too late) can only

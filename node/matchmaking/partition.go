@@ -53,21 +53,7 @@ func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups []
 		}
 		return nil, leftover
 	}
-	g := (n + max - 1) / max
-	sizes := make([]int, g)
-	if n/g >= min {
-		for i := range sizes {
-			sizes[i] = n / g
-			if i < n%g {
-				sizes[i]++
-			}
-		}
-	} else {
-		sizes = sizes[:n/min]
-		for i := range sizes {
-			sizes[i] = max
-		}
-	}
+	sizes := groupSizes(n, min, max)
 	at := 0
 	for _, size := range sizes {
 		group := make([]Member, size)
@@ -82,6 +68,35 @@ func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups []
 		leftover = append(leftover, ready[r.i].member())
 	}
 	return groups, leftover
+}
+
+// groupSizes is how Partition cuts n distinct ready peers (n >= min >= 1).
+func groupSizes(n, min, max int) []int {
+	g := (n + max - 1) / max
+	sizes := make([]int, g)
+	if n/g >= min {
+		for i := range sizes {
+			sizes[i] = n / g
+			if i < n%g {
+				sizes[i]++
+			}
+		}
+		return sizes
+	}
+	sizes = sizes[:n/min]
+	for i := range sizes {
+		sizes[i] = max
+	}
+	return sizes
+}
+
+// Groups is how many groups Partition makes of n distinct ready peers,
+// without ranking them.
+func Groups(n, min, max int) int {
+	if min < 1 || max < min || n < min {
+		return 0
+	}
+	return len(groupSizes(n, min, max))
 }
 
 // rank is a peer's position key for (run, epoch): FNV-1a 64 of the three,

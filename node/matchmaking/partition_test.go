@@ -95,3 +95,19 @@ func BenchmarkPartition1000(b *testing.B) {
 		Partition("run", 7, rs, 8, 16)
 	}
 }
+
+// Groups counts what Partition makes, for every small swarm.
+func TestGroupsCountsPartition(t *testing.T) {
+	for _, b := range [][2]int{{1, 1}, {2, 16}, {10, 16}, {3, 4}} {
+		for n := 0; n <= 70; n++ {
+			ready := make([]Ready, n)
+			for i := range ready {
+				ready[i] = Ready{Run: "r", Peer: fmt.Sprintf("p%d", i), Weight: 1}
+			}
+			gs, _ := Partition("r", 1, ready, b[0], b[1])
+			if got := Groups(n, b[0], b[1]); got != len(gs) {
+				t.Errorf("Groups(%d, %d, %d) = %d, Partition made %d", n, b[0], b[1], got, len(gs))
+			}
+		}
+	}
+}

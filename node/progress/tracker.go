@@ -45,6 +45,13 @@ type Config struct {
 type Tracker struct {
 	cfg   Config
 	peers map[string]Report
+	// The sweep of expired reports runs when a new peer arrives and the
+	// map has doubled since the last sweep, or an Expiry has passed: a
+	// thousand peers joining at once cost a thousand map inserts, not a
+	// million visits, and the map never holds more than twice its live
+	// peers plus those that reported within one Expiry.
+	prunedAt  time.Duration
+	prunedLen int
 }
 
 // NewTracker returns a Tracker that holds no reports.
@@ -74,7 +81,9 @@ func (t *Tracker) Observe(now time.Duration, r Report) error {
 	}
 	held, ok := t.peers[r.Peer]
 	if !ok {
-		t.prune(now) // new peers are rare next to updates: amortizes the sweep
+		if len(t.peers) >= 2*t.prunedLen || now-t.prunedAt >= t.cfg.Expiry {
+			t.prune(now)
+		}
 		t.peers[r.Peer] = r
 		return nil
 	}
@@ -106,6 +115,7 @@ func (t *Tracker) prune(now time.Duration) {
 			delete(t.peers, id)
 		}
 	}
+	t.prunedAt, t.prunedLen = now, max(len(t.peers), 8)
 }
 
 // age is how long ago r was sent; negative for a report dated ahead of now.
