@@ -17,13 +17,14 @@ type Config struct {
 	Role matchmaking.Role
 	// MinGroup and MaxGroup bound the all-reduce groups (matchmaking).
 	MinGroup, MaxGroup int
-	// MatchTimeout is how long a peer collects announcements for its
-	// epoch's group; DelegateTimeout the same for the delegates' round
-	// across groups. ConfirmTimeout bounds matchmaking's confirmation
+	// MatchTimeout is the grid of the windows in which peers collect
+	// announcements for their epoch's group (a window closes 1/2 to 3/2
+	// of it after a peer announces); DelegateTimeout the same for the
+	// delegates' round across groups. ConfirmTimeout bounds matchmaking's confirmation
 	// rounds (0: matchmaking's default).
 	MatchTimeout, DelegateTimeout, ConfirmTimeout time.Duration
 	// RoundTimeout is the caller's all-reduce deadline: a group member
-	// waits for its delegates' result at most DelegateTimeout +
+	// waits for its delegates' result at most 3/2 DelegateTimeout +
 	// RoundTimeout + 2 heartbeats.
 	RoundTimeout time.Duration
 	// Heartbeat is how often a live peer repeats its report; Expiry is how
@@ -230,7 +231,7 @@ func (m *Machine) Averaged(now time.Duration, stage int, contributors []string, 
 		if delegate == m.cfg.Self {
 			return m.startMatch(now, 2, weight)
 		}
-		m.phase, m.until = Awaiting, now+m.cfg.DelegateTimeout+m.cfg.RoundTimeout+2*m.cfg.Heartbeat
+		m.phase, m.until = Awaiting, now+m.cfg.DelegateTimeout*3/2+m.cfg.RoundTimeout+2*m.cfg.Heartbeat
 		return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: "the group's delegate averages across groups"}}, m.checkAwait(now)...)
 	}
 	m.phase = Applying

@@ -2,6 +2,7 @@ package epoch
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
@@ -34,24 +35,23 @@ type inbox struct {
 	byKey   map[inboxKey][]inboxEntry
 	senders map[inboxKey]map[string]int
 	ready   map[uint64]bool // another peer announced for this peer's stage-1 key and epoch
-	first   map[inboxKey]time.Duration
+	total   int
 }
 
 func (b *inbox) init() {
 	b.byKey, b.senders, b.ready = map[inboxKey][]inboxEntry{}, map[inboxKey]map[string]int{}, map[uint64]bool{}
-	b.first = map[inboxKey]time.Duration{}
 }
 
 // put buffers a message for a matchmaking of epoch in [from, from+inboxEpochs).
-func (b *inbox) put(now time.Duration, from string, msg Match, current uint64) {
+func (b *inbox) put(from string, msg Match, current uint64) {
 	if msg.Epoch < current || msg.Epoch >= current+inboxEpochs {
 		return
 	}
 	k := inboxKey{msg.Key, msg.Epoch}
-	b.seen(now, k)
-	if len(b.byKey[k]) >= inboxCap || b.senders[k][from] >= inboxPerSender {
+	if b.total >= inboxEpochs*inboxCap || len(b.byKey[k]) >= inboxCap || b.senders[k][from] >= inboxPerSender {
 		return
 	}
+	b.total++
 	if b.senders[k] == nil {
 		b.senders[k] = map[string]int{}
 	}
@@ -59,18 +59,12 @@ func (b *inbox) put(now time.Duration, from string, msg Match, current uint64) {
 	b.byKey[k] = append(b.byKey[k], inboxEntry{from, msg})
 }
 
-// seen notes when the first message of a matchmaking arrived.
-func (b *inbox) seen(now time.Duration, k inboxKey) {
-	if _, ok := b.first[k]; !ok {
-		b.first[k] = now
-	}
-}
-
 // take returns and forgets the messages for (key, epoch), and drops
 // everything for epochs before epoch.
 func (b *inbox) take(key string, epoch uint64) []inboxEntry {
-	for k := range b.byKey {
+	for k, ms := range b.byKey {
 		if k.epoch < epoch {
+			b.total -= len(ms)
 			delete(b.byKey, k)
 			delete(b.senders, k)
 		}
@@ -80,26 +74,36 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 			delete(b.ready, e)
 		}
 	}
-	for k := range b.first {
-		if k.epoch < epoch {
-			delete(b.first, k)
-		}
-	}
 	k := inboxKey{key, epoch}
 	out := b.byKey[k]
+	b.total -= len(out)
 	delete(b.byKey, k)
 	return out
 }
 
-// key names a matchmaking: the run, the stage and the state its members
-// start from, so that only peers on one state average together.
-func (m *Machine) key(stage int) string {
+// base names the matchmakings of a stage: the run, the stage and the
+// state its members start from, so that only peers on one state average
+// together. A matchmaking's key adds its window (window).
+func (m *Machine) base(stage int) string {
 	if m.keys[0] == "" {
 		for i := range m.keys {
 			m.keys[i] = fmt.Sprintf("%s/%d/%x", m.cfg.Run, i+1, m.hash[:8])
 		}
 	}
 	return m.keys[stage-1]
+}
+
+// window returns when collecting ends for a matchmaking started at now
+// with the given collect time T, and its key. Deadlines fall on a grid of
+// T on the shared clock (the one reports are dated by, synchronized
+// within the report expiry): the first grid point at least T/2 away. The
+// peers of an epoch that announce within one window close at the same
+// instant and, with gossip faster than T/2, see the same ready set; a
+// peer that misses a window meets in the next one only those that missed
+// it too, under another key, never a group that has moved on.
+func (m *Machine) window(now time.Duration, stage int, T time.Duration) (time.Duration, string) {
+	deadline := (now + T/2 + T - 1) / T * T
+	return deadline, fmt.Sprintf("%s/%d", m.base(stage), deadline/T)
 }
 
 // OthersReady reports whether another peer has announced that it is ready
@@ -118,12 +122,12 @@ func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Act
 	if msg.To != "" && msg.To != m.cfg.Self {
 		return nil, nil
 	}
-	if msg.Ready != nil && from != m.cfg.Self && msg.Epoch == m.epoch && msg.Key == m.key(1) {
+	if msg.Ready != nil && from != m.cfg.Self && msg.Epoch == m.epoch && strings.HasPrefix(msg.Key, m.base(1)+"/") {
 		m.inbox.ready[m.epoch] = true
 	}
 	active := (m.phase == Matching || m.phase == Delegating) && msg.Key == m.mmKey && msg.Epoch == m.epoch
 	if !active {
-		m.inbox.put(now, from, msg, m.epoch)
+		m.inbox.put(from, msg, m.epoch)
 		return nil, nil
 	}
 	out, err := m.feed(now, from, msg)
@@ -149,24 +153,16 @@ func (m *Machine) feed(now time.Duration, from string, msg Match) ([]Action, err
 // weight: stage 1 among the peers ready for the epoch, stage 2 among the
 // delegates of the epoch's groups.
 func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Action {
-	m.stage, m.mmKey = stage, m.key(stage)
-	// Collecting ends MatchTimeout after the first announcement this peer
-	// saw, its own or another's, so that the peers of an epoch close
-	// within a gossip delay of each other and mostly see the same ready
-	// set. A peer that comes too late for that window (others failed and
-	// retry, or it is a straggler) opens a new one.
-	k := inboxKey{m.mmKey, m.epoch}
 	timeout := m.cfg.MatchTimeout
 	if stage == 2 {
 		timeout = m.cfg.DelegateTimeout
 	}
-	if f, ok := m.inbox.first[k]; !ok || f+timeout < now+timeout/5 {
-		m.inbox.first[k] = now
-	}
+	deadline, key := m.window(now, stage, timeout)
+	m.stage, m.mmKey = stage, key
 	cfg := matchmaking.Config{
 		Run: m.mmKey, Self: m.cfg.Self, Epoch: m.epoch, ConfirmTimeout: m.cfg.ConfirmTimeout,
 		MinGroup: m.cfg.MinGroup, MaxGroup: m.cfg.MaxGroup,
-		Deadline: max(now, m.inbox.first[k]+timeout), Expected: m.expected(now),
+		Deadline: deadline, Expected: m.expected(now),
 	}
 	m.phase = Matching
 	if stage == 1 {

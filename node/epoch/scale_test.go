@@ -112,7 +112,7 @@ func TestFourMinersAverageEveryEpoch(t *testing.T) {
 // time 5% of them crash and 5% new ones join and load the state from
 // their peers; 50 epochs. Every state applied for an epoch is the same
 // one, no wait outlasts its deadline, and the swarm ends on one state.
-var swarmSize, swarmEpochs = 1000, uint64(5)
+var swarmSize, swarmEpochs = 1000, uint64(12)
 
 func TestThousandMinersUnderChurn(t *testing.T) {
 	if testing.Short() {

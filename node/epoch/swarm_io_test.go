@@ -59,7 +59,8 @@ func (s *swarm) startRound(p *miner, now time.Duration, a Action) {
 	p.round = rr
 	s.roundOut(p, r.Start(now))
 	early := p.early[key]
-	delete(p.early, key)
+	clear(p.early)
+	p.earlyN = 0
 	for _, m := range early {
 		s.roundIn(p, now, m)
 	}
@@ -92,7 +93,8 @@ func (s *swarm) roundOut(p *miner, out []allreduce.Outgoing) {
 func (s *swarm) roundIn(p *miner, now time.Duration, x roundMsg) {
 	rr := p.round
 	if rr == nil || rr.key != x.key {
-		if len(p.early) < earlyCap {
+		if p.earlyN < earlyCap {
+			p.earlyN++
 			p.early[x.key] = append(p.early[x.key], x)
 		}
 		return
@@ -113,7 +115,6 @@ func (s *swarm) roundDone(p *miner, now time.Duration) {
 		return
 	}
 	p.round = nil
-	clear(p.early)
 	res, err := rr.r.Result()
 	if err == nil && s.failRound != nil && s.failRound(p.id, p.m.Epoch()) {
 		err = errors.New("round failed (injected)")
@@ -217,14 +218,14 @@ func (s *swarm) checkWait(p *miner, now time.Duration) {
 		if limit == 0 {
 			limit = c.Heartbeat*2 + c.Heartbeat/2
 		}
-	case Matching:
-		limit = c.MatchTimeout + 3*c.ConfirmTimeout
+	case Matching: // the window ends 1/2 to 3/2 of MatchTimeout away
+		limit = c.MatchTimeout*3/2 + 3*c.ConfirmTimeout
 	case Delegating:
-		limit = c.DelegateTimeout + 3*c.ConfirmTimeout
+		limit = c.DelegateTimeout*3/2 + 3*c.ConfirmTimeout
 	case Averaging:
 		limit = c.RoundTimeout
 	case Awaiting:
-		limit = c.DelegateTimeout + c.RoundTimeout + 2*c.Heartbeat
+		limit = c.DelegateTimeout*3/2 + c.RoundTimeout + 2*c.Heartbeat
 	case Loading:
 		limit = loadTimeout * time.Duration(max(1, p.loadN))
 	default:

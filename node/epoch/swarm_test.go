@@ -72,6 +72,7 @@ type miner struct {
 	mean    []float32 // the last round's mean
 	round   *roundRun
 	early   map[string][]roundMsg // round messages for rounds not started yet
+	earlyN  int
 	armedAt time.Duration
 	phase   Phase
 	since   time.Duration // when phase began
