@@ -17,6 +17,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
 )
 
 // benchAllReduceProto is the protocol prefix of the benchmark's rounds; each
@@ -182,7 +183,7 @@ func runBenchRound(ctx context.Context, h netx.Host, ids []peer.ID, cfg allreduc
 		return 0, 0, err
 	}
 	t0 := time.Now()
-	res, err := allreduce.RunRound(ctx, h, protocol.ID(benchAllReduceProto+strconv.Itoa(iter)), ids, r, 5*time.Millisecond)
+	res, err := p2p.RunRound(ctx, h, protocol.ID(benchAllReduceProto+strconv.Itoa(iter)), ids, r, 5*time.Millisecond)
 	took := time.Since(t0).Seconds()
 	if err != nil {
 		return took, 0, err

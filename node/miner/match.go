@@ -12,6 +12,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 )
 
@@ -211,7 +212,7 @@ func (m *Miner) average(ctx context.Context, epoch uint64, vec []float32, weight
 	}
 	key := sha256.Sum256([]byte(g.Key))
 	proto := m.run.Protocol(fmt.Sprintf("allreduce-%d-%s", epoch, hex.EncodeToString(key[:6])))
-	out, err := allreduce.RunRound(m.log.WithContext(ctx), m.node.Host(), proto, peers, r, 10*time.Millisecond)
+	out, err := p2p.RunRound(m.log.WithContext(ctx), m.node.Host(), proto, peers, r, 10*time.Millisecond)
 	res.took = time.Since(start)
 	if err != nil {
 		return res, fmt.Errorf("all-reduce of epoch %d: %w", epoch, err)
