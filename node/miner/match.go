@@ -22,7 +22,7 @@ const (
 
 type inboundMatch struct {
 	from string
-	env  matchEnvelope
+	env  matchmaking.Envelope
 }
 
 // matchInbox buffers matchmaking messages by epoch until the miner reaches
@@ -165,9 +165,9 @@ func (m *Miner) expected(epoch uint64) int {
 
 func (m *Miner) publishMatch(ctx context.Context, epoch uint64, self *matchmaking.Ready, out []matchmaking.Outgoing) {
 	for _, o := range out {
-		body, err := encodeMatch(matchEnvelope{To: o.To, Epoch: epoch, Ready: self, Msg: o.Msg})
+		body, err := matchmaking.Envelope{To: o.To, Epoch: epoch, Ready: self, Msg: o.Msg}.Marshal()
 		if err == nil {
-			err = m.gossip.Publish(ctx, netx.GossipMessage{Type: gossipMatch, Body: body})
+			err = m.gossip.Publish(ctx, netx.GossipMessage{Type: matchmaking.GossipType, Body: body})
 		}
 		if err != nil {
 			m.log.Warn().Err(err).Uint64("epoch", epoch).Msg("publish matchmaking message")

@@ -18,6 +18,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/hub"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/node/train"
@@ -152,12 +153,12 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 		m.Close()
 		return nil, err
 	}
-	m.gossip.Handle(gossipMatch, func(from peer.ID, body []byte) error {
-		_, err := decodeMatch(from.String(), body)
+	m.gossip.Handle(matchmaking.GossipType, func(from peer.ID, body []byte) error {
+		_, err := matchmaking.UnmarshalEnvelope(from.String(), body)
 		return err
 	})
-	m.gossip.Handle(gossipProgress, func(from peer.ID, body []byte) error {
-		_, err := decodeProgress(from, body)
+	m.gossip.Handle(progress.GossipType, func(from peer.ID, body []byte) error {
+		_, err := progress.UnmarshalReport(from.String(), body)
 		return err
 	})
 	m.donor = state.NewDonor(o.Node.Host(), m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
@@ -271,16 +272,16 @@ func (m *Miner) readGossip(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if msg.Type == gossipProgress {
-			if r, err := decodeProgress(from, msg.Body); err == nil {
+		if msg.Type == progress.GossipType {
+			if r, err := progress.UnmarshalReport(from.String(), msg.Body); err == nil {
 				_ = m.view.observe(r) // stale and echoed reports are expected
 			}
 			continue
 		}
-		if msg.Type != gossipMatch {
+		if msg.Type != matchmaking.GossipType {
 			continue
 		}
-		env, err := decodeMatch(from.String(), msg.Body)
+		env, err := matchmaking.UnmarshalEnvelope(from.String(), msg.Body)
 		if err != nil {
 			continue // the topic validator already rejected it
 		}
