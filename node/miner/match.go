@@ -211,8 +211,8 @@ func (m *Miner) average(ctx context.Context, epoch uint64, vec []float32, weight
 	if err != nil {
 		return res, err
 	}
-	proto := m.run.Protocol(g.RoundName())
-	out, err := p2p.RunRound(m.log.WithContext(ctx), m.node.Host(), proto, peers, r, 10*time.Millisecond)
+	proto := netx.Protocol(m.cfg.RunID, g.RoundName())
+	out, err := p2p.RunRound(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond)
 	res.took = time.Since(start)
 	if err != nil {
 		return res, fmt.Errorf("all-reduce of epoch %d: %w", epoch, err)

@@ -26,10 +26,11 @@ import (
 )
 
 // Options is what a Miner needs besides its config: a started network node
-// (the caller owns it), and the datasets, cut into windows of data.seq_len.
+// (the caller owns it; a *netx.Node), and the datasets, cut into windows of
+// data.seq_len.
 type Options struct {
 	Config   config.Miner
-	Node     *netx.Node
+	Node     netx.Network
 	Train    *data.Dataset
 	Val      *data.Dataset // nil: no evaluation
 	Log      zerolog.Logger
@@ -59,15 +60,14 @@ type Miner struct {
 	cfg   config.Miner
 	opts  Options
 	log   zerolog.Logger
-	node  *netx.Node
-	run   *netx.Run
+	node  netx.Network
 	self  string
 	codec allreduce.Codec
 	// feedback carries int8 (or fp16/bf16) rounding error into the next
 	// epoch's contribution; nil without compression.
 	feedback *allreduce.ErrorFeedback
 
-	gossip *netx.Gossip
+	gossip netx.Topic
 	inbox  *matchInbox
 	view   *swarmView
 	donor  *state.Donor
@@ -145,11 +145,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	if resumed {
 		m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Str("checkpoint", m.checkpointPath()).Msg("resumed")
 	}
-	if m.run, err = o.Node.JoinRun(ctx, cfg.RunID); err != nil {
-		m.Close()
-		return nil, err
-	}
-	if m.gossip, err = m.run.Gossip(ctx); err != nil {
+	if m.gossip, err = o.Node.JoinGossip(ctx, cfg.RunID); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -161,7 +157,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 		_, err := progress.UnmarshalReport(from.String(), body)
 		return err
 	})
-	m.donor = state.NewDonor(o.Node.Host(), m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
+	m.donor = state.NewDonor(o.Node, m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
 	return m, nil
 }
 

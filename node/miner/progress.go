@@ -158,7 +158,7 @@ func (m *Miner) loadFromPeers(ctx context.Context, epoch uint64, diverged bool) 
 		}
 	}
 	want := state.Offer{Run: m.cfg.RunID, Epoch: epoch, Hash: majority, Size: stateSize(m.cfg.Swarm.Mode, m.model.NumParams())}
-	blob, stats, err := state.Fetch(ctx, m.node.Host(), m.stateProto(), want, ids, state.FetchOptions{})
+	blob, stats, err := state.Fetch(ctx, m.node, m.stateProto(), want, ids, state.FetchOptions{})
 	if err != nil {
 		return fmt.Errorf("load state of epoch %d from %d peers: %w", epoch, len(ids), err)
 	}
@@ -175,7 +175,7 @@ func (m *Miner) loadFromPeers(ctx context.Context, epoch uint64, diverged bool) 
 	return nil
 }
 
-func (m *Miner) stateProto() protocol.ID { return m.run.Protocol("state") }
+func (m *Miner) stateProto() protocol.ID { return netx.Protocol(m.cfg.RunID, "state") }
 
 // lanePeers are the peers this miner shares the epoch's data order with:
 // itself and those reporting the epoch, or, before any report, those on
