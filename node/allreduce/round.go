@@ -91,6 +91,29 @@ type RoundConfig struct {
 	RoundTimeout  time.Duration
 }
 
+// SentBytes is what member Self sends in a round of c without failures: a
+// contributor's values outside its own span to their owners, and an
+// owner's mean of its span to every other contributor.
+func (c RoundConfig) SentBytes() int64 {
+	own := 0
+	for _, s := range c.Spans {
+		if s.Peer == c.Self {
+			own = s.Len()
+		}
+	}
+	others := 0
+	for i, m := range c.Group.Members {
+		if i != c.Self && m.Role.contributes() {
+			others++
+		}
+	}
+	var values int64
+	if c.Group.Members[c.Self].Role.contributes() {
+		values = int64(c.Codec.EncodedLen(c.Len - own))
+	}
+	return values + int64(others)*int64(c.Codec.EncodedLen(own))
+}
+
 // DefaultPartSize is the part size, in elements, that pipelined best in
 // `dtrain bench allreduce` over shaped 200 Mbit/s links (4 peers, 64 MiB):
 // 2¹⁶ (256 KiB of float32) reached 0.84–0.89 of the bound where 2¹⁸ reached

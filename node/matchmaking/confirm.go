@@ -158,7 +158,7 @@ func (m *Matchmaker) form(round int, members []Member) []Outgoing {
 	}
 	m.done = true
 	m.formedAt = round
-	m.group = Group{Epoch: m.cfg.Epoch, Members: members, Key: groupKey(m.cfg.Run, m.cfg.Epoch, members)}
+	m.group = NewGroup(m.cfg.Run, m.cfg.Epoch, members)
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package allreduce
+package p2p
 
 import (
 	"sync"
@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 )
 
 // peerWriter sends one member's messages in order on one stream of its own,
@@ -19,12 +20,12 @@ type peerWriter struct {
 	wake chan struct{} // a message was queued, or finish was called
 
 	mu       sync.Mutex
-	queue    []Msg
+	queue    []allreduce.Msg
 	finished bool          // no more messages; exit once the queue is empty
 	exited   chan struct{} // closed when run returns
 }
 
-func (w *peerWriter) push(m Msg) {
+func (w *peerWriter) push(m allreduce.Msg) {
 	w.mu.Lock()
 	w.queue = append(w.queue, m)
 	w.mu.Unlock()
@@ -52,7 +53,7 @@ func (w *peerWriter) isFinished() bool {
 }
 
 // next takes the queue's head; ok is false once finished and empty.
-func (w *peerWriter) next() (m Msg, ok, wait bool) {
+func (w *peerWriter) next() (m allreduce.Msg, ok, wait bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.queue) > 0 {
@@ -87,7 +88,7 @@ func (w *peerWriter) run() {
 				return
 			}
 		}
-		b, err := EncodeMsg(m)
+		b, err := allreduce.EncodeMsg(m)
 		if err != nil {
 			log.Warn().Err(err).Msg("round message not encodable")
 			continue

@@ -1,4 +1,4 @@
-package allreduce
+package p2p
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 )
 
 const testRoundProto = "/dtrain/test/allreduce/1.0.0"
@@ -46,24 +47,24 @@ func loopbackNodes(t testing.TB, ctx context.Context, n int) []*netx.Node {
 // random) and returns every member's result and error. crash, if >= 0, is a
 // member whose host closes crashAfter into the round.
 type loopbackRound struct {
-	roles      []Role
+	roles      []allreduce.Role
 	n, part    int
-	codec      Codec
+	codec      allreduce.Codec
 	crash      int
 	crashAfter time.Duration
 	timeout    time.Duration
 }
 
-func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (Group, [][]float32, []Result, []error, time.Duration) {
+func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (allreduce.Group, [][]float32, []allreduce.Result, []error, time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	nodes := loopbackNodes(t, ctx, len(lr.roles))
-	var g Group
+	var g allreduce.Group
 	peers := make([]peer.ID, len(nodes))
 	for i, nd := range nodes {
 		peers[i] = nd.ID()
-		m := Member{ID: nd.ID().String(), Role: lr.roles[i]}
-		if m.Role != RoleAux {
+		m := allreduce.Member{ID: nd.ID().String(), Role: lr.roles[i]}
+		if m.Role != allreduce.RoleAux {
 			m.Weight = float64(1 + rng.Intn(100))
 		}
 		g.Members = append(g.Members, m)
@@ -73,14 +74,14 @@ func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (Group, [][]float32, [
 	if lr.timeout > 0 {
 		base.PartTimeout, base.ReduceTimeout, base.RoundTimeout = lr.timeout/5, lr.timeout/2, lr.timeout
 	}
-	results := make([]Result, len(nodes))
+	results := make([]allreduce.Result, len(nodes))
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	begin := time.Now()
 	for i, nd := range nodes {
 		cfg := base
 		cfg.Self, cfg.Vector = i, vecs[i]
-		r, err := NewRound(cfg)
+		r, err := allreduce.NewRound(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,19 +98,6 @@ func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (Group, [][]float32, [
 	return g, vecs, results, errs, time.Since(begin)
 }
 
-// checkLoopback asserts that the members in ok hold the same contributors
-// (want) and bitwise the same vector, within the codec's bound of the
-// exact weighted mean.
-func checkLoopback(t *testing.T, g Group, vecs [][]float32, res []Result, ok, want []int, codec Codec) {
-	t.Helper()
-	rounds := make([]*Round, len(res))
-	for _, i := range ok {
-		rounds[i] = &Round{cfg: RoundConfig{Len: len(vecs[want[0]])}, done: true,
-			result: res[i].Vector, contributors: res[i].Contributors}
-	}
-	checkAgreed(t, g, vecs, rounds, ok, want, codec)
-}
-
 // TestRunRoundLoopback: 4 and 6 peers on loopback QUIC, roles mixed, end
 // with the exact weighted mean (codec none) or within int8's bound, all
 // bitwise equal.
@@ -118,15 +106,15 @@ func TestRunRoundLoopback(t *testing.T) {
 		t.Skip("starts libp2p hosts")
 	}
 	for _, tc := range []struct {
-		roles []Role
-		codec CodecID
+		roles []allreduce.Role
+		codec allreduce.CodecID
 	}{
-		{[]Role{RoleFull, RoleFull, RoleClient, RoleAux}, CodecNone},
-		{[]Role{RoleFull, RoleClient, RoleFull, RoleAux, RoleFull, RoleFull}, CodecNone},
-		{[]Role{RoleFull, RoleFull, RoleClient, RoleAux}, CodecInt8},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleAux}, allreduce.CodecNone},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleFull, allreduce.RoleAux, allreduce.RoleFull, allreduce.RoleFull}, allreduce.CodecNone},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleAux}, allreduce.CodecInt8},
 	} {
 		t.Run(fmt.Sprintf("%d-%v", len(tc.roles), tc.codec), func(t *testing.T) {
-			codec, _ := CodecByID(tc.codec)
+			codec, _ := allreduce.CodecByID(tc.codec)
 			rng := rand.New(rand.NewSource(int64(len(tc.roles))))
 			lr := loopbackRound{roles: tc.roles, n: 100_003, part: 4096, codec: codec, crash: -1}
 			g, vecs, res, errs, took := lr.run(t, rng)
@@ -151,8 +139,8 @@ func TestRunRoundLoopbackCrash(t *testing.T) {
 	for _, after := range []time.Duration{0, 20 * time.Millisecond} {
 		t.Run(fmt.Sprint(after), func(t *testing.T) {
 			rng := rand.New(rand.NewSource(7))
-			lr := loopbackRound{roles: []Role{RoleFull, RoleFull, RoleClient, RoleFull}, n: 1 << 20, part: 1 << 14,
-				codec: noneCodec{}, crash: 3, crashAfter: after, timeout: 3 * time.Second}
+			lr := loopbackRound{roles: []allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleFull}, n: 1 << 20, part: 1 << 14,
+				codec: noneCodec, crash: 3, crashAfter: after, timeout: 3 * time.Second}
 			g, vecs, res, errs, took := lr.run(t, rng)
 			if took > lr.timeout+2*time.Second {
 				t.Fatalf("survivors took %v, round deadline %v", took, lr.timeout)
@@ -162,14 +150,14 @@ func TestRunRoundLoopbackCrash(t *testing.T) {
 				switch {
 				case errs[i] == nil:
 					ok = append(ok, i)
-				case !errors.Is(errs[i], ErrSpanLost) && !errors.Is(errs[i], ErrNoContributors):
+				case !errors.Is(errs[i], allreduce.ErrSpanLost) && !errors.Is(errs[i], allreduce.ErrNoContributors):
 					t.Fatalf("member %d: unclean error %v", i, errs[i])
 				}
 			}
 			if len(ok) > 0 {
-				checkLoopback(t, g, vecs, res, ok, res[ok[0]].Contributors, noneCodec{})
+				checkLoopback(t, g, vecs, res, ok, res[ok[0]].Contributors, noneCodec)
 			}
-			t.Logf("crash after %v: took %v, %d of 3 survivors with a result; member 0: %v", after, took, len(ok), errors.Is(errs[0], ErrSpanLost))
+			t.Logf("crash after %v: took %v, %d of 3 survivors with a result; member 0: %v", after, took, len(ok), errors.Is(errs[0], allreduce.ErrSpanLost))
 		})
 	}
 }
@@ -181,15 +169,15 @@ func TestRunRoundLoopback16MB(t *testing.T) {
 		t.Skip("16 MB over libp2p")
 	}
 	rng := rand.New(rand.NewSource(16))
-	lr := loopbackRound{roles: []Role{RoleFull, RoleFull, RoleFull, RoleFull}, n: 4 << 20, part: 1 << 18,
-		codec: noneCodec{}, crash: -1, timeout: 60 * time.Second}
+	lr := loopbackRound{roles: []allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleFull}, n: 4 << 20, part: 1 << 18,
+		codec: noneCodec, crash: -1, timeout: 60 * time.Second}
 	g, vecs, res, errs, took := lr.run(t, rng)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("member %d: %v", i, err)
 		}
 	}
-	checkLoopback(t, g, vecs, res, allMembers(g), contributorsOf(g), noneCodec{})
+	checkLoopback(t, g, vecs, res, allMembers(g), contributorsOf(g), noneCodec)
 	// Each peer sends and receives 2(N-1)/N of the vector.
 	bytes := float64(16<<20) * 2 * 3 / 4
 	t.Logf("4 peers, 16 MB: %v, %.2f Gbit/s per peer", took, bytes*8/took.Seconds()/1e9)
