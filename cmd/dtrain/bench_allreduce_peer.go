@@ -167,9 +167,10 @@ func benchRoundConfig(pc allReducePeerConfig, setup allReducePeerSetup) (allredu
 	if err != nil {
 		return allreduce.RoundConfig{}, nil, err
 	}
+	part, reduce, round := allreduce.TimeoutsFor(pc.timeout)
 	return allreduce.RoundConfig{
 		Group: g, Self: pc.rank, Len: pc.n, Spans: spans, PartSize: pc.part, Codec: pc.codec,
-		PartTimeout: pc.timeout / 4, ReduceTimeout: pc.timeout * 3 / 4, RoundTimeout: pc.timeout,
+		PartTimeout: part, ReduceTimeout: reduce, RoundTimeout: round,
 	}, ids, nil
 }
 

@@ -247,11 +247,11 @@ func (m *Miner) roundConfig(g matchmaking.Group, vec []float32) (allreduce.Round
 	if err != nil {
 		return allreduce.RoundConfig{}, nil, err
 	}
-	round := time.Duration(m.cfg.Swarm.RoundSeconds * float64(time.Second))
+	part, reduce, round := allreduce.TimeoutsFor(time.Duration(m.cfg.Swarm.RoundSeconds * float64(time.Second)))
 	return allreduce.RoundConfig{
 		Group: ag, Self: self, Len: len(vec), Vector: vec, Spans: spans,
 		PartSize: allreduce.DefaultPartSize, Codec: m.codec, Feedback: m.feedback,
-		PartTimeout: round / 4, ReduceTimeout: round * 3 / 4, RoundTimeout: round,
+		PartTimeout: part, ReduceTimeout: reduce, RoundTimeout: round,
 	}, peers, nil
 }
 
