@@ -11,19 +11,21 @@ import (
 // and wrapping around; its current owner is the first member of the chain
 // not believed lost. Every member derives the same owner from the same lost
 // set, and the set spreads three ways: a member that times out on an owner
-// (no report by its deadline, or all-gather parts stalled for the slack)
+// (no report by its deadline, or all-gather parts stalled for the slack),
+// or an owner whose report leaves out a reducer whose parts stalled,
 // broadcasts a LostMsg; a member that receives a LostMsg accepts it
 // unchecked, since a false suspicion only costs a re-reduction; and any
 // message about span k from a later member of k's chain (a report, a
 // gathered part, a contribution sent to it) means the members before it are
 // lost. On losing an owner every contributor resends its values of the span
 // to the replacement, which reduces, reports and gathers the span as the
-// original owner would have. A lost owner's own contribution counts if
-// every owner's report lists it: it was fully received before it failed.
-// But an owner lost after agreement whose own contribution is in the agreed
-// set cannot be replaced (its values of its span died with it): members
-// that already hold its span finish, the others fail with ErrSpanLost.
-// TimeoutsFor gives a round the time for all this.
+// original owner would have, without waiting for the lost owner's values.
+// A lost owner's own contribution counts if every owner's report lists it:
+// it was fully received before it failed. But an owner lost after
+// agreement whose own contribution is in the agreed set cannot be replaced
+// (its values of its span died with it): members that already hold its
+// span finish, the others fail with ErrSpanLost. TimeoutsFor gives a round
+// the time for all this.
 
 // chainPos is member x's position in span k's chain, or -1.
 func (r *Round) chainPos(k, x int) int {

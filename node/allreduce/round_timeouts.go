@@ -6,14 +6,20 @@ import (
 )
 
 // TimeoutsFor splits a round that must end within round into the part and
-// reduce timeouts of a RoundConfig, so that an owner lost at any time
+// reduce timeouts of a RoundConfig, so that a member lost at any time
 // before the agreement still leaves the others the time to re-reduce its
 // span and end with the exact mean of the rest: part = round/8, reduce =
 // round/2. The budget, in eighths of the round:
 //
-//   - 5: an owner whose report never came is declared lost at reduce +
+//   - 1: an owner that has had no part from a member for part leaves it
+//     out of its report and declares it lost (round_reduce.go), so a
+//     member that never started, or died while sending, has its span
+//     moved at once;
+//   - 5: an owner whose report never came (an aux, which sends no parts,
+//     or one that died after sending its own) is declared lost at reduce +
 //     part (round_lost.go);
-//   - 6: its replacement reports at the latest part after it took over;
+//   - 6: its replacement reports as soon as the others' values of the span
+//     are in again, at the latest part after it took over;
 //   - 7: a replacement lost in turn is declared lost 2 parts after it took
 //     over, and the next one reports by the end.
 //
