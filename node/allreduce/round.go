@@ -85,7 +85,9 @@ type RoundConfig struct {
 	// before excluding it (0: no per-part limit). ReduceTimeout, counted
 	// from Start, is when an owner stops waiting for parts and reports what
 	// it has (0: half the round). RoundTimeout, counted from Start, ends the
-	// round: done, or failed cleanly.
+	// round: done, or failed cleanly. They must leave time to replace a
+	// lost owner (reduce + 2×part <= round); TimeoutsFor splits a round so
+	// that they do.
 	PartTimeout   time.Duration
 	ReduceTimeout time.Duration
 	RoundTimeout  time.Duration
@@ -195,9 +197,8 @@ func (c *RoundConfig) validate() error {
 		return fmt.Errorf("error feedback for %v over %d values, the round sends %v over %d",
 			f.Codec().ID(), len(f.Residual()), c.Codec.ID(), c.Len)
 	}
-	if c.RoundTimeout <= 0 || c.PartTimeout < 0 || c.ReduceTimeout < 0 || c.ReduceTimeout > c.RoundTimeout {
-		return fmt.Errorf("timeouts part %v, reduce %v, round %v: want round > 0, 0 <= reduce <= round, part >= 0",
-			c.PartTimeout, c.ReduceTimeout, c.RoundTimeout)
+	if err := c.validateTimeouts(); err != nil {
+		return err
 	}
 	return c.validateSpans()
 }

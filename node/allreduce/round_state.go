@@ -134,7 +134,7 @@ func (r *Round) Start(now time.Duration) []Outgoing {
 	}
 	r.started, r.start = true, now
 	if r.mySpan >= 0 {
-		r.startOwner(now, r.mySpan, now+r.reduceBy())
+		r.startOwner(now, r.mySpan, now+r.cfg.reduceBy())
 	}
 	out := r.sendContribution()
 	out = append(out, r.maybeReport(now)...)

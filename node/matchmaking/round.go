@@ -31,8 +31,9 @@ type RoundOptions struct {
 	Codec    allreduce.Codec
 	Feedback *allreduce.ErrorFeedback // optional: see allreduce.RoundConfig
 	PartSize int                      // elements per part; 0 means allreduce.DefaultPartSize
-	// Timeout is the round's deadline. An owner waits a quarter of it for
-	// a contributor's next part and reports by three quarters.
+	// Timeout is the round's deadline, split by allreduce.TimeoutsFor: an
+	// owner waits an eighth of it for a contributor's next part and reports
+	// by half of it, which leaves the time to replace a lost owner.
 	Timeout time.Duration
 }
 
@@ -62,11 +63,11 @@ func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduc
 	if err != nil {
 		return allreduce.RoundConfig{}, fmt.Errorf("group %s: %w", g.Key, err)
 	}
-	round := o.Timeout
+	partTimeout, reduce, round := allreduce.TimeoutsFor(o.Timeout)
 	return allreduce.RoundConfig{
 		Group: ag, Self: at, Len: length, Vector: vec, Spans: spans,
 		PartSize: part, Codec: o.Codec, Feedback: o.Feedback,
-		PartTimeout: round / 4, ReduceTimeout: round * 3 / 4, RoundTimeout: round,
+		PartTimeout: partTimeout, ReduceTimeout: reduce, RoundTimeout: round,
 	}, nil
 }
 

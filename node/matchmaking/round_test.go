@@ -24,7 +24,8 @@ func roundGroup() Group {
 // allreduce accepts, with itself at its place in the group's (id) order,
 // the members' roles and weights, spans for the reducers only (the faster
 // full member's larger than the slower one's), and the round's deadline
-// split a quarter for parts and three quarters for the reports.
+// split as allreduce.TimeoutsFor splits it: an eighth for parts, half for
+// the reports.
 func TestGroupRoundConfig(t *testing.T) {
 	g := roundGroup()
 	codec, _ := allreduce.CodecByID(allreduce.CodecNone)
@@ -44,8 +45,8 @@ func TestGroupRoundConfig(t *testing.T) {
 		if _, err := allreduce.NewRound(cfg); err != nil {
 			t.Fatalf("%s: allreduce refuses the round: %v", id, err)
 		}
-		if cfg.PartSize != allreduce.DefaultPartSize || cfg.PartTimeout != 2*time.Second ||
-			cfg.ReduceTimeout != 6*time.Second || cfg.RoundTimeout != 8*time.Second {
+		if cfg.PartSize != allreduce.DefaultPartSize || cfg.PartTimeout != time.Second ||
+			cfg.ReduceTimeout != 4*time.Second || cfg.RoundTimeout != 8*time.Second {
 			t.Fatalf("%s: part %d, timeouts %v %v %v", id, cfg.PartSize, cfg.PartTimeout, cfg.ReduceTimeout, cfg.RoundTimeout)
 		}
 		want := []allreduce.Member{{ID: "a-fast", Role: Full, Weight: 30}, {ID: "b-slow", Role: Full, Weight: 20},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 	"time"
 
@@ -107,12 +108,31 @@ func allMembers(g allreduce.Group) []int {
 	return all
 }
 
-func contributorsOf(g allreduce.Group) []int {
+// contributorsOf lists g's contributing members, leaving out those in
+// except.
+func contributorsOf(g allreduce.Group, except ...int) []int {
 	var c []int
 	for i, m := range g.Members {
-		if contributes(m.Role) {
+		if contributes(m.Role) && !slices.Contains(except, i) {
 			c = append(c, i)
 		}
 	}
 	return c
+}
+
+// except is all without x.
+func except(all []int, x int) []int {
+	var out []int
+	for _, i := range all {
+		if i != x {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// minerTimeouts sets cfg's timeouts the way node/miner does for a round of
+// the given length.
+func minerTimeouts(cfg *allreduce.RoundConfig, round time.Duration) {
+	cfg.PartTimeout, cfg.ReduceTimeout, cfg.RoundTimeout = allreduce.TimeoutsFor(round)
 }

@@ -103,7 +103,7 @@ func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.
 			return allreduce.Result{}, fmt.Errorf("run round: %w", ctx.Err())
 		}
 	}
-	t.drain()
+	t.drain(cfg.Slack())
 	return r.Result()
 }
 
@@ -125,6 +125,7 @@ func (t *transport) writer(i int) *peerWriter {
 	w := t.writers[i]
 	if w == nil {
 		w = &peerWriter{t: t, to: i, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+		w.ctx, w.cancel = context.WithCancel(t.ctx)
 		t.writers[i] = w
 		t.wg.Add(1)
 		go w.run()
@@ -192,8 +193,12 @@ func (t *transport) read(s network.Stream, from int) {
 
 // drain lets the writers send what the finished round still owes the others
 // (an owner's all-gather parts), until the queues are empty or the round's
-// deadline.
-func (t *transport) drain() {
+// deadline. A writer that has had something to send and completed no write
+// for stall (the round's measure of a stalled member) is abandoned: a dial
+// to a dead host, or a write into a connection that has not yet noticed
+// that its host is gone, would otherwise hold this member's result for the
+// dial timeout, QUIC's idle timeout, or up to the round's deadline.
+func (t *transport) drain(stall time.Duration) {
 	t.mu.Lock()
 	ws := make([]*peerWriter, 0, len(t.writers))
 	for _, w := range t.writers {
@@ -204,10 +209,28 @@ func (t *transport) drain() {
 		w.finish()
 	}
 	for _, w := range ws {
+		t.await(w, stall)
+	}
+}
+
+// await waits for w to exit, abandoning it once it has stalled for stall.
+func (t *transport) await(w *peerWriter, stall time.Duration) {
+	for w.stalledFor() < stall {
+		stuck := time.NewTimer(stall - w.stalledFor())
 		select {
 		case <-w.exited:
+			stuck.Stop()
+			return
 		case <-t.ctx.Done():
+			stuck.Stop()
+			return
+		case <-stuck.C:
 		}
+	}
+	w.abandon()
+	select {
+	case <-w.exited:
+	case <-t.ctx.Done():
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dtrain-dev/dtrain/netx"
@@ -181,4 +182,79 @@ func TestRunRoundLoopback16MB(t *testing.T) {
 	// Each peer sends and receives 2(N-1)/N of the vector.
 	bytes := float64(16<<20) * 2 * 3 / 4
 	t.Logf("4 peers, 16 MB: %v, %.2f Gbit/s per peer", took, bytes*8/took.Seconds()/1e9)
+}
+
+// TestRunRoundLoopbackAbsent: a formed group of four on loopback QUIC with
+// the miner's timeouts, in which member 1 never takes part: its peer has no
+// host at all, its host closed before the round, or its host is up but
+// never opens the round (it gave up in matchmaking). The three others end
+// with the exact mean of the three, well before the round's deadline.
+func TestRunRoundLoopbackAbsent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	const round, absent = 8 * time.Second, 1
+	for _, how := range []string{"no host", "closed host", "idle host"} {
+		t.Run(how, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			rng := rand.New(rand.NewSource(11))
+			nodes := loopbackNodes(t, ctx, 4)
+			var g allreduce.Group
+			peers := make([]peer.ID, len(nodes))
+			for i, nd := range nodes {
+				peers[i] = nd.ID()
+				g.Members = append(g.Members, allreduce.Member{ID: nd.ID().String(), Role: allreduce.RoleFull, Weight: float64(1 + rng.Intn(100))})
+			}
+			switch how {
+			case "no host":
+				key, _, err := crypto.GenerateEd25519Key(rng)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if peers[absent], err = peer.IDFromPrivateKey(key); err != nil {
+					t.Fatal(err)
+				}
+				g.Members[absent].ID = peers[absent].String()
+				nodes[absent].Close()
+			case "closed host":
+				nodes[absent].Close()
+			}
+			vecs := randomVectors(rng, g, 1<<18)
+			base := roundConfig(t, g, 1<<18, 1<<12, noneCodec)
+			minerTimeouts(&base, round)
+			results, errs := make([]allreduce.Result, len(nodes)), make([]error, len(nodes))
+			var wg sync.WaitGroup
+			begin := time.Now()
+			for i, nd := range nodes {
+				if i == absent {
+					continue
+				}
+				cfg := base
+				cfg.Self, cfg.Vector = i, vecs[i]
+				r, err := allreduce.NewRound(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results[i], errs[i] = RunRound(ctx, nd.Host(), testRoundProto, peers, r, 10*time.Millisecond)
+				}()
+			}
+			wg.Wait()
+			took := time.Since(begin)
+			survivors := except(allMembers(g), absent)
+			for _, i := range survivors {
+				if errs[i] != nil {
+					t.Fatalf("member %d after %v: %v", i, took, errs[i])
+				}
+			}
+			checkLoopback(t, g, vecs, results, survivors, contributorsOf(g, absent), noneCodec)
+			if took > round/2 {
+				t.Fatalf("survivors took %v of a %v round, want under half of it", took, round)
+			}
+			t.Logf("%s: survivors finished after %v of a %v round", how, took, round)
+		})
+	}
 }
