@@ -8,10 +8,13 @@ import (
 )
 
 // startRound sends this peer's view for round r to the other members and
-// applies the views for r that arrived early.
+// applies the views for r that arrived early. Round r ends (r+1)
+// ConfirmTimeouts after collecting ended, however early this peer started
+// it: a member that moved on at once, on a disagreement, still counts the
+// views of members that waited out the round before.
 func (m *Matchmaker) startRound(now time.Duration, r int, view []Member) []Outgoing {
 	m.round = r
-	m.roundEnd = now + m.cfg.ConfirmTimeout
+	m.roundEnd = m.closedAt + time.Duration(r+1)*m.cfg.ConfirmTimeout
 	m.view = view
 	m.mine = append(m.mine, view)
 	m.got = map[string][]Member{m.cfg.Self: view}

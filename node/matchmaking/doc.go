@@ -19,6 +19,8 @@
 //     uses the intersection of the views received, minus the members that
 //     sent nothing; after Config.MaxRounds rounds, or below the minimum
 //     size, the Matchmaker fails cleanly and the caller retries next epoch.
+//     Rounds keep one schedule: round r ends (r+1) ConfirmTimeouts after
+//     collecting ended, on every member, however early it moved on.
 //
 // Safety: a peer sends one view per round and forms only in its current
 // round, so two peers that formed in the same round with a member in common

@@ -25,10 +25,13 @@ type Config struct {
 	// Expected, when > 0, ends collecting as soon as that many peers (self
 	// included) are ready, before the deadline.
 	Expected int
-	// ConfirmTimeout bounds each confirmation round; it should exceed the
-	// message delay. Zero means DefaultConfirmTimeout.
+	// ConfirmTimeout is the length of a confirmation round: round r ends
+	// (r+1) ConfirmTimeouts after collecting ends. It should exceed the
+	// message delay (package doc). Zero means DefaultConfirmTimeout.
 	ConfirmTimeout time.Duration
-	// MaxRounds bounds the confirmation rounds. Zero means DefaultMaxRounds.
+	// MaxRounds bounds the confirmation rounds, so matchmaking ends at most
+	// MaxRounds ConfirmTimeouts after collecting. Zero means
+	// DefaultMaxRounds.
 	MaxRounds int
 }
 
@@ -68,10 +71,11 @@ type Outgoing struct {
 // never touches the network or a clock: the caller feeds it Announce,
 // Receive and Tick, sends what they return, and calls Tick again at NextTick.
 type Matchmaker struct {
-	cfg    Config
-	ready  []Ready
-	index  map[string]int // position in ready by peer
-	closed bool
+	cfg      Config
+	ready    []Ready
+	index    map[string]int // position in ready by peer
+	closed   bool
+	closedAt time.Duration
 
 	round    int
 	roundEnd time.Duration
@@ -224,6 +228,7 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 // partition of its ready set.
 func (m *Matchmaker) close(now time.Duration) []Outgoing {
 	m.closed = true
+	m.closedAt = now
 	if _, ok := m.index[m.cfg.Self]; !ok {
 		return m.fail(fmt.Errorf("matchmaking: %s never announced: %w", m.cfg.Self, ErrNotReady))
 	}
