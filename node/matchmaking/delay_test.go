@@ -2,12 +2,73 @@ package matchmaking
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/sim"
 )
+
+// TestSlowInboundMemberEndsInTheGroup is issue 14's lost epoch: the views
+// sent to one member take longer than a round while its own arrive on
+// time. The others form the group, with it, in round 0; it hears no one in
+// time. It must end in their group, not give up below min size (or, with
+// MinGroup 1, form a group of itself) while they wait for it in the
+// all-reduce. Its round trip to them stays under MaxRounds-1 rounds.
+func TestSlowInboundMemberEndsInTheGroup(t *testing.T) {
+	for _, minGroup := range []int{2, 1} {
+		for _, slow := range []time.Duration{1100 * time.Millisecond, 1500 * time.Millisecond, 1900 * time.Millisecond} {
+			cfg := Config{Run: "run", MinGroup: minGroup, MaxGroup: 16, Deadline: 2 * time.Second, ConfirmTimeout: time.Second}
+			s := newSwarm(t, 1, 4, cfg, sim.Link{Latency: 5 * time.Millisecond})
+			const x = "p002"
+			for _, id := range s.ids {
+				if id != x {
+					must(t, s.net.SetLatency(sim.ID(id), x, slow))
+				}
+			}
+			s.announceAll(0)
+			s.net.RunUntilIdle()
+			gs, errs := s.groups()
+			checkWhole(t, s, gs, errs)
+			if len(gs) != 4 || len(gs[x].Members) != 4 {
+				t.Fatalf("min %d, inbound %v: %d of 4 formed, %s holds %v, errors %v; want all four in one group",
+					minGroup, slow, len(gs), x, memberIDs(gs[x].Members), errs)
+			}
+			if end := cfg.Deadline + time.Duration(DefaultMaxRounds)*cfg.ConfirmTimeout; s.lastDone() > end {
+				t.Fatalf("min %d, inbound %v: done at %v, after the last round's end %v", minGroup, slow, s.lastDone(), end)
+			}
+			t.Logf("min %d, inbound %v: %s formed at %v", minGroup, slow, x, s.doneAt[x])
+		}
+	}
+}
+
+// TestSlowInboundPastTheLastRound pins what the package doc says does not
+// hold: when a member's round trip to the others exceeds the rounds left,
+// no answer reaches it in time; it fails cleanly at the last round's end,
+// and the others hold a group with it (the all-reduce treats it as a peer
+// that failed).
+func TestSlowInboundPastTheLastRound(t *testing.T) {
+	cfg := Config{Run: "run", MinGroup: 2, MaxGroup: 16, Deadline: 3 * time.Second, ConfirmTimeout: time.Second}
+	s := newSwarm(t, 1, 4, cfg, sim.Link{Latency: 5 * time.Millisecond})
+	const x = "p002"
+	for _, id := range s.ids {
+		if id != x {
+			must(t, s.net.SetLatency(sim.ID(id), x, 2100*time.Millisecond)) // a round trip of 2.11 s > 2 rounds
+		}
+	}
+	s.announceAll(0)
+	s.net.RunUntilIdle()
+	gs, errs := s.groups()
+	checkConsistent(t, s, gs)
+	end := cfg.Deadline + time.Duration(DefaultMaxRounds)*cfg.ConfirmTimeout
+	if !errors.Is(errs[x], ErrBelowMin) || s.doneAt[x] != end {
+		t.Fatalf("%s: %v at %v, want ErrBelowMin at the last round's end %v", x, errs[x], s.doneAt[x], end)
+	}
+	if len(gs) != 3 || !contains(gs["p000"].Members, x) {
+		t.Fatalf("groups %v: want the three others to hold a group with %s", gs, x)
+	}
+}
 
 // TestRoundsEndOnOneSchedule: members whose round-0 views differ move on
 // at different times. p000 and p001 have every view at once and move on;
@@ -48,7 +109,8 @@ func TestRoundsEndOnOneSchedule(t *testing.T) {
 func checkWhole(t *testing.T, s *swarm, gs map[string]Group, errs map[string]error) map[string]Group {
 	t.Helper()
 	byKey := checkConsistent(t, s, gs)
-	for id, g := range gs {
+	for _, id := range slices.Sorted(maps.Keys(gs)) {
+		g := gs[id]
 		for _, x := range g.Members {
 			if err := errs[x.ID]; err != nil {
 				t.Fatalf("%s formed %v, but its member %s ended with %v", id, memberIDs(g.Members), x.ID, err)

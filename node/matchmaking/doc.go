@@ -22,6 +22,15 @@
 //     Rounds keep one schedule: round r ends (r+1) ConfirmTimeouts after
 //     collecting ended, on every member, however early it moved on.
 //
+// Silence is not disagreement. A member silent in a round where every view
+// that did arrive agreed may have formed the group: only its inbound
+// messages were on time. So the next view also goes to the silent members,
+// and a formed peer answers any later view from a member of its group with
+// its formed view, which a member that sent that same view in that round
+// adopts. A member that would otherwise give up on such a group (what is
+// left is below MinGroup or just itself) waits for that answer instead,
+// until the last round ends (wait.go).
+//
 // Safety: a peer sends one view per round and forms only in its current
 // round, so two peers that formed in the same round with a member in common
 // hold the same view. A peer that formed answers later-round views from its

@@ -83,6 +83,9 @@ type Matchmaker struct {
 	mine     [][]Member                  // own view in each round so far
 	got      map[string][]Member         // views received this round
 	pending  map[int]map[string][]Member // views for rounds not yet started
+	open     []Member                    // view of the first round that ended in silence, not disagreement (wait.go)
+	waiting  []Member                    // while waiting for a formed answer, the members it may come from
+	agree    int                         // members left in this peer's view when it started waiting
 	done     bool
 	formedAt int
 	group    Group
@@ -235,7 +238,7 @@ func (m *Matchmaker) close(now time.Duration) []Outgoing {
 	groups, _ := Partition(m.cfg.Run, m.cfg.Epoch, m.ready, m.cfg.MinGroup, m.cfg.MaxGroup)
 	for _, g := range groups {
 		if contains(g, m.cfg.Self) {
-			return m.startRound(now, 0, g)
+			return m.startRound(now, 0, g, nil)
 		}
 	}
 	if len(m.ready) < m.cfg.MinGroup {
