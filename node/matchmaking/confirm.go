@@ -135,13 +135,21 @@ func (m *Matchmaker) advance(now time.Duration) []Outgoing {
 		return m.waitMore(now)
 	}
 	next, silent, differ := m.tally()
-	if !differ && len(silent) > 0 && m.open == nil {
-		m.open = m.view
+	formed := slices.ContainsFunc(silent, func(x Member) bool { return m.agreed[x.ID] })
+	if !differ && len(silent) > 0 {
+		if m.open == nil {
+			m.open = m.view
+		}
+		for id, v := range m.got {
+			if id != m.cfg.Self && equal(v, m.view) {
+				m.agreed[id] = true
+			}
+		}
 	}
 	switch {
 	case m.round+1 >= m.cfg.MaxRounds:
 		return m.fail(fmt.Errorf("matchmaking: %s after %d rounds: %w", m.cfg.Self, m.round+1, ErrNoAgreement))
-	case m.open != nil && len(next) < max(m.cfg.MinGroup, 2):
+	case m.open != nil && (formed || len(next) < max(m.cfg.MinGroup, 2)):
 		return m.wait(now, len(next))
 	case len(next) < m.cfg.MinGroup:
 		return m.fail(fmt.Errorf("matchmaking: %s: %d members agree, min %d: %w", m.cfg.Self, len(next), m.cfg.MinGroup, ErrBelowMin))

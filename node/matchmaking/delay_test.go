@@ -104,6 +104,35 @@ func TestRoundsEndOnOneSchedule(t *testing.T) {
 	}
 }
 
+// TestCrashWhileSendingViews: p003 crashes while its round-0 views are on
+// its (slow) uplink, so only p000 gets one and forms the whole group. The
+// others hear nothing from p003; they ask p000 in round 1, but its answer
+// takes a round trip (600 ms) longer than a round (500 ms). p000 agreed with
+// them in round 0 and is silent in round 1, so it may have formed: they must
+// wait for its answer, not form {p001 p002} without it.
+func TestCrashWhileSendingViews(t *testing.T) {
+	cfg := Config{Run: "run", MinGroup: 2, MaxGroup: 16, Deadline: 2 * time.Second, ConfirmTimeout: 500 * time.Millisecond}
+	s := newSwarm(t, 1, 4, cfg, sim.Link{Latency: 5 * time.Millisecond})
+	must(t, s.net.SetBandwidth("p003", 0, 2000, 0)) // a 208-byte view each ~100 ms
+	for _, id := range []sim.ID{"p001", "p002"} {
+		must(t, s.net.SetLatency(id, "p000", 300*time.Millisecond))
+		must(t, s.net.SetLatency("p000", id, 300*time.Millisecond))
+	}
+	must(t, s.net.Crash("p003", cfg.Deadline+150*time.Millisecond)) // its view to p000 is out
+	s.announceAll(0)
+	s.net.RunUntilIdle()
+	gs, errs := s.groups()
+	delete(gs, "p003")
+	delete(errs, "p003")
+	checkWhole(t, s, gs, errs)
+	want := []string{"p000", "p001", "p002", "p003"}
+	for _, id := range want[:3] {
+		if g, ok := gs[id]; !ok || !slices.Equal(memberIDs(g.Members), want) {
+			t.Fatalf("%s holds %v (%v), want %v", id, memberIDs(g.Members), errs[id], want)
+		}
+	}
+}
+
 // checkWhole asserts checkConsistent and that every member of every formed
 // group formed that group too: none ended with an error or another group.
 func checkWhole(t *testing.T, s *swarm, gs map[string]Group, errs map[string]error) map[string]Group {

@@ -23,13 +23,14 @@
 //     collecting ended, on every member, however early it moved on.
 //
 // Silence is not disagreement. A member silent in a round where every view
-// that did arrive agreed may have formed the group: only its inbound
-// messages were on time. So the next view also goes to the silent members,
-// and a formed peer answers any later view from a member of its group with
-// its formed view, which a member that sent that same view in that round
-// adopts. A member that would otherwise give up on such a group (what is
-// left is below MinGroup or just itself) waits for that answer instead,
-// until the last round ends (wait.go).
+// that did arrive agreed may have formed the group: its views were late or
+// cut short by a crash, or only its inbound messages were on time. So the
+// next view also goes to the silent members, and a formed peer answers any
+// later view from a member of its group with its formed view, which a
+// member that sent that same view in that round adopts. A member that would
+// otherwise give up on such a group (what is left is below MinGroup or just
+// itself, or a member that agreed with it went silent) waits for that answer
+// instead, until the last round ends (wait.go).
 //
 // Safety: a peer sends one view per round and forms only in its current
 // round, so two peers that formed in the same round with a member in common

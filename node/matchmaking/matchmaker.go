@@ -84,6 +84,7 @@ type Matchmaker struct {
 	got      map[string][]Member         // views received this round
 	pending  map[int]map[string][]Member // views for rounds not yet started
 	open     []Member                    // view of the first round that ended in silence, not disagreement (wait.go)
+	agreed   map[string]bool             // members that sent this peer's own view in such a round
 	waiting  []Member                    // while waiting for a formed answer, the members it may come from
 	agree    int                         // members left in this peer's view when it started waiting
 	done     bool
@@ -112,6 +113,7 @@ func New(cfg Config) (*Matchmaker, error) {
 		cfg:     cfg,
 		index:   make(map[string]int, cfg.Expected),
 		pending: make(map[int]map[string][]Member),
+		agreed:  make(map[string]bool),
 	}, nil
 }
 

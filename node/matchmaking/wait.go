@@ -9,13 +9,18 @@ import (
 // open: each silent member may have received every view in time, this
 // peer's included, and formed the group. Silence is not disagreement: a
 // member whose inbound messages are slow hears nobody while everyone else
-// hears it (issue 14). Leaving the silent members out is what a crash
-// needs, and the next round's view goes to them too: a formed peer answers
-// any later view from a member of its group with its formed view, which the
-// asker adopts (it sent that view in that round). But when the members left
-// are below MinGroup (or just this peer), failing at once would give up on
-// a group that may have formed with this peer, and its members would wait
-// for it in the all-reduce.
+// hears it (issue 14), and a member that crashed while sending its view
+// reached some members and not others. Leaving the silent members out is
+// what a crash needs, and the next round's view goes to them too: a formed
+// peer answers any later view from a member of its group with its formed
+// view, which the asker adopts (it sent that view in that round).
+//
+// Two cases would give up on a group that may have formed with this peer,
+// and leave its members waiting for it in the all-reduce: the members left
+// are below MinGroup (or just this peer), so it would fail; or a member that
+// sent this peer its own view in an open round is silent now, so it may
+// have formed that view, and its answer may still be on its way while the
+// members left form a smaller group without it.
 //
 // Then this peer waits instead. Its view becomes just itself, which never
 // forms, and each round up to MaxRounds it sends that view to every other
@@ -23,8 +28,8 @@ import (
 // formed view, which this peer adopts; any other member reads it as this
 // peer leaving (the view leaves the receiver out) and drops it. After the
 // last round it fails, or, with MinGroup 1, forms alone. Waiting never
-// forms a group with others: it only turns a failure into a group that a
-// member formed with every member's view in hand.
+// forms a group with others: it only turns a failure, or a smaller group,
+// into a group that a member formed with every member's view in hand.
 
 // wait starts waiting for a formed answer; agree is how many members were
 // left in this peer's view.
@@ -50,6 +55,10 @@ func (m *Matchmaker) waitMore(now time.Duration) []Outgoing {
 	case m.cfg.MinGroup <= 1:
 		return m.form(m.round, m.view)
 	}
+	err := ErrNoAgreement
+	if m.agree < m.cfg.MinGroup {
+		err = ErrBelowMin
+	}
 	return m.fail(fmt.Errorf("matchmaking: %s: %d members agree, min %d, and none of the %d others answered in %d rounds that it formed: %w",
-		m.cfg.Self, m.agree, m.cfg.MinGroup, len(m.waiting), m.round+1, ErrBelowMin))
+		m.cfg.Self, m.agree, m.cfg.MinGroup, len(m.waiting), m.round+1, err))
 }
