@@ -29,7 +29,9 @@ import (
 // peer leaving (the view leaves the receiver out) and drops it. After the
 // last round it fails, or, with MinGroup 1, forms alone. Waiting never
 // forms a group with others: it only turns a failure, or a smaller group,
-// into a group that a member formed with every member's view in hand.
+// into a group that a member formed with every member's view in hand. Its
+// price is liveness, not safety: when the silent member had not formed (it
+// was only slow), this peer fails where it could have formed without it.
 
 // wait starts waiting for a formed answer; agree is how many members were
 // left in this peer's view.
