@@ -157,9 +157,13 @@ func (m *Matchmaker) advance(now time.Duration) []Outgoing {
 	return m.startRound(now, m.round+1, next, silent)
 }
 
-// tally sorts this round's members: next holds those that sent a view with
-// this peer in it and are in every such view; silent, those that sent
-// nothing; differ says whether any view received differs from this peer's.
+// tally sorts this round's members: next holds this peer and those that
+// sent a view with this peer in it and are in every such view; silent,
+// those that sent nothing; differ says whether any view received differs
+// from this peer's. This peer stays in next with its own values even when
+// a view holds it with others (another announcement of it reached that
+// member): a group without itself is none of its business, and that
+// member's view will leave it out, or differ, until the two part.
 func (m *Matchmaker) tally() (next, silent []Member, differ bool) {
 	next = make([]Member, 0, len(m.view))
 	for _, x := range m.view {
@@ -169,6 +173,10 @@ func (m *Matchmaker) tally() (next, silent []Member, differ bool) {
 			continue
 		}
 		differ = differ || !equal(v, m.view)
+		if x.ID == m.cfg.Self {
+			next = append(next, x)
+			continue
+		}
 		in := contains(v, m.cfg.Self)
 		for _, w := range m.got {
 			in = in && (!contains(w, m.cfg.Self) || slices.Contains(w, x))

@@ -81,3 +81,57 @@ func TestDisagreeingViewsNeverForm(t *testing.T) {
 }
 
 func memberKey(ms []Member) string { return groupKey("", 0, ms) }
+
+// TestSelfStaysInItsView: a member whose view holds this peer with other
+// values (another announcement of this peer reached it first, with another
+// weight) disagrees with this peer's view, and the intersection leaves
+// this peer's entry out of every other member's next view. This peer's
+// own next view must still hold itself, with its own values: it never
+// sends, and never forms, a group without itself, and ends below MinGroup
+// when the others go on without it.
+func TestSelfStaysInItsView(t *testing.T) {
+	cfg := Config{Run: "run", Self: "b", MinGroup: 2, MaxGroup: 16, Deadline: time.Second, ConfirmTimeout: 500 * time.Millisecond}
+	m, err := New(cfg)
+	must(t, err)
+	ready := func(id string, w float64) Ready { return Ready{Run: "run", Peer: id, Role: Full, Weight: w} }
+	member := func(id string, w float64) Member { return ready(id, w).member() }
+	_, err = m.Announce(0, ready("b", 1))
+	must(t, err)
+	for _, id := range []string{"a", "c", "d"} {
+		_, err := m.Receive(0, id, Msg{Ready: []Ready{ready(id, 1)}})
+		must(t, err)
+	}
+	m.Tick(cfg.Deadline)
+	all := []Member{member("a", 1), member("b", 1), member("c", 1), member("d", 1)}
+	if !slices.Equal(m.view, all) {
+		t.Fatalf("round-0 view %v, want %v", m.view, all)
+	}
+	stale := []Member{member("a", 1), member("b", 3), member("c", 1), member("d", 1)}
+	views := map[string][]Member{"a": stale, "c": all, "d": all}
+	for _, id := range []string{"a", "c", "d"} {
+		_, err := m.Receive(cfg.Deadline+10*time.Millisecond, id, Msg{View: &View{Run: "run", Round: 0, Members: views[id]}})
+		must(t, err)
+	}
+	if m.Done() || m.round != 1 {
+		t.Fatalf("after differing round-0 views: done %v, round %d, want round 1", m.Done(), m.round)
+	}
+	if !contains(m.view, "b") {
+		t.Fatalf("round-1 view %v leaves this peer (b) out", memberIDs(m.view))
+	}
+	// The others' round-1 views leave b out: they go on without it.
+	others := []Member{member("a", 1), member("c", 1), member("d", 1)}
+	for _, id := range []string{"a", "c", "d"} {
+		_, err := m.Receive(cfg.Deadline+cfg.ConfirmTimeout+10*time.Millisecond, id, Msg{View: &View{Run: "run", Round: 1, Members: others}})
+		must(t, err)
+	}
+	for now := cfg.Deadline; !m.Done() && now < cfg.Deadline+time.Duration(DefaultMaxRounds+1)*cfg.ConfirmTimeout; now += cfg.ConfirmTimeout / 2 {
+		m.Tick(now)
+	}
+	g, err := m.Group()
+	if err == nil {
+		t.Fatalf("b formed %v, want no group", memberIDs(g.Members))
+	}
+	if !errors.Is(err, ErrBelowMin) {
+		t.Fatalf("b ends with %v, want ErrBelowMin", err)
+	}
+}
