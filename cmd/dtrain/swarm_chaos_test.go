@@ -200,3 +200,85 @@ func TestChaosFigures(t *testing.T) {
 		t.Errorf("--json figures %s (%v)", out.String(), err)
 	}
 }
+
+// TestChaosPlan: a seed gives one plan, and every plan is the issue's
+// treatment: an event every 30-60 s, victims back 3-15 s later, two double
+// kills and one 40 s freeze, a miner always left working, all back in time.
+func TestChaosPlan(t *testing.T) {
+	run := 750 * time.Second // 12.5 minutes
+	if !reflect.DeepEqual(planChaos(1, 4, run), planChaos(1, 4, run)) {
+		t.Fatal("seed 1 gave two plans")
+	}
+	if reflect.DeepEqual(planChaos(1, 4, run), planChaos(2, 4, run)) {
+		t.Error("seeds 1 and 2 gave the same plan")
+	}
+	for seed := uint64(0); seed < 50; seed++ {
+		plan := planChaos(seed, 4, run)
+		back := map[int]time.Duration{}
+		var prev time.Duration
+		doubles, freezes := 0, 0
+		for _, e := range plan {
+			if gap := e.At - prev; gap < chaosEveryMin || gap > chaosEveryMax {
+				t.Fatalf("seed %d: %s between events: %+v", seed, gap, plan)
+			}
+			prev = e.At
+			switch {
+			case e.Freeze:
+				freezes++
+				if len(e.Miners) != 1 || e.Back[0]-e.At != chaosFreeze {
+					t.Errorf("seed %d: freeze %+v", seed, e)
+				}
+			case len(e.Miners) == 2:
+				doubles++
+			case len(e.Miners) != 1:
+				t.Errorf("seed %d: %d victims", seed, len(e.Miners))
+			}
+			for k, m := range e.Miners {
+				if back[m] > e.At {
+					t.Errorf("seed %d: miner %d hit at %s while down until %s", seed, m, e.At, back[m])
+				}
+				back[m] = e.Back[k]
+				if d := e.Back[k] - e.At; !e.Freeze && (d < chaosDownMin || d > chaosDownMax) || e.Back[k] >= run {
+					t.Errorf("seed %d: miner %d down %s, back at %s", seed, m, d, e.Back[k])
+				}
+			}
+			working := 0
+			for m := 1; m <= 4; m++ {
+				if back[m] <= e.At {
+					working++
+				}
+			}
+			if working == 0 {
+				t.Errorf("seed %d: no miner working at %s", seed, e.At)
+			}
+		}
+		if len(plan) < 11 || doubles != chaosDoubles || freezes != 1 {
+			t.Errorf("seed %d: %d events, %d double kills, %d freezes; want ≥ 11, 2, 1", seed, len(plan), doubles, freezes)
+		}
+	}
+	if plan := planChaos(1, 4, 40*time.Second); len(plan) > 1 {
+		t.Errorf("a 40 s run has room for at most one event, got %+v", plan)
+	}
+	for _, e := range planChaos(3, 2, run) {
+		if len(e.Miners) != 1 {
+			t.Errorf("two miners: %d victims at once would leave none working", len(e.Miners))
+		}
+	}
+}
+
+func TestChaosFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--seed", "3"}, "--seed is for --chaos"},
+		{[]string{"--chaos", "--kill-after", "0.5"}, "--kill-after does not go with --chaos"},
+		{[]string{"--chaos", "--late-after", "90s"}, "--late-after does not go with --chaos"},
+		{[]string{"--chaos", "--miners", "1"}, "--miners must be 2 to 8"},
+	} {
+		_, err := run(t, append([]string{"swarm"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("swarm %v: error %v, want one mentioning %q", tc.args, err, tc.want)
+		}
+	}
+}
