@@ -294,8 +294,9 @@ func (s *swarm) header(cfg config.Miner) {
 			o.miners+1, fmtClock(o.lateAfter), fmtClock(o.killAfter), restartDelay)
 	}
 	if s.chaos != nil {
-		fmt.Fprintf(w, "chaos (seed %d): a random miner killed every %s-%s and restarted %s-%s later, twice two at once, "+
-			"once one frozen (SIGSTOP) for %s instead:\n", s.chaos.seed, chaosEveryMin, chaosEveryMax, chaosDownMin, chaosDownMax, chaosFreeze)
+		fmt.Fprintf(w, "chaos (seed %d): a random miner killed every %.0f-%.0f s and restarted %.0f-%.0f s later, twice two at once, "+
+			"once one frozen (SIGSTOP) for %.0f s instead:\n", s.chaos.seed, chaosEveryMin.Seconds(), chaosEveryMax.Seconds(),
+			chaosDownMin.Seconds(), chaosDownMax.Seconds(), chaosFreeze.Seconds())
 		for _, l := range describeChaos(s.chaos.plan) {
 			fmt.Fprintln(w, l)
 		}

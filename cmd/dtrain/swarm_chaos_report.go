@@ -268,6 +268,8 @@ func (t *chaosTally) figures(seed uint64) chaosFigures {
 			}
 		}
 		bad.Versions = len(hashes)
+		slices.Sort(bad.Dropped)
+		slices.Sort(bad.Alone)
 		if bad.Versions == 1 && len(bad.Dropped) == 0 && len(bad.Alone) == 0 {
 			f.Averaged++
 		} else {
@@ -344,6 +346,9 @@ func (r *swarmReport) printChaos(f chaosFigures) {
 
 func (b chaosBadEpoch) String() string {
 	s := fmt.Sprintf("epoch %d (%d miners", b.Epoch, b.Miners)
+	if b.Miners == 1 {
+		s = fmt.Sprintf("epoch %d (1 miner", b.Epoch)
+	}
 	if b.Versions > 1 {
 		s += fmt.Sprintf(", %d versions", b.Versions)
 	}

@@ -27,8 +27,8 @@ const chaosFixture = `
 # epoch 1: 1 and 2 average, 3 and 4 drop (a0 relabelled epoch 2)
 20 1 epoch 1 2 a0 a1
 20 2 epoch 1 2 a0 a1
-20 3 epoch 1 drop a0 a0
 20 4 epoch 1 drop a0 a0
+20 3 epoch 1 drop a0 a0
 # replaced 1: miner 1 averaged epoch 1, then takes the dropped a0
 21 1 loaded 2 a0 diverged
 # epoch 2: 1, 3, 4 average from a0; 2 applies its update alone: a solo fork
@@ -183,6 +183,7 @@ func TestChaosFigures(t *testing.T) {
 	for _, want := range []string{
 		"epochs averaged and held by every miner that finished them: 6 of 11 (55%; target ≥ 90%)\n",
 		"not: epoch 1 (4 miners, 2 versions, dropped: 3, 4); epoch 2 (4 miners, 2 versions, alone: 2);",
+		"epoch 9 (3 miners, 2 versions); epoch 10 (1 miner, alone: 2)\n",
 		"solo forks: 1 (target 0): miner 2 epoch 2\n",
 		"averaged updates replaced by dropped ones: 3 (target 0): at 0:21 miner 1, which averaged epoch 1, loaded epoch 2 (a0)",
 		"kills 2, restarts 2, freezes 1, state loads 8 (4 diverged)\n",
@@ -263,6 +264,42 @@ func TestChaosPlan(t *testing.T) {
 		if len(e.Miners) != 1 {
 			t.Errorf("two miners: %d victims at once would leave none working", len(e.Miners))
 		}
+	}
+}
+
+// TestChaosHeader: the plan is printed before the run, as text and as
+// one --json object.
+func TestChaosHeader(t *testing.T) {
+	o := swarmOptions{miners: 4, mode: "diloco", duration: 750 * time.Second, chaos: true, seed: 1}
+	cfg, err := swarmConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newChaosRun(o.seed, o.miners, o.duration, time.Now())
+	var out strings.Builder
+	(&swarm{opts: o, rep: newSwarmReport(&out, false, time.Now(), 1), chaos: c}).header(cfg)
+	text := out.String()
+	if !strings.Contains(text, "chaos (seed 1): a random miner killed every 30-60 s and restarted 3-15 s later") ||
+		!strings.Contains(text, describeChaos(c.plan)[len(c.plan)-1]+"\n") {
+		t.Errorf("text header lacks the plan:\n%s", text)
+	}
+	out.Reset()
+	o.json = true
+	(&swarm{opts: o, rep: newSwarmReport(&out, true, time.Now(), 1), chaos: c}).header(cfg)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var plan struct {
+		Event string `json:"event"`
+		Seed  uint64 `json:"seed"`
+		Plan  []struct {
+			T      float64   `json:"t"`
+			Act    string    `json:"act"`
+			Miners []int     `json:"miners"`
+			Back   []float64 `json:"back_t"`
+		} `json:"plan"`
+	}
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &plan) != nil || plan.Event != "chaos_plan" || plan.Seed != 1 ||
+		len(plan.Plan) != len(c.plan) || plan.Plan[0].T != c.plan[0].At.Seconds() || len(plan.Plan[0].Back) != len(plan.Plan[0].Miners) {
+		t.Errorf("--json header:\n%s", out.String())
 	}
 }
 
