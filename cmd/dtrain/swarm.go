@@ -52,7 +52,7 @@ func swarmCommand() *cli.Command {
 			&cli.StringFlag{Name: "late-after", Value: "0.33", Usage: "when the late miner joins: a fraction of --minutes or a duration (90s)"},
 			&cli.StringFlag{Name: "kill-after", Value: "0.5", Usage: "when miner 2 is killed (and restarted 5 s later): a fraction of --minutes or a duration"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines (one object per event) instead of text"},
-			&cli.BoolFlag{Name: "chaos", Usage: "chaos test: kill, restart and freeze random miners all run long, then print how the swarm held up (see above)"},
+			&cli.BoolFlag{Name: "chaos", Usage: "chaos test: kill, restart and freeze random miners throughout the run, then print how the swarm held up (see above)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "--chaos: the plan's seed, printed so that a plan can be repeated", DefaultText: "a random one"},
 		},
 		Action: runSwarm,
