@@ -27,6 +27,7 @@ func (m *Miner) runEpoch(ctx context.Context) (EpochEvent, error) {
 	if err := m.model.Params(start); err != nil {
 		return ev, err
 	}
+	ev.StartHash = paramHash(start)
 	batches, err := m.epochBatches()
 	if err != nil {
 		return ev, err

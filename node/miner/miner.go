@@ -53,6 +53,7 @@ type EpochEvent struct {
 	BytesSent    int64         `json:"bytes_sent"`         // all-reduce payload bytes this miner sent
 	TrainTime    time.Duration `json:"train_ns"`
 	ParamHash    string        `json:"param_hash"` // sha256 of the parameters after the update, first 16 hex digits
+	StartHash    string        `json:"start_hash"` // the same of the parameters the epoch started from (a dropped update: = ParamHash)
 }
 
 // Miner is one training peer.
@@ -227,7 +228,7 @@ func (m *Miner) Run(ctx context.Context) error {
 		m.log.Info().Str("peer", m.self).Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
 			Int64("tokens", ev.Tokens).Dur("train", ev.TrainTime).
 			Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).Bool("dropped", ev.Dropped).
-			Dur("sync", ev.SyncTime).Int64("bytes_sent", ev.BytesSent).Str("param_hash", ev.ParamHash).Msg("epoch")
+			Dur("sync", ev.SyncTime).Int64("bytes_sent", ev.BytesSent).Str("param_hash", ev.ParamHash).Str("start_hash", ev.StartHash).Msg("epoch")
 		if m.opts.Observer != nil {
 			m.opts.Observer(ev)
 		}

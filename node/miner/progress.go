@@ -169,9 +169,14 @@ func (m *Miner) loadFromPeers(ctx context.Context, epoch uint64, diverged bool) 
 	if m.epoch != epoch {
 		return fmt.Errorf("donors' state is of epoch %d, the swarm's is %d", m.epoch, epoch)
 	}
+	params := make([]float32, m.model.NumParams())
+	if err := m.model.Params(params); err != nil {
+		return err
+	}
 	rate := float64(len(blob)) * 8 / 1e6 / stats.Took.Seconds()
 	m.log.Info().Uint64("epoch", epoch).Uint64("from_epoch", from).Bool("diverged", diverged).Int("bytes", len(blob)).
-		Dur("took", stats.Took).Float64("mbps", rate).Int("donors", len(stats.Bytes)).Msg("state loaded")
+		Dur("took", stats.Took).Float64("mbps", rate).Int("donors", len(stats.Bytes)).Str("param_hash", paramHash(params)).
+		Msg("state loaded")
 	return nil
 }
 
