@@ -104,12 +104,15 @@ func (n *Node) JoinRun(ctx context.Context, runID string) (*Run, error) {
 // ID is the run id.
 func (r *Run) ID() string { return r.id }
 
-// Protocol is the stream protocol id for name in this run, version 1.0.0:
-// "/dtrain/<run>/<name>/1.0.0". Peers of different runs never speak each
-// other's protocols.
-func (r *Run) Protocol(name string) protocol.ID {
-	return protocol.ID("/dtrain/" + r.id + "/" + name + "/1.0.0")
+// Protocol is the stream protocol id for name in run runID, version
+// 1.0.0: "/dtrain/<run>/<name>/1.0.0". Peers of different runs never speak
+// each other's protocols.
+func Protocol(runID, name string) protocol.ID {
+	return protocol.ID("/dtrain/" + runID + "/" + name + "/1.0.0")
 }
+
+// Protocol is the stream protocol id for name in this run (see Protocol).
+func (r *Run) Protocol(name string) protocol.ID { return Protocol(r.id, name) }
 
 // FindPeers looks up the run's members on the DHT once and returns them
 // without the node itself. Without a deadline on ctx it gives up after 30 s.

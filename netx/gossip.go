@@ -54,6 +54,22 @@ type typeVersion struct {
 	version uint16
 }
 
+// JoinGossip joins run runID (JoinRun) and its gossip topic: the node
+// advertises itself in the run, connects to its peers and takes part in
+// its gossip until ctx ends or the node closes.
+func (n *Node) JoinGossip(ctx context.Context, runID string) (Topic, error) {
+	r, err := n.JoinRun(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Gossip(ctx)
+	if err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
 // Gossip joins the run's gossip topic on the first call and returns the
 // same Gossip afterwards.
 func (r *Run) Gossip(ctx context.Context) (*Gossip, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
@@ -357,6 +358,20 @@ func (n *Node) Addrs() []string {
 
 // Host is the underlying libp2p host.
 func (n *Node) Host() host.Host { return n.host }
+
+// NewStream opens a stream to p on the first of pids that p speaks. With
+// SetStreamHandler and RemoveStreamHandler it makes the node a Host.
+func (n *Node) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
+	return n.host.NewStream(ctx, p, pids...)
+}
+
+// SetStreamHandler serves pid's inbound streams with handler.
+func (n *Node) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	n.host.SetStreamHandler(pid, handler)
+}
+
+// RemoveStreamHandler stops serving pid.
+func (n *Node) RemoveStreamHandler(pid protocol.ID) { n.host.RemoveStreamHandler(pid) }
 
 // DHT is the node's Kademlia DHT.
 func (n *Node) DHT() *dht.IpfsDHT { return n.dht }

@@ -19,14 +19,27 @@ type Host interface {
 	RemoveStreamHandler(pid protocol.ID)
 }
 
-// Topic is a run's broadcast channel: signed, validated, typed messages.
-// *Gossip satisfies it; node/sim provides a simulated one.
+// Topic is a run's broadcast channel: signed, validated, typed messages,
+// and the peers subscribed to it. *Gossip satisfies it; node/sim provides
+// a simulated one.
 type Topic interface {
+	Handle(typ string, validate ValidateFunc)
 	Publish(ctx context.Context, m GossipMessage) error
 	Next(ctx context.Context) (peer.ID, GossipMessage, error)
+	Peers() []peer.ID
+}
+
+// Network is a node as a role in node/ uses it: a Host for protocol
+// streams, and the gossip of the runs it joins (their stream protocols are
+// named by Protocol). *Node satisfies it, so a role takes a Network rather
+// than a libp2p node, and node/sim can stand in for one.
+type Network interface {
+	Host
+	JoinGossip(ctx context.Context, run string) (Topic, error)
 }
 
 var (
-	_ Host  = host.Host(nil)
-	_ Topic = (*Gossip)(nil)
+	_ Host    = host.Host(nil)
+	_ Topic   = (*Gossip)(nil)
+	_ Network = (*Node)(nil)
 )

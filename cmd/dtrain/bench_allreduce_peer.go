@@ -17,6 +17,8 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
 )
 
 // benchAllReduceProto is the protocol prefix of the benchmark's rounds; each
@@ -107,7 +109,7 @@ func runAllReducePeer(ctx context.Context, pc allReducePeerConfig) error {
 	if err := json.Unmarshal(line, &setup); err != nil {
 		return fmt.Errorf("peer %d: group %q: %w", pc.rank, line, err)
 	}
-	round, ids, err := benchRoundConfig(pc, setup)
+	round, ids, err := benchRoundConfig(pc, setup, nd.ID().String())
 	if err != nil {
 		return err
 	}
@@ -148,29 +150,26 @@ func runAllReducePeer(ctx context.Context, pc allReducePeerConfig) error {
 	}
 }
 
-// benchRoundConfig builds the round every iteration repeats: all peers full
-// members of weight 1, spans sized by setup's bandwidths.
-func benchRoundConfig(pc allReducePeerConfig, setup allReducePeerSetup) (allreduce.RoundConfig, []peer.ID, error) {
+// benchRoundConfig builds the round every iteration repeats, as this
+// peer (self) runs it: the group is every peer, a full member of weight 1,
+// with spans sized by setup's bandwidths. It returns the members' ids in
+// the group's order.
+func benchRoundConfig(pc allReducePeerConfig, setup allReducePeerSetup, self string) (allreduce.RoundConfig, []peer.ID, error) {
 	if len(setup.Peers) != pc.peers || len(setup.Bandwidth) != pc.peers {
 		return allreduce.RoundConfig{}, nil, fmt.Errorf("peer %d: group of %d peers and %d bandwidths, want %d",
 			pc.rank, len(setup.Peers), len(setup.Bandwidth), pc.peers)
 	}
-	var g allreduce.Group
-	ids := make([]peer.ID, pc.peers)
-	reduces, contributes := make([]bool, pc.peers), make([]bool, pc.peers)
+	members := make([]matchmaking.Member, pc.peers)
 	for i, p := range setup.Peers {
-		ids[i] = p.ID
-		g.Members = append(g.Members, allreduce.Member{ID: p.ID.String(), Role: allreduce.RoleFull, Weight: 1})
-		reduces[i], contributes[i] = true, true
+		members[i] = matchmaking.Member{ID: p.ID.String(), Role: matchmaking.Full, Weight: 1, Bandwidth: setup.Bandwidth[i]}
 	}
-	spans, err := allreduce.SpansForRoles(pc.n, setup.Bandwidth, reduces, contributes)
+	g := matchmaking.NewGroup("bench", 0, members)
+	cfg, err := g.RoundConfig(self, nil, matchmaking.RoundOptions{Len: pc.n, Codec: pc.codec, PartSize: pc.part, Timeout: pc.timeout})
 	if err != nil {
 		return allreduce.RoundConfig{}, nil, err
 	}
-	return allreduce.RoundConfig{
-		Group: g, Self: pc.rank, Len: pc.n, Spans: spans, PartSize: pc.part, Codec: pc.codec,
-		PartTimeout: pc.timeout / 4, ReduceTimeout: pc.timeout * 3 / 4, RoundTimeout: pc.timeout,
-	}, ids, nil
+	ids, err := p2p.Peers(cfg.Group)
+	return cfg, ids, err
 }
 
 // runBenchRound runs one round over vec and returns its time and the
@@ -182,7 +181,7 @@ func runBenchRound(ctx context.Context, h netx.Host, ids []peer.ID, cfg allreduc
 		return 0, 0, err
 	}
 	t0 := time.Now()
-	res, err := allreduce.RunRound(ctx, h, protocol.ID(benchAllReduceProto+strconv.Itoa(iter)), ids, r, 5*time.Millisecond)
+	res, err := p2p.RunRound(ctx, h, protocol.ID(benchAllReduceProto+strconv.Itoa(iter)), ids, r, 5*time.Millisecond)
 	took := time.Since(t0).Seconds()
 	if err != nil {
 		return took, 0, err

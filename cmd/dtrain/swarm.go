@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,9 +27,23 @@ func swarmCommand() *cli.Command {
 		Description: "Starts `dtrain bootstrap` and --miners `dtrain miner` processes on 127.0.0.1, which train the\n" +
 			"default tiny GPT-2 on the built-in corpus (Go sources) and average every epoch. Prints one line per\n" +
 			"swarm epoch and a summary. Unless --no-churn, a miner joins late (at --late-after) and catches up\n" +
-			"from its peers, and miner 2 is killed (at --kill-after) and restarted. Ctrl-C stops every process.",
+			"from its peers, and miner 2 is killed (at --kill-after) and restarted. Ctrl-C stops every process.\n\n" +
+			"--chaos is issue 14's chaos test (4 miners unless --miners; no scripted churn): a random miner is killed\n" +
+			"(SIGKILL) every 30-60 s and restarted with its out dir 3-15 s later, twice two at once, and once one is\n" +
+			"frozen (SIGSTOP) for 40 s instead. --seed picks the plan, which is printed first (the same seed gives the\n" +
+			"same plan, not the same timing). At the end it prints these figures from the miners' log lines:\n" +
+			"  averaged epochs: of the swarm epochs that ended (some miner logged an \"epoch\" line for it), those where\n" +
+			"    every miner that finished it applied a group mean of 2 or more updates (contributors >= 2, not dropped)\n" +
+			"    and all hold the same param_hash (target >= 90%);\n" +
+			"  solo forks: (miner, epoch) where the miner applied its own update alone (contributors < 2, not dropped)\n" +
+			"    while another miner also finished that epoch (target 0);\n" +
+			"  averaged replaced by dropped: state loads by a miner whose last epoch before it was averaged (result X),\n" +
+			"    where the loaded state, traced back by start_hash to the next epoch, is not X but a dropped update's\n" +
+			"    (its start state relabelled) (target 0);\n" +
+			"  kills, restarts, freezes, state loads, and the longest a miner process ran (not frozen) without finishing\n" +
+			"    an epoch, from its start or its last epoch to its next, its end or the end of the run.",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "miners", Value: 3, Usage: "miners at the start, 2 to 8 (the late joiner comes on top)"},
+			&cli.IntFlag{Name: "miners", Value: 3, Usage: "miners at the start, 2 to 8 (the late joiner comes on top; 4 with --chaos)"},
 			&cli.StringFlag{Name: "mode", Value: "diloco", Usage: "diloco or gradients"},
 			&cli.Float64Flag{Name: "minutes", Value: 3, Usage: "how long the swarm trains"},
 			&cli.StringFlag{Name: "dir", Usage: "work directory for the configuration, the miners' state and the logs (default: a new temporary one)"},
@@ -37,6 +52,8 @@ func swarmCommand() *cli.Command {
 			&cli.StringFlag{Name: "late-after", Value: "0.33", Usage: "when the late miner joins: a fraction of --minutes or a duration (90s)"},
 			&cli.StringFlag{Name: "kill-after", Value: "0.5", Usage: "when miner 2 is killed (and restarted 5 s later): a fraction of --minutes or a duration"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines (one object per event) instead of text"},
+			&cli.BoolFlag{Name: "chaos", Usage: "chaos test: kill, restart and freeze random miners throughout the run, then print how the swarm held up (see above)"},
+			&cli.Uint64Flag{Name: "seed", Usage: "--chaos: the plan's seed, printed so that a plan can be repeated", DefaultText: "a random one"},
 		},
 		Action: runSwarm,
 	}
@@ -53,6 +70,8 @@ type swarmOptions struct {
 	lateAfter time.Duration
 	killAfter time.Duration
 	json      bool
+	chaos     bool
+	seed      uint64
 }
 
 // restartDelay is how long the killed miner stays down.
@@ -63,6 +82,9 @@ func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 		churn: !c.Bool("no-churn"), json: c.Bool("json")}
 	if c.NArg() > 0 {
 		return o, fmt.Errorf("swarm takes no arguments, got %q", c.Args().Slice())
+	}
+	if err := parseChaosOptions(c, &o); err != nil {
+		return o, err
 	}
 	if o.miners < 2 || o.miners > 8 {
 		return o, fmt.Errorf("--miners must be 2 to 8, got %d", o.miners)
@@ -86,6 +108,32 @@ func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 		return o, err
 	}
 	return o, nil
+}
+
+// parseChaosOptions reads --chaos and --seed: chaos brings its own churn,
+// on 4 miners unless --miners says otherwise.
+func parseChaosOptions(c *cli.Context, o *swarmOptions) error {
+	o.chaos = c.Bool("chaos")
+	if !o.chaos {
+		if c.IsSet("seed") {
+			return errors.New("--seed is for --chaos")
+		}
+		return nil
+	}
+	for _, f := range []string{"late-after", "kill-after"} {
+		if c.IsSet(f) {
+			return fmt.Errorf("--%s does not go with --chaos, which kills and restarts miners by its own plan", f)
+		}
+	}
+	o.churn = false
+	if !c.IsSet("miners") {
+		o.miners = 4
+	}
+	o.seed = c.Uint64("seed")
+	if !c.IsSet("seed") {
+		o.seed = rand.Uint64N(1_000_000)
+	}
+	return nil
 }
 
 // parseWhen reads a moment of the run: a fraction of total (0.5) or a
@@ -166,15 +214,24 @@ func runSwarm(c *cli.Context) error {
 		children: map[int]*child{}}
 	s.rep = newSwarmReport(c.App.Writer, o.json, time.Now(), tokensPerEpoch(cfg))
 	s.rep.logs = filepath.Join(dir, "miner-N.log")
+	if o.chaos {
+		s.chaos = newChaosRun(o.seed, o.miners, o.duration, s.rep.start)
+	}
 	defer s.shutdown()
 	s.header(cfg)
 	why, err := s.run(ctx)
 	if err != nil {
 		why = "error"
 	}
+	if s.chaos != nil {
+		s.chaos.tally.finish(time.Now())
+	}
 	stop() // a second Ctrl-C now kills this process, and the kernel its children (Pdeathsig)
 	s.shutdown()
 	s.rep.summary(time.Now(), why)
+	if s.chaos != nil {
+		s.rep.printChaos(s.chaos.tally.figures(s.chaos.seed))
+	}
 	return err
 }
 
@@ -214,7 +271,10 @@ func (s *swarm) header(cfg config.Miner) {
 	if o.json {
 		s.rep.emit(map[string]any{"event": "swarm", "miners": o.miners, "mode": o.mode, "seconds": o.duration.Seconds(),
 			"params": params, "n_layer": m.NLayer, "n_embd": m.NEmbd, "data": data, "dir": s.dir,
-			"tokens_per_epoch": tokensPerEpoch(cfg), "churn": o.churn})
+			"tokens_per_epoch": tokensPerEpoch(cfg), "churn": o.churn, "chaos": o.chaos})
+		if s.chaos != nil {
+			s.rep.emit(s.chaos.planJSON())
+		}
 		return
 	}
 	w := s.rep.w
@@ -232,6 +292,14 @@ func (s *swarm) header(cfg config.Miner) {
 	if o.churn {
 		fmt.Fprintf(w, "churn: miner %d joins at %s; miner 2 is killed at %s and restarted %s later\n",
 			o.miners+1, fmtClock(o.lateAfter), fmtClock(o.killAfter), restartDelay)
+	}
+	if s.chaos != nil {
+		fmt.Fprintf(w, "chaos (seed %d): a random miner killed every %.0f-%.0f s and restarted %.0f-%.0f s later, twice two at once, "+
+			"once one frozen (SIGSTOP) for %.0f s instead:\n", s.chaos.seed, chaosEveryMin.Seconds(), chaosEveryMax.Seconds(),
+			chaosDownMin.Seconds(), chaosDownMax.Seconds(), chaosFreeze.Seconds())
+		for _, l := range describeChaos(s.chaos.plan) {
+			fmt.Fprintln(w, l)
+		}
 	}
 	fmt.Fprintf(w, "work dir: %s (miner.toml, bootstrap.log, miner-N.log, miner-N/)\n", s.dir)
 }
@@ -251,9 +319,12 @@ func (s *swarm) run(ctx context.Context) (string, error) {
 	}
 	end := time.NewTimer(s.opts.duration)
 	defer end.Stop()
-	var late, kill, restart <-chan time.Time
+	var late, kill, restart, chaos <-chan time.Time
 	if s.opts.churn {
 		late, kill = time.After(s.opts.lateAfter), time.After(s.opts.killAfter)
+	}
+	if s.chaos != nil {
+		chaos = s.chaos.due(time.Since(s.rep.start))
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -281,9 +352,14 @@ func (s *swarm) run(ctx context.Context) (string, error) {
 			if err := s.startMiner(2, false); err != nil {
 				return "", err
 			}
+		case <-chaos:
+			if err := s.chaosStep(); err != nil {
+				return "", err
+			}
+			chaos = s.chaos.due(time.Since(s.rep.start))
 		case l := <-s.lines:
 			s.handle(l)
-			if s.allExited() {
+			if s.allExited() && (s.chaos == nil || !s.chaos.down()) {
 				return "", errAllExited
 			}
 		case <-tick.C:

@@ -128,6 +128,7 @@ func (c *child) stop(grace time.Duration) error {
 	default:
 	}
 	c.signal(syscall.SIGINT)
+	c.pause(false) // a frozen miner (--chaos) acts on SIGINT once continued
 	select {
 	case <-c.done:
 		return nil
@@ -167,6 +168,7 @@ type swarm struct {
 	lines    chan childLine
 	quit     chan struct{}  // closed at the very end: readers stop sending
 	children map[int]*child // 0: bootstrap; i: miner i, its latest process
+	chaos    *chaosRun      // nil without --chaos
 	all      []*child       // every process started, for shutdown
 	down     bool
 }
@@ -218,6 +220,9 @@ func (s *swarm) startMiner(i int, late bool) error {
 	}
 	now := time.Now()
 	s.rep.started(i, c.pid(), late)
+	if s.chaos != nil {
+		s.chaos.tally.started(now, i)
+	}
 	fields := map[string]any{"role": "miner", "miner": i, "pid": c.pid(), "log": logPath, "late": late, "start": gen}
 	switch {
 	case gen > 1:
@@ -269,8 +274,14 @@ func (s *swarm) handle(l childLine) {
 	switch {
 	case l.exited && current:
 		s.rep.exited(now, l.who, l.err, c.expected())
+		if s.chaos != nil {
+			s.chaos.tally.ended(now, l.who)
+		}
 	case !l.exited && !l.stdout:
 		s.rep.line(now, l.who, l.text)
+		if s.chaos != nil {
+			s.chaos.tally.line(now, l.who, l.text)
+		}
 	}
 }
 

@@ -25,6 +25,9 @@ type minerLog struct {
 	Sync         int64    `json:"sync"`
 	BytesSent    int64    `json:"bytes_sent"`
 	ParamHash    string   `json:"param_hash"`
+	StartHash    string   `json:"start_hash"`
+	Dropped      bool     `json:"dropped"`
+	Diverged     bool     `json:"diverged"`
 	Tokens       *int64   `json:"tokens"`
 	Peer         string   `json:"peer"`
 	Addr         string   `json:"addr"`

@@ -85,10 +85,35 @@ type RoundConfig struct {
 	// before excluding it (0: no per-part limit). ReduceTimeout, counted
 	// from Start, is when an owner stops waiting for parts and reports what
 	// it has (0: half the round). RoundTimeout, counted from Start, ends the
-	// round: done, or failed cleanly.
+	// round: done, or failed cleanly. They must leave time to replace a
+	// lost owner (reduce + 2×part <= round); TimeoutsFor splits a round so
+	// that they do.
 	PartTimeout   time.Duration
 	ReduceTimeout time.Duration
 	RoundTimeout  time.Duration
+}
+
+// SentBytes is what member Self sends in a round of c without failures: a
+// contributor's values outside its own span to their owners, and an
+// owner's mean of its span to every other contributor.
+func (c RoundConfig) SentBytes() int64 {
+	own := 0
+	for _, s := range c.Spans {
+		if s.Peer == c.Self {
+			own = s.Len()
+		}
+	}
+	others := 0
+	for i, m := range c.Group.Members {
+		if i != c.Self && m.Role.contributes() {
+			others++
+		}
+	}
+	var values int64
+	if c.Group.Members[c.Self].Role.contributes() {
+		values = int64(c.Codec.EncodedLen(c.Len - own))
+	}
+	return values + int64(others)*int64(c.Codec.EncodedLen(own))
 }
 
 // DefaultPartSize is the part size, in elements, that pipelined best in
@@ -172,9 +197,8 @@ func (c *RoundConfig) validate() error {
 		return fmt.Errorf("error feedback for %v over %d values, the round sends %v over %d",
 			f.Codec().ID(), len(f.Residual()), c.Codec.ID(), c.Len)
 	}
-	if c.RoundTimeout <= 0 || c.PartTimeout < 0 || c.ReduceTimeout < 0 || c.ReduceTimeout > c.RoundTimeout {
-		return fmt.Errorf("timeouts part %v, reduce %v, round %v: want round > 0, 0 <= reduce <= round, part >= 0",
-			c.PartTimeout, c.ReduceTimeout, c.RoundTimeout)
+	if err := c.validateTimeouts(); err != nil {
+		return err
 	}
 	return c.validateSpans()
 }

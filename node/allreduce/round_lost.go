@@ -11,18 +11,21 @@ import (
 // and wrapping around; its current owner is the first member of the chain
 // not believed lost. Every member derives the same owner from the same lost
 // set, and the set spreads three ways: a member that times out on an owner
-// (no report by its deadline, or all-gather parts stalled for the slack)
+// (no report by its deadline, or all-gather parts stalled for the slack),
+// or an owner whose report leaves out a reducer whose parts stalled,
 // broadcasts a LostMsg; a member that receives a LostMsg accepts it
 // unchecked, since a false suspicion only costs a re-reduction; and any
 // message about span k from a later member of k's chain (a report, a
 // gathered part, a contribution sent to it) means the members before it are
 // lost. On losing an owner every contributor resends its values of the span
 // to the replacement, which reduces, reports and gathers the span as the
-// original owner would have. A lost owner's own contribution counts if
-// every owner's report lists it: it was fully received before it failed.
-// But an owner lost after agreement whose own contribution is in the agreed
-// set cannot be replaced (its values of its span died with it): members
-// that already hold its span finish, the others fail with ErrSpanLost.
+// original owner would have, without waiting for the lost owner's values.
+// A lost owner's own contribution counts if every owner's report lists it:
+// it was fully received before it failed. But an owner lost after
+// agreement whose own contribution is in the agreed set cannot be replaced
+// (its values of its span died with it): members that already hold its
+// span finish, the others fail with ErrSpanLost. TimeoutsFor gives a round
+// the time for all this.
 
 // chainPos is member x's position in span k's chain, or -1.
 func (r *Round) chainPos(k, x int) int {
@@ -69,23 +72,6 @@ func (r *Round) advanceTo(now time.Duration, k, x int) []Outgoing {
 		out = append(out, r.markLost(now, o)...)
 	}
 	return out
-}
-
-// slack is how long past its expected time a report or a part may be late
-// before its owner is believed lost: PartTimeout, or a quarter of what the
-// round leaves after the reduce deadline.
-func (r *Round) slack() time.Duration {
-	if r.cfg.PartTimeout > 0 {
-		return r.cfg.PartTimeout
-	}
-	return max((r.cfg.RoundTimeout-r.reduceBy())/4, time.Millisecond)
-}
-
-func (r *Round) reduceBy() time.Duration {
-	if r.cfg.ReduceTimeout == 0 {
-		return r.cfg.RoundTimeout / 2
-	}
-	return r.cfg.ReduceTimeout
 }
 
 // markLost records that member x is lost and moves every span it owned to
@@ -135,7 +121,7 @@ func (r *Round) markLost(now time.Duration, x int) []Outgoing {
 // the agreed report at once and gathers once the agreed contributors'
 // values are in.
 func (r *Round) takeOver(now time.Duration, k int) []Outgoing {
-	o := r.startOwner(now, k, now+r.slack())
+	o := r.startOwner(now, k, now+r.cfg.Slack())
 	if !r.agreed {
 		return nil
 	}
@@ -179,13 +165,13 @@ func (r *Round) detectLost(now time.Duration) []Outgoing {
 		}
 		var late bool
 		if !r.haveReport[k] || r.reportFrom[k] != x {
-			by := r.start + r.reduceBy()
+			by := r.start + r.cfg.reduceBy()
 			if x != r.cfg.Spans[k].Peer {
-				by = r.ownerSince[k] + r.slack()
+				by = r.ownerSince[k] + r.cfg.Slack()
 			}
-			late = now >= by+r.slack()
+			late = now >= by+r.cfg.Slack()
 		} else if r.agreed && r.result != nil && r.gatherGot[k] < r.parts[k] {
-			late = now-max(r.agreedAt, r.lastGather[k], r.ownerSince[k]) >= r.slack()
+			late = now-max(r.agreedAt, r.lastGather[k], r.ownerSince[k]) >= r.cfg.Slack()
 		}
 		if late {
 			out = append(out, r.broadcast(LostMsg{Span: k, Owner: x})...)

@@ -108,9 +108,12 @@ func (r *Round) checkPart(m PartMsg) error {
 
 // maybeReport sends the report of every owned span whose contributors'
 // parts are all in, or whose report deadline has passed, or whose every
-// contributor still missing parts has sent nothing for PartTimeout. A
-// replacement owner holding the lost owner's report reports that same set
-// when it received all of it, so members that agreed on it stay agreed.
+// contributor still missing parts has stalled (sent nothing for
+// PartTimeout, or is believed lost: a lost owner's values of its own span
+// died with it, so its replacement does not wait for them). A reducer the
+// report leaves out for stalling is declared lost first (suspectStalled).
+// A replacement owner holding the lost owner's report reports that same
+// set when it received all of it, so members that agreed on it stay agreed.
 func (r *Round) maybeReport(now time.Duration) []Outgoing {
 	var out []Outgoing
 	for k, o := range r.own {
@@ -121,12 +124,13 @@ func (r *Round) maybeReport(now time.Duration) []Outgoing {
 		for i, left := range o.missing {
 			if left > 0 {
 				complete = false
-				stalled = stalled && r.cfg.PartTimeout > 0 && now-o.last[i] >= r.cfg.PartTimeout
+				stalled = stalled && r.stalled(now, o, i)
 			}
 		}
 		if !complete && !stalled && now < o.reportBy {
 			continue
 		}
+		out = append(out, r.suspectStalled(now, o)...)
 		o.reported = true
 		var have []int
 		for i, m := range r.cfg.Group.Members {
@@ -139,6 +143,38 @@ func (r *Round) maybeReport(now time.Duration) []Outgoing {
 		}
 		r.reports[k], r.haveReport[k], r.reportFrom[k] = have, true, r.cfg.Self
 		out = append(out, r.broadcast(ReportMsg{Span: k, Have: have})...)
+	}
+	return out
+}
+
+// stalled reports whether contributor i's parts of owned span o stopped
+// coming: nothing for PartTimeout, or i is believed lost.
+func (r *Round) stalled(now time.Duration, o *spanOwner, i int) bool {
+	return r.lost[i] || (r.cfg.PartTimeout > 0 && now-o.last[i] >= r.cfg.PartTimeout)
+}
+
+// suspectStalled declares lost every reducer whose parts of owned span o
+// stalled, when some other member's parts all came (so the silence is the
+// reducer's, not this member's link), and returns the LostMsgs, which go
+// out before the report that leaves the reducer out. Its own span would
+// otherwise wait for the reduce deadline and a slack, which may leave no
+// time to re-reduce it. The report excludes the reducer from the agreed
+// set, so the suspicion, even if false, costs only a re-reduction.
+func (r *Round) suspectStalled(now time.Duration, o *spanOwner) []Outgoing {
+	heard := false
+	for i, left := range o.missing {
+		heard = heard || (i != r.cfg.Self && o.got[i] != nil && left == 0)
+	}
+	if !heard {
+		return nil
+	}
+	var out []Outgoing
+	for i, left := range o.missing {
+		if left == 0 || r.lost[i] || !r.cfg.Group.Members[i].Role.Reduces() || !r.stalled(now, o, i) {
+			continue
+		}
+		out = append(out, r.broadcast(LostMsg{Span: r.spanOf[i], Owner: i})...)
+		out = append(out, r.markLost(now, i)...)
 	}
 	return out
 }

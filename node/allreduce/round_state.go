@@ -109,6 +109,10 @@ func NewRound(cfg RoundConfig) (*Round, error) {
 // Done reports whether the round has ended, with a result or a failure.
 func (r *Round) Done() bool { return r.done }
 
+// Config is the configuration the round was made with; its slices are the
+// round's own, not to be changed.
+func (r *Round) Config() RoundConfig { return r.cfg }
+
 // Result returns the round's result once it is done: the mean and its
 // contributors, or the error the round failed with.
 func (r *Round) Result() (Result, error) {
@@ -130,7 +134,7 @@ func (r *Round) Start(now time.Duration) []Outgoing {
 	}
 	r.started, r.start = true, now
 	if r.mySpan >= 0 {
-		r.startOwner(now, r.mySpan, now+r.reduceBy())
+		r.startOwner(now, r.mySpan, now+r.cfg.reduceBy())
 	}
 	out := r.sendContribution()
 	out = append(out, r.maybeReport(now)...)

@@ -17,8 +17,9 @@ import (
 //	LostMsg   (type 3): span u32 | owner u32
 //
 // Fixed-width fields give every message exactly one encoding, so a decoder
-// has nothing non-canonical to accept. The message travels inside a netx
-// frame, which carries the total length.
+// has nothing non-canonical to accept. The message travels inside a frame
+// of the transport's (node/allreduce/p2p: a netx frame), which carries the
+// total length.
 const (
 	wireVersion    = 2 // 2: all-gather parts name their contributor set
 	wirePart       = 1
@@ -41,6 +42,14 @@ var (
 	// a field out of range.
 	ErrWireFormat = errors.New("allreduce: malformed message")
 )
+
+// MaxFrame is the largest encoded message a round of cfg sends: a transport
+// reads frames up to this size.
+func MaxFrame(cfg RoundConfig) int {
+	payload := max(4*cfg.PartSize, cfg.Codec.EncodedLen(cfg.PartSize))
+	report := wireReportHead + 4*len(cfg.Group.Members)
+	return wireHeaderLen + max(wirePartFixed+payload, report)
+}
 
 // wireMaxIndex bounds span, part and member numbers so that they fit an int
 // on every platform.

@@ -20,7 +20,8 @@ var noneCodec, _ = allreduce.ParseCodec("none")
 
 // startRound builds and starts the all-reduce round an Average asks for:
 // equal spans over the group's reducers, the round's deadline from the
-// config, and this miner's update (stage 1) or its group's mean (stage 2).
+// config split by allreduce.TimeoutsFor as the miner splits it, and this
+// miner's update (stage 1) or its group's mean (stage 2).
 func (s *swarm) startRound(p *miner, now time.Duration, a Action) {
 	ms := a.Group.Members
 	var g allreduce.Group
@@ -43,10 +44,10 @@ func (s *swarm) startRound(p *miner, now time.Duration, a Action) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	rt := s.cfg.RoundTimeout
+	part, reduce, rt := allreduce.TimeoutsFor(s.cfg.RoundTimeout)
 	r, err := allreduce.NewRound(allreduce.RoundConfig{
 		Group: g, Self: self, Len: s.dim, Vector: vec, Spans: spans, PartSize: s.dim, Codec: noneCodec,
-		PartTimeout: rt / 6, ReduceTimeout: rt / 3, RoundTimeout: rt,
+		PartTimeout: part, ReduceTimeout: reduce, RoundTimeout: rt,
 	})
 	if err != nil {
 		s.t.Fatalf("%s: round of epoch %d stage %d: %v", p.id, a.Epoch, a.Stage, err)

@@ -25,10 +25,13 @@ type Config struct {
 	// Expected, when > 0, ends collecting as soon as that many peers (self
 	// included) are ready, before the deadline.
 	Expected int
-	// ConfirmTimeout bounds each confirmation round; it should exceed the
-	// message delay. Zero means DefaultConfirmTimeout.
+	// ConfirmTimeout is the length of a confirmation round: round r ends
+	// (r+1) ConfirmTimeouts after collecting ends. It should exceed the
+	// message delay (package doc). Zero means DefaultConfirmTimeout.
 	ConfirmTimeout time.Duration
-	// MaxRounds bounds the confirmation rounds. Zero means DefaultMaxRounds.
+	// MaxRounds bounds the confirmation rounds, so matchmaking ends at most
+	// MaxRounds ConfirmTimeouts after collecting. Zero means
+	// DefaultMaxRounds.
 	MaxRounds int
 }
 
@@ -68,10 +71,11 @@ type Outgoing struct {
 // never touches the network or a clock: the caller feeds it Announce,
 // Receive and Tick, sends what they return, and calls Tick again at NextTick.
 type Matchmaker struct {
-	cfg    Config
-	ready  []Ready
-	index  map[string]int // position in ready by peer
-	closed bool
+	cfg      Config
+	ready    []Ready
+	index    map[string]int // position in ready by peer
+	closed   bool
+	closedAt time.Duration
 
 	round    int
 	roundEnd time.Duration
@@ -79,6 +83,10 @@ type Matchmaker struct {
 	mine     [][]Member                  // own view in each round so far
 	got      map[string][]Member         // views received this round
 	pending  map[int]map[string][]Member // views for rounds not yet started
+	open     []Member                    // view of the first round that ended in silence, not disagreement (wait.go)
+	agreed   map[string]bool             // members that sent this peer's own view in such a round
+	waiting  []Member                    // while waiting for a formed answer, the members it may come from
+	agree    int                         // members left in this peer's view when it started waiting
 	done     bool
 	formedAt int
 	group    Group
@@ -105,6 +113,7 @@ func New(cfg Config) (*Matchmaker, error) {
 		cfg:     cfg,
 		index:   make(map[string]int, cfg.Expected),
 		pending: make(map[int]map[string][]Member),
+		agreed:  make(map[string]bool),
 	}, nil
 }
 
@@ -224,13 +233,14 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 // partition of its ready set.
 func (m *Matchmaker) close(now time.Duration) []Outgoing {
 	m.closed = true
+	m.closedAt = now
 	if _, ok := m.index[m.cfg.Self]; !ok {
 		return m.fail(fmt.Errorf("matchmaking: %s never announced: %w", m.cfg.Self, ErrNotReady))
 	}
 	groups, _ := Partition(m.cfg.Run, m.cfg.Epoch, m.ready, m.cfg.MinGroup, m.cfg.MaxGroup)
 	for _, g := range groups {
 		if contains(g, m.cfg.Self) {
-			return m.startRound(now, 0, g)
+			return m.startRound(now, 0, g, nil)
 		}
 	}
 	if len(m.ready) < m.cfg.MinGroup {

@@ -21,6 +21,7 @@ type swarm struct {
 	armed    map[string]time.Duration
 	doneAt   map[string]time.Duration // virtual time each peer finished
 	rejected map[error]int            // rejected messages by sentinel
+	slowest  time.Duration            // longest a delivered message took
 
 	// relays > 0 models gossip: a broadcast goes to relay p(i mod relays),
 	// which batches what it gets for flush and then sends it to every peer.
@@ -31,6 +32,12 @@ type swarm struct {
 
 // gossip is an announcement on its way to a relay.
 type gossip []Ready
+
+// stamped is a payload with the virtual time it was sent.
+type stamped struct {
+	at      time.Duration
+	payload any
+}
 
 var sentinels = []error{ErrBadMessage, ErrWrongEpoch, ErrDuplicate, ErrLate, ErrNotReady}
 
@@ -57,11 +64,13 @@ func newSwarm(t *testing.T, seed int64, n int, cfg Config, link sim.Link) *swarm
 		s.ids = append(s.ids, id)
 		s.mm[id] = m
 		h := func(now time.Duration, from sim.ID, msg sim.Message) {
-			if g, ok := msg.Payload.(gossip); ok {
+			st := msg.Payload.(stamped)
+			s.slowest = max(s.slowest, now-st.at)
+			if g, ok := st.payload.(gossip); ok {
 				s.relay(id, g)
 				return
 			}
-			out, err := m.Receive(now, string(from), msg.Payload.(Msg))
+			out, err := m.Receive(now, string(from), st.payload.(Msg))
 			s.reject(err)
 			s.dispatch(id, out)
 		}
@@ -159,6 +168,7 @@ func (s *swarm) relay(id string, rs []Ready) {
 }
 
 func (s *swarm) send(from, to string, msg sim.Message) {
+	msg.Payload = stamped{s.net.Now(), msg.Payload}
 	if err := s.net.Send(sim.ID(from), sim.ID(to), msg); err != nil {
 		s.t.Fatal(err)
 	}

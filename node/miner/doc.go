@@ -9,7 +9,7 @@
 //     epoch's parameters θ, then the group averages the pseudo-gradient
 //     Δ = θ − θ_local weighted by samples, and every member applies the same
 //     outer Nesterov SGD step (Douillard et al. 2023, "DiLoCo", Alg. 1):
-//     v ← μv + Δ, θ ← θ − η(Δ + μv).
+//     v ← μv + Δ, θ ← θ − η(Δ + μv) (node/train's OuterNesterov).
 //   - gradients: each miner accumulates the gradient of train.batch_tokens
 //     tokens, the group averages the gradients weighted by samples, and
 //     every member takes the same clipped AdamW step, so members that

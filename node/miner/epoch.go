@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/data"
@@ -26,6 +27,7 @@ func (m *Miner) runEpoch(ctx context.Context) (EpochEvent, error) {
 	if err := m.model.Params(start); err != nil {
 		return ev, err
 	}
+	ev.StartHash = paramHash(start)
 	batches, err := m.epochBatches()
 	if err != nil {
 		return ev, err
@@ -228,8 +230,9 @@ func (m *Miner) microStep(b torch.Batch, k int, l float64) (float64, error) {
 }
 
 // apply takes the epoch's step from the averaged vector: the outer
-// Nesterov step in diloco, the AdamW step in gradients mode. A non-finite
-// mean is refused, so a bad average never touches the model.
+// Nesterov step from the epoch's start parameters in diloco, the AdamW
+// step in gradients mode. A non-finite mean is refused, so a bad average
+// never touches the model.
 func (m *Miner) apply(start, mean []float32) error {
 	for i, v := range mean {
 		if v-v != 0 {
@@ -238,11 +241,10 @@ func (m *Miner) apply(start, mean []float32) error {
 	}
 	if m.cfg.Swarm.Mode == "diloco" {
 		m.step = min(m.step+m.cfg.Swarm.InnerSteps, m.cfg.Loop.MaxSteps)
-		lr, mu := float32(m.cfg.Swarm.OuterLR), float32(m.cfg.Swarm.OuterMomentum)
-		next := make([]float32, len(start))
-		for i, d := range mean {
-			m.momentum[i] = mu*m.momentum[i] + d
-			next[i] = start[i] - lr*(d+mu*m.momentum[i])
+		outer := train.OuterNesterov{LR: m.cfg.Swarm.OuterLR, Momentum: m.cfg.Swarm.OuterMomentum}
+		next := slices.Clone(start)
+		if err := outer.Step(next, mean, m.momentum); err != nil {
+			return err
 		}
 		return m.model.SetParams(next)
 	}

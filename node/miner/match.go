@@ -2,16 +2,13 @@ package miner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 )
 
@@ -25,7 +22,7 @@ const (
 
 type inboundMatch struct {
 	from string
-	env  matchEnvelope
+	env  matchmaking.Envelope
 }
 
 // matchInbox buffers matchmaking messages by epoch until the miner reaches
@@ -168,9 +165,9 @@ func (m *Miner) expected(epoch uint64) int {
 
 func (m *Miner) publishMatch(ctx context.Context, epoch uint64, self *matchmaking.Ready, out []matchmaking.Outgoing) {
 	for _, o := range out {
-		body, err := encodeMatch(matchEnvelope{To: o.To, Epoch: epoch, Ready: self, Msg: o.Msg})
+		body, err := matchmaking.Envelope{To: o.To, Epoch: epoch, Ready: self, Msg: o.Msg}.Marshal()
 		if err == nil {
-			err = m.gossip.Publish(ctx, netx.GossipMessage{Type: gossipMatch, Body: body})
+			err = m.gossip.Publish(ctx, netx.GossipMessage{Type: matchmaking.GossipType, Body: body})
 		}
 		if err != nil {
 			m.log.Warn().Err(err).Uint64("epoch", epoch).Msg("publish matchmaking message")
@@ -201,7 +198,12 @@ func (m *Miner) average(ctx context.Context, epoch uint64, vec []float32, weight
 		res.took = time.Since(start)
 		return res, fmt.Errorf("epoch %d: a group of one", epoch)
 	}
-	cfg, peers, err := m.roundConfig(g, vec)
+	cfg, err := g.RoundConfig(m.self, vec, matchmaking.RoundOptions{Codec: m.codec, Feedback: m.feedback,
+		Timeout: time.Duration(m.cfg.Swarm.RoundSeconds * float64(time.Second))})
+	if err != nil {
+		return res, err
+	}
+	peers, err := p2p.Peers(cfg.Group)
 	if err != nil {
 		return res, err
 	}
@@ -209,66 +211,13 @@ func (m *Miner) average(ctx context.Context, epoch uint64, vec []float32, weight
 	if err != nil {
 		return res, err
 	}
-	key := sha256.Sum256([]byte(g.Key))
-	proto := m.run.Protocol(fmt.Sprintf("allreduce-%d-%s", epoch, hex.EncodeToString(key[:6])))
-	out, err := allreduce.RunRound(m.log.WithContext(ctx), m.node.Host(), proto, peers, r, 10*time.Millisecond)
+	proto := netx.Protocol(m.cfg.RunID, g.RoundName())
+	out, err := p2p.RunRound(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond)
 	res.took = time.Since(start)
 	if err != nil {
 		return res, fmt.Errorf("all-reduce of epoch %d: %w", epoch, err)
 	}
 	res.mean, res.contributors = out.Vector, len(out.Contributors)
-	res.bytesSent = sentBytes(cfg)
+	res.bytesSent = cfg.SentBytes()
 	return res, nil
-}
-
-// roundConfig builds the all-reduce round of group g over vec.
-func (m *Miner) roundConfig(g matchmaking.Group, vec []float32) (allreduce.RoundConfig, []peer.ID, error) {
-	n := len(g.Members)
-	var ag allreduce.Group
-	peers := make([]peer.ID, n)
-	reduces, contributes, bw := make([]bool, n), make([]bool, n), make([]float64, n)
-	self := -1
-	for i, mb := range g.Members {
-		id, err := peer.Decode(mb.ID)
-		if err != nil {
-			return allreduce.RoundConfig{}, nil, fmt.Errorf("group member %q: %w", mb.ID, err)
-		}
-		peers[i] = id
-		if mb.ID == m.self {
-			self = i
-		}
-		ag.Members = append(ag.Members, allreduce.Member{ID: mb.ID, Role: mb.Role, Weight: mb.Weight})
-		reduces[i], contributes[i], bw[i] = mb.Role.Reduces(), mb.Role != matchmaking.Aux, mb.Bandwidth
-	}
-	if self < 0 {
-		return allreduce.RoundConfig{}, nil, fmt.Errorf("group %s does not hold this miner", g.Key)
-	}
-	spans, err := allreduce.SpansForRoles(len(vec), bw, reduces, contributes)
-	if err != nil {
-		return allreduce.RoundConfig{}, nil, err
-	}
-	round := time.Duration(m.cfg.Swarm.RoundSeconds * float64(time.Second))
-	return allreduce.RoundConfig{
-		Group: ag, Self: self, Len: len(vec), Vector: vec, Spans: spans,
-		PartSize: allreduce.DefaultPartSize, Codec: m.codec, Feedback: m.feedback,
-		PartTimeout: round / 4, ReduceTimeout: round * 3 / 4, RoundTimeout: round,
-	}, peers, nil
-}
-
-// sentBytes is what this member sends in a round without failures: its
-// values outside its span, and its span's mean to every other contributor.
-func sentBytes(cfg allreduce.RoundConfig) int64 {
-	own := 0
-	for _, s := range cfg.Spans {
-		if s.Peer == cfg.Self {
-			own = s.Len()
-		}
-	}
-	others := 0
-	for i, mb := range cfg.Group.Members {
-		if i != cfg.Self && mb.Role != allreduce.RoleAux {
-			others++
-		}
-	}
-	return int64(cfg.Codec.EncodedLen(cfg.Len-own)) + int64(others)*int64(cfg.Codec.EncodedLen(own))
 }

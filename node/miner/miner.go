@@ -18,6 +18,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/hub"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/node/train"
@@ -25,10 +26,11 @@ import (
 )
 
 // Options is what a Miner needs besides its config: a started network node
-// (the caller owns it), and the datasets, cut into windows of data.seq_len.
+// (the caller owns it; a *netx.Node), and the datasets, cut into windows of
+// data.seq_len.
 type Options struct {
 	Config   config.Miner
-	Node     *netx.Node
+	Node     netx.Network
 	Train    *data.Dataset
 	Val      *data.Dataset // nil: no evaluation
 	Log      zerolog.Logger
@@ -51,6 +53,7 @@ type EpochEvent struct {
 	BytesSent    int64         `json:"bytes_sent"`         // all-reduce payload bytes this miner sent
 	TrainTime    time.Duration `json:"train_ns"`
 	ParamHash    string        `json:"param_hash"` // sha256 of the parameters after the update, first 16 hex digits
+	StartHash    string        `json:"start_hash"` // the same of the parameters the epoch started from (a dropped update: = ParamHash)
 }
 
 // Miner is one training peer.
@@ -58,15 +61,14 @@ type Miner struct {
 	cfg   config.Miner
 	opts  Options
 	log   zerolog.Logger
-	node  *netx.Node
-	run   *netx.Run
+	node  netx.Network
 	self  string
 	codec allreduce.Codec
 	// feedback carries int8 (or fp16/bf16) rounding error into the next
 	// epoch's contribution; nil without compression.
 	feedback *allreduce.ErrorFeedback
 
-	gossip *netx.Gossip
+	gossip netx.Topic
 	inbox  *matchInbox
 	view   *swarmView
 	donor  *state.Donor
@@ -144,23 +146,19 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	if resumed {
 		m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Str("checkpoint", m.checkpointPath()).Msg("resumed")
 	}
-	if m.run, err = o.Node.JoinRun(ctx, cfg.RunID); err != nil {
+	if m.gossip, err = o.Node.JoinGossip(ctx, cfg.RunID); err != nil {
 		m.Close()
 		return nil, err
 	}
-	if m.gossip, err = m.run.Gossip(ctx); err != nil {
-		m.Close()
-		return nil, err
-	}
-	m.gossip.Handle(gossipMatch, func(from peer.ID, body []byte) error {
-		_, err := decodeMatch(from.String(), body)
+	m.gossip.Handle(matchmaking.GossipType, func(from peer.ID, body []byte) error {
+		_, err := matchmaking.UnmarshalEnvelope(from.String(), body)
 		return err
 	})
-	m.gossip.Handle(gossipProgress, func(from peer.ID, body []byte) error {
-		_, err := decodeProgress(from, body)
+	m.gossip.Handle(progress.GossipType, func(from peer.ID, body []byte) error {
+		_, err := progress.UnmarshalReport(from.String(), body)
 		return err
 	})
-	m.donor = state.NewDonor(o.Node.Host(), m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
+	m.donor = state.NewDonor(o.Node, m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
 	return m, nil
 }
 
@@ -230,7 +228,7 @@ func (m *Miner) Run(ctx context.Context) error {
 		m.log.Info().Str("peer", m.self).Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
 			Int64("tokens", ev.Tokens).Dur("train", ev.TrainTime).
 			Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).Bool("dropped", ev.Dropped).
-			Dur("sync", ev.SyncTime).Int64("bytes_sent", ev.BytesSent).Str("param_hash", ev.ParamHash).Msg("epoch")
+			Dur("sync", ev.SyncTime).Int64("bytes_sent", ev.BytesSent).Str("param_hash", ev.ParamHash).Str("start_hash", ev.StartHash).Msg("epoch")
 		if m.opts.Observer != nil {
 			m.opts.Observer(ev)
 		}
@@ -271,16 +269,16 @@ func (m *Miner) readGossip(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if msg.Type == gossipProgress {
-			if r, err := decodeProgress(from, msg.Body); err == nil {
+		if msg.Type == progress.GossipType {
+			if r, err := progress.UnmarshalReport(from.String(), msg.Body); err == nil {
 				_ = m.view.observe(r) // stale and echoed reports are expected
 			}
 			continue
 		}
-		if msg.Type != gossipMatch {
+		if msg.Type != matchmaking.GossipType {
 			continue
 		}
-		env, err := decodeMatch(from.String(), msg.Body)
+		env, err := matchmaking.UnmarshalEnvelope(from.String(), msg.Body)
 		if err != nil {
 			continue // the topic validator already rejected it
 		}

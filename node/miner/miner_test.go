@@ -159,6 +159,10 @@ func checkSwarm(t *testing.T, events [][]EpochEvent, epochs int) {
 			if ev.ParamHash != events[0][e].ParamHash {
 				t.Errorf("epoch %d: miner %d holds parameters %s, miner 0 %s", e, i, ev.ParamHash, events[0][e].ParamHash)
 			}
+			if e > 0 && ev.StartHash != evs[e-1].ParamHash {
+				// dtrain swarm --chaos traces where a state came from by this link.
+				t.Errorf("miner %d: epoch %d started from parameters %s, epoch %d ended with %s", i, e, ev.StartHash, e-1, evs[e-1].ParamHash)
+			}
 		}
 		first, last := evs[0].ValLoss, evs[len(evs)-1].ValLoss
 		t.Logf("miner %d: held-out loss %.3f after epoch 0, %.3f after epoch %d; sync %v, %d bytes sent", i, first, last, len(evs)-1, evs[len(evs)-1].SyncTime, evs[len(evs)-1].BytesSent)

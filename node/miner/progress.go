@@ -16,14 +16,12 @@ import (
 	"github.com/dtrain-dev/dtrain/node/state"
 )
 
-// gossipProgress is the gossip type of progress reports; heartbeat is how
-// often a miner repeats its report.
-// A peer silent for reportExpiry is gone: matchmaking stops waiting for
-// it and it no longer counts toward the swarm epoch.
+// heartbeat is how often a miner repeats its progress report. A peer
+// silent for reportExpiry is gone: matchmaking stops waiting for it and it
+// no longer counts toward the swarm epoch.
 const (
-	gossipProgress = "progress"
-	heartbeat      = time.Second
-	reportExpiry   = 10 * heartbeat
+	heartbeat    = time.Second
+	reportExpiry = 10 * heartbeat
 )
 
 // swarmView is the miner's progress.Tracker and its own report, shared by
@@ -59,18 +57,6 @@ func (v *swarmView) update(f func(r *progress.Report)) progress.Report {
 	return v.own
 }
 
-// decodeProgress parses a report and checks that its sender wrote it.
-func decodeProgress(from peer.ID, body []byte) (progress.Report, error) {
-	var r progress.Report
-	if err := r.Unmarshal(body); err != nil {
-		return r, err
-	}
-	if r.Peer != from.String() {
-		return r, fmt.Errorf("progress report from %s names %q", from, r.Peer)
-	}
-	return r, nil
-}
-
 // heartbeatLoop publishes the miner's report every heartbeat until ctx
 // ends, once the miner is live.
 func (m *Miner) heartbeatLoop(ctx context.Context) {
@@ -97,7 +83,7 @@ func (m *Miner) publishProgress(ctx context.Context) {
 	r.Time = time.Now().UnixMilli()
 	body, err := r.Marshal()
 	if err == nil {
-		err = m.gossip.Publish(ctx, netx.GossipMessage{Type: gossipProgress, Body: body})
+		err = m.gossip.Publish(ctx, netx.GossipMessage{Type: progress.GossipType, Body: body})
 	}
 	if err != nil && ctx.Err() == nil {
 		m.log.Debug().Err(err).Msg("publish progress")
@@ -172,7 +158,7 @@ func (m *Miner) loadFromPeers(ctx context.Context, epoch uint64, diverged bool) 
 		}
 	}
 	want := state.Offer{Run: m.cfg.RunID, Epoch: epoch, Hash: majority, Size: stateSize(m.cfg.Swarm.Mode, m.model.NumParams())}
-	blob, stats, err := state.Fetch(ctx, m.node.Host(), m.stateProto(), want, ids, state.FetchOptions{})
+	blob, stats, err := state.Fetch(ctx, m.node, m.stateProto(), want, ids, state.FetchOptions{})
 	if err != nil {
 		return fmt.Errorf("load state of epoch %d from %d peers: %w", epoch, len(ids), err)
 	}
@@ -183,13 +169,18 @@ func (m *Miner) loadFromPeers(ctx context.Context, epoch uint64, diverged bool) 
 	if m.epoch != epoch {
 		return fmt.Errorf("donors' state is of epoch %d, the swarm's is %d", m.epoch, epoch)
 	}
+	params := make([]float32, m.model.NumParams())
+	if err := m.model.Params(params); err != nil {
+		return err
+	}
 	rate := float64(len(blob)) * 8 / 1e6 / stats.Took.Seconds()
 	m.log.Info().Uint64("epoch", epoch).Uint64("from_epoch", from).Bool("diverged", diverged).Int("bytes", len(blob)).
-		Dur("took", stats.Took).Float64("mbps", rate).Int("donors", len(stats.Bytes)).Msg("state loaded")
+		Dur("took", stats.Took).Float64("mbps", rate).Int("donors", len(stats.Bytes)).Str("param_hash", paramHash(params)).
+		Msg("state loaded")
 	return nil
 }
 
-func (m *Miner) stateProto() protocol.ID { return m.run.Protocol("state") }
+func (m *Miner) stateProto() protocol.ID { return netx.Protocol(m.cfg.RunID, "state") }
 
 // lanePeers are the peers this miner shares the epoch's data order with:
 // itself and those reporting the epoch, or, before any report, those on

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/node/train"
 	"github.com/dtrain-dev/dtrain/torch"
 )
@@ -49,7 +50,7 @@ func TestStateRoundTrip(t *testing.T) {
 		}
 		before, _ := b.encodeState()
 		bad := append([]byte(nil), blob...)
-		binary.LittleEndian.PutUint32(bad[stateHead+40:], math.Float32bits(float32(math.NaN())))
+		binary.LittleEndian.PutUint32(bad[state.SnapshotHeaderLen+40:], math.Float32bits(float32(math.NaN())))
 		for _, x := range [][]byte{blob[:len(blob)-1], bad} {
 			if err := b.loadState(x); err == nil {
 				t.Fatalf("%s: a broken blob was loaded", mode)

@@ -20,6 +20,9 @@ type Report struct {
 	Time          int64    // the sender's Unix time in milliseconds
 }
 
+// GossipType is the gossip message type of reports on a run's topic.
+const GossipType = "progress"
+
 // Wire format constants.
 const (
 	// Version is the first byte of every encoded Report.
@@ -130,4 +133,18 @@ func (r *Report) Unmarshal(b []byte) error {
 	}
 	*r = out
 	return nil
+}
+
+// UnmarshalReport parses a report that peer from gossiped and checks that
+// from wrote it: gossip is signed by its author, and a report naming
+// another peer is refused, so no peer reports for another.
+func UnmarshalReport(from string, b []byte) (Report, error) {
+	var r Report
+	if err := r.Unmarshal(b); err != nil {
+		return Report{}, err
+	}
+	if r.Peer != from {
+		return Report{}, fmt.Errorf("progress report from %s names %q: %w", from, r.Peer, ErrBadReport)
+	}
+	return r, nil
 }

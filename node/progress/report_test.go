@@ -169,3 +169,22 @@ func TestMarshalRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestUnmarshalReport: a report decodes only from the peer it names, and a
+// malformed one is refused whoever sent it.
+func TestUnmarshalReport(t *testing.T) {
+	want := sampleReport()
+	b, err := want.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := UnmarshalReport(want.Peer, b); err != nil || got != want {
+		t.Fatalf("from its author: %+v, %v", got, err)
+	}
+	if _, err := UnmarshalReport("12D3KooWother", b); !errors.Is(err, ErrBadReport) {
+		t.Fatalf("from another peer: %v, want ErrBadReport", err)
+	}
+	if _, err := UnmarshalReport(want.Peer, b[:len(b)-1]); !errors.Is(err, ErrBadReport) {
+		t.Fatalf("truncated: %v, want ErrBadReport", err)
+	}
+}

@@ -1,12 +1,15 @@
-// Package state loads a training state from peers: donors serve byte
-// ranges of the state blobs they offer, and a joiner fetches one blob from
-// several donors in parallel, verifies it chunk by chunk and as a whole,
-// and survives donors that fail, refuse, stall or lie.
+// Package state is a training state as peers share it: one blob, whose
+// layout Snapshot defines, that donors serve in byte ranges and a joiner
+// fetches from several donors in parallel, verifying it chunk by chunk and
+// as a whole, and surviving donors that fail, refuse, stall or lie.
 //
-// A state is an opaque blob (the miner serializes parameters, optimizer
-// state and trainer state into it) named by an Offer: run, epoch, the
-// SHA-256 of the blob and its size. Miners gossip their Offer; a joiner
-// picks the donors offering the state it wants and calls Fetch.
+// A Snapshot is a miner's state at the start of an epoch (parameters,
+// step, and the outer momentum or AdamW state its sync mode shares),
+// encoded to the same bytes by every miner that holds it and decoded only
+// when all of it is well-formed and finite. Donor and Fetch treat the blob
+// as opaque bytes named by an Offer: run, epoch, the SHA-256 of the blob
+// and its size. Miners gossip their Offer; a joiner picks the donors
+// offering the state it wants and calls Fetch.
 //
 // Wire protocol, version 1. One stream carries one request and its reply;
 // every frame is a netx.Message.

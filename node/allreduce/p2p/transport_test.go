@@ -1,4 +1,4 @@
-package allreduce
+package p2p
 
 import (
 	"context"
@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 )
 
 const testRoundProto = "/dtrain/test/allreduce/1.0.0"
@@ -46,24 +48,24 @@ func loopbackNodes(t testing.TB, ctx context.Context, n int) []*netx.Node {
 // random) and returns every member's result and error. crash, if >= 0, is a
 // member whose host closes crashAfter into the round.
 type loopbackRound struct {
-	roles      []Role
+	roles      []allreduce.Role
 	n, part    int
-	codec      Codec
+	codec      allreduce.Codec
 	crash      int
 	crashAfter time.Duration
 	timeout    time.Duration
 }
 
-func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (Group, [][]float32, []Result, []error, time.Duration) {
+func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (allreduce.Group, [][]float32, []allreduce.Result, []error, time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	nodes := loopbackNodes(t, ctx, len(lr.roles))
-	var g Group
+	var g allreduce.Group
 	peers := make([]peer.ID, len(nodes))
 	for i, nd := range nodes {
 		peers[i] = nd.ID()
-		m := Member{ID: nd.ID().String(), Role: lr.roles[i]}
-		if m.Role != RoleAux {
+		m := allreduce.Member{ID: nd.ID().String(), Role: lr.roles[i]}
+		if m.Role != allreduce.RoleAux {
 			m.Weight = float64(1 + rng.Intn(100))
 		}
 		g.Members = append(g.Members, m)
@@ -73,14 +75,14 @@ func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (Group, [][]float32, [
 	if lr.timeout > 0 {
 		base.PartTimeout, base.ReduceTimeout, base.RoundTimeout = lr.timeout/5, lr.timeout/2, lr.timeout
 	}
-	results := make([]Result, len(nodes))
+	results := make([]allreduce.Result, len(nodes))
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	begin := time.Now()
 	for i, nd := range nodes {
 		cfg := base
 		cfg.Self, cfg.Vector = i, vecs[i]
-		r, err := NewRound(cfg)
+		r, err := allreduce.NewRound(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,19 +99,6 @@ func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (Group, [][]float32, [
 	return g, vecs, results, errs, time.Since(begin)
 }
 
-// checkLoopback asserts that the members in ok hold the same contributors
-// (want) and bitwise the same vector, within the codec's bound of the
-// exact weighted mean.
-func checkLoopback(t *testing.T, g Group, vecs [][]float32, res []Result, ok, want []int, codec Codec) {
-	t.Helper()
-	rounds := make([]*Round, len(res))
-	for _, i := range ok {
-		rounds[i] = &Round{cfg: RoundConfig{Len: len(vecs[want[0]])}, done: true,
-			result: res[i].Vector, contributors: res[i].Contributors}
-	}
-	checkAgreed(t, g, vecs, rounds, ok, want, codec)
-}
-
 // TestRunRoundLoopback: 4 and 6 peers on loopback QUIC, roles mixed, end
 // with the exact weighted mean (codec none) or within int8's bound, all
 // bitwise equal.
@@ -118,15 +107,15 @@ func TestRunRoundLoopback(t *testing.T) {
 		t.Skip("starts libp2p hosts")
 	}
 	for _, tc := range []struct {
-		roles []Role
-		codec CodecID
+		roles []allreduce.Role
+		codec allreduce.CodecID
 	}{
-		{[]Role{RoleFull, RoleFull, RoleClient, RoleAux}, CodecNone},
-		{[]Role{RoleFull, RoleClient, RoleFull, RoleAux, RoleFull, RoleFull}, CodecNone},
-		{[]Role{RoleFull, RoleFull, RoleClient, RoleAux}, CodecInt8},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleAux}, allreduce.CodecNone},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleFull, allreduce.RoleAux, allreduce.RoleFull, allreduce.RoleFull}, allreduce.CodecNone},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleAux}, allreduce.CodecInt8},
 	} {
 		t.Run(fmt.Sprintf("%d-%v", len(tc.roles), tc.codec), func(t *testing.T) {
-			codec, _ := CodecByID(tc.codec)
+			codec, _ := allreduce.CodecByID(tc.codec)
 			rng := rand.New(rand.NewSource(int64(len(tc.roles))))
 			lr := loopbackRound{roles: tc.roles, n: 100_003, part: 4096, codec: codec, crash: -1}
 			g, vecs, res, errs, took := lr.run(t, rng)
@@ -151,8 +140,8 @@ func TestRunRoundLoopbackCrash(t *testing.T) {
 	for _, after := range []time.Duration{0, 20 * time.Millisecond} {
 		t.Run(fmt.Sprint(after), func(t *testing.T) {
 			rng := rand.New(rand.NewSource(7))
-			lr := loopbackRound{roles: []Role{RoleFull, RoleFull, RoleClient, RoleFull}, n: 1 << 20, part: 1 << 14,
-				codec: noneCodec{}, crash: 3, crashAfter: after, timeout: 3 * time.Second}
+			lr := loopbackRound{roles: []allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleFull}, n: 1 << 20, part: 1 << 14,
+				codec: noneCodec, crash: 3, crashAfter: after, timeout: 3 * time.Second}
 			g, vecs, res, errs, took := lr.run(t, rng)
 			if took > lr.timeout+2*time.Second {
 				t.Fatalf("survivors took %v, round deadline %v", took, lr.timeout)
@@ -162,14 +151,14 @@ func TestRunRoundLoopbackCrash(t *testing.T) {
 				switch {
 				case errs[i] == nil:
 					ok = append(ok, i)
-				case !errors.Is(errs[i], ErrSpanLost) && !errors.Is(errs[i], ErrNoContributors):
+				case !errors.Is(errs[i], allreduce.ErrSpanLost) && !errors.Is(errs[i], allreduce.ErrNoContributors):
 					t.Fatalf("member %d: unclean error %v", i, errs[i])
 				}
 			}
 			if len(ok) > 0 {
-				checkLoopback(t, g, vecs, res, ok, res[ok[0]].Contributors, noneCodec{})
+				checkLoopback(t, g, vecs, res, ok, res[ok[0]].Contributors, noneCodec)
 			}
-			t.Logf("crash after %v: took %v, %d of 3 survivors with a result; member 0: %v", after, took, len(ok), errors.Is(errs[0], ErrSpanLost))
+			t.Logf("crash after %v: took %v, %d of 3 survivors with a result; member 0: %v", after, took, len(ok), errors.Is(errs[0], allreduce.ErrSpanLost))
 		})
 	}
 }
@@ -181,16 +170,91 @@ func TestRunRoundLoopback16MB(t *testing.T) {
 		t.Skip("16 MB over libp2p")
 	}
 	rng := rand.New(rand.NewSource(16))
-	lr := loopbackRound{roles: []Role{RoleFull, RoleFull, RoleFull, RoleFull}, n: 4 << 20, part: 1 << 18,
-		codec: noneCodec{}, crash: -1, timeout: 60 * time.Second}
+	lr := loopbackRound{roles: []allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleFull}, n: 4 << 20, part: 1 << 18,
+		codec: noneCodec, crash: -1, timeout: 60 * time.Second}
 	g, vecs, res, errs, took := lr.run(t, rng)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("member %d: %v", i, err)
 		}
 	}
-	checkLoopback(t, g, vecs, res, allMembers(g), contributorsOf(g), noneCodec{})
+	checkLoopback(t, g, vecs, res, allMembers(g), contributorsOf(g), noneCodec)
 	// Each peer sends and receives 2(N-1)/N of the vector.
 	bytes := float64(16<<20) * 2 * 3 / 4
 	t.Logf("4 peers, 16 MB: %v, %.2f Gbit/s per peer", took, bytes*8/took.Seconds()/1e9)
+}
+
+// TestRunRoundLoopbackAbsent: a formed group of four on loopback QUIC with
+// the miner's timeouts, in which member 1 never takes part: its peer has no
+// host at all, its host closed before the round, or its host is up but
+// never opens the round (it gave up in matchmaking). The three others end
+// with the exact mean of the three, well before the round's deadline.
+func TestRunRoundLoopbackAbsent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	const round, absent = 8 * time.Second, 1
+	for _, how := range []string{"no host", "closed host", "idle host"} {
+		t.Run(how, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			rng := rand.New(rand.NewSource(11))
+			nodes := loopbackNodes(t, ctx, 4)
+			var g allreduce.Group
+			peers := make([]peer.ID, len(nodes))
+			for i, nd := range nodes {
+				peers[i] = nd.ID()
+				g.Members = append(g.Members, allreduce.Member{ID: nd.ID().String(), Role: allreduce.RoleFull, Weight: float64(1 + rng.Intn(100))})
+			}
+			switch how {
+			case "no host":
+				key, _, err := crypto.GenerateEd25519Key(rng)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if peers[absent], err = peer.IDFromPrivateKey(key); err != nil {
+					t.Fatal(err)
+				}
+				g.Members[absent].ID = peers[absent].String()
+				nodes[absent].Close()
+			case "closed host":
+				nodes[absent].Close()
+			}
+			vecs := randomVectors(rng, g, 1<<18)
+			base := roundConfig(t, g, 1<<18, 1<<12, noneCodec)
+			minerTimeouts(&base, round)
+			results, errs := make([]allreduce.Result, len(nodes)), make([]error, len(nodes))
+			var wg sync.WaitGroup
+			begin := time.Now()
+			for i, nd := range nodes {
+				if i == absent {
+					continue
+				}
+				cfg := base
+				cfg.Self, cfg.Vector = i, vecs[i]
+				r, err := allreduce.NewRound(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results[i], errs[i] = RunRound(ctx, nd.Host(), testRoundProto, peers, r, 10*time.Millisecond)
+				}()
+			}
+			wg.Wait()
+			took := time.Since(begin)
+			survivors := except(allMembers(g), absent)
+			for _, i := range survivors {
+				if errs[i] != nil {
+					t.Fatalf("member %d after %v: %v", i, took, errs[i])
+				}
+			}
+			checkLoopback(t, g, vecs, results, survivors, contributorsOf(g, absent), noneCodec)
+			if took > round/2 {
+				t.Fatalf("survivors took %v of a %v round, want under half of it", took, round)
+			}
+			t.Logf("%s: survivors finished after %v of a %v round", how, took, round)
+		})
+	}
 }

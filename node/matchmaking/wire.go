@@ -1,21 +1,20 @@
-package miner
+package matchmaking
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
-	"github.com/dtrain-dev/dtrain/node/matchmaking"
 )
 
-// gossipMatch is the gossip type of matchmaking messages.
-const gossipMatch = "match"
+// GossipType is the gossip message type of matchmaking envelopes on a
+// run's topic.
+const GossipType = "match"
 
-// maxPeerIDLen bounds peer ids in messages (a libp2p id is ~52 bytes).
-const maxPeerIDLen = 128
+// MaxPeerIDLen bounds peer ids in envelopes (a libp2p id is ~52 bytes).
+const MaxPeerIDLen = 128
 
-// matchEnvelope is one matchmaking message on the run's gossip: To is the
-// peer it is for, "" for everyone. Gossip is signed, so the sender is the
+// Envelope is one matchmaking message on the run's gossip: To is the peer
+// it is for, "" for everyone. Gossip is signed, so the sender is the
 // message's author, not a field.
 //
 // Gossip does not keep one sender's messages in order, so a view can
@@ -23,32 +22,32 @@ const maxPeerIDLen = 128
 // refuse. Every envelope therefore repeats its sender's own announcement
 // (Ready), which the receiver feeds first: an echo it already holds is
 // ignored.
-type matchEnvelope struct {
-	To    string             `json:"to,omitempty"`
-	Epoch uint64             `json:"epoch"`
-	Ready *matchmaking.Ready `json:"ready,omitempty"`
-	Msg   matchmaking.Msg    `json:"msg"`
+type Envelope struct {
+	To    string `json:"to,omitempty"`
+	Epoch uint64 `json:"epoch"`
+	Ready *Ready `json:"ready,omitempty"`
+	Msg   Msg    `json:"msg"`
 }
 
-// encodeMatch encodes e; gossip caps its size.
-func encodeMatch(e matchEnvelope) ([]byte, error) {
+// Marshal encodes e; gossip caps its size.
+func (e Envelope) Marshal() ([]byte, error) {
 	return json.Marshal(e)
 }
 
-// decodeMatch parses and bounds a matchmaking message from peer from: a
-// Ready must be its sender's own (a relay cannot announce for others) and
-// ids are length-capped. The matchmaker checks the rest.
-func decodeMatch(from string, b []byte) (matchEnvelope, error) {
-	var e matchEnvelope
+// UnmarshalEnvelope parses and bounds a matchmaking message from peer from:
+// a Ready must be its sender's own (a relay cannot announce for others)
+// and ids are length-capped. The Matchmaker checks the rest.
+func UnmarshalEnvelope(from string, b []byte) (Envelope, error) {
+	var e Envelope
 	if err := json.Unmarshal(b, &e); err != nil {
 		return e, fmt.Errorf("match message from %s: %w", from, err)
 	}
-	if len(e.To) > maxPeerIDLen {
+	if len(e.To) > MaxPeerIDLen {
 		return e, errors.New("match message: recipient id too long")
 	}
 	rs := e.Msg.Ready
 	if e.Ready != nil {
-		rs = append([]matchmaking.Ready{*e.Ready}, rs...)
+		rs = append([]Ready{*e.Ready}, rs...)
 	}
 	for _, r := range rs {
 		if r.Peer != from {
@@ -63,7 +62,7 @@ func decodeMatch(from string, b []byte) (matchEnvelope, error) {
 			return e, fmt.Errorf("match message for epoch %d carries a view of epoch %d", e.Epoch, v.Epoch)
 		}
 		for _, m := range v.Members {
-			if len(m.ID) > maxPeerIDLen {
+			if len(m.ID) > MaxPeerIDLen {
 				return e, errors.New("match message: member id too long")
 			}
 		}

@@ -1,4 +1,4 @@
-package allreduce
+package p2p
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 )
 
 // inboxSize bounds decoded messages waiting for the round goroutine; a full
@@ -30,7 +31,7 @@ const (
 // inbound is one decoded message from a member.
 type inbound struct {
 	from int
-	msg  Msg
+	msg  allreduce.Msg
 }
 
 // transport is the I/O around one Round: streams, queues and goroutines.
@@ -59,22 +60,23 @@ type transport struct {
 // member whose ID is h.ID() is this peer. Every tick the round sees the
 // clock, so its part and round timeouts fire within a tick of their time.
 // Logs go to zerolog.Ctx(ctx).
-func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *Round, tick time.Duration) (Result, error) {
-	if len(peers) != len(r.cfg.Group.Members) {
-		return Result{}, fmt.Errorf("run round: %d peers for a group of %d", len(peers), len(r.cfg.Group.Members))
+func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration) (allreduce.Result, error) {
+	cfg := r.Config()
+	if len(peers) != len(cfg.Group.Members) {
+		return allreduce.Result{}, fmt.Errorf("run round: %d peers for a group of %d", len(peers), len(cfg.Group.Members))
 	}
-	if peers[r.cfg.Self] != h.ID() {
-		return Result{}, fmt.Errorf("run round: member %d is %s, this host is %s", r.cfg.Self, peers[r.cfg.Self], h.ID())
+	if peers[cfg.Self] != h.ID() {
+		return allreduce.Result{}, fmt.Errorf("run round: member %d is %s, this host is %s", cfg.Self, peers[cfg.Self], h.ID())
 	}
 	if tick <= 0 {
 		tick = 10 * time.Millisecond
 	}
 	start := time.Now()
 	t := &transport{
-		h: h, proto: proto, peers: peers, self: r.cfg.Self,
+		h: h, proto: proto, peers: peers, self: cfg.Self,
 		log:      zerolog.Ctx(ctx).With().Str("protocol", string(proto)).Logger(),
-		maxFrame: maxRoundFrame(r.cfg),
-		deadline: start.Add(r.cfg.RoundTimeout),
+		maxFrame: allreduce.MaxFrame(cfg),
+		deadline: start.Add(cfg.RoundTimeout),
 		inbox:    make(chan inbound, inboxSize),
 		readers:  map[network.Stream]bool{},
 		writers:  map[int]*peerWriter{},
@@ -98,22 +100,15 @@ func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.
 		case <-ticker.C:
 			t.send(r.Tick(now()))
 		case <-ctx.Done():
-			return Result{}, fmt.Errorf("run round: %w", ctx.Err())
+			return allreduce.Result{}, fmt.Errorf("run round: %w", ctx.Err())
 		}
 	}
-	t.drain()
+	t.drain(cfg.Slack())
 	return r.Result()
 }
 
-// maxRoundFrame is the largest encoded message a round of cfg sends.
-func maxRoundFrame(cfg RoundConfig) int {
-	payload := max(4*cfg.PartSize, cfg.Codec.EncodedLen(cfg.PartSize))
-	report := wireReportHead + 4*len(cfg.Group.Members)
-	return wireHeaderLen + max(wirePartFixed+payload, report)
-}
-
 // send queues each message for its member's writer.
-func (t *transport) send(out []Outgoing) {
+func (t *transport) send(out []allreduce.Outgoing) {
 	for _, o := range out {
 		if o.To < 0 || o.To >= len(t.peers) || o.To == t.self {
 			t.log.Warn().Int("member", o.To).Msg("round addressed a message to no other member")
@@ -130,6 +125,7 @@ func (t *transport) writer(i int) *peerWriter {
 	w := t.writers[i]
 	if w == nil {
 		w = &peerWriter{t: t, to: i, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+		w.ctx, w.cancel = context.WithCancel(t.ctx)
 		t.writers[i] = w
 		t.wg.Add(1)
 		go w.run()
@@ -179,7 +175,7 @@ func (t *transport) read(s network.Stream, from int) {
 			_ = s.Reset()
 			return
 		}
-		m, err := DecodeMsg(b, t.maxFrame)
+		m, err := allreduce.DecodeMsg(b, t.maxFrame)
 		if err != nil {
 			// A message of a type this build does not know (a newer peer)
 			// is dropped; the stream's framing is intact, so go on.
@@ -197,8 +193,12 @@ func (t *transport) read(s network.Stream, from int) {
 
 // drain lets the writers send what the finished round still owes the others
 // (an owner's all-gather parts), until the queues are empty or the round's
-// deadline.
-func (t *transport) drain() {
+// deadline. A writer that has had something to send and completed no write
+// for stall (the round's measure of a stalled member) is abandoned: a dial
+// to a dead host, or a write into a connection that has not yet noticed
+// that its host is gone, would otherwise hold this member's result for the
+// dial timeout, QUIC's idle timeout, or up to the round's deadline.
+func (t *transport) drain(stall time.Duration) {
 	t.mu.Lock()
 	ws := make([]*peerWriter, 0, len(t.writers))
 	for _, w := range t.writers {
@@ -209,10 +209,28 @@ func (t *transport) drain() {
 		w.finish()
 	}
 	for _, w := range ws {
+		t.await(w, stall)
+	}
+}
+
+// await waits for w to exit, abandoning it once it has stalled for stall.
+func (t *transport) await(w *peerWriter, stall time.Duration) {
+	for w.stalledFor() < stall {
+		stuck := time.NewTimer(stall - w.stalledFor())
 		select {
 		case <-w.exited:
+			stuck.Stop()
+			return
 		case <-t.ctx.Done():
+			stuck.Stop()
+			return
+		case <-stuck.C:
 		}
+	}
+	w.abandon()
+	select {
+	case <-w.exited:
+	case <-t.ctx.Done():
 	}
 }
 

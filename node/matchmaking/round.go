@@ -1,0 +1,81 @@
+package matchmaking
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/node/allreduce"
+)
+
+// NewGroup is the group of members for run and epoch as matchmaking forms
+// it: members ordered by id, and the key that names it. A group that was
+// not matched over gossip (a benchmark's, a test's) is made here too, so
+// every group reads the same.
+func NewGroup(run string, epoch uint64, members []Member) Group {
+	ms := slices.Clone(members)
+	slices.SortStableFunc(ms, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	return Group{Epoch: epoch, Members: ms, Key: groupKey(run, epoch, ms)}
+}
+
+// RoundOptions are what a member adds to a formed group to run the group's
+// all-reduce round.
+type RoundOptions struct {
+	// Len is the vector's length; 0 means len(vec). An aux member, which
+	// contributes no vector, must set it.
+	Len      int
+	Codec    allreduce.Codec
+	Feedback *allreduce.ErrorFeedback // optional: see allreduce.RoundConfig
+	PartSize int                      // elements per part; 0 means allreduce.DefaultPartSize
+	// Timeout is the round's deadline, split by allreduce.TimeoutsFor: an
+	// owner waits an eighth of it for a contributor's next part and reports
+	// by half of it, which leaves the time to replace a lost owner.
+	Timeout time.Duration
+}
+
+// RoundConfig is g's all-reduce round as member self runs it over vec: the
+// members in the group's order with their roles and weights, and one span
+// per reducing member, sized by the bandwidths the members announced.
+func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduce.RoundConfig, error) {
+	n := len(g.Members)
+	var ag allreduce.Group
+	reduces, contributes, bw := make([]bool, n), make([]bool, n), make([]float64, n)
+	for i, mb := range g.Members {
+		ag.Members = append(ag.Members, allreduce.Member{ID: mb.ID, Role: mb.Role, Weight: mb.Weight})
+		reduces[i], contributes[i], bw[i] = mb.Role.Reduces(), mb.Role != Aux, mb.Bandwidth
+	}
+	at := ag.Index(self)
+	if at < 0 {
+		return allreduce.RoundConfig{}, fmt.Errorf("group %s does not hold %s", g.Key, self)
+	}
+	length, part := o.Len, o.PartSize
+	if length == 0 {
+		length = len(vec)
+	}
+	if part == 0 {
+		part = allreduce.DefaultPartSize
+	}
+	spans, err := allreduce.SpansForRoles(length, bw, reduces, contributes)
+	if err != nil {
+		return allreduce.RoundConfig{}, fmt.Errorf("group %s: %w", g.Key, err)
+	}
+	partTimeout, reduce, round := allreduce.TimeoutsFor(o.Timeout)
+	return allreduce.RoundConfig{
+		Group: ag, Self: at, Len: length, Vector: vec, Spans: spans,
+		PartSize: part, Codec: o.Codec, Feedback: o.Feedback,
+		PartTimeout: partTimeout, ReduceTimeout: reduce, RoundTimeout: round,
+	}, nil
+}
+
+// RoundName names g's all-reduce round among a run's stream protocols:
+// "allreduce-<epoch>-" and 12 hex digits of the SHA-256 of the group's key,
+// so that two groups of one epoch, or two views of one group, never read
+// each other's streams.
+func (g Group) RoundName() string {
+	key := sha256.Sum256([]byte(g.Key))
+	return "allreduce-" + strconv.FormatUint(g.Epoch, 10) + "-" + hex.EncodeToString(key[:6])
+}
