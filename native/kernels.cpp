@@ -123,4 +123,18 @@ DTORCH_CLONES void ScaleRow(float *x, int64_t n, float by) {
   for (int64_t i = 0; i < n; i++) x[i] *= by;
 }
 
+// Each square is exact (a float's 24-bit significand squared fits in a
+// double's 53); the sum runs in kSquareLanes lanes, one AVX-512 register.
+DTORCH_CLONES double SumSquares(const float *x, int64_t n) {
+  constexpr int kSquareLanes = 8;
+  double s[kSquareLanes] = {};
+  int64_t i = 0;
+  for (; i + kSquareLanes <= n; i += kSquareLanes)
+    for (int j = 0; j < kSquareLanes; j++) s[j] += double(x[i + j]) * double(x[i + j]);
+  double total = 0;
+  for (int j = 0; j < kSquareLanes; j++) total += s[j];
+  for (; i < n; i++) total += double(x[i]) * double(x[i]);
+  return total;
+}
+
 }  // namespace dtorch

@@ -32,4 +32,7 @@ double SumExpOnly(const float *x, int64_t n, float shift);
 // ScaleRow multiplies x[0..n) by by.
 void ScaleRow(float *x, int64_t n, float by);
 
+// SumSquares is Σ x[i]² in float64.
+double SumSquares(const float *x, int64_t n);
+
 }  // namespace dtorch
