@@ -93,7 +93,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 				t.Errorf("%s[%d]: analytic %.6g, finite difference %.6g", p.Name, i-p.Offset, an, fd)
 			}
 		}
-		if grad[best] == 0 {
+		if grad[best] == 0 { // exact zero: a tensor no loss term reached
 			t.Errorf("%s: gradient is all zero", p.Name)
 		}
 	}
@@ -124,6 +124,7 @@ func TestGradientAccumulates(t *testing.T) {
 	}
 	m.ZeroGrad()
 	m.Grads(one)
+	// Exact: ZeroGrad writes zeros, no arithmetic.
 	if i := slices.IndexFunc(one, func(v float32) bool { return v != 0 }); i >= 0 {
 		t.Fatalf("after ZeroGrad grad[%d] = %g", i, one[i])
 	}
@@ -278,6 +279,7 @@ func TestSeedDeterminesInit(t *testing.T) {
 	a.Params(pa)
 	b.Params(pb)
 	d.Params(pd)
+	// Exact: the same init from the same seed, twice in one process.
 	if !slices.Equal(pa, pb) {
 		t.Fatal("same seed, different weights")
 	}
@@ -356,6 +358,7 @@ func TestSeedDropoutRepeats(t *testing.T) {
 		return l
 	}
 	a, again, other := loss(7), loss(7), loss(8)
+	// Exact: the same step on the same model and batch, twice.
 	if a != again {
 		t.Errorf("same dropout seed gave losses %v and %v", a, again)
 	}
