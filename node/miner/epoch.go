@@ -240,9 +240,12 @@ func (m *Miner) apply(start, mean []float32) error {
 		m.step = min(m.step+m.cfg.Swarm.InnerSteps, m.cfg.Loop.MaxSteps)
 		lr, mu := float32(m.cfg.Swarm.OuterLR), float32(m.cfg.Swarm.OuterMomentum)
 		next := make([]float32, len(start))
+		// Every product is rounded on its own (float32(...)): Go fuses
+		// a*b+c into one FMA on arm64 but not on amd64, and miners of both
+		// must hold the same parameters.
 		for i, d := range mean {
-			m.momentum[i] = mu*m.momentum[i] + d
-			next[i] = start[i] - lr*(d+mu*m.momentum[i])
+			m.momentum[i] = float32(mu*m.momentum[i]) + d
+			next[i] = start[i] - float32(lr*(d+float32(mu*m.momentum[i])))
 		}
 		return m.model.SetParams(next)
 	}
