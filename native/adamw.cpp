@@ -1,7 +1,7 @@
 // adamw.cpp: AdamW over the flat parameter buffer (Loshchilov & Hutter,
 // "Decoupled Weight Decay Regularization", Alg. 2; the update of
 // torch.optim.AdamW). On CPU one fused pass per tensor reads p, g, m, v once
-// and writes p, m, v once. On CUDA, libtorch >= 2.1's fused multi-tensor
+// and writes p, m, v once (AdamWSpan, kernels.cpp). On CUDA, libtorch >= 2.1's fused multi-tensor
 // kernel (torch.optim.AdamW(fused=True)) does the same; elsewhere the update
 // runs as tensor ops per tensor.
 #include "adamw.h"
@@ -10,28 +10,9 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels.h"
+
 namespace dtorch {
-namespace {
-
-struct Coeffs {
-  float b1, b2, eps, decay, step_size, bc2_sqrt;
-};
-
-// Compiled for several ISAs; the loader picks the best the CPU has.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void AdamWSpan(
-    float *__restrict p, const float *__restrict g, float *__restrict m, float *__restrict v, int64_t n,
-    Coeffs c) {
-  for (int64_t i = 0; i < n; i++) {
-    const float gi = g[i];
-    const float mi = c.b1 * m[i] + (1 - c.b1) * gi;
-    const float vi = c.b2 * v[i] + (1 - c.b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * c.decay - c.step_size * mi / (std::sqrt(vi) / c.bc2_sqrt + c.eps);
-  }
-}
-
-}  // namespace
 
 AdamW::AdamW(GPT2 *model, const dt_adamw_config &cfg) : model_(model), cfg_(cfg) {
   if (!(cfg.beta1 >= 0 && cfg.beta1 < 1) || !(cfg.beta2 >= 0 && cfg.beta2 < 1))
@@ -89,8 +70,8 @@ void AdamW::Step(double lr) {
     at::Tensor m = exp_avg.narrow(0, s.offset, s.numel);
     at::Tensor v = exp_avg_sq.narrow(0, s.offset, s.numel);
     if (p.device().is_cpu()) {
-      const Coeffs c{float(cfg_.beta1), float(cfg_.beta2), float(cfg_.eps), float(1 - lr * wd),
-                     float(lr / bc1), float(std::sqrt(bc2))};
+      const AdamWCoeffs c{float(cfg_.beta1), float(cfg_.beta2), float(cfg_.eps), float(1 - lr * wd),
+                          float(lr / bc1), float(std::sqrt(bc2))};
       float *pp = p.data_ptr<float>(), *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();
       const float *gp = g.data_ptr<float>();
       at::parallel_for(0, s.numel, 1 << 15, [&](int64_t b, int64_t e) {

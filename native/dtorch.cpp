@@ -221,7 +221,7 @@ char *dt_model_zero_grad(dt_model *m) {
 char *dt_model_clip_grad(dt_model *m, double max_norm, double *norm) {
   return Guard([&] {
     at::NoGradGuard no_grad;
-    const double total = m->gpt.flat_grad.norm().item<double>();
+    const double total = m->gpt.GradNorm();
     *norm = total;
     // torch.nn.utils.clip_grad_norm_: scale by max_norm/(norm+1e-6) when < 1.
     const double coef = max_norm / (total + 1e-6);

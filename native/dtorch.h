@@ -97,8 +97,9 @@ char *dt_model_zero_grad(dt_model *m);
 char *dt_model_set_compute(dt_model *m, const char *dtype);
 /* dt_model_seed_dropout reseeds the generator dropout masks are drawn from. */
 char *dt_model_seed_dropout(dt_model *m, uint64_t seed);
-/* dt_model_grad_norm reports the L2 norm of the flat gradient; with
- * max_norm > 0 it also scales the gradient so its norm is at most max_norm. */
+/* dt_model_clip_grad reports the L2 norm of the flat gradient; with
+ * max_norm > 0 it also scales the gradient so its norm is at most max_norm.
+ * On the CPU the norm is the same on every CPU and at every thread count. */
 char *dt_model_clip_grad(dt_model *m, double max_norm, double *norm);
 
 /* dt_model_train_step: forward (dropout on), mean cross-entropy over the

@@ -4,9 +4,12 @@
 #include "gpt2.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+
+#include "kernels.h"
 
 namespace dtorch {
 
@@ -75,6 +78,26 @@ GPT2::GPT2(const dt_config &c, at::Device dev, uint64_t seed)
   }
   causal_ = at::full({c.n_positions, c.n_positions}, -std::numeric_limits<float>::infinity(), flat.options()).triu(1);
   BindViews();
+}
+
+// GradNorm on the CPU sums fixed chunks in parallel and the chunks' sums in
+// order, so no thread count changes it. at::norm's float32 reduction sums in
+// an order that depends on the ISA libtorch dispatches to (10M values: AVX2
+// and AVX-512 norms 2.4e-4 apart), so the clip it decides would differ
+// between miners.
+double GPT2::GradNorm() const {
+  at::NoGradGuard no_grad;
+  if (!flat_grad.device().is_cpu()) return flat_grad.norm().item<double>();
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t n = flat_grad.numel(), chunks = (n + kChunk - 1) / kChunk;
+  const float *g = flat_grad.data_ptr<float>();
+  std::vector<double> part(chunks);
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; c++) part[c] = SumSquares(g + c * kChunk, std::min(kChunk, n - c * kChunk));
+  });
+  double total = 0;
+  for (double p : part) total += p;
+  return std::sqrt(total);
 }
 
 void GPT2::SeedDropout(uint64_t seed) {

@@ -41,6 +41,10 @@ struct GPT2 {
   double EvalSum(const at::Tensor &x, const at::Tensor &y, int64_t *count);
   // Logits [B,T,V] (or [B,V] for the last position), dropout off.
   at::Tensor Logits(const at::Tensor &x, bool last_only);
+  // L2 norm of flat_grad. On the CPU it is the same on every CPU and at
+  // every thread count: miners in gradients mode clip the same averaged
+  // gradient by it and must take the same step.
+  double GradNorm() const;
   // Reseeds the dropout generator, so a trainer can make step k's masks a
   // function of (seed, k) and resume exactly without saving generator state.
   void SeedDropout(uint64_t seed);

@@ -12,11 +12,10 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
-#include <limits>
 #include <vector>
 
 #include "gpt2.h"
+#include "kernels.h"
 
 namespace dtorch {
 namespace {
@@ -38,94 +37,11 @@ int64_t ChunkRows(const at::Tensor &w, int64_t n) {
   return rows;
 }
 
-// On CPU the softmax is one fused kernel per row: the at:: ops make a pass
-// over all of [c,V] per op, and at::logsumexp alone took longer than the
-// GEMM that produced its input. Measured on 256 GPT-2 rows, 2 threads of a
-// Sapphire Rapids: at::logsumexp 34 ms, the kernel without writing
-// probabilities 4.8 ms; max/sub/exp/sum/div 17 ms, the kernel 6 ms.
-
-// Lanes of the per-row loops: explicit partial maxima and sums, which GCC
-// vectorizes without -ffast-math. Sums take one AVX-512 register (the exp
-// bounds the loop); maxima take four, so that four vmaxps are in flight
-// (measured: 256 rows in 1.8 ms, against 2.3 ms with one).
-constexpr int kSumLanes = 16, kMaxLanes = 64;
-
-// ExpNonPositive is exp(x) for x <= 0 (Cephes expf: x = n·ln2 + r with a
-// two-part ln2, degree-6 polynomial for e^r), within 8.5e-8 relative and
-// unbiased (mean error ~1e-9); inputs below the log of the smallest normal
-// float give 0, NaN gives NaN. Branch-free, so the loops calling it
-// vectorize; it was faster than glibc's libmvec expf (5.3 ms vs 4.8 ms).
-inline __attribute__((always_inline)) float ExpNonPositive(float x) {
-  const float round = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
-  const float n = (x * 1.44269504088896341f + round) - round;
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (int32_t(n) + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  const float e = p * scale;
-  return x < -87.33654f ? 0.0f : e;
-}
-
-// Compiled for several ISAs; the loader picks the best the CPU has.
-__attribute__((target_clones("avx512f", "avx2", "default"))) float RowMax(const float *x, int64_t n) {
-  float m[kMaxLanes];
-  for (int j = 0; j < kMaxLanes; j++) m[j] = -std::numeric_limits<float>::infinity();
-  int64_t i = 0;
-  for (; i + kMaxLanes <= n; i += kMaxLanes)
-    for (int j = 0; j < kMaxLanes; j++) m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
-  float mx = -std::numeric_limits<float>::infinity();
-  for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-  for (int j = 0; j < kMaxLanes; j++) mx = m[j] > mx ? m[j] : mx;
-  return mx;
-}
-
-// SumExp returns Σ exp(x[i] - shift), writing the terms to out unless it
-// is null. Against a float64 log-sum-exp of 50257-wide rows, plain float
-// lanes are off by up to 2e-8 relative; Kahan-compensated lanes by 2e-9, at
-// the same speed. A float64 sum does not vectorize (7x slower).
-template <bool kStore>
-inline __attribute__((always_inline)) double SumExp(const float *x, float *out, int64_t n, float shift) {
-  float s[kSumLanes] = {}, c[kSumLanes] = {};
-  int64_t i = 0;
-  for (; i + kSumLanes <= n; i += kSumLanes) {
-    for (int j = 0; j < kSumLanes; j++) {
-      const float e = ExpNonPositive(x[i + j] - shift);
-      if (kStore) out[i + j] = e;
-      // Kahan summation (Higham, "Accuracy and Stability", Alg. 4.2).
-      const float y = e - c[j], t = s[j] + y;
-      c[j] = (t - s[j]) - y;
-      s[j] = t;
-    }
-  }
-  double total = 0;
-  for (int j = 0; j < kSumLanes; j++) total += double(s[j]) - double(c[j]);
-  for (; i < n; i++) {
-    const float e = ExpNonPositive(x[i] - shift);
-    if (kStore) out[i] = e;
-    total += e;
-  }
-  return total;
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) double SumExpInPlace(float *x, int64_t n, float shift) {
-  return SumExp<true>(x, x, n, shift);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) double SumExpOnly(const float *x, int64_t n, float shift) {
-  return SumExp<false>(x, nullptr, n, shift);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) void ScaleRow(float *x, int64_t n, float by) {
-  for (int64_t i = 0; i < n; i++) x[i] *= by;
-}
-
+// On CPU the softmax is one fused kernel per row (kernels.cpp): the at::
+// ops make a pass over all of [c,V] per op, and at::logsumexp alone took
+// longer than the GEMM that produced its input. Measured on 256 GPT-2 rows,
+// 2 threads of a Sapphire Rapids: at::logsumexp 34 ms, the kernel without
+// writing probabilities 4.8 ms; max/sub/exp/sum/div 17 ms, the kernel 6 ms.
 bool FusedRows(const at::Tensor &logits) {
   return logits.device().is_cpu() && logits.scalar_type() == at::kFloat && logits.is_contiguous();
 }

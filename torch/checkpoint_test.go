@@ -114,6 +114,7 @@ func TestParseConfigHF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Exact: "1e-05" parses to the float64 nearest 1e-5, as the literal does.
 	if c.NLayer != 12 || c.NEmbd != 768 || c.NPositions != 1024 || c.Inner() != 3072 || c.LayerNormEpsilon != 1e-5 {
 		t.Fatalf("parsed %+v", c)
 	}

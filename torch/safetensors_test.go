@@ -194,6 +194,7 @@ func TestParsePythonWrittenFile(t *testing.T) {
 		if err := f.ReadFloat32(name, got); err != nil {
 			t.Fatal(err)
 		}
+		// Exact: widening f16 and narrowing f64 to float32 round once, by IEEE rules.
 		if !slices.Equal(got, w) {
 			t.Errorf("%s = %v, want %v", name, got, w)
 		}
@@ -221,6 +222,7 @@ func TestFloat16ToFloat32(t *testing.T) {
 		{0x7c00, float32(math.Inf(1))}, {0xfc00, float32(math.Inf(-1))},
 	}
 	for _, c := range cases {
+		// Exact: every f16 is a float32 (bit manipulation, no arithmetic).
 		if got := float16ToFloat32(c.bits); got != c.want {
 			t.Errorf("f16 %#04x = %g, want %g", c.bits, got, c.want)
 		}
@@ -266,6 +268,7 @@ func TestBfloat16ToFloat32(t *testing.T) {
 		{0x7f80, float32(math.Inf(1))}, {0xff80, float32(math.Inf(-1))},
 	}
 	for _, c := range cases {
+		// Exact: a bf16 is the top half of a float32.
 		if got := bfloat16ToFloat32(c.bits); got != c.want {
 			t.Errorf("bf16 %#04x = %g, want %g", c.bits, got, c.want)
 		}
@@ -336,6 +339,7 @@ func checkRoundTrip(t *testing.T, path string, tensors []NamedTensor, meta map[s
 			t.Fatal(err)
 		}
 		for j := range got {
+			// Exact: written and read back as bits.
 			if math.Float32bits(got[j]) != math.Float32bits(want.Data[j]) {
 				t.Fatalf("%s[%d] = %#x, want %#x", want.Name, j, math.Float32bits(got[j]), math.Float32bits(want.Data[j]))
 			}

@@ -61,6 +61,8 @@ func TestSwarmReportEpochLines(t *testing.T) {
 	r.flush(at(51), false)
 	r.summary(at(60), "time is up")
 
+	// The figures are means of dyadic fractions (9.5, 4.75): exact in
+	// float64, so their printed form is too.
 	got := out.String()
 	t.Log("\n" + got)
 	for _, want := range []string{

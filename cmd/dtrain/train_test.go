@@ -106,6 +106,8 @@ func stepLosses(t *testing.T, out string) map[int]float64 {
 		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Event != "step" || ev.Loss == nil {
 			continue // a line torn by SIGKILL
 		}
+		// Exact: the same binary on the same CPU, at DTRAIN_THREADS=1, repeats
+		// the step from checkpointed bits.
 		if prev, ok := losses[ev.Step]; ok && prev != *ev.Loss {
 			t.Errorf("step %d trained twice with losses %.9g and %.9g", ev.Step, prev, *ev.Loss)
 		}
@@ -200,6 +202,7 @@ func TestSIGKILLDuringCheckpointsThenResume(t *testing.T) {
 		t.Fatalf("uninterrupted run: %v\n%s", err, logs)
 	}
 	whole := stepLosses(t, out2)
+	// Exact: both runs are this binary on this CPU at DTRAIN_THREADS=1.
 	for s := 1; s <= steps; s++ {
 		if killed[s] != whole[s] {
 			t.Errorf("step %d: loss %.9g after kills and resumes, %.9g uninterrupted", s, killed[s], whole[s])

@@ -28,6 +28,7 @@ func TestF16AllHalves(t *testing.T) {
 			continue
 		}
 		f := f16ToF32(h)
+		// Exact: every half and halfRef's Ldexp are exactly representable.
 		if float64(f) != halfRef(h) || math.Signbit(float64(f)) != (h&0x8000 != 0) {
 			t.Fatalf("f16ToF32(%#04x) = %g, want %g", h, f, halfRef(h))
 		}
@@ -49,6 +50,7 @@ func assertNearestEven(t *testing.T, name string, x float32, code uint16, value 
 			continue
 		}
 		nbErr := math.Abs(float64(x) - value(code&0x8000|nb))
+		// Exact: both differences of 24-bit significands fit float64's 53.
 		if nbErr < err || (nbErr == err && mag&1 == 1) {
 			t.Fatalf("%s(%g): code %#04x (error %g) but %#04x has error %g", name, x, code, err, code&0x8000|nb, nbErr)
 		}

@@ -124,6 +124,8 @@ func TestCodecSpecialValues(t *testing.T) {
 	for _, tc := range cases {
 		c := mustCodec(t, tc.codec)
 		got := roundTrip(t, c, []float32{tc.in})[0]
+		// Exact: the codecs are specified bit for bit (round to nearest even,
+		// in integer arithmetic for fp16 and bf16), the same on every CPU.
 		if math.Float32bits(got) != math.Float32bits(tc.want) {
 			t.Errorf("%s(%g) = %g (%#x), want %g (%#x)", tc.codec, tc.in, got,
 				math.Float32bits(got), tc.want, math.Float32bits(tc.want))
@@ -224,7 +226,7 @@ func TestCodecBoundsProperty(t *testing.T) {
 			}
 			got := roundTrip(t, c, src)
 			assertWithin(t, name, c, src, got)
-			if c.ID() == CodecNone {
+			if c.ID() == CodecNone { // exact: it copies bits
 				for i := range src {
 					if math.Float32bits(got[i]) != math.Float32bits(src[i]) {
 						t.Fatalf("none: element %d: %g != %g", i, got[i], src[i])

@@ -50,7 +50,7 @@ func TestRoundErrorFeedback(t *testing.T) {
 	var outside float64
 	for j, r := range fbs[0].Residual() {
 		if j >= own.Begin && j < own.End {
-			if r != 0 {
+			if r != 0 { // exact: member 0 sends nothing of its own span through the feedback
 				t.Fatalf("residual[%d] = %v on member 0's own span", j, r)
 			}
 			continue
@@ -64,6 +64,7 @@ func TestRoundErrorFeedback(t *testing.T) {
 	if _, err := crashed.rounds[0].Result(); err != nil {
 		t.Fatalf("round with owner 2 crashed: %v", err)
 	}
+	// Exact: both runs encode the same parts of the same vector once each.
 	for j, r := range crashedFbs[0].Residual() {
 		if math.Float32bits(r) != math.Float32bits(fbs[0].Residual()[j]) {
 			t.Fatalf("residual[%d] = %v after a resend, %v without: a part was compensated twice", j, r, fbs[0].Residual()[j])

@@ -212,6 +212,8 @@ func checkAgreed(t *testing.T, g Group, vecs [][]float32, rounds []*Round, ok []
 			}
 			continue
 		}
+		// Exact: each span's mean is computed once, by its owner, and every
+		// member decodes the same bytes of it.
 		for j := range first {
 			if math.Float32bits(first[j]) != math.Float32bits(res.Vector[j]) {
 				t.Fatalf("member %d: element %d = %v, another member holds %v", i, j, res.Vector[j], first[j])

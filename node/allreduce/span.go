@@ -171,7 +171,7 @@ func optimalFractions(loads []load) []float64 {
 	var total float64
 	for i, l := range loads {
 		if l.eligible {
-			f[i] = math.Max(0, (t*l.b-l.a)/l.c)
+			f[i] = math.Max(0, (float64(t*l.b)-l.a)/l.c) // float64(): no FMA on arm64 (see roundFractions)
 			total += f[i]
 		}
 	}
@@ -217,7 +217,7 @@ func roundTime(loads []load, f []float64) float64 {
 	var t float64
 	for i, l := range loads {
 		if l.limited {
-			t = math.Max(t, (l.a+l.c*f[i])/l.b)
+			t = math.Max(t, (l.a+float64(l.c*f[i]))/l.b) // float64(): no FMA on arm64 (see roundFractions)
 		}
 	}
 	return t
@@ -240,7 +240,10 @@ func roundFractions(n int, f []float64) []int {
 		if x <= 0 {
 			continue
 		}
-		q := x / total * float64(n)
+		// float64(): Go would fuse the product into the subtraction on arm64
+		// (one FMA), not on amd64; every member computes the spans, and they
+		// must agree.
+		q := float64(x / total * float64(n))
 		counts[i] = int(math.Floor(q))
 		rem[i] = q - float64(counts[i])
 		left -= counts[i]

@@ -89,6 +89,8 @@ func TestTrainingServedOverHTTP(t *testing.T) {
 		"dtrain_checkpoint_seconds_sum" + run:                    30.3,
 		`dtrain_checkpoint_seconds_bucket{run="exp-1",le="0.4"}`: 1,
 	}
+	// Exact: sums and quotients of these durations in float64 round the same
+	// on any CPU (30 + 0.3 to the literal 30.3), and print and parse back exactly.
 	for name, v := range want {
 		if g, ok := got[name]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", name, g, ok, v)

@@ -156,6 +156,8 @@ func checkSwarm(t *testing.T, events [][]EpochEvent, epochs int) {
 			if ev.Contributors != len(events) || ev.Alone != "" {
 				t.Errorf("miner %d epoch %d: %d contributors (alone: %q), want %d", i, e, ev.Contributors, ev.Alone, len(events))
 			}
+			// Exact: every miner of this process applies the same averaged
+			// update, with the same code and one thread, to the same start.
 			if ev.ParamHash != events[0][e].ParamHash {
 				t.Errorf("epoch %d: miner %d holds parameters %s, miner 0 %s", e, i, ev.ParamHash, events[0][e].ParamHash)
 			}
@@ -203,6 +205,7 @@ func TestLateJoinerCatchesUp(t *testing.T) {
 	}
 	agreed, lastAgreed := 0, false
 	for _, ev := range joined {
+		// Exact, as in checkSwarm; the joiner's start is the others' bits.
 		lastAgreed = ev.ParamHash == byEpoch[ev.Epoch] && ev.Contributors == 3
 		if lastAgreed {
 			agreed++
@@ -264,6 +267,7 @@ func TestKilledMinerRestarts(t *testing.T) {
 	}
 	agreed := 0
 	for _, ev := range back {
+		// Exact, as in checkSwarm.
 		if ev.ParamHash == byEpoch[ev.Epoch] && ev.Contributors == 3 {
 			agreed++
 		}

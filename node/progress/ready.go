@@ -17,7 +17,7 @@ const Never = time.Duration(math.MaxInt64)
 func (t *Tracker) Accumulated(now time.Duration, epoch uint64) (samples, perSec float64) {
 	for _, r := range t.at(now, epoch) {
 		elapsed := max(t.age(now, r), 0).Seconds()
-		samples += float64(r.Samples) + r.SamplesPerSec*elapsed
+		samples += float64(r.Samples) + float64(r.SamplesPerSec*elapsed) // float64(): no FMA on arm64, peers of every architecture agree
 		perSec += r.SamplesPerSec
 	}
 	return samples, perSec

@@ -20,9 +20,12 @@ func (o OuterNesterov) Step(theta, delta, v []float32) error {
 		return fmt.Errorf("outer step: %d parameters, %d deltas, %d momentum values", len(theta), len(delta), len(v))
 	}
 	lr, mu := float32(o.LR), float32(o.Momentum)
+	// Every product is rounded on its own (float32(...)): Go fuses a*b+c
+	// into one FMA on arm64 but not on amd64, and miners of both must
+	// hold the same parameters.
 	for i, d := range delta {
-		v[i] = mu*v[i] + d
-		theta[i] -= lr * (d + mu*v[i])
+		v[i] = float32(mu*v[i]) + d
+		theta[i] -= float32(lr * (d + float32(mu*v[i])))
 	}
 	return nil
 }

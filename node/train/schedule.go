@@ -19,5 +19,8 @@ func (s Schedule) At(step int) float64 {
 		return s.MinLR
 	}
 	progress := float64(step-s.Warmup) / float64(s.Total-s.Warmup)
-	return s.MinLR + 0.5*(1+math.Cos(math.Pi*progress))*(s.LR-s.MinLR)
+	// float64(): no FMA here on arm64, where Go fuses a*b+c and amd64 does
+	// not. math.Cos is compiled with FMAs on arm64, so its last bit may
+	// still differ there; AdamW takes the rate rounded to float32.
+	return s.MinLR + float64(0.5*(1+math.Cos(math.Pi*progress))*(s.LR-s.MinLR))
 }

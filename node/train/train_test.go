@@ -80,6 +80,8 @@ func TestResumeFollowsTheUninterruptedTrajectory(t *testing.T) {
 	if st.Step != 6 {
 		t.Fatalf("resumed run ended at step %d, want 6", st.Step)
 	}
+	// Exact: the resumed run repeats the uninterrupted one's computation
+	// (same process, shapes, threads and precision) from checkpointed bits.
 	for step := 1; step <= 6; step++ {
 		got, ok := first.losses[step]
 		if !ok {
