@@ -46,7 +46,25 @@ func (s *swarm) checkOneVersion(t testing.TB) {
 	}
 }
 
-// alive returns the live miners' (epoch, hash) counts.
+// checkOneStatePerEpoch fails if live miners at one epoch hold different
+// states: the swarm split into versions.
+func (s *swarm) checkOneStatePerEpoch(t testing.TB) {
+	t.Helper()
+	held := map[uint64][32]byte{}
+	for _, id := range s.order {
+		p := s.peers[id]
+		if !p.alive {
+			continue
+		}
+		if h, ok := held[p.m.Epoch()]; ok && h != p.m.Hash() {
+			t.Errorf("live miners at epoch %d hold different states: %v", p.m.Epoch(), s.states())
+			return
+		}
+		held[p.m.Epoch()] = p.m.Hash()
+	}
+}
+
+// states returns the live miners' (epoch, hash) counts.
 func (s *swarm) states() map[string]int {
 	out := map[string]int{}
 	for _, id := range s.order {
@@ -112,12 +130,11 @@ func TestFourMinersAverageEveryEpoch(t *testing.T) {
 // time 5% of them crash and 5% new ones join and load the state from
 // their peers; 50 epochs. Every state applied for an epoch is the same
 // one, no wait outlasts its deadline, and the swarm ends on one state.
-var swarmSize, swarmEpochs = 1000, uint64(12)
-
 func TestThousandMinersUnderChurn(t *testing.T) {
 	if testing.Short() {
-		t.Skip("1000 simulated miners")
+		t.Skip("1000 simulated miners: about 2.5 minutes")
 	}
+	const swarmSize, swarmEpochs = 1000, 50
 	start := time.Now()
 	rng := rand.New(rand.NewSource(7))
 	cfg := simConfig()
@@ -128,11 +145,6 @@ func TestThousandMinersUnderChurn(t *testing.T) {
 	s.linkOf = heterogeneous(rng)
 	s.flush = time.Second
 	s.trainTime = func(id string) time.Duration { return time.Duration(500+fnv(id)%1000) * time.Millisecond }
-	s.debug = func(p *miner, a Action) {
-		if a.Epoch == 3 {
-			t.Logf("%v %s applies epoch %d stage %d: group %d members %s, contributors %d, mm groups %d", s.net.Now(), p.id, a.Epoch, a.Stage, 0, "", a.Contributors, p.m.groups)
-		}
-	}
 	next := 0
 	for range swarmSize {
 		s.add(fmt.Sprintf("m%04d", next))
@@ -157,6 +169,7 @@ func TestThousandMinersUnderChurn(t *testing.T) {
 	}
 	s.net.RunUntil(s.net.Now() + period)
 	s.checkOneVersion(t)
+	s.checkOneStatePerEpoch(t)
 	st := s.states()
 	t.Logf("%v virtual, %v wall: epoch %d; %s; end states %v", s.net.Now(), time.Since(start), s.maxEpoch(), s.summary(), st)
 	if e := s.maxEpoch(); e < swarmEpochs {

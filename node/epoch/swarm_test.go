@@ -48,7 +48,6 @@ type swarm struct {
 	loads     int
 	loadFails int
 	rejected  int
-	debug     func(*miner, Action)
 	relayOf   func(id string) sim.ID             // nil: by hash of the id
 	failRound func(id string, epoch uint64) bool // a round this miner sees fail
 	loadsBy   map[string]int
@@ -297,9 +296,6 @@ func (s *swarm) do(p *miner, now time.Duration, acts []Action) {
 		case Average:
 			s.startRound(p, now, a)
 		case Apply:
-			if s.debug != nil {
-				s.debug(p, a)
-			}
 			next := make([]float32, s.dim)
 			for i := range next {
 				next[i] = p.theta[i] - p.mean[i]
