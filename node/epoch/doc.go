@@ -31,6 +31,14 @@
 //     update and an averaged state is never replaced by a dropped one. It
 //     applies its update alone only when no other peer has been live for a
 //     whole report expiry (it is the only miner of the run).
+//   - Quorum: a peer applies a group's mean only when its contributors are
+//     at least half the peers it expected at the epoch (half the groups,
+//     for the delegates' round), so a late group of stragglers never makes
+//     a second version while the bulk of the swarm is still averaging.
+//   - Windows: matchmaking windows end on a grid of the collect time on the
+//     shared clock, and the window is part of the key: the peers of an
+//     epoch close at the same instant and see the same ready set, and a
+//     peer that misses a window meets only those that missed it too.
 //   - Across groups: when the epoch's ready peers split into several
 //     groups, each group's lowest-id contributor (its delegate) carries the
 //     group's mean, weighted by the group's samples, into a second round
