@@ -166,7 +166,10 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	}
 	m.phase = Matching
 	if stage == 1 {
+		// The quorum counts reporting peers only; unreported neighbours
+		// only keep the collection open for them.
 		m.expect = cfg.Expected
+		cfg.Expected += m.unreported(now)
 	}
 	if stage == 2 {
 		// One group of every delegate: the bound only keeps a wrong
