@@ -49,7 +49,7 @@ type EpochEvent struct {
 	Group        int           `json:"group"`              // members of the epoch's group; 0 when none formed
 	Contributors int           `json:"contributors"`       // members whose updates the mean holds (1 when alone)
 	Alone        string        `json:"alone,omitempty"`    // why the epoch was not averaged with others
-	Dropped      bool          `json:"dropped,omitempty"`  // the update was dropped (others were training; see runEpoch)
+	Dropped      bool          `json:"dropped,omitempty"`  // the update was dropped: averaging failed while others were live (node/epoch)
 	SyncTime     time.Duration `json:"sync_ns"`            // matchmaking and all-reduce
 	BytesSent    int64         `json:"bytes_sent"`         // all-reduce payload bytes this miner sent
 	TrainTime    time.Duration `json:"train_ns"`
