@@ -143,10 +143,10 @@ func (m *Machine) Hash() [32]byte { return m.hash }
 // Phase is what the Machine is waiting for.
 func (m *Machine) Phase() Phase { return m.phase }
 
-// Peers lists the other live peers at this peer's epoch, sorted: those it
-// shares the epoch's data with.
-func (m *Machine) Peers(now time.Duration) []string {
-	return slices.DeleteFunc(m.tracker.Peers(now, m.epoch), func(p string) bool { return p == m.cfg.Self })
+// Peers lists the other live peers at epoch, sorted: at this peer's epoch,
+// those it shares the epoch's data with.
+func (m *Machine) Peers(now time.Duration, epoch uint64) []string {
+	return slices.DeleteFunc(m.tracker.Peers(now, epoch), func(p string) bool { return p == m.cfg.Self })
 }
 
 // Start begins at now with the peer's state (from a checkpoint, or a fresh

@@ -234,7 +234,7 @@ func (d *driver) advance(mean []float32) error {
 	}
 	d.start, d.vec, d.mean = nil, nil, nil
 	m.epoch++
-	hash, err := m.offerState(d.ctx, nil, d.mach.Peers(clock()))
+	hash, err := m.offerState(d.ctx, nil, d.atEpoch())
 	if err != nil {
 		return err
 	}

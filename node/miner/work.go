@@ -26,7 +26,7 @@ func (d *driver) train() error {
 	if err := m.model.Params(start); err != nil {
 		return err
 	}
-	batches, err := m.epochBatches(d.mach.Peers(clock()))
+	batches, err := m.epochBatches(d.mach.Peers(clock(), m.epoch))
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (d *driver) install(blob []byte, stats state.FetchStats) error {
 		return err
 	}
 	d.start, d.vec, d.mean = nil, nil, nil
-	if _, err := m.offerState(d.ctx, blob, d.mach.Peers(clock())); err != nil {
+	if _, err := m.offerState(d.ctx, blob, d.atEpoch()); err != nil {
 		return err
 	}
 	params := make([]float32, m.model.NumParams())
@@ -189,4 +189,16 @@ func (m *Miner) neighbours() []string {
 		ids[i] = p.String()
 	}
 	return ids
+}
+
+// atEpoch are the other live peers at the miner's epoch or the one before:
+// those that may hold its state, since the others of a group advance
+// together but report at slightly different moments.
+func (d *driver) atEpoch() []string {
+	now, e := clock(), d.m.epoch
+	peers := d.mach.Peers(now, e)
+	if e > 0 {
+		peers = append(peers, d.mach.Peers(now, e-1)...)
+	}
+	return peers
 }
