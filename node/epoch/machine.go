@@ -170,6 +170,13 @@ func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
 	m.history[epoch] = hash
 	delete(m.history, epoch-uint64(m.cfg.History))
 	m.samples, m.rate, m.weight = 0, 0, 0
+	// A peer that loads a state others already announced for (it caught
+	// up while they trained) holds their announcements in its inbox: they
+	// count toward OthersReady, so it contributes what it has trained by
+	// the time their window closes rather than a whole epoch too late.
+	if m.inbox.announced(epoch, m.base(1)+"/", m.cfg.Self) {
+		m.inbox.ready[epoch] = true
+	}
 }
 
 // Observe takes a progress report from the run's gossip. A report the

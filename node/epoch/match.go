@@ -81,6 +81,23 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 	return out
 }
 
+// announced reports whether a buffered message from a peer other than
+// self announces it is ready for a matchmaking of epoch whose key starts
+// with prefix.
+func (b *inbox) announced(epoch uint64, prefix, self string) bool {
+	for k, es := range b.byKey {
+		if k.epoch != epoch || !strings.HasPrefix(k.key, prefix) {
+			continue
+		}
+		for _, e := range es {
+			if e.from != self && e.msg.Ready != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // base names the matchmakings of a stage: the run, the stage and the
 // state its members start from, so that only peers on one state average
 // together. A matchmaking's key adds its window (window).
