@@ -78,6 +78,7 @@ type epochReport struct {
 	loss, val    float64
 	contributors int
 	alone        string
+	dropped      bool // the miner dropped its update and holds the epoch's start: no version of the epoch
 	sync         time.Duration
 	bytes        int64
 	hash         string
@@ -102,6 +103,7 @@ type epochLine struct {
 	Contributors int     `json:"contributors"`
 	Hashes       int     `json:"param_hashes"`
 	Alone        []int   `json:"alone,omitempty"`
+	Dropped      []int   `json:"dropped,omitempty"`
 }
 
 // swarmReport turns the swarm's log lines into what a person reads: one
@@ -240,7 +242,7 @@ func (r *swarmReport) epoch(now time.Time, m *minerStat, e int64, l minerLog) {
 		r.pending[e] = a
 	}
 	a.reports = append(a.reports, epochReport{who: m.idx, loss: float64(l.Loss), val: float64(l.ValLoss),
-		contributors: l.Contributors, alone: l.Alone, sync: time.Duration(l.Sync) * time.Millisecond,
+		contributors: l.Contributors, alone: l.Alone, dropped: l.Dropped, sync: time.Duration(l.Sync) * time.Millisecond,
 		bytes: l.BytesSent, hash: l.ParamHash})
 	r.flush(now, false)
 }
@@ -290,6 +292,12 @@ func (r *swarmReport) printEpoch(now time.Time, e int64, a *epochAgg) {
 		l.SyncMS = max(l.SyncMS, p.sync.Milliseconds())
 		l.BytesSent += p.bytes
 		l.Contributors = max(l.Contributors, p.contributors)
+		if p.dropped {
+			// It goes on from the swarm's state (node/epoch), loaded or
+			// trained again: its start state is no version of the epoch.
+			l.Dropped = append(l.Dropped, p.who)
+			continue
+		}
 		hashes[p.hash] = true
 		if p.alone != "" {
 			l.Alone = append(l.Alone, p.who)
@@ -300,6 +308,7 @@ func (r *swarmReport) printEpoch(now time.Time, e int64, a *epochAgg) {
 	}
 	l.Hashes = len(hashes)
 	slices.Sort(l.Alone)
+	slices.Sort(l.Dropped)
 	r.printed = append(r.printed, l)
 	if r.json {
 		r.emit(l)
@@ -319,6 +328,9 @@ func (r *swarmReport) printEpoch(now time.Time, e int64, a *epochAgg) {
 	}
 	if len(l.Alone) > 0 {
 		agree += fmt.Sprintf(" (alone: miner %s)", joinInts(l.Alone))
+	}
+	if len(l.Dropped) > 0 {
+		agree += fmt.Sprintf(" (dropped: miner %s)", joinInts(l.Dropped))
 	}
 	fmt.Fprintf(r.w, "%6s %5d %10.4f %9s %8s %8.2f s %9s %6s  %s\n",
 		fmtClock(r.since(now)), e, l.Loss, val, fmtCount(l.Tokens), float64(l.SyncMS)/1e3, fmtBytes(l.BytesSent),

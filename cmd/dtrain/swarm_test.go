@@ -89,6 +89,29 @@ func TestSwarmReportEpochLines(t *testing.T) {
 	}
 }
 
+// TestSwarmReportDropped: a miner that dropped its update holds the
+// epoch's start state and goes on from the swarm's (node/epoch): its line
+// is no second version of the epoch, and the epoch line says it dropped.
+func TestSwarmReportDropped(t *testing.T) {
+	var out strings.Builder
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := newSwarmReport(&out, false, t0, 1000)
+	for i := 1; i <= 3; i++ {
+		r.started(i, 100+i, false)
+	}
+	r.line(t0.Add(5*time.Second), 1, epochJSON(1, 0, 10, 8, 2, "", 300, 1000, 1000, "aa"))
+	r.line(t0.Add(5*time.Second), 2, epochJSON(2, 0, 10, 8, 2, "", 300, 1000, 1000, "aa"))
+	dropped := strings.Replace(epochJSON(3, 0, 10, 0, 0, "the epoch was averaged without this group", 300, 1000, 1000, "00"),
+		`"message"`, `"dropped":true,"message"`, 1)
+	r.line(t0.Add(6*time.Second), 3, dropped)
+	r.summary(t0.Add(10*time.Second), "time is up")
+	got := out.String()
+	t.Log("\n" + got)
+	if want := "2/3  agree (dropped: miner 3)\n"; !strings.Contains(got, want) {
+		t.Errorf("output lacks %q", want)
+	}
+}
+
 // TestSwarmReportJSON checks --json: every line an object with an event.
 func TestSwarmReportJSON(t *testing.T) {
 	var out strings.Builder

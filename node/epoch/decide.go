@@ -131,6 +131,26 @@ func (m *Machine) expected(now time.Duration) int {
 	return n
 }
 
+// unreported is how many of the caller's neighbours (SetNeighbours) have
+// no live report: peers that joined the run but have not decided yet, as
+// every peer of a swarm that starts together has not when the first of
+// them is ready. Matchmaking waits for them until its deadline rather
+// than close at once with the few that reported.
+func (m *Machine) unreported(now time.Duration) int {
+	if len(m.neighbours) == 0 {
+		return 0
+	}
+	reported := map[string]bool{}
+	m.tracker.Each(now, func(r progress.Report) { reported[r.Peer] = true })
+	n := 0
+	for _, p := range m.neighbours {
+		if p != m.cfg.Self && !reported[p] {
+			n++
+		}
+	}
+	return n
+}
+
 // observeOwn feeds this peer's report to its tracker, where it counts like
 // any other toward the swarm epoch and the majorities.
 func (m *Machine) observeOwn(now time.Duration, r progress.Report) {

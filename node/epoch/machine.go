@@ -3,6 +3,7 @@ package epoch
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
@@ -100,14 +101,17 @@ type Machine struct {
 
 	weight float64 // this peer's samples in the epoch
 	expect int     // peers expected at the epoch's matchmaking
-	group  matchmaking.Group
-	mm     *matchmaking.Matchmaker
-	mmKey  string
-	ready  matchmaking.Ready
-	stage  int
-	groups int // groups the epoch's ready peers split into
-	inbox  inbox
-	keys   [2]string // matchmaking keys of stages 1 and 2 for hash
+	// neighbours are the peers the caller knows to be on the run, reported
+	// or not (SetNeighbours).
+	neighbours []string
+	group      matchmaking.Group
+	mm         *matchmaking.Matchmaker
+	mmKey      string
+	ready      matchmaking.Ready
+	stage      int
+	groups     int // groups the epoch's ready peers split into
+	inbox      inbox
+	keys       [2]string // matchmaking keys of stages 1 and 2 for hash
 	// ahead holds who reported each state of the next epoch while this
 	// peer awaits its delegates, so that the thousand reports of a large
 	// swarm cost a map insert each, and only a state with two holders
@@ -139,6 +143,12 @@ func (m *Machine) Hash() [32]byte { return m.hash }
 // Phase is what the Machine is waiting for.
 func (m *Machine) Phase() Phase { return m.phase }
 
+// Peers lists the other live peers at epoch, sorted: at this peer's epoch,
+// those it shares the epoch's data with.
+func (m *Machine) Peers(now time.Duration, epoch uint64) []string {
+	return slices.DeleteFunc(m.tracker.Peers(now, epoch), func(p string) bool { return p == m.cfg.Self })
+}
+
 // Start begins at now with the peer's state (from a checkpoint, or a fresh
 // model at epoch 0): it listens for Config.Listen before deciding whether
 // to load the swarm's state or train.
@@ -160,6 +170,13 @@ func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
 	m.history[epoch] = hash
 	delete(m.history, epoch-uint64(m.cfg.History))
 	m.samples, m.rate, m.weight = 0, 0, 0
+	// A peer that loads a state others already announced for (it caught
+	// up while they trained) holds their announcements in its inbox: they
+	// count toward OthersReady, so it contributes what it has trained by
+	// the time their window closes rather than a whole epoch too late.
+	if m.inbox.announced(epoch, m.base(1)+"/", m.cfg.Self) {
+		m.inbox.ready[epoch] = true
+	}
 }
 
 // Observe takes a progress report from the run's gossip. A report the
@@ -184,6 +201,11 @@ func (m *Machine) Observe(now time.Duration, r progress.Report) ([]Action, error
 // SetProgress updates the samples this peer has trained in its epoch and
 // its rate, for its next report.
 func (m *Machine) SetProgress(samples uint64, rate float64) { m.samples, m.rate = samples, rate }
+
+// SetNeighbours tells the machine which peers the caller knows to be on
+// the run (a miner's gossip neighbours), for the count of peers its next
+// matchmaking expects: those without a live report count too.
+func (m *Machine) SetNeighbours(ids []string) { m.neighbours = slices.Clone(ids) }
 
 // Trained says the peer's local work for its epoch is done, with weight
 // samples behind it (0 for a peer that contributes nothing).

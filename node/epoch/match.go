@@ -2,6 +2,9 @@ package epoch
 
 import (
 	"fmt"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +84,44 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 	return out
 }
 
+// announced reports whether a buffered message from a peer other than
+// self announces it is ready for a matchmaking of epoch whose key starts
+// with prefix.
+func (b *inbox) announced(epoch uint64, prefix, self string) bool {
+	for k, es := range b.byKey {
+		if k.epoch != epoch || !strings.HasPrefix(k.key, prefix) {
+			continue
+		}
+		for _, e := range es {
+			if e.from != self && e.msg.Ready != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// openWindow returns the earliest window of epoch under prefix that a peer
+// other than self announced for and that closes at or after from (window
+// w closes at w·T).
+func (b *inbox) openWindow(prefix string, epoch uint64, self string, from, T time.Duration) (time.Duration, bool) {
+	var best time.Duration
+	found := false
+	for k, es := range b.byKey {
+		if k.epoch != epoch || !strings.HasPrefix(k.key, prefix) {
+			continue
+		}
+		w, err := strconv.ParseInt(k.key[len(prefix):], 10, 64)
+		if err != nil || w <= 0 || time.Duration(w) > math.MaxInt64/T || time.Duration(w)*T < from || (found && time.Duration(w) >= best) {
+			continue
+		}
+		if slices.ContainsFunc(es, func(e inboxEntry) bool { return e.from != self && e.msg.Ready != nil }) {
+			best, found = time.Duration(w), true
+		}
+	}
+	return best, found
+}
+
 // base names the matchmakings of a stage: the run, the stage and the
 // state its members start from, so that only peers on one state average
 // together. A matchmaking's key adds its window (window).
@@ -101,8 +142,16 @@ func (m *Machine) base(stage int) string {
 // instant and, with gossip faster than T/2, see the same ready set; a
 // peer that misses a window meets in the next one only those that missed
 // it too, under another key, never a group that has moved on.
+//
+// A peer joins instead an earlier window that another peer has announced
+// for while its deadline is still at least T/4 away: a peer that finished
+// its epoch a little later than the others (it loaded the state late, or
+// trains slower) meets them rather than wait alone for the next window.
 func (m *Machine) window(now time.Duration, stage int, T time.Duration) (time.Duration, string) {
 	deadline := (now + T/2 + T - 1) / T * T
+	if w, ok := m.inbox.openWindow(m.base(stage)+"/", m.epoch, m.cfg.Self, now+T/4, T); ok && w*T < deadline {
+		deadline = w * T
+	}
 	return deadline, fmt.Sprintf("%s/%d", m.base(stage), deadline/T)
 }
 
@@ -166,7 +215,10 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	}
 	m.phase = Matching
 	if stage == 1 {
+		// The quorum counts reporting peers only; unreported neighbours
+		// only keep the collection open for them.
 		m.expect = cfg.Expected
+		cfg.Expected += m.unreported(now)
 	}
 	if stage == 2 {
 		// One group of every delegate: the bound only keeps a wrong

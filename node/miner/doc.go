@@ -16,12 +16,19 @@
 //     started the epoch with the same parameters end it with the same ones;
 //     the parameter hash each miner logs per epoch shows it.
 //
-// A miner whose group fails to form or whose round fails drops the epoch's
-// update and keeps the epoch's start state, so the swarm never splits into
-// versions; alone (no other miner known) it applies its own update. It is
-// never left half-averaged: node/allreduce gives the exact mean over the
-// contributors it names. Each epoch a miner reports the hash of its state
-// (node/progress); one that holds another state than the majority at its
-// epoch, or is behind, loads the majority's state from peers (node/state),
-// or from the run's HuggingFace repo when no peer serves it (node/hub).
+// The epoch protocol itself (when to load the swarm's state, train,
+// average, apply or drop an update) is node/epoch's Machine, free of I/O;
+// the miner is its production driver. One goroutine owns the Machine: it
+// feeds it the run's gossip (progress reports, matchmaking envelopes), a
+// timer at its NextTick on wall time, and the results of the work its
+// actions start in goroutines — local training, the all-reduce round of
+// the formed group (node/allreduce over libp2p streams), a state load from
+// peers (node/state) — and carries out the rest itself: gossiping, applying
+// an averaged update, restoring a dropped epoch's start, and offering and
+// checkpointing every new state, whose SHA-256 is the hash its reports
+// carry. A miner whose averaging fails drops the epoch's update and keeps
+// its start state, so the swarm never splits into versions; alone (no
+// other miner live for a report expiry) it applies its own update. When no
+// peer is on the run at start, it loads the run's newest state from its
+// HuggingFace repo (node/hub).
 package miner

@@ -2,125 +2,45 @@ package miner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/data"
-	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/train"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
-// errRestartEpoch means the epoch's local work was dropped for a reloaded
-// state: the epoch starts again.
-var errRestartEpoch = errors.New("epoch restarted from the swarm's state")
-
-// runEpoch trains locally, averages with the epoch's group, applies the
-// result and evaluates.
-func (m *Miner) runEpoch(ctx context.Context) (EpochEvent, error) {
-	ev := EpochEvent{Epoch: m.epoch, Mode: m.cfg.Swarm.Mode}
-	n := int(m.model.NumParams())
-	start := make([]float32, n)
-	if err := m.model.Params(start); err != nil {
-		return ev, err
-	}
-	ev.StartHash = paramHash(start)
-	batches, err := m.epochBatches()
-	if err != nil {
-		return ev, err
-	}
-	t0 := time.Now()
-	var vec []float32
-	if m.cfg.Swarm.Mode == "diloco" {
-		ev.Loss, ev.Samples, err = m.innerSteps(ctx, batches)
+// localWork is the epoch's local work from the parameters start: diloco's
+// inner steps, whose pseudo-gradient Δ = θ_start − θ_local it returns, or
+// the gradient of one step's micro-batches. It returns the update, the mean
+// loss and the samples.
+func (m *Miner) localWork(ctx context.Context, start []float32, batches func(int) (torch.Batch, error), d *driver) ([]float32, float64, int64, error) {
+	vec := make([]float32, len(start))
+	if m.cfg.Swarm.Mode != "diloco" {
+		loss, samples, err := m.accumulate(batches)
 		if err == nil {
-			// The pseudo-gradient Δ = θ_start − θ_local.
-			vec = make([]float32, n)
-			if err = m.model.Params(vec); err == nil {
-				for i := range vec {
-					vec[i] = start[i] - vec[i]
-				}
-			}
-		}
-	} else {
-		ev.Loss, ev.Samples, err = m.accumulate(batches)
-		if err == nil {
-			vec = make([]float32, n)
 			err = m.model.Grads(vec)
 		}
+		return vec, loss, samples, err
 	}
-	if err != nil {
-		return ev, err
+	loss, samples, err := m.innerSteps(ctx, batches, d)
+	if err == nil {
+		err = m.model.Params(vec)
 	}
-	ev.TrainTime = time.Since(t0)
-	if ctx.Err() != nil {
-		return ev, nil
+	for i := range vec {
+		vec[i] = start[i] - vec[i]
 	}
-	if m.cfg.Swarm.StateFromPeers && m.diverged() {
-		// This epoch's work started from a state the majority does not
-		// hold: drop it, take the majority's state and train the epoch
-		// again.
-		if err := m.loadFromPeers(ctx, m.epoch, true); err != nil {
-			m.log.Warn().Err(err).Msg("parameters differ from the swarm's and could not be reloaded")
-		} else {
-			return ev, errRestartEpoch
-		}
-	}
-	res, err := m.average(ctx, m.epoch, vec, float64(ev.Samples))
-	ev.Group, ev.SyncTime, ev.BytesSent = res.group, res.took, res.bytesSent
-	mean := res.mean
-	if err != nil || mean == nil {
-		if ctx.Err() != nil {
-			return ev, nil
-		}
-		ev.Alone = fmt.Sprint(err)
-		if m.expected(m.epoch) > 1 {
-			// Others were training this epoch: applying this update alone
-			// would leave this miner with parameters nobody else holds.
-			// Dropping it keeps the epoch's start state, which the others
-			// that failed also keep and those that averaged can serve.
-			ev.Dropped = true
-			m.log.Warn().Err(err).Uint64("epoch", m.epoch).Msg("averaging failed; dropping this epoch's update")
-			mean = nil
-		} else {
-			ev.Contributors = 1
-			m.log.Warn().Err(err).Uint64("epoch", m.epoch).Msg("no peers: applying this miner's own update alone")
-			mean = vec
-		}
-	} else {
-		ev.Contributors = res.contributors
-	}
-	if mean == nil {
-		if err := m.model.SetParams(start); err != nil {
-			return ev, err
-		}
-	} else if err := m.apply(start, mean); err != nil {
-		return ev, err
-	}
-	params := make([]float32, n)
-	if err := m.model.Params(params); err != nil {
-		return ev, err
-	}
-	ev.ParamHash = paramHash(params)
-	m.epoch++
-	ev.Tokens = m.tokens
-	if m.opts.Val != nil && m.cfg.Swarm.EvalEvery > 0 && m.epoch%uint64(m.cfg.Swarm.EvalEvery) == 0 {
-		windows := int64(max(1, m.cfg.Loop.EvalTokens/m.cfg.Data.SeqLen))
-		if ev.ValLoss, _, err = train.HeldOutLoss(m.model, m.opts.Val, windows, m.cfg.Loop.MicroBatch); err != nil {
-			return ev, err
-		}
-	}
-	return ev, nil
+	return vec, loss, samples, err
 }
 
 // epochBatches returns the epoch's micro-batches in order, as a function of
-// their index: this miner's lane of the epoch's data order among the peers
-// it sees (node/data Assignment), so a validator can recompute them.
-func (m *Miner) epochBatches() (func(k int) (torch.Batch, error), error) {
-	peers := m.lanePeers()
+// their index: this miner's lane of the epoch's data order among itself
+// and the others live at its epoch (node/data Assignment), so a validator
+// can recompute them.
+func (m *Miner) epochBatches(others []string) (func(k int) (torch.Batch, error), error) {
+	peers := m.lanePeers(others)
 	micro, t := m.cfg.Loop.MicroBatch, m.cfg.Data.SeqLen
 	a := data.Assignment{Order: m.order, Epoch: m.epoch, Peers: peers, PerStep: micro}
 	return func(k int) (torch.Batch, error) {
@@ -146,12 +66,12 @@ func (m *Miner) epochBatches() (func(k int) (torch.Batch, error), error) {
 // the mean loss and the samples. The learning-rate schedule and m.step
 // count whole epochs (m.step advances by inner_steps in apply), so miners
 // that took different numbers of steps still hold the same state.
-func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, error)) (float64, int64, error) {
+func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, error), d *driver) (float64, int64, error) {
 	var loss float64
 	var samples int64
 	k, steps, began := 0, 0, time.Now()
 	for steps < m.cfg.Swarm.InnerSteps && m.step+steps < m.cfg.Loop.MaxSteps && ctx.Err() == nil {
-		if steps > 0 && m.inbox.othersReady(m.epoch) {
+		if steps > 0 && d.othersReady.Load() {
 			// Others have finished the epoch (this miner joined it late,
 			// or is slower): stop here and average what it has, weighted
 			// by its samples, rather than keep the swarm waiting.
@@ -180,10 +100,8 @@ func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, 
 		}
 		loss += l
 		steps++
-		rate := float64(samples) / time.Since(began).Seconds()
-		m.view.update(func(r *progress.Report) {
-			r.Samples, r.SamplesPerSec, r.HasLoss, r.Loss = uint64(samples), rate, true, float32(l)
-		})
+		d.samples.Store(uint64(samples))
+		d.rateBits.Store(math.Float64bits(float64(samples) / time.Since(began).Seconds()))
 	}
 	if steps == 0 {
 		return 0, 0, ctx.Err()
@@ -259,4 +177,26 @@ func (m *Miner) apply(start, mean []float32) error {
 	}
 	m.step++
 	return nil
+}
+
+// heldOutLoss is the model's mean loss over loop.eval_tokens of the
+// held-out data.
+func (m *Miner) heldOutLoss() (float64, error) {
+	windows := int64(max(1, m.cfg.Loop.EvalTokens/m.cfg.Data.SeqLen))
+	loss, _, err := train.HeldOutLoss(m.model, m.opts.Val, windows, m.cfg.Loop.MicroBatch)
+	return loss, err
+}
+
+// lanePeers are the peers this miner shares the epoch's data order with:
+// itself and the others at its epoch, or, before any report, those on the
+// run's gossip.
+func (m *Miner) lanePeers(others []string) []string {
+	peers := append([]string{m.self}, others...)
+	if len(peers) == 1 {
+		for _, p := range m.gossip.Peers() {
+			peers = append(peers, p.String())
+		}
+	}
+	slices.Sort(peers)
+	return slices.Compact(peers)
 }

@@ -69,15 +69,16 @@ func (m *Miner) loadFromHub(ctx context.Context) (bool, error) {
 
 // maybePublish uploads the epoch's model and state as one commit tagged
 // <run>.<epoch>, every hub.upload_every epochs, from the miner with the
-// lowest peer id among those at the epoch, so the swarm makes one commit.
+// lowest peer id among itself and the others at the epoch, so the swarm
+// makes one commit.
 // The model is written here; the upload runs in the background, one at a
 // time (an epoch whose turn comes while one is running is skipped).
-func (m *Miner) maybePublish(ctx context.Context, blob []byte) {
+func (m *Miner) maybePublish(ctx context.Context, blob []byte, others []string) {
 	every := uint64(m.cfg.Hub.UploadEvery)
 	if m.hub == nil || every == 0 || m.epoch == 0 || m.epoch%every != 0 || (m.hubHas != nil && *m.hubHas == m.epoch) {
 		return
 	}
-	if peers := m.view.peersAt(m.epoch); len(peers) > 0 && slices.Min(peers) < m.self {
+	if len(others) > 0 && slices.Min(others) < m.self {
 		return
 	}
 	select {

@@ -17,6 +17,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/hub"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
@@ -48,7 +49,7 @@ type EpochEvent struct {
 	Group        int           `json:"group"`              // members of the epoch's group; 0 when none formed
 	Contributors int           `json:"contributors"`       // members whose updates the mean holds (1 when alone)
 	Alone        string        `json:"alone,omitempty"`    // why the epoch was not averaged with others
-	Dropped      bool          `json:"dropped,omitempty"`  // the update was dropped (others were training; see runEpoch)
+	Dropped      bool          `json:"dropped,omitempty"`  // the update was dropped: averaging failed while others were live (node/epoch)
 	SyncTime     time.Duration `json:"sync_ns"`            // matchmaking and all-reduce
 	BytesSent    int64         `json:"bytes_sent"`         // all-reduce payload bytes this miner sent
 	TrainTime    time.Duration `json:"train_ns"`
@@ -69,8 +70,6 @@ type Miner struct {
 	feedback *allreduce.ErrorFeedback
 
 	gossip netx.Topic
-	inbox  *matchInbox
-	view   *swarmView
 	donor  *state.Donor
 
 	hub        *hub.Client   // nil without hub.repo
@@ -105,8 +104,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 		return nil, err
 	}
 	m := &Miner{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec,
-		inbox: newMatchInbox(), accum: max(1, cfg.AccumSteps())}
-	m.view = &swarmView{tracker: progress.NewTracker(progress.Config{Self: m.self, Expiry: reportExpiry}), own: progress.Report{Peer: m.self}}
+		accum: max(1, cfg.AccumSteps())}
 	m.sched = train.Schedule{LR: cfg.Optim.LR, MinLR: cfg.Optim.MinLR, Warmup: cfg.Optim.WarmupSteps, Total: cfg.Loop.MaxSteps}
 	dev, err := torch.ParseDevice(cfg.Device)
 	if err != nil {
@@ -177,63 +175,66 @@ func (m *Miner) Close() {
 }
 
 // Run trains epoch after epoch until train.max_steps local steps are done
-// or ctx ends (then it returns nil after the current epoch's local work).
+// or ctx ends (then it returns nil). It runs the epoch protocol of
+// node/epoch: this goroutine owns the protocol's Machine and carries out
+// its actions, the work they start (training, all-reduce rounds, state
+// loads) runs in goroutines that end with ctx.
 func (m *Miner) Run(ctx context.Context) error {
 	gctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go m.readGossip(gctx)
-	go m.heartbeatLoop(gctx)
+	d := &driver{m: m, ctx: gctx, done: make(chan func() ([]epoch.Action, error))}
+	defer func() {
+		stop()
+		d.work.Wait()
+		m.uploads.Wait()
+		m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Msg("miner stopped")
+	}()
+	mach, err := epoch.New(m.machineConfig())
+	if err != nil {
+		return err
+	}
+	d.mach = mach
+	in := make(chan inbound, 1024)
+	d.work.Add(1)
+	go func() {
+		defer d.work.Done()
+		m.readGossip(gctx, in)
+	}()
 	m.log.Info().Str("peer", m.self).Str("mode", m.cfg.Swarm.Mode).Int64("params", m.model.NumParams()).Msg("miner started")
 	m.awaitPeers(ctx)
-	// Reports arrive every heartbeat: listen for two before deciding
-	// whether this miner is behind the swarm.
-	sleepCtx(ctx, 2*heartbeat+heartbeat/2)
-	defer func() { m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Msg("miner stopped") }()
-	defer m.uploads.Wait()
-	if loaded, err := m.catchUp(ctx); err != nil || !loaded {
+	if len(m.gossip.Peers()) == 0 {
+		// No peer can serve the swarm's state: the run's newest published
+		// state is the best start there is.
 		if _, err := m.loadFromHub(ctx); err != nil {
 			m.log.Warn().Err(err).Msg("could not load the run's state from the hub")
 		}
 	}
-	for m.step < m.cfg.Loop.MaxSteps {
-		if ctx.Err() != nil {
-			return nil
-		}
-		if _, err := m.catchUp(ctx); err != nil {
-			m.log.Warn().Err(err).Msg("could not catch up with the swarm; training from this miner's state")
-		}
-		if err := m.startEpoch(ctx); err != nil {
-			return err
-		}
-		if m.cfg.Swarm.StateFromPeers && m.diverged() {
-			// The others already started this epoch from another state
-			// (this miner dropped the last update, or restarted): take
-			// theirs now rather than train a whole epoch on a stale one.
-			if err := m.loadFromPeers(ctx, m.epoch, true); err != nil {
-				m.log.Warn().Err(err).Msg("state differs from the swarm's and could not be reloaded")
-			} else if err := m.startEpoch(ctx); err != nil {
-				return err
-			}
-		}
-		ev, err := m.runEpoch(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, errRestartEpoch) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("epoch %d: %w", m.epoch, err)
-		}
-		m.log.Info().Str("peer", m.self).Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
-			Int64("tokens", ev.Tokens).Dur("train", ev.TrainTime).
-			Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).Bool("dropped", ev.Dropped).
-			Dur("sync", ev.SyncTime).Int64("bytes_sent", ev.BytesSent).Str("param_hash", ev.ParamHash).Str("start_hash", ev.StartHash).Msg("epoch")
-		if m.opts.Observer != nil {
-			m.opts.Observer(ev)
+	if ctx.Err() != nil || m.step >= m.cfg.Loop.MaxSteps {
+		return nil
+	}
+	hash, err := m.offerState(gctx, nil, nil)
+	if err != nil {
+		return err
+	}
+	return d.loop(in, hash)
+}
+
+// offerState makes the miner's current state, blob (nil: encode it), the
+// one it offers to peers and checkpoints, and publishes it to the hub when
+// its turn comes (others: the live peers at its epoch). It returns the
+// state's hash, the one its progress reports carry.
+func (m *Miner) offerState(ctx context.Context, blob []byte, others []string) ([32]byte, error) {
+	if blob == nil {
+		var err error
+		if blob, err = m.encodeState(); err != nil {
+			return [32]byte{}, err
 		}
 	}
-	return nil
+	offer := m.donor.Offer(m.epoch, blob)
+	if err := m.saveCheckpoint(blob); err != nil {
+		return [32]byte{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	m.maybePublish(ctx, blob, others)
+	return offer.Hash, nil
 }
 
 // awaitPeers waits, up to swarm.match_seconds, until the run's gossip
@@ -252,37 +253,35 @@ func (m *Miner) awaitPeers(ctx context.Context) {
 	m.log.Info().Int("peers", len(m.gossip.Peers())).Msg("joined the run's gossip")
 }
 
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// readGossip hands matchmaking messages to the inbox until ctx ends.
-func (m *Miner) readGossip(ctx context.Context) {
+// readGossip decodes the run's gossip for the epoch loop until ctx ends.
+func (m *Miner) readGossip(ctx context.Context, in chan<- inbound) {
 	for {
 		from, msg, err := m.gossip.Next(ctx)
 		if err != nil {
 			return
 		}
-		if msg.Type == progress.GossipType {
-			if r, err := progress.UnmarshalReport(from.String(), msg.Body); err == nil {
-				_ = m.view.observe(r) // stale and echoed reports are expected
+		g := inbound{from: from.String()}
+		switch msg.Type {
+		case progress.GossipType:
+			r, err := progress.UnmarshalReport(g.from, msg.Body)
+			if err != nil {
+				continue // the topic validator already rejected it
 			}
+			g.report = &r
+		case matchmaking.GossipType:
+			env, err := matchmaking.UnmarshalEnvelope(g.from, msg.Body)
+			if err != nil {
+				continue
+			}
+			g.env = &env
+		default:
 			continue
 		}
-		if msg.Type != matchmaking.GossipType {
-			continue
+		select {
+		case in <- g:
+		case <-ctx.Done():
+			return
 		}
-		env, err := matchmaking.UnmarshalEnvelope(from.String(), msg.Body)
-		if err != nil {
-			continue // the topic validator already rejected it
-		}
-		m.inbox.put(inboundMatch{from: from.String(), env: env})
 	}
 }
 

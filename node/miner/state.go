@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/torch"
 )
@@ -95,3 +98,7 @@ func (m *Miner) resume() (bool, error) {
 	}
 	return true, nil
 }
+
+// stateProto is the stream protocol peers serve and fetch the run's state
+// on.
+func (m *Miner) stateProto() protocol.ID { return netx.Protocol(m.cfg.RunID, "state") }

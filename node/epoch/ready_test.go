@@ -1,0 +1,75 @@
+package epoch
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+)
+
+// TestOthersReadyAfterLoad: a peer that loads a state another peer has
+// already announced it is ready to average (it caught up while the others
+// trained) stops its own training early, as a peer that heard the
+// announcement at that state does; otherwise it trains a whole epoch and
+// misses the others' window.
+func TestOthersReadyAfterLoad(t *testing.T) {
+	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: time.Second, DelegateTimeout: time.Second, RoundTimeout: time.Second,
+		Heartbeat: time.Second, Expiry: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start(0, 0, [32]byte{1})
+	next := [32]byte{2}
+	key := fmt.Sprintf("r/1/%x/7", next[:8])
+	ready := matchmaking.Ready{Run: key, Epoch: 1, Peer: "b", Role: matchmaking.Full, Weight: 3}
+	msg := Match{Key: key, Epoch: 1, Ready: &ready, Msg: matchmaking.Msg{Ready: []matchmaking.Ready{ready}}}
+	if _, err := m.ReceiveMatch(time.Second, "b", msg); err != nil {
+		t.Fatal(err)
+	}
+	if m.OthersReady() {
+		t.Fatal("ready at epoch 0 for an announcement of epoch 1")
+	}
+	m.phase = Loading
+	acts := m.Loaded(2*time.Second, 1, next, nil)
+	if m.Phase() != Training || !m.OthersReady() {
+		t.Fatalf("after loading the announced state: phase %v, others ready %v (actions %v), want training with others ready",
+			m.Phase(), m.OthersReady(), acts)
+	}
+}
+
+// TestJoinsAnnouncedWindow: a peer that finishes its epoch just after the
+// others' window stopped taking newcomers by its own rule (deadline T/2
+// away) but still T/4 before it closes joins that window, which another
+// peer announced for, rather than open the next one alone.
+func TestJoinsAnnouncedWindow(t *testing.T) {
+	const T = 4 * time.Second
+	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: T, DelegateTimeout: T, RoundTimeout: T, Heartbeat: time.Second, Expiry: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := [32]byte{1}
+	m.Start(0, 0, h)
+	m.Tick(3 * time.Second)
+	if m.Phase() != Training {
+		t.Fatalf("phase %v after listening, want training", m.Phase())
+	}
+	key := fmt.Sprintf("r/1/%x/2", h[:8]) // closes at 8 s
+	ready := matchmaking.Ready{Run: key, Epoch: 0, Peer: "b", Role: matchmaking.Full, Weight: 3}
+	if _, err := m.ReceiveMatch(6*time.Second, "b", Match{Key: key, Epoch: 0, Ready: &ready,
+		Msg: matchmaking.Msg{Ready: []matchmaking.Ready{ready}}}); err != nil {
+		t.Fatal(err)
+	}
+	// At 6.5 s its own window would close at 12 s; b's closes at 8 s.
+	var keys []string
+	for _, a := range m.Trained(6500*time.Millisecond, 3) {
+		if a.Kind == PublishMatch {
+			keys = append(keys, a.Match.Key)
+		}
+	}
+	if len(keys) == 0 || keys[0] != key {
+		t.Fatalf("announced under %v, want %s, the window b announced for", keys, key)
+	}
+}

@@ -1,0 +1,270 @@
+package miner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/epoch"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+	"github.com/dtrain-dev/dtrain/node/progress"
+)
+
+// heartbeat is how often a miner repeats its progress report. A peer
+// silent for reportExpiry is gone: matchmaking stops waiting for it and it
+// no longer counts toward the swarm epoch.
+const (
+	heartbeat    = time.Second
+	reportExpiry = 10 * heartbeat
+)
+
+// clock is the epoch machine's clock, the one progress reports are dated
+// by: time since the Unix epoch.
+func clock() time.Duration { return time.Duration(time.Now().UnixNano()) }
+
+// driver carries out the Actions of the miner's epoch.Machine. One
+// goroutine, Run's, owns the machine and the model between work items; the
+// work an action starts (training, a round, a state load) runs in its own
+// goroutine and hands its result back as a func that the loop runs.
+type driver struct {
+	m    *Miner
+	mach *epoch.Machine
+	ctx  context.Context
+	work sync.WaitGroup
+	done chan func() ([]epoch.Action, error)
+
+	// Shared with the training goroutine.
+	othersReady atomic.Bool
+	samples     atomic.Uint64
+	rateBits    atomic.Uint64
+	training    bool
+
+	start    []float32 // parameters the epoch started from
+	vec      []float32 // this miner's update (pseudo-gradient or gradient)
+	mean     []float32 // the last round's mean
+	ev       EpochEvent
+	trainEnd time.Time
+	finished bool // max_steps reached
+}
+
+// inbound is one decoded gossip message.
+type inbound struct {
+	from   string
+	report *progress.Report
+	env    *matchmaking.Envelope
+}
+
+func (m *Miner) machineConfig() epoch.Config {
+	s := m.cfg.Swarm
+	secs := func(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
+	return epoch.Config{
+		Run: m.cfg.RunID, Self: m.self, Role: matchmaking.Full,
+		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
+		MatchTimeout: secs(s.MatchSeconds), DelegateTimeout: secs(s.MatchSeconds), RoundTimeout: secs(s.RoundSeconds),
+		Heartbeat: heartbeat, Expiry: reportExpiry,
+	}
+}
+
+// loop runs the epoch protocol from the miner's current state, offered
+// with hash, until max_steps or ctx ends.
+func (d *driver) loop(in <-chan inbound, hash [32]byte) error {
+	acts := d.mach.Start(clock(), d.m.epoch, hash)
+	for {
+		if err := d.do(acts); err != nil {
+			return err
+		}
+		if d.finished {
+			return nil
+		}
+		d.othersReady.Store(d.mach.Phase() == epoch.Training && d.mach.OthersReady())
+		timer := time.NewTimer(max(d.mach.NextTick()-clock(), time.Millisecond))
+		var err error
+		select {
+		case <-d.ctx.Done():
+			timer.Stop()
+			return nil
+		case g := <-in:
+			acts = d.input(g)
+		case <-timer.C:
+			if d.training {
+				d.mach.SetProgress(d.samples.Load(), math.Float64frombits(d.rateBits.Load()))
+			}
+			acts = d.mach.Tick(clock())
+		case f := <-d.done:
+			acts, err = f()
+		}
+		timer.Stop()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// input hands a gossip message to the machine.
+func (d *driver) input(g inbound) []epoch.Action {
+	if g.report != nil {
+		acts, _ := d.mach.Observe(clock(), *g.report) // stale and echoed reports are expected
+		return acts
+	}
+	e := g.env
+	var key string
+	switch {
+	case e.Ready != nil:
+		key = e.Ready.Run
+	case e.Msg.View != nil:
+		key = e.Msg.View.Run
+	case len(e.Msg.Ready) > 0:
+		key = e.Msg.Ready[0].Run
+	default:
+		return nil
+	}
+	acts, err := d.mach.ReceiveMatch(clock(), g.from, epoch.Match{To: e.To, Key: key, Epoch: e.Epoch, Ready: e.Ready, Msg: e.Msg})
+	if err != nil {
+		d.m.log.Debug().Err(err).Str("peer", g.from).Msg("matchmaking message rejected")
+	}
+	return acts
+}
+
+// goWork runs f in a goroutine that ends with ctx; its result reaches the
+// loop.
+func (d *driver) goWork(f func(ctx context.Context) func() ([]epoch.Action, error)) {
+	d.work.Add(1)
+	go func() {
+		defer d.work.Done()
+		res := f(d.ctx)
+		select {
+		case d.done <- res:
+		case <-d.ctx.Done():
+		}
+	}()
+}
+
+// do carries out the machine's actions.
+func (d *driver) do(acts []epoch.Action) error {
+	for _, a := range acts {
+		if err := d.act(a); err != nil {
+			return fmt.Errorf("epoch %d: %s: %w", a.Epoch, a.Kind, err)
+		}
+		if d.finished {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (d *driver) act(a epoch.Action) error {
+	m := d.m
+	switch a.Kind {
+	case epoch.Publish:
+		body, err := a.Report.Marshal()
+		if err == nil {
+			err = m.gossip.Publish(d.ctx, netx.GossipMessage{Type: progress.GossipType, Body: body})
+		}
+		if err != nil && d.ctx.Err() == nil {
+			m.log.Debug().Err(err).Msg("publish progress")
+		}
+	case epoch.PublishMatch:
+		mt := a.Match
+		body, err := matchmaking.Envelope{To: mt.To, Epoch: mt.Epoch, Ready: mt.Ready, Msg: mt.Msg}.Marshal()
+		if err == nil {
+			err = m.gossip.Publish(d.ctx, netx.GossipMessage{Type: matchmaking.GossipType, Body: body})
+		}
+		if err != nil && d.ctx.Err() == nil {
+			m.log.Warn().Err(err).Uint64("epoch", a.Epoch).Msg("publish matchmaking message")
+		}
+	case epoch.Train:
+		if m.step >= m.cfg.Loop.MaxSteps {
+			d.finished = true
+			return nil
+		}
+		return d.train()
+	case epoch.Average:
+		if a.Stage == 1 {
+			d.ev.Group = len(a.Group.Members)
+		}
+		d.average(a)
+	case epoch.Apply:
+		d.ev.Contributors = a.Contributors
+		return d.advance(d.mean)
+	case epoch.ApplyAlone:
+		d.ev.Contributors, d.ev.Alone = 1, a.Reason
+		m.log.Warn().Str("reason", a.Reason).Uint64("epoch", a.Epoch).Msg("no other miner is live: applying this miner's own update alone")
+		return d.advance(d.vec)
+	case epoch.Restore:
+		return d.restore(a)
+	case epoch.Load:
+		d.load(a)
+	}
+	return nil
+}
+
+// restore drops the epoch's update: the model goes back to the epoch's
+// start, and the epoch is reported as dropped.
+func (d *driver) restore(a epoch.Action) error {
+	m := d.m
+	d.vec, d.mean = nil, nil
+	if d.start == nil {
+		return nil // nothing trained since the state was set
+	}
+	if err := m.model.SetParams(d.start); err != nil {
+		return err
+	}
+	d.start = nil
+	m.log.Warn().Str("reason", a.Reason).Uint64("epoch", a.Epoch).Msg("dropping this epoch's update")
+	d.ev.Dropped, d.ev.Alone, d.ev.ParamHash, d.ev.Contributors = true, a.Reason, d.ev.StartHash, 0
+	d.ev.Tokens = m.tokens
+	d.emit()
+	return nil
+}
+
+// advance applies mean as the epoch's update, makes the result the state
+// the miner offers and checkpoints, and tells the machine.
+func (d *driver) advance(mean []float32) error {
+	m := d.m
+	if mean == nil || d.start == nil {
+		return errors.New("no update to apply")
+	}
+	if err := m.apply(d.start, mean); err != nil {
+		return err
+	}
+	d.start, d.vec, d.mean = nil, nil, nil
+	m.epoch++
+	hash, err := m.offerState(d.ctx, nil, d.atEpoch())
+	if err != nil {
+		return err
+	}
+	params := make([]float32, m.model.NumParams())
+	if err := m.model.Params(params); err != nil {
+		return err
+	}
+	d.ev.ParamHash = paramHash(params)
+	d.ev.SyncTime = time.Since(d.trainEnd)
+	d.ev.Tokens = m.tokens
+	if m.opts.Val != nil && m.cfg.Swarm.EvalEvery > 0 && m.epoch%uint64(m.cfg.Swarm.EvalEvery) == 0 {
+		if d.ev.ValLoss, err = m.heldOutLoss(); err != nil {
+			return err
+		}
+	}
+	d.emit()
+	return d.do(d.mach.Advanced(clock(), hash))
+}
+
+// emit logs the epoch and hands its event to the observer.
+func (d *driver) emit() {
+	m, ev := d.m, d.ev
+	if ev.SyncTime == 0 {
+		ev.SyncTime = time.Since(d.trainEnd)
+	}
+	m.log.Info().Str("peer", m.self).Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
+		Int64("tokens", ev.Tokens).Dur("train", ev.TrainTime).
+		Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).Bool("dropped", ev.Dropped).
+		Dur("sync", ev.SyncTime).Int64("bytes_sent", ev.BytesSent).Str("param_hash", ev.ParamHash).Str("start_hash", ev.StartHash).Msg("epoch")
+	if m.opts.Observer != nil {
+		m.opts.Observer(ev)
+	}
+}

@@ -1,0 +1,204 @@
+package miner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
+	"github.com/dtrain-dev/dtrain/node/epoch"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+	"github.com/dtrain-dev/dtrain/node/state"
+)
+
+// loadTimeout bounds one state load from peers; state.Fetch moves a
+// stalled donor's chunks to the others well before it.
+const loadTimeout = 5 * time.Minute
+
+// train starts the epoch's local work from the current parameters.
+func (d *driver) train() error {
+	m := d.m
+	start := make([]float32, m.model.NumParams())
+	if err := m.model.Params(start); err != nil {
+		return err
+	}
+	batches, err := m.epochBatches(d.mach.Peers(clock(), m.epoch))
+	if err != nil {
+		return err
+	}
+	d.start, d.vec, d.mean = start, nil, nil
+	d.ev = EpochEvent{Epoch: m.epoch, Mode: m.cfg.Swarm.Mode, StartHash: paramHash(start)}
+	d.training = true
+	d.othersReady.Store(false)
+	d.samples.Store(0)
+	d.rateBits.Store(0)
+	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
+		t0 := time.Now()
+		vec, loss, samples, err := m.localWork(ctx, start, batches, d)
+		took := time.Since(t0)
+		return func() ([]epoch.Action, error) {
+			d.training = false
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			d.vec = vec
+			d.ev.Loss, d.ev.Samples, d.ev.TrainTime = loss, samples, took
+			d.trainEnd = time.Now()
+			d.mach.SetNeighbours(m.neighbours())
+			return d.mach.Trained(clock(), float64(samples)), nil
+		}
+	})
+	return nil
+}
+
+// average runs the all-reduce round an Average action asks for, over this
+// miner's update (stage 1) or its group's mean (stage 2).
+func (d *driver) average(a epoch.Action) {
+	m := d.m
+	vec, feedback := d.vec, m.feedback
+	if a.Stage == 2 {
+		// The group's mean is no contribution of this miner's own: its
+		// rounding error is not this miner's to carry on.
+		vec, feedback = d.mean, nil
+	}
+	g := a.Group
+	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
+		res, sent, err := m.runRound(ctx, g, vec, feedback)
+		return func() ([]epoch.Action, error) {
+			var ids []string
+			var weight float64
+			if err == nil {
+				d.mean = res.Vector
+				for _, i := range res.Contributors {
+					ids = append(ids, g.Members[i].ID)
+					weight += g.Members[i].Weight
+				}
+			} else if ctx.Err() == nil {
+				m.log.Warn().Err(err).Uint64("epoch", a.Epoch).Int("stage", a.Stage).Msg("all-reduce")
+			}
+			d.ev.BytesSent += sent
+			return d.mach.Averaged(clock(), a.Stage, ids, weight, err), nil
+		}
+	})
+}
+
+// runRound runs group g's all-reduce round over vec and returns the mean
+// and the payload bytes this miner sent.
+func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32, feedback *allreduce.ErrorFeedback) (allreduce.Result, int64, error) {
+	if vec == nil {
+		return allreduce.Result{}, 0, fmt.Errorf("epoch %d: no vector to average", g.Epoch)
+	}
+	timeout := time.Duration(m.cfg.Swarm.RoundSeconds * float64(time.Second))
+	cfg, err := g.RoundConfig(m.self, vec, matchmaking.RoundOptions{Codec: m.codec, Feedback: feedback, Timeout: timeout})
+	if err != nil {
+		return allreduce.Result{}, 0, err
+	}
+	peers, err := p2p.Peers(cfg.Group)
+	if err != nil {
+		return allreduce.Result{}, 0, err
+	}
+	r, err := allreduce.NewRound(cfg)
+	if err != nil {
+		return allreduce.Result{}, 0, err
+	}
+	// The round ends by its own deadlines; this one only bounds a
+	// transport that would not.
+	ctx, cancel := context.WithTimeout(ctx, 2*timeout)
+	defer cancel()
+	proto := netx.Protocol(m.cfg.RunID, g.RoundName())
+	res, err := p2p.RunRound(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond)
+	if err != nil {
+		return res, cfg.SentBytes(), fmt.Errorf("all-reduce of epoch %d: %w", g.Epoch, err)
+	}
+	return res, cfg.SentBytes(), nil
+}
+
+// load fetches the state a Load action names from its donors.
+func (d *driver) load(a epoch.Action) {
+	m := d.m
+	mode, numel := stateMode(m.cfg.Swarm.Mode), m.model.NumParams()
+	want := state.Offer{Run: m.cfg.RunID, Epoch: a.Epoch, Hash: a.Hash, Size: state.SnapshotSize(mode, numel)}
+	ids := make([]peer.ID, 0, len(a.Donors))
+	for _, s := range a.Donors {
+		if id, err := peer.Decode(s); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
+		fctx, cancel := context.WithTimeout(ctx, loadTimeout)
+		blob, stats, err := state.Fetch(fctx, m.node, m.stateProto(), want, ids, state.FetchOptions{})
+		cancel()
+		if err == nil {
+			var s state.Snapshot
+			if s, err = state.UnmarshalSnapshot(blob, mode, numel); err == nil && s.Epoch != a.Epoch {
+				err = fmt.Errorf("the donors' state is of epoch %d, not %d", s.Epoch, a.Epoch)
+			}
+		}
+		if err != nil {
+			err = fmt.Errorf("load state of epoch %d from %d peers: %w", a.Epoch, len(ids), err)
+		}
+		return func() ([]epoch.Action, error) {
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			if err == nil {
+				err = d.install(blob, stats)
+			}
+			if err != nil {
+				m.log.Warn().Err(err).Msg("could not load the swarm's state")
+			}
+			return d.mach.Loaded(clock(), a.Epoch, a.Hash, err), nil
+		}
+	})
+}
+
+// install makes a loaded blob the miner's state, offered and checkpointed.
+func (d *driver) install(blob []byte, stats state.FetchStats) error {
+	m := d.m
+	from := m.epoch
+	if err := m.loadState(blob); err != nil {
+		return err
+	}
+	d.start, d.vec, d.mean = nil, nil, nil
+	if _, err := m.offerState(d.ctx, blob, d.atEpoch()); err != nil {
+		return err
+	}
+	params := make([]float32, m.model.NumParams())
+	if err := m.model.Params(params); err != nil {
+		return err
+	}
+	rate := float64(len(blob)) * 8 / 1e6 / max(stats.Took.Seconds(), 1e-9)
+	m.log.Info().Uint64("epoch", m.epoch).Uint64("from_epoch", from).Int("bytes", len(blob)).
+		Dur("took", stats.Took).Float64("mbps", rate).Int("donors", len(stats.Bytes)).Str("param_hash", paramHash(params)).
+		Msg("state loaded")
+	return nil
+}
+
+// neighbours are the peers on the run's gossip.
+func (m *Miner) neighbours() []string {
+	ps := m.gossip.Peers()
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.String()
+	}
+	return ids
+}
+
+// atEpoch are the other live peers at the miner's epoch or the one before:
+// those that may hold its state, since the others of a group advance
+// together but report at slightly different moments.
+func (d *driver) atEpoch() []string {
+	now, e := clock(), d.m.epoch
+	peers := d.mach.Peers(now, e)
+	if e > 0 {
+		peers = append(peers, d.mach.Peers(now, e-1)...)
+	}
+	return peers
+}
