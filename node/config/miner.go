@@ -47,7 +47,7 @@ type Swarm struct {
 	RoundSeconds   float64 `toml:"round_seconds" doc:"all-reduce round deadline; peers that have not delivered by then are left out"`
 	Compress       string  `toml:"compress" doc:"wire codec of the all-reduce: none, fp16, bf16 or int8"`
 	EvalEvery      int     `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
-	StateFromPeers bool    `toml:"state_from_peers" doc:"a miner behind the swarm loads the state from peers that offer it"`
+	StateFromPeers bool    `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
 }
 
 // DefaultMiner is a tiny GPT-2 that a few miners on one CPU train together
