@@ -33,8 +33,9 @@ func swarmCommand() *cli.Command {
 			"frozen (SIGSTOP) for 40 s instead. --seed picks the plan, which is printed first (the same seed gives the\n" +
 			"same plan, not the same timing). At the end it prints these figures from the miners' log lines:\n" +
 			"  averaged epochs: of the swarm epochs that ended (some miner logged an \"epoch\" line for it), those where\n" +
-			"    every miner that finished it applied a group mean of 2 or more updates (contributors >= 2, not dropped)\n" +
-			"    and all hold the same param_hash (target >= 90%);\n" +
+			"    every miner that finished it without dropping it applied a group mean of 2 or more updates\n" +
+			"    (contributors >= 2) with one param_hash X, and every miner that dropped it then took X (loaded it, or\n" +
+			"    started the next epoch from it, or caught up past it) (target >= 90%);\n" +
 			"  solo forks: (miner, epoch) where the miner applied its own update alone (contributors < 2, not dropped)\n" +
 			"    while another miner also finished that epoch (target 0);\n" +
 			"  averaged replaced by dropped: state loads by a miner whose last epoch before it was averaged (result X),\n" +

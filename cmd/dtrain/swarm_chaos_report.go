@@ -12,10 +12,14 @@ import (
 // The chaos figures (dtrain swarm --chaos), from the miners' log lines:
 //
 //   - epochs: the swarm epochs that ended, the distinct e of the miners'
-//     "epoch" lines. Epoch e is averaged when every "epoch" line for e, from
-//     every miner that finished it (any process, any time), applied a group
-//     mean of ≥ 2 updates (contributors ≥ 2, not dropped) and all name the
-//     same param_hash: every miner alive at its end that finished it holds
+//     "epoch" lines. Epoch e is averaged when every "epoch" line for e that
+//     did not drop the update (any miner, any process, any time) applied a
+//     group mean of ≥ 2 updates (contributors ≥ 2) and all name the same
+//     param_hash X, and every miner that dropped e then took X: its next
+//     line is a load of (e+1, X), an epoch line of e+1 that starts from X,
+//     or a load past e+1 (it caught up with the swarm). A miner that drops
+//     stays at its epoch (node/epoch), so its dropped line is no version of
+//     e; what counts is that every miner alive at the epoch's end holds the
 //     one averaged state. Target: ≥ 90% of the epochs.
 //   - solo forks: the "epoch" lines (miner, e) that applied the miner's own
 //     update alone (contributors < 2, not dropped) while another miner
@@ -37,6 +41,7 @@ type chaosTally struct {
 	epochs                 []chaosEpoch
 	loads                  []chaosLoad
 	last                   map[int]int // miner → index in epochs of its latest line
+	seq                    int         // lines read so far, epoch and load lines alike
 	clocks                 map[int]*minerClock
 	kills, restarts, stops int
 	gap                    chaosGap
@@ -50,6 +55,7 @@ type chaosEpoch struct {
 	contributors int
 	dropped      bool
 	hash, start  string // param_hash: after the epoch; start_hash: before it
+	seq          int    // order read, among epoch and load lines
 }
 
 // averaged: the miner applied the mean of a group of two or more.
@@ -65,6 +71,7 @@ type chaosLoad struct {
 	hash     string
 	diverged bool
 	at       time.Time
+	seq      int
 	last     *chaosEpoch // the miner's latest "epoch" line before it; nil: none
 }
 
@@ -154,8 +161,9 @@ func (t *chaosTally) line(now time.Time, i int, text string) {
 	}
 	switch l.Message {
 	case "epoch":
+		t.seq++
 		t.epochs = append(t.epochs, chaosEpoch{miner: i, epoch: *l.Epoch, contributors: l.Contributors, dropped: l.Dropped,
-			hash: l.ParamHash, start: l.StartHash})
+			hash: l.ParamHash, start: l.StartHash, seq: t.seq})
 		t.last[i] = len(t.epochs) - 1
 		if c := t.clocks[i]; c != nil && c.running {
 			t.measure(now, i, c)
@@ -165,7 +173,8 @@ func (t *chaosTally) line(now time.Time, i int, text string) {
 			}
 		}
 	case "state loaded":
-		ld := chaosLoad{miner: i, epoch: *l.Epoch, hash: l.ParamHash, diverged: l.Diverged, at: now}
+		t.seq++
+		ld := chaosLoad{miner: i, epoch: *l.Epoch, hash: l.ParamHash, diverged: l.Diverged, at: now, seq: t.seq}
 		if k, ok := t.last[i]; ok {
 			r := t.epochs[k]
 			ld.last = &r
@@ -206,6 +215,7 @@ type chaosBadEpoch struct {
 	Miners   int   `json:"miners"`
 	Versions int   `json:"versions"`
 	Dropped  []int `json:"dropped,omitempty"`
+	Missed   []int `json:"missed,omitempty"` // dropped and did not take the averaged state
 	Alone    []int `json:"alone,omitempty"`
 }
 
@@ -257,7 +267,9 @@ func (t *chaosTally) figures(seed uint64) chaosFigures {
 		bad := chaosBadEpoch{Epoch: e, Miners: len(rs)}
 		hashes := map[string]bool{}
 		for _, r := range rs {
-			hashes[r.hash] = true
+			if !r.dropped {
+				hashes[r.hash] = true
+			}
 			if r.dropped {
 				bad.Dropped = append(bad.Dropped, r.miner)
 			} else if r.solo() {
@@ -270,7 +282,15 @@ func (t *chaosTally) figures(seed uint64) chaosFigures {
 		bad.Versions = len(hashes)
 		slices.Sort(bad.Dropped)
 		slices.Sort(bad.Alone)
-		if bad.Versions == 1 && len(bad.Dropped) == 0 && len(bad.Alone) == 0 {
+		took := true
+		for _, r := range rs {
+			if r.dropped && (bad.Versions != 1 || !t.tookAfter(r, slices.Collect(maps.Keys(hashes))[0])) {
+				took = false
+				bad.Missed = append(bad.Missed, r.miner)
+			}
+		}
+		slices.Sort(bad.Missed)
+		if bad.Versions == 1 && took && len(bad.Alone) == 0 {
 			f.Averaged++
 		} else {
 			f.NotAveraged = append(f.NotAveraged, bad)
@@ -305,6 +325,30 @@ func (t *chaosTally) figures(seed uint64) chaosFigures {
 	}
 	f.SoloForks, f.Replaced = len(f.Solo), len(f.ReplacedList)
 	return f
+}
+
+// tookAfter reports whether miner r.miner, after dropping epoch r.epoch,
+// came to hold the epoch's averaged state x: its next line is a load of
+// (e+1, x), an epoch line of e+1 that starts from x, or a load of a later
+// epoch.
+func (t *chaosTally) tookAfter(r chaosEpoch, x string) bool {
+	next := r.epoch + 1
+	for _, e := range t.epochs {
+		if e.miner == r.miner && e.seq > r.seq {
+			for _, l := range t.loads {
+				if l.miner == r.miner && l.seq > r.seq && l.seq < e.seq {
+					return l.epoch > next || (l.epoch == next && l.hash == x)
+				}
+			}
+			return e.epoch == next && e.start == x
+		}
+	}
+	for _, l := range t.loads {
+		if l.miner == r.miner && l.seq > r.seq {
+			return l.epoch > next || (l.epoch == next && l.hash == x)
+		}
+	}
+	return false
 }
 
 // printChaos prints the figures after the summary.
@@ -354,6 +398,9 @@ func (b chaosBadEpoch) String() string {
 	}
 	if len(b.Dropped) > 0 {
 		s += ", dropped: " + joinInts(b.Dropped)
+	}
+	if len(b.Missed) > 0 {
+		s += ", then without the average: " + joinInts(b.Missed)
 	}
 	if len(b.Alone) > 0 {
 		s += ", alone: " + joinInts(b.Alone)

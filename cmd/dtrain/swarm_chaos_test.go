@@ -82,6 +82,12 @@ const chaosFixture = `
 152 4 loaded 11 zz
 # epoch 10: miner 2 alone, but nobody else finished it: no fork
 158 2 epoch 10 1 j9 l10
+# epoch 11: 1, 2 and 3 average; 4 drops, then loads their state: averaged and held by all
+160 1 epoch 11 3 l10 m11
+160 2 epoch 11 3 l10 m11
+160 3 epoch 11 3 l10 m11
+160 4 epoch 11 drop l10 l10
+161 4 loaded 12 m11
 `
 
 // feedChaos plays a fixture into a tally and returns its end.
@@ -139,13 +145,13 @@ func TestChaosFigures(t *testing.T) {
 	tally.finish(t0.Add(160 * time.Second))
 	f := tally.figures(7)
 
-	if f.Epochs != 11 || f.Averaged != 6 {
-		t.Errorf("averaged epochs %d of %d, want 6 of 11 (0, 4-8)", f.Averaged, f.Epochs)
+	if f.Epochs != 12 || f.Averaged != 7 {
+		t.Errorf("averaged epochs %d of %d, want 7 of 12 (0, 4-8, 11)", f.Averaged, f.Epochs)
 	}
 	wantBad := []chaosBadEpoch{
-		{Epoch: 1, Miners: 4, Versions: 2, Dropped: []int{3, 4}},
+		{Epoch: 1, Miners: 4, Versions: 1, Dropped: []int{3, 4}, Missed: []int{3, 4}},
 		{Epoch: 2, Miners: 4, Versions: 2, Alone: []int{2}},
-		{Epoch: 3, Miners: 4, Versions: 2, Dropped: []int{1, 3}},
+		{Epoch: 3, Miners: 4, Versions: 1, Dropped: []int{1, 3}, Missed: []int{1, 3}},
 		{Epoch: 9, Miners: 3, Versions: 2},
 		{Epoch: 10, Miners: 1, Versions: 1, Alone: []int{2}},
 	}
@@ -166,8 +172,8 @@ func TestChaosFigures(t *testing.T) {
 	if f.UntracedLoads != 1 {
 		t.Errorf("%d untraced loads, want 1 (zz)", f.UntracedLoads)
 	}
-	if f.Kills != 2 || f.Restarts != 2 || f.Stops != 1 || f.StateLoads != 8 || f.DivergedLoads != 4 {
-		t.Errorf("kills %d restarts %d stops %d loads %d (diverged %d), want 2 2 1 8 (4)",
+	if f.Kills != 2 || f.Restarts != 2 || f.Stops != 1 || f.StateLoads != 9 || f.DivergedLoads != 4 {
+		t.Errorf("kills %d restarts %d stops %d loads %d (diverged %d), want 2 2 1 9 (4)",
 			f.Kills, f.Restarts, f.Stops, f.StateLoads, f.DivergedLoads)
 	}
 	// Miner 3 finished epoch 8 at 100 s and nothing until the end at 160 s.
@@ -181,12 +187,12 @@ func TestChaosFigures(t *testing.T) {
 	newSwarmReport(&out, false, t0, 1).printChaos(f)
 	t.Log("\n" + out.String())
 	for _, want := range []string{
-		"epochs averaged and held by every miner that finished them: 6 of 11 (55%; target ≥ 90%)\n",
-		"not: epoch 1 (4 miners, 2 versions, dropped: 3, 4); epoch 2 (4 miners, 2 versions, alone: 2);",
+		"epochs averaged and held by every miner that finished them: 7 of 12 (58%; target ≥ 90%)\n",
+		"not: epoch 1 (4 miners, dropped: 3, 4, then without the average: 3, 4); epoch 2 (4 miners, 2 versions, alone: 2);",
 		"epoch 9 (3 miners, 2 versions); epoch 10 (1 miner, alone: 2)\n",
 		"solo forks: 1 (target 0): miner 2 epoch 2\n",
 		"averaged updates replaced by dropped ones: 3 (target 0): at 0:21 miner 1, which averaged epoch 1, loaded epoch 2 (a0)",
-		"kills 2, restarts 2, freezes 1, state loads 8 (4 diverged)\n",
+		"kills 2, restarts 2, freezes 1, state loads 9 (4 diverged)\n",
 		"without finishing an epoch: 60 s (miner 3, until 2:40)\n",
 	} {
 		if !strings.Contains(out.String(), want) {
@@ -197,7 +203,7 @@ func TestChaosFigures(t *testing.T) {
 	newSwarmReport(&out, true, t0, 1).printChaos(f)
 	var obj map[string]any
 	if err := json.Unmarshal([]byte(out.String()), &obj); err != nil || obj["event"] != "chaos" ||
-		obj["averaged_epochs"] != 6.0 || obj["solo_forks"] != 1.0 || obj["averaged_replaced_by_dropped"] != 3.0 {
+		obj["averaged_epochs"] != 7.0 || obj["solo_forks"] != 1.0 || obj["averaged_replaced_by_dropped"] != 3.0 {
 		t.Errorf("--json figures %s (%v)", out.String(), err)
 	}
 }
