@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/sim"
 )
 
@@ -18,37 +19,25 @@ const (
 
 var noneCodec, _ = allreduce.ParseCodec("none")
 
-// startRound builds and starts the all-reduce round an Average asks for:
-// equal spans over the group's reducers, the round's deadline from the
-// config split by allreduce.TimeoutsFor as the miner splits it, and this
-// miner's update (stage 1) or its group's mean (stage 2).
+// startRound builds and starts the all-reduce round an Average asks for,
+// as the miner does (the formed group's own RoundConfig, the config's round
+// deadline), over this miner's update (stage 1) or its group's mean
+// (stage 2).
 func (s *swarm) startRound(p *miner, now time.Duration, a Action) {
 	ms := a.Group.Members
-	var g allreduce.Group
 	ids := make([]string, len(ms))
-	reduces, contributes, bw := make([]bool, len(ms)), make([]bool, len(ms)), make([]float64, len(ms))
-	self := -1
 	for i, mb := range ms {
 		ids[i] = mb.ID
-		if mb.ID == p.id {
-			self = i
-		}
-		g.Members = append(g.Members, allreduce.Member{ID: mb.ID, Role: mb.Role, Weight: mb.Weight})
-		reduces[i], contributes[i] = mb.Role.Reduces(), mb.Weight > 0
 	}
 	vec := p.delta
 	if a.Stage == 2 {
 		vec = p.mean
 	}
-	spans, err := allreduce.SpansForRoles(s.dim, bw, reduces, contributes)
+	cfg, err := a.Group.RoundConfig(p.id, vec, matchmaking.RoundOptions{Codec: noneCodec, PartSize: s.dim, Timeout: s.cfg.RoundTimeout})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	part, reduce, rt := allreduce.TimeoutsFor(s.cfg.RoundTimeout)
-	r, err := allreduce.NewRound(allreduce.RoundConfig{
-		Group: g, Self: self, Len: s.dim, Vector: vec, Spans: spans, PartSize: s.dim, Codec: noneCodec,
-		PartTimeout: part, ReduceTimeout: reduce, RoundTimeout: rt,
-	})
+	r, err := allreduce.NewRound(cfg)
 	if err != nil {
 		s.t.Fatalf("%s: round of epoch %d stage %d: %v", p.id, a.Epoch, a.Stage, err)
 	}
