@@ -37,17 +37,18 @@ type Net struct {
 
 // Swarm says how the miner trains with the others.
 type Swarm struct {
-	Mode           string  `toml:"mode" doc:"diloco: inner_steps local AdamW steps, then average the pseudo-gradient and take an outer Nesterov step; gradients: average gradients every step, every peer takes the same AdamW step"`
-	InnerSteps     int     `toml:"inner_steps" doc:"diloco: local optimizer steps per epoch"`
-	OuterLR        float64 `toml:"outer_lr" doc:"diloco: outer Nesterov SGD learning rate"`
-	OuterMomentum  float64 `toml:"outer_momentum" doc:"diloco: outer Nesterov momentum, in [0, 1)"`
-	MinGroup       int     `toml:"min_group" doc:"smallest all-reduce group; with fewer peers ready a miner applies its own update alone"`
-	MaxGroup       int     `toml:"max_group" doc:"largest all-reduce group; larger swarms split into groups that change every epoch"`
-	MatchSeconds   float64 `toml:"match_seconds" doc:"how long a miner waits for others to be ready for an epoch before forming groups with those that are"`
-	RoundSeconds   float64 `toml:"round_seconds" doc:"all-reduce round deadline; peers that have not delivered by then are left out"`
-	Compress       string  `toml:"compress" doc:"wire codec of the all-reduce: none, fp16, bf16 or int8"`
-	EvalEvery      int     `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
-	StateFromPeers bool    `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
+	Mode            string  `toml:"mode" doc:"diloco: inner_steps local AdamW steps, then average the pseudo-gradient and take an outer Nesterov step; gradients: accumulate gradients until the swarm has target_batch_size samples, average them weighted by samples, every peer takes the same AdamW step"`
+	InnerSteps      int     `toml:"inner_steps" doc:"diloco: local optimizer steps per epoch"`
+	TargetBatchSize int     `toml:"target_batch_size" doc:"gradients: the swarm's samples (sequences) per optimizer step; each miner accumulates micro-batches (at least one) until its own samples and those the others at its epoch report reach it"`
+	OuterLR         float64 `toml:"outer_lr" doc:"diloco: outer Nesterov SGD learning rate"`
+	OuterMomentum   float64 `toml:"outer_momentum" doc:"diloco: outer Nesterov momentum, in [0, 1)"`
+	MinGroup        int     `toml:"min_group" doc:"smallest all-reduce group; with fewer peers ready a miner applies its own update alone"`
+	MaxGroup        int     `toml:"max_group" doc:"largest all-reduce group; larger swarms split into groups that change every epoch"`
+	MatchSeconds    float64 `toml:"match_seconds" doc:"how long a miner waits for others to be ready for an epoch before forming groups with those that are"`
+	RoundSeconds    float64 `toml:"round_seconds" doc:"all-reduce round deadline; peers that have not delivered by then are left out"`
+	Compress        string  `toml:"compress" doc:"wire codec of the all-reduce: none, fp16, bf16 or int8"`
+	EvalEvery       int     `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
+	StateFromPeers  bool    `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
 }
 
 // DefaultMiner is a tiny GPT-2 that a few miners on one CPU train together
@@ -64,7 +65,7 @@ func DefaultMiner() Miner {
 		Net: Net{Listen: []string{"/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/0.0.0.0/tcp/0"}, Announce: []string{}, Bootstrap: []string{},
 			KeyFile: "identity.key"},
 		Swarm: Swarm{
-			Mode: "diloco", InnerSteps: 10, OuterLR: 0.7, OuterMomentum: 0.9,
+			Mode: "diloco", InnerSteps: 10, TargetBatchSize: 64, OuterLR: 0.7, OuterMomentum: 0.9,
 			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none",
 			EvalEvery: 1, StateFromPeers: true,
 		},
@@ -82,6 +83,7 @@ func (m Miner) Validate() error {
 	case "diloco":
 		c.atLeast("swarm.inner_steps", s.InnerSteps, 1)
 	case "gradients":
+		c.atLeast("swarm.target_batch_size", s.TargetBatchSize, 1)
 	default:
 		c.fail("swarm.mode", "must be diloco or gradients", s.Mode)
 	}

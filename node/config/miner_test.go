@@ -81,3 +81,17 @@ lr = -1.0
 		}
 	}
 }
+
+// TestGradientsTargetBatch: gradients mode needs a target batch of at least
+// one sample; diloco does not look at it.
+func TestGradientsTargetBatch(t *testing.T) {
+	m := DefaultMiner()
+	m.Swarm.Mode, m.Swarm.TargetBatchSize = "gradients", 0
+	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "swarm.target_batch_size") {
+		t.Fatalf("gradients mode with target_batch_size 0: %v", err)
+	}
+	m.Swarm.Mode = "diloco"
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -36,6 +36,10 @@ type Config struct {
 	// History is how many epochs of its own hashes a peer remembers to
 	// tell its lineage from another (0: 64).
 	History int
+	// TargetSamples is the swarm's samples per epoch in gradients mode
+	// (target_batch_size), 0 otherwise: while the swarm is about to reach
+	// it the peer reports more often (nextReport).
+	TargetSamples uint64
 }
 
 func (c *Config) validate() error {
@@ -169,7 +173,9 @@ func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
 	clear(m.ahead)
 	m.history[epoch] = hash
 	delete(m.history, epoch-uint64(m.cfg.History))
-	m.samples, m.rate, m.weight = 0, 0, 0
+	// The rate stays: it is the peer's speed, the best estimate of how
+	// fast it trains the new epoch until it reports otherwise.
+	m.samples, m.weight = 0, 0
 	// A peer that loads a state others already announced for (it caught
 	// up while they trained) holds their announcements in its inbox: they
 	// count toward OthersReady, so it contributes what it has trained by
@@ -288,7 +294,7 @@ func (m *Machine) Loaded(now time.Duration, epoch uint64, hash [32]byte, err err
 // deadlines and a member's wait for its delegates.
 func (m *Machine) Tick(now time.Duration) []Action {
 	var out []Action
-	if m.live && now >= m.published+m.cfg.Heartbeat {
+	if m.live && now >= m.nextReport() {
 		out = append(out, m.publish(now))
 	}
 	switch m.phase {
@@ -307,7 +313,7 @@ func (m *Machine) Tick(now time.Duration) []Action {
 
 // NextTick is when the caller should call Tick next.
 func (m *Machine) NextTick() time.Duration {
-	next := m.published + m.cfg.Heartbeat
+	next := m.nextReport()
 	switch m.phase {
 	case Listening, Backoff, Awaiting:
 		next = min(next, m.until)
@@ -327,15 +333,19 @@ func (m *Machine) decide(now time.Duration) []Action {
 		return m.load(act)
 	}
 	m.live = true
-	m.phase = Training
+	m.phase, m.samples = Training, 0
 	return []Action{m.publish(now), {Kind: Train, Epoch: m.epoch}}
 }
 
 // publish returns this peer's report as of now.
 func (m *Machine) publish(now time.Duration) Action {
 	m.published = now
+	rate := m.rate
+	if m.phase != Training {
+		rate = 0 // idle: its samples no longer grow
+	}
 	r := progress.Report{
-		Peer: m.cfg.Self, Epoch: m.epoch, Samples: m.samples, SamplesPerSec: m.rate,
+		Peer: m.cfg.Self, Epoch: m.epoch, Samples: m.samples, SamplesPerSec: rate,
 		StateHash: m.hash, Offers: true, Time: int64(now / time.Millisecond),
 	}
 	m.observeOwn(now, r)

@@ -10,8 +10,11 @@
 //     Δ = θ − θ_local weighted by samples, and every member applies the same
 //     outer Nesterov SGD step (Douillard et al. 2023, "DiLoCo", Alg. 1):
 //     v ← μv + Δ, θ ← θ − η(Δ + μv) (node/train's OuterNesterov).
-//   - gradients: each miner accumulates the gradient of train.batch_tokens
-//     tokens, the group averages the gradients weighted by samples, and
+//   - gradients: each miner accumulates gradients, one micro-batch after
+//     another, until the swarm's samples for the epoch (its own and those
+//     the others' progress reports give, extrapolated at their rates)
+//     reach swarm.target_batch_size (hivemind's Optimizer), then the group
+//     averages the gradients weighted by samples, and
 //     every member takes the same clipped AdamW step, so members that
 //     started the epoch with the same parameters end it with the same ones;
 //     the parameter hash each miner logs per epoch shows it.

@@ -40,6 +40,7 @@ type driver struct {
 
 	// Shared with the training goroutine.
 	othersReady atomic.Bool
+	others      atomic.Pointer[othersProgress]
 	samples     atomic.Uint64
 	rateBits    atomic.Uint64
 	training    bool
@@ -52,6 +53,24 @@ type driver struct {
 	finished bool // max_steps reached
 }
 
+// othersProgress is what the other peers at the miner's epoch had trained
+// of it at a moment, and their summed rate (epoch.Machine.OthersProgress).
+type othersProgress struct {
+	samples, perSec float64
+	at              time.Time
+}
+
+// swarmSamples estimates the swarm's samples for the epoch now, this
+// miner's own being own: the others' as last reported, extrapolated at
+// their rates.
+func (d *driver) swarmSamples(own int64) float64 {
+	o := d.others.Load()
+	if o == nil {
+		return float64(own)
+	}
+	return float64(own) + o.samples + float64(o.perSec*time.Since(o.at).Seconds())
+}
+
 // inbound is one decoded gossip message.
 type inbound struct {
 	from   string
@@ -62,12 +81,16 @@ type inbound struct {
 func (m *Miner) machineConfig() epoch.Config {
 	s := m.cfg.Swarm
 	secs := func(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
-	return epoch.Config{
+	c := epoch.Config{
 		Run: m.cfg.RunID, Self: m.self, Role: matchmaking.Full,
 		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		MatchTimeout: secs(s.MatchSeconds), DelegateTimeout: secs(s.MatchSeconds), RoundTimeout: secs(s.RoundSeconds),
 		Heartbeat: heartbeat, Expiry: reportExpiry,
 	}
+	if s.Mode == "gradients" {
+		c.TargetSamples = uint64(s.TargetBatchSize)
+	}
+	return c
 }
 
 // loop runs the epoch protocol from the miner's current state, offered
@@ -82,6 +105,10 @@ func (d *driver) loop(in <-chan inbound, hash [32]byte) error {
 			return nil
 		}
 		d.othersReady.Store(d.mach.Phase() == epoch.Training && d.mach.OthersReady())
+		if d.training {
+			s, rate := d.mach.OthersProgress(clock())
+			d.others.Store(&othersProgress{samples: s, perSec: rate, at: time.Now()})
+		}
 		timer := time.NewTimer(max(d.mach.NextTick()-clock(), time.Millisecond))
 		var err error
 		select {

@@ -19,9 +19,15 @@ import (
 func (m *Miner) localWork(ctx context.Context, start []float32, batches func(int) (torch.Batch, error), d *driver) ([]float32, float64, int64, error) {
 	vec := make([]float32, len(start))
 	if m.cfg.Swarm.Mode != "diloco" {
-		loss, samples, err := m.accumulate(batches)
+		loss, micro, samples, err := m.accumulate(ctx, batches, d)
 		if err == nil {
 			err = m.model.Grads(vec)
+		}
+		// The model summed the micro-batches' gradients; their mean is the
+		// gradient of this miner's samples, which the round then averages
+		// weighted by samples.
+		for i := range vec {
+			vec[i] /= float32(micro)
 		}
 		return vec, loss, samples, err
 	}
@@ -86,7 +92,7 @@ func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, 
 			if err != nil {
 				return 0, 0, err
 			}
-			if l, err = m.microStep(b, k, l); err != nil {
+			if l, err = m.microStep(b, k, m.accum, l); err != nil {
 				return 0, 0, err
 			}
 			k++
@@ -109,34 +115,52 @@ func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, 
 	return loss / float64(steps), samples, nil
 }
 
-// accumulate computes the gradient of one step's micro-batches and returns
-// the mean loss and the samples.
-func (m *Miner) accumulate(batches func(int) (torch.Batch, error)) (float64, int64, error) {
+// accumulate sums the gradients of the epoch's micro-batches, one after
+// another, until the swarm has trained swarm.target_batch_size samples of
+// the epoch (this miner's own and what the others at its epoch report,
+// d.swarmSamples), another peer has announced it is ready to average, or
+// this miner alone has the target; at least one micro-batch. It returns
+// the mean loss, the micro-batches and the samples; the model holds the
+// summed gradients.
+func (m *Miner) accumulate(ctx context.Context, batches func(int) (torch.Batch, error), d *driver) (float64, int, int64, error) {
 	if err := m.model.ZeroGrad(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	var l float64
+	target := float64(m.cfg.Swarm.TargetBatchSize)
+	var loss float64
 	var samples int64
-	for k := 0; k < m.accum; k++ {
+	k, began := 0, time.Now()
+	for ctx.Err() == nil {
+		if k > 0 && (float64(samples) >= target || d.othersReady.Load() || d.swarmSamples(samples) >= target) {
+			break
+		}
 		b, err := batches(k)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
-		if l, err = m.microStep(b, k, l); err != nil {
-			return 0, 0, err
+		if loss, err = m.microStep(b, k, 1, loss); err != nil {
+			return 0, 0, 0, err
 		}
+		k++
 		samples += int64(b.B)
+		d.samples.Store(uint64(samples))
+		d.rateBits.Store(math.Float64bits(float64(samples) / time.Since(began).Seconds()))
 	}
-	return l, samples, nil
+	if k == 0 {
+		return 0, 0, 0, ctx.Err()
+	}
+	return loss / float64(k), k, samples, nil
 }
 
-// microStep runs forward and backward on b, adding the loss's share to l.
-func (m *Miner) microStep(b torch.Batch, k int, l float64) (float64, error) {
+// microStep runs forward and backward on b, its loss scaled by 1/n (the
+// micro-batches whose gradients the step averages), and adds the scaled
+// loss to l.
+func (m *Miner) microStep(b torch.Batch, k, n int, l float64) (float64, error) {
 	seed := data.SplitMix64(m.cfg.Seed ^ data.SplitMix64(m.epoch<<24|uint64(k)))
 	if err := m.model.SeedDropout(seed); err != nil {
 		return 0, err
 	}
-	loss, _, err := m.model.TrainStep(b, 1/float64(m.accum))
+	loss, _, err := m.model.TrainStep(b, 1/float64(n))
 	if err != nil {
 		return 0, err
 	}
@@ -144,7 +168,7 @@ func (m *Miner) microStep(b torch.Batch, k int, l float64) (float64, error) {
 		return 0, fmt.Errorf("training loss is %v (try a lower optim.lr)", loss)
 	}
 	m.tokens += int64(b.B * b.T)
-	return l + loss/float64(m.accum), nil
+	return l + loss/float64(n), nil
 }
 
 // apply takes the epoch's step from the averaged vector: the outer

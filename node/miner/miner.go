@@ -105,7 +105,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	}
 	m := &Miner{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec,
 		accum: max(1, cfg.AccumSteps())}
-	m.sched = train.Schedule{LR: cfg.Optim.LR, MinLR: cfg.Optim.MinLR, Warmup: cfg.Optim.WarmupSteps, Total: cfg.Loop.MaxSteps}
+	m.sched = schedule(cfg)
 	dev, err := torch.ParseDevice(cfg.Device)
 	if err != nil {
 		return nil, err
@@ -158,6 +158,11 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	})
 	m.donor = state.NewDonor(o.Node, m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
 	return m, nil
+}
+
+// schedule is the learning-rate schedule of the miner's optimizer steps.
+func schedule(cfg config.Miner) train.Schedule {
+	return train.Schedule{LR: cfg.Optim.LR, MinLR: cfg.Optim.MinLR, Warmup: cfg.Optim.WarmupSteps, Total: cfg.Loop.MaxSteps}
 }
 
 // Close stops serving state and frees the model and optimizer; the network

@@ -26,7 +26,9 @@ func tinyMiner(mode string) config.Miner {
 	c.Swarm.Mode, c.Swarm.InnerSteps = mode, 3
 	c.Swarm.MatchSeconds, c.Swarm.RoundSeconds = 10, 30
 	if mode == "gradients" {
-		c.Loop.MaxSteps = 5
+		// About a second of the three test miners' micro-batches, so that
+		// their progress reports, not each one's own count, end the epoch.
+		c.Loop.MaxSteps, c.Swarm.TargetBatchSize = 5, 480
 	}
 	return c
 }
@@ -141,9 +143,24 @@ func TestSwarmDiLoCo(t *testing.T) {
 }
 
 // TestSwarmGradients: the same for gradients mode, one averaged AdamW step
-// per epoch.
+// per epoch, taken when the swarm's samples reach the target batch.
 func TestSwarmGradients(t *testing.T) {
-	checkSwarm(t, runSwarm(t, tinyMiner("gradients"), 3), 5)
+	cfg := tinyMiner("gradients")
+	events := runSwarm(t, cfg, 3)
+	checkSwarm(t, events, 5)
+	for e := range events[0] {
+		var sum int64
+		for _, evs := range events {
+			sum += evs[e].Samples
+		}
+		t.Logf("epoch %d: %d samples in all, target %d", e, sum, cfg.Swarm.TargetBatchSize)
+		// The miners stop on an estimate from reports a fraction of a
+		// second old (within 5% of the target here); each stopping at the
+		// target alone would give 3 times it.
+		if target := int64(cfg.Swarm.TargetBatchSize); sum < target/2 || sum > 2*target {
+			t.Errorf("epoch %d: the swarm averaged %d samples, target %d", e, sum, target)
+		}
+	}
 }
 
 func checkSwarm(t *testing.T, events [][]EpochEvent, epochs int) {

@@ -17,7 +17,7 @@ func bareMiner(t *testing.T, mode string, seed uint64) *Miner {
 	t.Helper()
 	cfg := tinyMiner(mode)
 	cfg.Seed, cfg.OutDir = seed, t.TempDir()
-	m := &Miner{cfg: cfg}
+	m := &Miner{cfg: cfg, sched: schedule(cfg), accum: max(1, cfg.AccumSteps())}
 	var err error
 	if m.model, err = train.NewModel(cfg.Train, torch.Device{}); err != nil {
 		t.Fatal(err)

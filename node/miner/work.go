@@ -34,8 +34,8 @@ func (d *driver) train() error {
 	d.ev = EpochEvent{Epoch: m.epoch, Mode: m.cfg.Swarm.Mode, StartHash: paramHash(start)}
 	d.training = true
 	d.othersReady.Store(false)
-	d.samples.Store(0)
-	d.rateBits.Store(0)
+	d.others.Store(nil)
+	d.samples.Store(0) // the rate stays the last epoch's until this one's first step
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
 		t0 := time.Now()
 		vec, loss, samples, err := m.localWork(ctx, start, batches, d)
