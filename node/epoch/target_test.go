@@ -22,7 +22,7 @@ func TestTargetBatchReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.Start(0, 0, [32]byte{1})
-		if m.Tick(3*s); m.Phase() != Training {
+		if m.Tick(3 * s); m.Phase() != Training {
 			t.Fatalf("phase %v after listening", m.Phase())
 		}
 		return m
