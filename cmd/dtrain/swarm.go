@@ -213,7 +213,7 @@ func runSwarm(c *cli.Context) error {
 	defer stop()
 	s := &swarm{opts: o, exe: exe, dir: dir, cfgPath: cfgPath, lines: make(chan childLine, 256), quit: make(chan struct{}),
 		children: map[int]*child{}}
-	s.rep = newSwarmReport(c.App.Writer, o.json, time.Now(), tokensPerEpoch(cfg))
+	s.rep = newSwarmReport(c.App.Writer, o.json, time.Now(), tokensPerEpoch(cfg, o.miners))
 	s.rep.logs = filepath.Join(dir, "miner-N.log")
 	if o.chaos {
 		s.chaos = newChaosRun(o.seed, o.miners, o.duration, s.rep.start)
@@ -251,12 +251,13 @@ func writeMinerConfig(path string, cfg config.Miner) error {
 	return nil
 }
 
-// tokensPerEpoch is what one miner trains in an epoch.
-func tokensPerEpoch(cfg config.Miner) int64 {
+// tokensPerEpoch is what one of miners trains in an epoch: in gradients
+// mode its share of the swarm's target batch, if they train alike.
+func tokensPerEpoch(cfg config.Miner, miners int) int64 {
 	if cfg.Swarm.Mode == "diloco" {
 		return int64(cfg.Swarm.InnerSteps) * int64(cfg.Loop.BatchTokens)
 	}
-	return int64(cfg.Loop.BatchTokens)
+	return int64(cfg.Swarm.TargetBatchSize) * int64(cfg.Data.SeqLen) / int64(max(miners, 1))
 }
 
 func (s *swarm) header(cfg config.Miner) {
@@ -272,7 +273,7 @@ func (s *swarm) header(cfg config.Miner) {
 	if o.json {
 		s.rep.emit(map[string]any{"event": "swarm", "miners": o.miners, "mode": o.mode, "seconds": o.duration.Seconds(),
 			"params": params, "n_layer": m.NLayer, "n_embd": m.NEmbd, "data": data, "dir": s.dir,
-			"tokens_per_epoch": tokensPerEpoch(cfg), "churn": o.churn, "chaos": o.chaos})
+			"tokens_per_epoch": tokensPerEpoch(cfg, o.miners), "churn": o.churn, "chaos": o.chaos})
 		if s.chaos != nil {
 			s.rep.emit(s.chaos.planJSON())
 		}
@@ -285,11 +286,11 @@ func (s *swarm) header(cfg config.Miner) {
 	if m.Init == "" {
 		model = fmt.Sprintf("GPT-2, %d layers × %d wide, %.2fM parameters", m.NLayer, m.NEmbd, float64(params)/1e6)
 	}
-	per := "one AdamW step on the averaged gradients"
+	per := fmt.Sprintf("one AdamW step on the averaged gradients of %d sequences", cfg.Swarm.TargetBatchSize)
 	if o.mode == "diloco" {
 		per = fmt.Sprintf("%d local steps, then the update averaged", cfg.Swarm.InnerSteps)
 	}
-	fmt.Fprintf(w, "model: %s, on %s; an epoch = %s, %s tokens per miner\n", model, data, per, fmtCount(tokensPerEpoch(cfg)))
+	fmt.Fprintf(w, "model: %s, on %s; an epoch = %s, %s tokens per miner\n", model, data, per, fmtCount(tokensPerEpoch(cfg, o.miners)))
 	if o.churn {
 		fmt.Fprintf(w, "churn: miner %d joins at %s; miner 2 is killed at %s and restarted %s later\n",
 			o.miners+1, fmtClock(o.lateAfter), fmtClock(o.killAfter), restartDelay)
