@@ -16,6 +16,9 @@ func TestBadObservationsRefused(t *testing.T) {
 	nan, inf := math.NaN(), math.Inf(1)
 	for name, o := range map[string]Observation{
 		"nil":                     nil,
+		"nil *Probe":              (*Probe)(nil),
+		"nil *Verdict":            (*Verdict)(nil),
+		"*Probe with NaN":         &Probe{Miner: "a", Up: nan},
 		"empty id":                Seen{Miner: ""},
 		"id too long":             Seen{Miner: strings.Repeat("x", MaxMinerID+1)},
 		"id not UTF-8":            Seen{Miner: "a\xffb"},

@@ -65,7 +65,7 @@
 // never reach the average, has contributed nothing, whatever its links.
 // The network can take at most λ of a score, and its parts are logarithmic
 // and saturate at a target: a miner at 50 Mbit/s against others at 200
-// keeps B = 0.54 and a score factor of about 0.8 of theirs, and nothing
+// keeps B = 0.54 and, other links equal, 0.88 of their score; nothing
 // above the target earns more, so the fastest links do not take the weight
 // (the acceptance asks every honest miner, one slow, to keep half the
 // median weight). The quality of work is capped at the median for the same

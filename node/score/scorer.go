@@ -107,7 +107,8 @@ func (s *Scorer) Len() int { return len(s.miners) }
 // a new miner when no room can be made (ErrTooManyMiners), and a sample
 // over MaxSamples (ErrTooManySamples).
 func (s *Scorer) Observe(o Observation) error {
-	if o == nil {
+	o, ok := value(o)
+	if !ok {
 		return fmt.Errorf("%w: nil", ErrBadObservation)
 	}
 	e, id := o.At(), o.Of()
@@ -134,6 +135,31 @@ func (s *Scorer) Observe(o Observation) error {
 	t.used = true
 	m.touched = max(m.touched, e)
 	return nil
+}
+
+// value returns o by value: *Probe and the like are Observations too, and
+// a nil one must be refused, not dereferenced.
+func value(o Observation) (Observation, bool) {
+	switch p := o.(type) {
+	case nil:
+		return nil, false
+	case *Probe:
+		return deref(p)
+	case *Round:
+		return deref(p)
+	case *Verdict:
+		return deref(p)
+	case *Seen:
+		return deref(p)
+	}
+	return o, true
+}
+
+func deref[T Observation](p *T) (Observation, bool) {
+	if p == nil {
+		return nil, false
+	}
+	return *p, true
 }
 
 // minerFor returns id's record, making one if there is room.

@@ -35,7 +35,9 @@ func randomEpochs(seed int64, n, epochs int) [][]Observation {
 			}
 			switch rng.Intn(6) {
 			case 0:
-				out[e] = append(out[e], Verdict{Epoch: ep, Miner: id, Kind: Pass, Quality: rng.NormFloat64()*0.01 + 0.02})
+				for range 1 + rng.Intn(2) { // two checks of one miner in an epoch, at times
+					out[e] = append(out[e], Verdict{Epoch: ep, Miner: id, Kind: Pass, Quality: rng.NormFloat64()*0.01 + 0.02})
+				}
 			case 1:
 				out[e] = append(out[e], Verdict{Epoch: ep, Miner: id, Kind: Inconclusive})
 			case 2:
@@ -98,6 +100,7 @@ func TestCheaterGatedAndRecoversSlowly(t *testing.T) {
 	const cheater = "cheater"
 	cheatAt := map[uint64]bool{5: true, 40: true}
 	ratios := map[uint64]float64{}
+	var work4 float64
 	for e := uint64(0); e <= 100; e++ {
 		for i, id := range honest {
 			observeAll(t, s, honestEpoch(e, id, link{mbps(300), 30 * time.Millisecond}, 0.02+0.001*float64(i)))
@@ -109,6 +112,14 @@ func TestCheaterGatedAndRecoversSlowly(t *testing.T) {
 		observeAll(t, s, obs)
 		w := mustWeights(t, s, e)
 		ratios[e] = weightOf(t, w, cheater).Weight / medianWeight(t, w, honest)
+		switch e {
+		case 4:
+			work4 = weightOf(t, w, cheater).Work
+		case 5: // the cheat is also a work sample of 0
+			if got, want := weightOf(t, w, cheater).Work, (1-cfg.Alpha)*work4; math.Abs(got-want) > 1e-12 {
+				t.Errorf("work after the cheat %v, want %v", got, want)
+			}
+		}
 	}
 	if r := ratios[4]; r < 0.95 {
 		t.Errorf("before cheating the cheater has %.3f of the median honest weight, want about 1", r)
@@ -339,5 +350,36 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if k := (Version{Major: 1, Minor: 2, Patch: 3}).Key(); k != 1023 {
 		t.Errorf("version 1.2.3 key %d, want 1023", k)
+	}
+}
+
+// TestFailedProbesCount: probes that fail more often than not in an epoch
+// count as no bandwidth and unbounded latency; a miner never probed has no
+// link score (and no network penalty for it).
+func TestFailedProbesCount(t *testing.T) {
+	s := mustNew(t, DefaultConfig(), 0)
+	good := Probe{Miner: "x", RTT: 10 * time.Millisecond, Up: mbps(300), Down: mbps(300)}
+	probes := map[string][]Observation{
+		"answers":     {good, Probe{Miner: "x", Failed: true}, good},
+		"mostly down": {good, Probe{Miner: "x", Failed: true}, Probe{Miner: "x", Failed: true}},
+		"unprobed":    nil,
+	}
+	for id, ps := range probes {
+		observeAll(t, s, []Observation{Round{Miner: id, Delivery: OnTime}, Verdict{Miner: id, Kind: Pass, Quality: 1}})
+		for _, p := range ps {
+			p := p.(Probe)
+			p.Miner = id
+			observeAll(t, s, []Observation{p})
+		}
+	}
+	w := mustWeights(t, s, 0)
+	if m := weightOf(t, w, "answers"); m.Bandwidth == nil || *m.Bandwidth != 1 || *m.Latency != 1 {
+		t.Errorf("answers 2 of 3: %+v, want bandwidth and latency 1", m)
+	}
+	if m := weightOf(t, w, "mostly down"); m.Bandwidth == nil || *m.Bandwidth != 0 || *m.Latency != 0 || m.Network != 0 {
+		t.Errorf("fails 2 of 3: %+v, want bandwidth, latency and network 0", m)
+	}
+	if m := weightOf(t, w, "unprobed"); m.Bandwidth != nil || m.Latency != nil || m.Network != 1 {
+		t.Errorf("unprobed: %+v, want no link scores and network 1", m)
 	}
 }
