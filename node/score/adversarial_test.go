@@ -154,7 +154,7 @@ func TestMillionMinerIDsBounded(t *testing.T) {
 	if took > 20*time.Second {
 		t.Errorf("a million ids took %v", took)
 	}
-	t.Logf("%d ids, %d refused, %d held, %v", flood, refused, s.Len(), took)
+	t.Logf("%d ids, %d refused, %d held, heap %+d KB, %v", flood, refused, s.Len(), (int64(after.HeapAlloc)-int64(before.HeapAlloc))>>10, took)
 }
 
 // TestCheatersEvictedLast: at the bound, an idle miner with a strike is
