@@ -74,9 +74,10 @@
 // A cheat is a gate, not an EMA input: the EMA would take many epochs to
 // bring a cheater down, while the gate brings it to 0 in the very epoch of
 // the verdict (the acceptance asks below 10% of the median within 3 epochs
-// of starting to cheat, which leaves the work checks' sampling 2 epochs to
-// catch it). The recovery is quadratic and doubles with every strike, so a
-// miner that cheats whenever unobserved and works when checked stays near 0.
+// of starting to cheat, which leaves all 3 to the work checks' sampling).
+// The recovery is quadratic and doubles with every strike, so a miner that
+// cheats again whenever it has earned some weight back is caught with
+// little to show for it, and for longer each time.
 //
 // Missing observations change nothing: a miner not probed, checked or
 // grouped with this validator in an epoch keeps its components (up to the
