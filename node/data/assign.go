@@ -45,7 +45,12 @@ func (o Order) Window(epoch uint64, pos int64) int64 {
 	if pos < 0 {
 		pos += o.windows
 	}
-	keys := o.roundKeys(epoch)
+	return o.at(o.roundKeys(epoch), pos)
+}
+
+// at is the window at position pos, in [0, windows), of the permutation
+// with the given round keys.
+func (o Order) at(keys [4]uint64, pos int64) int64 {
 	x := uint64(pos)
 	for {
 		x = o.feistel(keys, x)
