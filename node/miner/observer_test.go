@@ -97,10 +97,13 @@ func (o *gossipObserver) heard() (map[laneKey]uint64, int) {
 // come from the network, so they are checked against what the config
 // allows before any work is done for them.
 func recomputeLane(cfg config.Miner, order data.Order, peer string, epoch, samples uint64) (string, error) {
+	// The most a miner trains in an epoch: its inner steps' micro-batches
+	// in diloco, the target batch rounded up to whole micro-batches in
+	// gradients mode (a miner alone stops there).
 	micro := uint64(cfg.Loop.MicroBatch)
-	most := uint64(max(1, cfg.AccumSteps())) * micro
-	if cfg.Swarm.Mode == "diloco" {
-		most *= uint64(cfg.Swarm.InnerSteps)
+	most := uint64(cfg.Swarm.InnerSteps) * uint64(max(1, cfg.AccumSteps())) * micro
+	if cfg.Swarm.Mode == "gradients" {
+		most = (uint64(cfg.Swarm.TargetBatchSize) + micro - 1) / micro * micro
 	}
 	if samples == 0 || samples%micro != 0 || samples > most {
 		return "", fmt.Errorf("peer %s reports %d samples for epoch %d: want a positive multiple of %d, at most %d", peer, samples, epoch, micro, most)
@@ -121,9 +124,20 @@ func recomputeLane(cfg config.Miner, order data.Order, peer string, epoch, sampl
 // epoch, the samples it trained) and the run's config alone, exactly the
 // windows and dropout seeds every miner trained on in every epoch, with
 // no knowledge of the peer set; and miners of one epoch train on
-// different lanes with different dropout masks.
+// different lanes with different dropout masks. In both modes: a diloco
+// miner that others wait for stops its inner steps early, and a gradients
+// miner stops when the swarm's samples reach the target, so the samples
+// differ between miners and epochs.
 func TestObserverRecomputesBatches(t *testing.T) {
-	cfg := tinyMiner("diloco")
+	for _, c := range []struct {
+		mode   string
+		epochs int // tinyMiner's max_steps in epochs
+	}{{"diloco", 4}, {"gradients", 5}} {
+		t.Run(c.mode, func(t *testing.T) { observeSwarm(t, tinyMiner(c.mode), c.epochs) })
+	}
+}
+
+func observeSwarm(t *testing.T, cfg config.Miner, epochs int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	h := newHarness(t, ctx, cfg)
@@ -139,9 +153,7 @@ func TestObserverRecomputesBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 12 steps of 3 inner steps; epoch → data hash → miner.
-	const epochs = 4
-	byEpoch := map[uint64]map[string]string{}
+	byEpoch := map[uint64]map[string]string{} // epoch → data hash → miner
 	for i, evs := range events {
 		checked := map[uint64]bool{}
 		for _, ev := range evs {
