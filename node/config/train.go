@@ -5,7 +5,7 @@ package config
 // default (DefaultTrain) and a `doc` tag that `dtrain config init` prints
 // above it.
 type Train struct {
-	RunID     string `toml:"run_id" doc:"names the run; with seed, fixes the data order (see node/data Assignment)"`
+	RunID     string `toml:"run_id" doc:"names the run; with seed, fixes the data order and each peer's lanes of it (see node/data Order, Lane)"`
 	Seed      uint64 `toml:"seed" doc:"seeds weight init, dropout and the data order"`
 	OutDir    string `toml:"out_dir" doc:"checkpoints (out_dir/checkpoints/step_NNNNNNNN) and metrics.jsonl go here"`
 	Device    string `toml:"device" doc:"cpu, cuda or cuda:N"`

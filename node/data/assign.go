@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
-	"slices"
 )
 
 // Order is the data order of a run: for each epoch, a pseudorandom
@@ -45,7 +44,12 @@ func (o Order) Window(epoch uint64, pos int64) int64 {
 	if pos < 0 {
 		pos += o.windows
 	}
-	keys := o.roundKeys(epoch)
+	return o.at(o.roundKeys(epoch), pos)
+}
+
+// at is the window at position pos, in [0, windows), of the permutation
+// with the given round keys.
+func (o Order) at(keys [4]uint64, pos int64) int64 {
 	x := uint64(pos)
 	for {
 		x = o.feistel(keys, x)
@@ -89,63 +93,4 @@ func SplitMix64(z uint64) uint64 {
 	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
 	z = (z ^ z>>27) * 0x94d049bb133111eb
 	return z ^ z>>31
-}
-
-// Assignment says which windows each peer of an epoch trains on. The peers
-// of the epoch, sorted by id, are numbered 0..P-1; peer r's k-th sample of
-// the epoch is position r + k·P of the epoch's Order, so within an epoch
-// peers' data are disjoint however fast each one goes, until a peer has
-// taken Capacity samples (then the epoch's data is used up and the swarm
-// should move on). A peer's step s covers its samples s·PerStep ..
-// s·PerStep+PerStep-1. A validator that knows (run, seed, epoch, the
-// epoch's peer ids) recomputes exactly the batch any peer was given.
-type Assignment struct {
-	Order   Order
-	Epoch   uint64
-	Peers   []string // the epoch's peers; order does not matter
-	PerStep int      // samples (windows) per step
-}
-
-// rank is peer's index among the sorted peer ids.
-func (a Assignment) rank(peer string) (int, error) {
-	sorted := slices.Clone(a.Peers)
-	slices.Sort(sorted)
-	sorted = slices.Compact(sorted)
-	r, ok := slices.BinarySearch(sorted, peer)
-	if !ok {
-		return 0, fmt.Errorf("data assignment: peer %q is not among the epoch's %d peers", peer, len(sorted))
-	}
-	return r, nil
-}
-
-// Capacity is how many samples each peer can take in one epoch without
-// reusing another peer's data: ceil((windows - rank) / P) for the peer of
-// that rank, the smallest of which this returns.
-func (a Assignment) Capacity() int64 {
-	p := int64(len(slices.Compact(slices.Sorted(slices.Values(a.Peers)))))
-	if p == 0 {
-		return 0
-	}
-	return a.Order.Windows() / p
-}
-
-// Windows returns the window indices of peer's step in the epoch.
-func (a Assignment) Windows(peer string, step int64) ([]int64, error) {
-	if a.PerStep < 1 {
-		return nil, fmt.Errorf("data assignment: %d samples per step", a.PerStep)
-	}
-	if step < 0 {
-		return nil, fmt.Errorf("data assignment: negative step %d", step)
-	}
-	r, err := a.rank(peer)
-	if err != nil {
-		return nil, err
-	}
-	p := int64(len(slices.Compact(slices.Sorted(slices.Values(a.Peers)))))
-	out := make([]int64, a.PerStep)
-	for j := range out {
-		k := step*int64(a.PerStep) + int64(j)
-		out[j] = a.Order.Window(a.Epoch, int64(r)+k*p)
-	}
-	return out, nil
 }

@@ -54,45 +54,6 @@ func TestOrderDependsOnRunSeedAndEpoch(t *testing.T) {
 	}
 }
 
-func TestAssignmentDisjointAcrossPeers(t *testing.T) {
-	o, err := NewOrder("run", 7, 1003)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peers := []string{"peer-c", "peer-a", "peer-b"}
-	a := Assignment{Order: o, Epoch: 5, Peers: peers, PerStep: 4}
-	owner := map[int64]string{}
-	steps := a.Capacity() / int64(a.PerStep)
-	for _, p := range peers {
-		for s := int64(0); s < steps; s++ {
-			ws, err := a.Windows(p, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, w := range ws {
-				if prev, ok := owner[w]; ok {
-					t.Fatalf("window %d given to %s and %s in one epoch", w, prev, p)
-				}
-				owner[w] = p
-			}
-		}
-	}
-	if got, want := int64(len(owner)), 3*steps*4; got != want {
-		t.Errorf("%d distinct windows, want %d", got, want)
-	}
-	// Peer order in the list does not matter: everyone sorts.
-	b := a
-	b.Peers = []string{"peer-a", "peer-b", "peer-c"}
-	x, _ := a.Windows("peer-b", 3)
-	y, _ := b.Windows("peer-b", 3)
-	if fmt.Sprint(x) != fmt.Sprint(y) {
-		t.Errorf("peer list order changed the assignment: %v vs %v", x, y)
-	}
-	if _, err := a.Windows("stranger", 0); err == nil {
-		t.Error("a peer outside the epoch got data")
-	}
-}
-
 func TestDatasetWindowsMatchShards(t *testing.T) {
 	dir := t.TempDir()
 	mk := func(n, base int) []int32 {

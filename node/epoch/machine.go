@@ -147,8 +147,7 @@ func (m *Machine) Hash() [32]byte { return m.hash }
 // Phase is what the Machine is waiting for.
 func (m *Machine) Phase() Phase { return m.phase }
 
-// Peers lists the other live peers at epoch, sorted: at this peer's epoch,
-// those it shares the epoch's data with.
+// Peers lists the other live peers at epoch, sorted.
 func (m *Machine) Peers(now time.Duration, epoch uint64) []string {
 	return slices.DeleteFunc(m.tracker.Peers(now, epoch), func(p string) bool { return p == m.cfg.Self })
 }

@@ -3,6 +3,15 @@
 // miners (matchmaking over the run's gossip, then the butterfly all-reduce)
 // so that the swarm trains one model.
 //
+// A miner's share of an epoch is its node/data Lane, a function of the
+// run, seed, dataset, epoch and its peer id alone: its micro-batches
+// k = 0, 1, … of the epoch (across inner steps or accumulated
+// micro-batches) are the lane's, each with the lane's dropout seed for k.
+// Its progress reports carry its epoch and, once it has trained, the
+// epoch's samples, so anyone on the run's gossip recomputes exactly what
+// it trained on; its epoch log's data_hash is the digest of those
+// micro-batches.
+//
 // Two sync modes (DESIGN.md, "The training protocol"):
 //
 //   - diloco: each miner takes swarm.inner_steps local AdamW steps from the

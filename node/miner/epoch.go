@@ -7,19 +7,17 @@ import (
 	"slices"
 	"time"
 
-	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/train"
-	"github.com/dtrain-dev/dtrain/torch"
 )
 
-// localWork is the epoch's local work from the parameters start: diloco's
-// inner steps, whose pseudo-gradient Δ = θ_start − θ_local it returns, or
-// the gradient of one step's micro-batches. It returns the update, the mean
-// loss and the samples.
-func (m *Miner) localWork(ctx context.Context, start []float32, batches func(int) (torch.Batch, error), d *driver) ([]float32, float64, int64, error) {
+// localWork is the epoch's local work from the parameters start, on the
+// miner's lane of the epoch: diloco's inner steps, whose pseudo-gradient
+// Δ = θ_start − θ_local it returns, or the gradient of one step's
+// micro-batches. It returns the update, the mean loss and the samples.
+func (m *Miner) localWork(ctx context.Context, start []float32, lane *epochLane, d *driver) ([]float32, float64, int64, error) {
 	vec := make([]float32, len(start))
 	if m.cfg.Swarm.Mode != "diloco" {
-		loss, micro, samples, err := m.accumulate(ctx, batches, d)
+		loss, micro, samples, err := m.accumulate(ctx, lane, d)
 		if err == nil {
 			err = m.model.Grads(vec)
 		}
@@ -31,7 +29,7 @@ func (m *Miner) localWork(ctx context.Context, start []float32, batches func(int
 		}
 		return vec, loss, samples, err
 	}
-	loss, samples, err := m.innerSteps(ctx, batches, d)
+	loss, samples, err := m.innerSteps(ctx, lane, d)
 	if err == nil {
 		err = m.model.Params(vec)
 	}
@@ -41,38 +39,12 @@ func (m *Miner) localWork(ctx context.Context, start []float32, batches func(int
 	return vec, loss, samples, err
 }
 
-// epochBatches returns the epoch's micro-batches in order, as a function of
-// their index: this miner's lane of the epoch's data order among itself
-// and the others live at its epoch (node/data Assignment), so a validator
-// can recompute them.
-func (m *Miner) epochBatches(others []string) (func(k int) (torch.Batch, error), error) {
-	peers := m.lanePeers(others)
-	micro, t := m.cfg.Loop.MicroBatch, m.cfg.Data.SeqLen
-	a := data.Assignment{Order: m.order, Epoch: m.epoch, Peers: peers, PerStep: micro}
-	return func(k int) (torch.Batch, error) {
-		if int64(k+1)*int64(micro) > a.Capacity() {
-			return torch.Batch{}, fmt.Errorf("epoch %d needs more than the %d windows per peer the data holds", m.epoch, a.Capacity())
-		}
-		wins, err := a.Windows(m.self, int64(k))
-		if err != nil {
-			return torch.Batch{}, err
-		}
-		b := torch.Batch{B: micro, T: t, X: make([]int32, micro*t), Y: make([]int32, micro*t)}
-		for i, w := range wins {
-			if err := m.opts.Train.Window(w, b.X[i*t:(i+1)*t], b.Y[i*t:(i+1)*t]); err != nil {
-				return torch.Batch{}, err
-			}
-		}
-		return b, nil
-	}, nil
-}
-
 // innerSteps takes swarm.inner_steps local AdamW steps (fewer if ctx ends,
 // max_steps is reached or the others finish the epoch first) and returns
 // the mean loss and the samples. The learning-rate schedule and m.step
 // count whole epochs (m.step advances by inner_steps in apply), so miners
 // that took different numbers of steps still hold the same state.
-func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, error), d *driver) (float64, int64, error) {
+func (m *Miner) innerSteps(ctx context.Context, lane *epochLane, d *driver) (float64, int64, error) {
 	var loss float64
 	var samples int64
 	k, steps, began := 0, 0, time.Now()
@@ -88,15 +60,12 @@ func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, 
 		}
 		var l float64
 		for a := 0; a < m.accum; a++ {
-			b, err := batches(k)
-			if err != nil {
-				return 0, 0, err
-			}
-			if l, err = m.microStep(b, k, m.accum, l); err != nil {
+			var err error
+			if l, err = m.microStep(lane, k, m.accum, l); err != nil {
 				return 0, 0, err
 			}
 			k++
-			samples += int64(b.B)
+			samples += int64(lane.micro)
 		}
 		if _, err := m.model.ClipGradNorm(m.cfg.Optim.GradClip); err != nil {
 			return 0, 0, err
@@ -122,7 +91,7 @@ func (m *Miner) innerSteps(ctx context.Context, batches func(int) (torch.Batch, 
 // this miner alone has the target; at least one micro-batch. It returns
 // the mean loss, the micro-batches and the samples; the model holds the
 // summed gradients.
-func (m *Miner) accumulate(ctx context.Context, batches func(int) (torch.Batch, error), d *driver) (float64, int, int64, error) {
+func (m *Miner) accumulate(ctx context.Context, lane *epochLane, d *driver) (float64, int, int64, error) {
 	if err := m.model.ZeroGrad(); err != nil {
 		return 0, 0, 0, err
 	}
@@ -134,15 +103,12 @@ func (m *Miner) accumulate(ctx context.Context, batches func(int) (torch.Batch, 
 		if k > 0 && (float64(samples) >= target || d.othersReady.Load() || d.swarmSamples(samples) >= target) {
 			break
 		}
-		b, err := batches(k)
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		if loss, err = m.microStep(b, k, 1, loss); err != nil {
+		var err error
+		if loss, err = m.microStep(lane, k, 1, loss); err != nil {
 			return 0, 0, 0, err
 		}
 		k++
-		samples += int64(b.B)
+		samples += int64(lane.micro)
 		d.samples.Store(uint64(samples))
 		d.rateBits.Store(math.Float64bits(float64(samples) / time.Since(began).Seconds()))
 	}
@@ -152,11 +118,15 @@ func (m *Miner) accumulate(ctx context.Context, batches func(int) (torch.Batch, 
 	return loss / float64(k), k, samples, nil
 }
 
-// microStep runs forward and backward on b, its loss scaled by 1/n (the
-// micro-batches whose gradients the step averages), and adds the scaled
-// loss to l.
-func (m *Miner) microStep(b torch.Batch, k, n int, l float64) (float64, error) {
-	seed := data.SplitMix64(m.cfg.Seed ^ data.SplitMix64(m.epoch<<24|uint64(k)))
+// microStep runs forward and backward on the lane's micro-batch k with its
+// dropout seed, its loss scaled by 1/n (the micro-batches whose gradients
+// the step averages), and adds the scaled loss to l.
+func (m *Miner) microStep(lane *epochLane, k, n int, l float64) (float64, error) {
+	b, windows, err := lane.batch(k)
+	if err != nil {
+		return 0, err
+	}
+	seed := lane.seed(int64(k))
 	if err := m.model.SeedDropout(seed); err != nil {
 		return 0, err
 	}
@@ -167,6 +137,7 @@ func (m *Miner) microStep(b torch.Batch, k, n int, l float64) (float64, error) {
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return 0, fmt.Errorf("training loss is %v (try a lower optim.lr)", loss)
 	}
+	lane.trained.add(windows, seed)
 	m.tokens += int64(b.B * b.T)
 	return l + loss/float64(n), nil
 }
@@ -209,18 +180,4 @@ func (m *Miner) heldOutLoss() (float64, error) {
 	windows := int64(max(1, m.cfg.Loop.EvalTokens/m.cfg.Data.SeqLen))
 	loss, _, err := train.HeldOutLoss(m.model, m.opts.Val, windows, m.cfg.Loop.MicroBatch)
 	return loss, err
-}
-
-// lanePeers are the peers this miner shares the epoch's data order with:
-// itself and the others at its epoch, or, before any report, those on the
-// run's gossip.
-func (m *Miner) lanePeers(others []string) []string {
-	peers := append([]string{m.self}, others...)
-	if len(peers) == 1 {
-		for _, p := range m.gossip.Peers() {
-			peers = append(peers, p.String())
-		}
-	}
-	slices.Sort(peers)
-	return slices.Compact(peers)
 }

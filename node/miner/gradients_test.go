@@ -22,18 +22,20 @@ func TestGradientsStepIsOneBigBatch(t *testing.T) {
 	tr, _ := tinyData(t)
 	a, b, big := bareMiner(t, "gradients", 1), bareMiner(t, "gradients", 1), bareMiner(t, "gradients", 1)
 	micro, seq := a.cfg.Loop.MicroBatch, a.cfg.Data.SeqLen
-	batch := make([]torch.Batch, 5)
-	for i := range batch {
-		x := torch.Batch{B: micro, T: seq, X: make([]int32, micro*seq), Y: make([]int32, micro*seq)}
-		for j := 0; j < micro; j++ {
-			if err := tr.Window(int64(7*(i*micro+j)), x.X[j*seq:(j+1)*seq], x.Y[j*seq:(j+1)*seq]); err != nil {
-				t.Fatal(err)
-			}
+	// Micro-batch i of the five holds windows 7·(i·micro+j); a miner
+	// trains on them from micro-batch first.
+	from := func(first int) *epochLane {
+		return &epochLane{
+			windows: func(k int64) ([]int64, error) {
+				w := make([]int64, micro)
+				for j := range w {
+					w[j] = int64(7 * ((first+int(k))*micro + j))
+				}
+				return w, nil
+			},
+			seed: func(int64) uint64 { return 0 },
+			ds:   tr, micro: micro, seqLen: seq, trained: newLaneDigest(),
 		}
-		batch[i] = x
-	}
-	from := func(first int) func(int) (torch.Batch, error) {
-		return func(k int) (torch.Batch, error) { return batch[first+k], nil }
 	}
 	grad := func(m *Miner, first, micros int) ([]float32, int64) {
 		t.Helper()

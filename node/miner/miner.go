@@ -41,6 +41,7 @@ type Options struct {
 // EpochEvent reports one finished epoch.
 type EpochEvent struct {
 	Epoch        uint64        `json:"epoch"` // the epoch just finished; the next starts from its result
+	Peer         string        `json:"peer"`  // this miner's peer id
 	Mode         string        `json:"mode"`
 	Loss         float64       `json:"loss"`               // mean local training loss over the epoch
 	ValLoss      float64       `json:"val_loss,omitempty"` // held-out loss after the update, when evaluated
@@ -55,6 +56,7 @@ type EpochEvent struct {
 	TrainTime    time.Duration `json:"train_ns"`
 	ParamHash    string        `json:"param_hash"` // sha256 of the parameters after the update, first 16 hex digits
 	StartHash    string        `json:"start_hash"` // the same of the parameters the epoch started from (a dropped update: = ParamHash)
+	DataHash     string        `json:"data_hash"`  // what the miner trained on: sha256 of its micro-batches' windows and dropout seeds (laneDigest), first 16 hex digits
 }
 
 // Miner is one training peer.

@@ -3,6 +3,7 @@ package miner
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -26,19 +27,16 @@ func (d *driver) train() error {
 	if err := m.model.Params(start); err != nil {
 		return err
 	}
-	batches, err := m.epochBatches(d.mach.Peers(clock(), m.epoch))
-	if err != nil {
-		return err
-	}
+	lane := m.epochLane()
 	d.start, d.vec, d.mean = start, nil, nil
-	d.ev = EpochEvent{Epoch: m.epoch, Mode: m.cfg.Swarm.Mode, StartHash: paramHash(start)}
+	d.ev = EpochEvent{Epoch: m.epoch, Peer: m.self, Mode: m.cfg.Swarm.Mode, StartHash: paramHash(start)}
 	d.training = true
 	d.othersReady.Store(false)
 	d.others.Store(nil)
 	d.samples.Store(0) // the rate stays the last epoch's until this one's first step
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
 		t0 := time.Now()
-		vec, loss, samples, err := m.localWork(ctx, start, batches, d)
+		vec, loss, samples, err := m.localWork(ctx, start, lane, d)
 		took := time.Since(t0)
 		return func() ([]epoch.Action, error) {
 			d.training = false
@@ -49,8 +47,12 @@ func (d *driver) train() error {
 				return nil, err
 			}
 			d.vec = vec
-			d.ev.Loss, d.ev.Samples, d.ev.TrainTime = loss, samples, took
+			d.ev.Loss, d.ev.Samples, d.ev.TrainTime, d.ev.DataHash = loss, samples, took, lane.trained.sum()
 			d.trainEnd = time.Now()
+			// The reports from now until the epoch ends carry its final
+			// samples: with the miner's id and epoch, all anyone needs to
+			// recompute what it trained on (node/data Lane).
+			d.mach.SetProgress(uint64(samples), math.Float64frombits(d.rateBits.Load()))
 			d.mach.SetNeighbours(m.neighbours())
 			return d.mach.Trained(clock(), float64(samples)), nil
 		}

@@ -11,8 +11,8 @@ import (
 // batchStream produces micro-batches ahead of the training loop, in data
 // order from position start, so that reading the shards overlaps with the
 // forward and backward passes. Sample c is window order.Window(c/W, c%W):
-// epoch e is the e-th permutation of the W windows (data.Order; a single
-// peer's data.Assignment).
+// epoch e is the e-th permutation of the W windows (data.Order), read from
+// its start.
 type batchStream struct {
 	ds    *data.Dataset
 	order data.Order
