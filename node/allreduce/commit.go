@@ -123,8 +123,9 @@ const DefaultCommitChunk = 1 << 12
 // maxChunks bounds the chunk count: chunk indices travel as u32.
 const maxChunks = math.MaxUint32
 
-// check validates the layout.
-func (l CommitLayout) check() error {
+// Check validates the layout: a known codec, a length and chunk >= 1, at
+// most 2³²−1 chunks, and a chunk that int8 can encode on its own.
+func (l CommitLayout) Check() error {
 	c, err := CodecByID(l.Codec)
 	switch {
 	case err != nil:
@@ -163,9 +164,9 @@ func (l CommitLayout) bytesBefore(e int) int {
 	return e/l.Chunk*c.EncodedLen(l.Chunk) + c.EncodedLen(e%l.Chunk)
 }
 
-// chunkRange is the byte range of chunks [first, first+count) in the
-// encoded contribution.
-func (l CommitLayout) chunkRange(first, count int) (lo, hi int) {
+// ChunkRange is the byte range of chunks [first, first+count) in the
+// encoded contribution (first+count at most Chunks()).
+func (l CommitLayout) ChunkRange(first, count int) (lo, hi int) {
 	return l.bytesBefore(first * l.Chunk), l.bytesBefore(min((first+count)*l.Chunk, l.Len))
 }
 
@@ -189,7 +190,7 @@ type Contribution struct {
 // the tree. vec must be finite.
 func Commit(vec []float32, codec Codec, chunk int, fb *ErrorFeedback) (*Contribution, error) {
 	l := CommitLayout{Codec: codec.ID(), Len: len(vec), Chunk: chunk}
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	if math.IsInf(codecMaxAbs(vec), 1) {
@@ -227,9 +228,9 @@ func newContribution(l CommitLayout, enc []byte) *Contribution {
 func leafHashes(l CommitLayout, b []byte, first, count int) [][32]byte {
 	h := newLeafHasher()
 	out := make([][32]byte, count)
-	base, _ := l.chunkRange(first, 0)
+	base, _ := l.ChunkRange(first, 0)
 	for i := range out {
-		lo, hi := l.chunkRange(first+i, 1)
+		lo, hi := l.ChunkRange(first+i, 1)
 		out[i] = h.sum(b[lo-base : hi-base])
 	}
 	return out
@@ -253,7 +254,7 @@ func (c *Contribution) Chunks(first, count int) ([]byte, [][32]byte, error) {
 	if first < 0 || count < 1 || count > c.layout.Chunks()-first {
 		return nil, nil, fmt.Errorf("chunks [%d, +%d) of a contribution of %d", first, count, c.layout.Chunks())
 	}
-	lo, hi := c.layout.chunkRange(first, count)
+	lo, hi := c.layout.ChunkRange(first, count)
 	return c.encoded[lo:hi], rangeProof(c.levels, first, first+count), nil
 }
 
@@ -287,7 +288,7 @@ func commitRoot(s CommitScope, l CommitLayout, top [32]byte) Root {
 // number of chunks b's length covers, using their range proof. It fails
 // with ErrCommitMismatch unless it is.
 func VerifyChunks(root Root, s CommitScope, l CommitLayout, first int, b []byte, proof [][32]byte) error {
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil {
 		return fmt.Errorf("verify chunks: %w", err)
 	}
 	n := l.Chunks()
@@ -300,7 +301,7 @@ func VerifyChunks(root Root, s CommitScope, l CommitLayout, first int, b []byte,
 	if count < 1 || count > n-first {
 		return fmt.Errorf("verify chunks from %d of %d: %d bytes: %w", first, n, len(b), ErrCommitMismatch)
 	}
-	if lo, hi := l.chunkRange(first, count); hi-lo != len(b) {
+	if lo, hi := l.ChunkRange(first, count); hi-lo != len(b) {
 		return fmt.Errorf("verify chunks from %d: %d bytes are no whole run of chunks: %w", first, len(b), ErrCommitMismatch)
 	}
 	top, err := rangeTop(n, first, leafHashes(l, b, first, count), proof)
@@ -317,7 +318,7 @@ func VerifyChunks(root Root, s CommitScope, l CommitLayout, first int, b []byte,
 // commits to in scope s with layout l: what an auditor calls on a vector
 // fetched from the member. It fails with ErrCommitMismatch unless it is.
 func VerifyContribution(root Root, s CommitScope, l CommitLayout, enc []byte) error {
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil {
 		return fmt.Errorf("verify contribution: %w", err)
 	}
 	if len(enc) != l.Bytes() {
@@ -333,7 +334,7 @@ func VerifyContribution(root Root, s CommitScope, l CommitLayout, enc []byte) er
 // its owners averaged. It fails, wrapping ErrBadEncoding, on bytes no
 // sender's codec produces.
 func (l CommitLayout) Decode(enc []byte) ([]float32, error) {
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil {
 		return nil, fmt.Errorf("decode contribution: %w", err)
 	}
 	if len(enc) != l.Bytes() {

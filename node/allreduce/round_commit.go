@@ -93,7 +93,7 @@ func (c *RoundConfig) validateCommit() error {
 		return nil
 	}
 	l := c.layout()
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil {
 		return err
 	}
 	if c.PartSize%l.Chunk != 0 {
