@@ -58,8 +58,17 @@ import (
 // or the root on the way up: the tags keep leaves, nodes and roots apart,
 // and the root fixes the number of leaves, hence which hashes a proof may
 // combine). So all owners decoded chunks of one byte string, and an audit
-// accepts only that string. A member can announce different roots to
+// accepts only that string, provided the auditor takes the root from the
+// round's group (or the Ready it received), never from the member when it
+// audits. A member can announce different roots to
 // different peers, but then their views differ and no group holds both.
+//
+// Cost: a member hashes its encoded vector once (one SHA-256 per chunk and
+// per tree node) and an owner hashes each part it receives; both run at
+// the speed of plain SHA-256 over the same bytes (BenchmarkCommitHash,
+// BenchmarkVerifyParts report the ratio), about a tenth of the time those
+// bytes take at 1 Gbit/s on one x86 core with SHA extensions. A part's
+// proof is at most 2⌈log₂ chunks⌉ hashes: under 1 KiB for 124M values.
 //
 // What it does not cover: an owner's values of its own span never leave
 // it (the owner decodes them from its committed bytes, but nobody else
@@ -353,11 +362,14 @@ func (l CommitLayout) decodeRange(dst []float32, b []byte, first int) error {
 	c := codecs[l.Codec]
 	for lo := 0; lo < len(dst); lo += l.Chunk {
 		hi := min(lo+l.Chunk, len(dst))
-		k := c.EncodedLen(hi - lo)
+		k := min(c.EncodedLen(hi-lo), len(b)) // a short b fails Decode's length check
 		if err := c.Decode(dst[lo:hi], b[:k]); err != nil {
 			return fmt.Errorf("chunk %d: %w", first+lo/l.Chunk, err)
 		}
 		b = b[k:]
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%d bytes past the chunks: %w", len(b), ErrBadEncoding)
 	}
 	return nil
 }

@@ -259,3 +259,39 @@ func TestAlignSpans(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifyChunks: whatever a peer sends as a run of chunks and its proof,
+// checking it never panics, and it passes only when the bytes are exactly
+// the committed chunks from that index.
+func FuzzVerifyChunks(f *testing.F) {
+	c, err := Commit(randomVector(newTestRand(), 2049), mustCodec(f, "int8"), 256, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	l, root := c.Layout(), c.Root(testScope)
+	for _, r := range [][2]int{{0, 1}, {3, 4}, {8, 1}, {0, 9}} {
+		b, proof, _ := c.Chunks(r[0], r[1])
+		var pb []byte
+		for _, h := range proof {
+			pb = append(pb, h[:]...)
+		}
+		f.Add(uint16(r[0]), b, pb)
+	}
+	f.Fuzz(func(t *testing.T, first uint16, b, pb []byte) {
+		proof := make([][32]byte, len(pb)/32)
+		for i := range proof {
+			copy(proof[i][:], pb[32*i:])
+		}
+		if err := VerifyChunks(root, testScope, l, int(first), b, proof); err != nil {
+			if !errors.Is(err, ErrCommitMismatch) {
+				t.Fatalf("error %v does not wrap ErrCommitMismatch", err)
+			}
+			return
+		}
+		lo, _ := l.ChunkRange(int(first), 0)
+		want := c.Encoded()[lo : lo+len(b)]
+		if !bytes.Equal(b, want) {
+			t.Fatalf("accepted bytes at chunk %d that differ from the committed ones", first)
+		}
+	})
+}

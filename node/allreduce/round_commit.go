@@ -193,7 +193,11 @@ func (r *Round) excludeUncommitted(k int, o *spanOwner) {
 // decodes it into dst; an error is a Fault of that member.
 func (r *Round) checkCommitted(dst []float32, from int, m PartMsg) error {
 	lo, hi := r.partRange(m.Span, m.Part)
-	first, _ := r.partChunks(lo, hi)
+	first, count := r.partChunks(lo, hi)
+	// A valid proof of fewer or more chunks is no proof of this part.
+	if blo, bhi := r.cfg.layout().ChunkRange(first, count); len(m.Payload) != bhi-blo {
+		return fmt.Errorf("part %d of span %d: %d bytes, its %d chunks are %d: %w", m.Part, m.Span, len(m.Payload), count, bhi-blo, ErrCommitMismatch)
+	}
 	mb := r.cfg.Group.Members[from]
 	if err := VerifyChunks(mb.Commit, r.cfg.Commit.scope(mb.ID), r.cfg.layout(), first, m.Payload, m.Proof); err != nil {
 		return fmt.Errorf("part %d of span %d: %w", m.Part, m.Span, err)

@@ -106,16 +106,17 @@ func sameLinks(n int, l sim.Link) []sim.Link {
 }
 
 // splitView is a cheat: member from sends owner victim (another member's
-// span) the part lie(k, p, honest part) instead of its committed part.
+// span) lie(config, its contribution, another vector's, honest part)
+// instead of its committed part.
 type splitView struct {
 	name   string
 	from   int
 	victim int
-	lie    func(cfg RoundConfig, other *Contribution, m PartMsg) PartMsg
+	lie    func(cfg RoundConfig, own, other *Contribution, m PartMsg) PartMsg
 }
 
 // flipBytes sends garbage under the honest proof.
-func flipBytes(_ RoundConfig, _ *Contribution, m PartMsg) PartMsg {
+func flipBytes(_ RoundConfig, _, _ *Contribution, m PartMsg) PartMsg {
 	m.Payload = slices.Clone(m.Payload)
 	for i := 0; i < len(m.Payload); i += 4 {
 		m.Payload[i] ^= 0x5a
@@ -125,17 +126,31 @@ func flipBytes(_ RoundConfig, _ *Contribution, m PartMsg) PartMsg {
 
 // otherVector sends the chunks of another committed vector with their own
 // valid proof: consistent, but not under this member's root.
-func otherVector(cfg RoundConfig, other *Contribution, m PartMsg) PartMsg {
+func otherVector(cfg RoundConfig, _, other *Contribution, m PartMsg) PartMsg {
+	first, count := partChunksOf(cfg, m)
+	m.Payload, m.Proof, _ = other.Chunks(first, count)
+	return m
+}
+
+// partChunksOf is the chunk range of part m in a committed round of cfg.
+func partChunksOf(cfg RoundConfig, m PartMsg) (first, count int) {
 	s := cfg.Spans[m.Span]
 	lo := s.Begin + m.Part*cfg.PartSize
 	hi := min(lo+cfg.PartSize, s.End)
 	ch := cfg.Commit.Chunk
-	m.Payload, m.Proof, _ = other.Chunks(lo/ch, (hi-lo+ch-1)/ch)
+	return lo / ch, (hi - lo + ch - 1) / ch
+}
+
+// halfPart sends the first half of the part's chunks (at least one) with
+// their own valid proof.
+func halfPart(cfg RoundConfig, own, _ *Contribution, m PartMsg) PartMsg {
+	first, count := partChunksOf(cfg, m)
+	m.Payload, m.Proof, _ = own.Chunks(first, max(1, count/2))
 	return m
 }
 
 // dropProof sends the honest bytes without their proof.
-func dropProof(_ RoundConfig, _ *Contribution, m PartMsg) PartMsg {
+func dropProof(_ RoundConfig, _, _ *Contribution, m PartMsg) PartMsg {
 	m.Proof = nil
 	return m
 }
@@ -151,6 +166,7 @@ func TestCommittedSplitView(t *testing.T) {
 		{"reducer flips bytes to one owner", 2, 0, flipBytes},
 		{"reducer sends another vector to one owner", 2, 4, otherVector},
 		{"reducer drops the proof to one owner", 3, 1, dropProof},
+		{"reducer sends half a part to one owner", 4, 2, halfPart},
 		{"client flips bytes to one owner", 6, 1, flipBytes},
 		{"client sends another vector to one owner", 7, 5, otherVector},
 	} {
@@ -160,8 +176,9 @@ func TestCommittedSplitView(t *testing.T) {
 			plain := roundConfig(t, g, 20000, 256, codecs[CodecNone])
 			plain.PartTimeout, plain.ReduceTimeout, plain.RoundTimeout = 200*time.Millisecond, 2*time.Second, 4*time.Second
 			vecs := randomVectors(rng, g, plain.Len)
-			cfg, _, adjust := commitBase(t, plain, vecs, 256, false)
-			other, err := Commit(randomVectors(rng, g, plain.Len)[tc.from], cfg.Codec, 256, nil)
+			const chunk = 64 // four per part
+			cfg, contribs, adjust := commitBase(t, plain, vecs, chunk, false)
+			other, err := Commit(randomVectors(rng, g, plain.Len)[tc.from], cfg.Codec, chunk, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +191,7 @@ func TestCommittedSplitView(t *testing.T) {
 					return o
 				}
 				lied++
-				o.Msg = tc.lie(cfg, other, m)
+				o.Msg = tc.lie(cfg, contribs[tc.from], other, m)
 				return o
 			}
 			sg.start()
@@ -249,7 +266,7 @@ func TestCommittedAuxCatches(t *testing.T) {
 	const cheat, aux = 1, 3
 	sg.rewrite = func(from int, o Outgoing) Outgoing {
 		if m, ok := o.Msg.(PartMsg); ok && from == cheat && o.To == aux && m.Phase == ReduceScatter {
-			o.Msg = flipBytes(cfg, nil, m)
+			o.Msg = flipBytes(cfg, nil, nil, m)
 		}
 		return o
 	}
