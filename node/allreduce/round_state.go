@@ -206,11 +206,12 @@ func (r *Round) partRange(k, p int) (lo, hi int) {
 // Receive handles a message from member from and returns what to send. An
 // error means the message was rejected (bad, unexpected, late or
 // duplicate); the round's state is then unchanged, and the caller may log
-// the reason and carry on, except for a part that fails its commitment (the
-// error wraps ErrCommitMismatch or ErrBadEncoding, and Faults records it),
-// which excludes its sender and may return messages to send. A member that ended with a result keeps serving
-// re-reductions (LostMsg and the contributions a replacement owner needs),
-// so callers should keep feeding it messages until RoundTimeout.
+// the reason and carry on. The exception is a part of a committed round
+// that fails its commitment (the error wraps ErrCommitMismatch or
+// ErrBadEncoding, and Faults records it): it excludes its sender, and the
+// messages returned must be sent. A member that ended with a result keeps
+// serving re-reductions (LostMsg and the contributions a replacement owner
+// needs), so callers should keep feeding it messages until RoundTimeout.
 func (r *Round) Receive(now time.Duration, from int, msg Msg) ([]Outgoing, error) {
 	if from < 0 || from >= len(r.cfg.Group.Members) || from == r.cfg.Self {
 		return nil, fmt.Errorf("%w: from %d, not another member of a group of %d",
