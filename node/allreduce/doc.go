@@ -12,4 +12,12 @@
 // the next instead of accumulating as bias. Every received part is decoded
 // by a decoder that checks its length and rejects non-finite values before
 // anything is averaged.
+//
+// A round may be committed (commit.go): each contributor encodes its vector
+// once, before the group forms, and announces a Merkle root of the encoded
+// chunks with its Ready; every owner checks each part it receives against
+// that root before decoding it, excludes a member whose part does not
+// match (a Fault), and an auditor later checks the full vector fetched from
+// the member against the same root, so what is audited is what was
+// averaged, and every owner averaged chunks of one and the same vector.
 package allreduce

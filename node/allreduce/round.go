@@ -40,10 +40,13 @@ func (r Role) contributes() bool { return r == RoleFull || r == RoleClient }
 
 // Member is one peer of a group. Weight is its sample count: the weight of
 // its vector in the mean; it is 0 for aux members and > 0 otherwise.
+// Commit is, in a committed round, the root of the contribution it
+// announced (commit.go); zero otherwise, and always for aux members.
 type Member struct {
 	ID     string
 	Role   Role
 	Weight float64
+	Commit Root
 }
 
 // Group is the members of one round in the order every member agreed on.
@@ -68,6 +71,8 @@ type RoundConfig struct {
 	Self  int // this peer's index in Group
 	// Len is the vector length n; Vector is this peer's values, required
 	// (length Len, finite) for contributors and ignored for aux members.
+	// A committed round takes a contributor's values from Contribution
+	// instead, and Vector and Feedback must be nil.
 	Len    int
 	Vector []float32
 	// Spans are the owners' ranges, one per reducing member in member order,
@@ -81,6 +86,12 @@ type RoundConfig struct {
 	// so the residual counts every part once. It must outlive the round
 	// and be used by one round at a time.
 	Feedback *ErrorFeedback
+	// Commit makes the round a committed one when Commit.Chunk > 0: every
+	// part a contributor sends is checked against its Member.Commit
+	// (round_commit.go). Contribution is then this member's, if it
+	// contributes: its Root in this round's scope must be its Member.Commit.
+	Commit       CommitConfig
+	Contribution *Contribution
 	// PartTimeout is how long an owner waits for a contributor's next part
 	// before excluding it (0: no per-part limit). ReduceTimeout, counted
 	// from Start, is when an owner stops waiting for parts and reports what
@@ -179,7 +190,7 @@ func (c *RoundConfig) validate() error {
 	if c.Len < 1 {
 		return fmt.Errorf("vector length %d, want >= 1", c.Len)
 	}
-	if ms[c.Self].Role.contributes() {
+	if ms[c.Self].Role.contributes() && !c.Commit.on() {
 		if len(c.Vector) != c.Len {
 			return fmt.Errorf("local vector has %d values, want %d", len(c.Vector), c.Len)
 		}
@@ -200,7 +211,10 @@ func (c *RoundConfig) validate() error {
 	if err := c.validateTimeouts(); err != nil {
 		return err
 	}
-	return c.validateSpans()
+	if err := c.validateSpans(); err != nil {
+		return err
+	}
+	return c.validateCommit()
 }
 
 func (c *RoundConfig) validateSpans() error {

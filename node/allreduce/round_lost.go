@@ -134,12 +134,8 @@ func (r *Round) takeOver(now time.Duration, k int) []Outgoing {
 // resend sends this member's values of span k to its new owner to.
 func (r *Round) resend(k, to int) []Outgoing {
 	var out []Outgoing
-	w := r.cfg.Group.Members[r.cfg.Self].Weight
 	for p := 0; p < r.parts[k]; p++ {
-		out = append(out, Outgoing{To: to, Msg: PartMsg{
-			Phase: ReduceScatter, Span: k, Part: p, Codec: r.cfg.Codec.ID(), Weight: w,
-			Payload: r.contribution(k, p),
-		}})
+		out = append(out, Outgoing{To: to, Msg: r.contributionMsg(k, p)})
 	}
 	return out
 }

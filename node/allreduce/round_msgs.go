@@ -32,10 +32,12 @@ type Msg interface {
 // PartMsg carries one part of one span: Part is the index of the part within
 // the span (parts are PartSize elements, the last may be shorter), Payload is
 // the part encoded with Codec. In ReduceScatter, Weight is the sender's
-// weight (checked against the group) and Set is 0. In AllGather, Weight is
-// 0 and Set names the contributors the mean is over (SetHash), so a part
-// sent before the contributors were agreed is used only if the agreement
-// picks that same set.
+// weight (checked against the group) and Set is 0; in a committed round,
+// Proof is the range proof of the part's chunks against the sender's root
+// (commit.go). In AllGather, Weight is 0, Proof empty, and Set names the
+// contributors the mean is over (SetHash), so a part sent before the
+// contributors were agreed is used only if the agreement picks that same
+// set.
 type PartMsg struct {
 	Phase   Phase
 	Span    int // index into the round's spans
@@ -44,6 +46,7 @@ type PartMsg struct {
 	Weight  float64
 	Set     uint64
 	Payload []byte
+	Proof   [][32]byte
 }
 
 // partHeaderBytes is what a wire frame adds to a part's payload: phase,
@@ -51,7 +54,12 @@ type PartMsg struct {
 const partHeaderBytes = 2 + 4 + 4 + 8 + 8
 
 // Size is the part's size on the wire.
-func (m PartMsg) Size() int { return partHeaderBytes + len(m.Payload) }
+func (m PartMsg) Size() int {
+	if len(m.Proof) > 0 {
+		return partHeaderBytes + len(m.Payload) + 4 + 32*len(m.Proof)
+	}
+	return partHeaderBytes + len(m.Payload)
+}
 
 func (PartMsg) roundMsg() {}
 

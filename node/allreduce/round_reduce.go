@@ -13,6 +13,7 @@ type spanOwner struct {
 	missing  []int           // parts still missing per contributor
 	last     []time.Duration // last progress per contributor
 	values   [][]float32     // decoded span values per contributor
+	rejected []bool          // contributors excluded for a Fault (round_commit.go)
 	reportBy time.Duration   // when it reports whatever it has
 	sent     []uint64        // [part] the set its mean was sent over, 0 if none
 	reported bool
@@ -26,6 +27,7 @@ func (r *Round) startOwner(now time.Duration, k int, reportBy time.Duration) *sp
 	o := &spanOwner{
 		got: make([][]bool, n), missing: make([]int, n), last: make([]time.Duration, n),
 		values: make([][]float32, n), reportBy: reportBy, sent: make([]uint64, r.parts[k]),
+		rejected: make([]bool, n),
 	}
 	s := r.cfg.Spans[k]
 	for i, m := range r.cfg.Group.Members {
@@ -34,12 +36,13 @@ func (r *Round) startOwner(now time.Duration, k int, reportBy time.Duration) *sp
 		}
 		o.last[i] = now
 		if i == r.cfg.Self {
-			o.values[i] = r.cfg.Vector[s.Begin:s.End]
+			o.values[i] = r.ownValues(s)
 			continue
 		}
 		o.got[i] = make([]bool, r.parts[k])
 		o.missing[i] = r.parts[k]
 	}
+	r.excludeUncommitted(k, o)
 	r.own[k] = o
 	return o
 }
@@ -66,6 +69,9 @@ func (r *Round) receiveContribution(now time.Duration, from int, m PartMsg) ([]O
 	if !sender.Role.contributes() {
 		return out, fmt.Errorf("reduce-scatter part from a member with role %v", sender.Role)
 	}
+	if o.rejected[from] {
+		return out, fmt.Errorf("reduce-scatter part from member %d, excluded from span %d for a fault", from, m.Span)
+	}
 	if m.Weight != sender.Weight {
 		return out, fmt.Errorf("weight %v, the group says %v", m.Weight, sender.Weight)
 	}
@@ -80,9 +86,14 @@ func (r *Round) receiveContribution(now time.Duration, from int, m PartMsg) ([]O
 		o.values[from] = make([]float32, s.Len())
 	}
 	lo, hi := r.partRange(m.Span, m.Part)
-	// A part that fails to decode stays missing, so what Decode left in
-	// the buffer is overwritten by a good copy or never used.
-	if err := r.cfg.Codec.Decode(o.values[from][lo-s.Begin:hi-s.Begin], m.Payload); err != nil {
+	dst := o.values[from][lo-s.Begin : hi-s.Begin]
+	if r.cfg.Commit.on() {
+		if err := r.checkCommitted(dst, from, m); err != nil {
+			return append(out, r.reject(now, m.Span, from, Fault{Member: from, Span: m.Span, Part: m.Part, Err: err})...), err
+		}
+	} else if err := r.cfg.Codec.Decode(dst, m.Payload); err != nil {
+		// A part that fails to decode stays missing, so what Decode left
+		// in the buffer is overwritten by a good copy or never used.
 		return out, err
 	}
 	o.got[from][m.Part] = true
@@ -148,9 +159,10 @@ func (r *Round) maybeReport(now time.Duration) []Outgoing {
 }
 
 // stalled reports whether contributor i's parts of owned span o stopped
-// coming: nothing for PartTimeout, or i is believed lost.
+// coming: nothing for PartTimeout, or i is believed lost, or it was
+// rejected for a fault.
 func (r *Round) stalled(now time.Duration, o *spanOwner, i int) bool {
-	return r.lost[i] || (r.cfg.PartTimeout > 0 && now-o.last[i] >= r.cfg.PartTimeout)
+	return r.lost[i] || o.rejected[i] || (r.cfg.PartTimeout > 0 && now-o.last[i] >= r.cfg.PartTimeout)
 }
 
 // suspectStalled declares lost every reducer whose parts of owned span o

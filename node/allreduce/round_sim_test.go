@@ -19,6 +19,9 @@ type simGroup struct {
 	rejected []error // every rejected message, for tests that expect some
 	tick     time.Duration
 	doneAt   []time.Duration // when each round ended, -1 while running
+	// rewrite, if set, replaces each message a member sends: a test's
+	// misbehaving member.
+	rewrite func(from int, o Outgoing) Outgoing
 }
 
 const testTick = 10 * time.Millisecond
@@ -106,6 +109,9 @@ func (g *simGroup) lastDone() time.Duration {
 
 func (g *simGroup) send(from int, out []Outgoing) {
 	for _, o := range out {
+		if g.rewrite != nil {
+			o = g.rewrite(from, o)
+		}
 		_ = g.net.Send(g.ids[from], g.ids[o.To], sim.Message{Size: o.Msg.Size(), Payload: o.Msg})
 	}
 }

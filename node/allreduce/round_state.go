@@ -61,6 +61,7 @@ type Round struct {
 	early      map[earlyPart]PartMsg
 
 	encoded [][][]byte // [span][part] contributions sent through Feedback
+	faults  []Fault    // contributors this member proved wrong as an owner
 
 	done bool
 	err  error
@@ -147,8 +148,7 @@ func (r *Round) Start(now time.Duration) []Outgoing {
 // span, interleaving the owners part by part so that every owner's reduction
 // starts early and progresses evenly.
 func (r *Round) sendContribution() []Outgoing {
-	self := r.cfg.Group.Members[r.cfg.Self]
-	if !self.Role.contributes() {
+	if !r.cfg.Group.Members[r.cfg.Self].Role.contributes() {
 		return nil
 	}
 	var out []Outgoing
@@ -162,10 +162,7 @@ func (r *Round) sendContribution() []Outgoing {
 			if s.Peer == r.cfg.Self {
 				continue
 			}
-			out = append(out, Outgoing{To: s.Peer, Msg: PartMsg{
-				Phase: ReduceScatter, Span: k, Part: p, Codec: r.cfg.Codec.ID(), Weight: self.Weight,
-				Payload: r.contribution(k, p),
-			}})
+			out = append(out, Outgoing{To: s.Peer, Msg: r.contributionMsg(k, p)})
 		}
 		if !more {
 			return out
@@ -209,9 +206,12 @@ func (r *Round) partRange(k, p int) (lo, hi int) {
 // Receive handles a message from member from and returns what to send. An
 // error means the message was rejected (bad, unexpected, late or
 // duplicate); the round's state is then unchanged, and the caller may log
-// the reason and carry on. A member that ended with a result keeps serving
-// re-reductions (LostMsg and the contributions a replacement owner needs),
-// so callers should keep feeding it messages until RoundTimeout.
+// the reason and carry on. The exception is a part of a committed round
+// that fails its commitment (the error wraps ErrCommitMismatch or
+// ErrBadEncoding, and Faults records it): it excludes its sender, and the
+// messages returned must be sent. A member that ended with a result keeps
+// serving re-reductions (LostMsg and the contributions a replacement owner
+// needs), so callers should keep feeding it messages until RoundTimeout.
 func (r *Round) Receive(now time.Duration, from int, msg Msg) ([]Outgoing, error) {
 	if from < 0 || from >= len(r.cfg.Group.Members) || from == r.cfg.Self {
 		return nil, fmt.Errorf("%w: from %d, not another member of a group of %d",
@@ -240,7 +240,7 @@ func (r *Round) Receive(now time.Duration, from int, msg Msg) ([]Outgoing, error
 		err = fmt.Errorf("unexpected message %T", msg)
 	}
 	if err != nil {
-		return out, fmt.Errorf("%w: from member %d: %v", ErrBadMessage, from, err)
+		return out, fmt.Errorf("%w: from member %d: %w", ErrBadMessage, from, err)
 	}
 	out = append(out, r.maybeAgree(now)...)
 	r.checkDone()

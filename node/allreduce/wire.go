@@ -15,6 +15,11 @@ import (
 //	                    weight f64 | set u64 | payload length u32 | payload
 //	ReportMsg (type 2): span u32 | count u32 | count × member u32 (strictly ascending)
 //	LostMsg   (type 3): span u32 | owner u32
+//	PartMsg with a proof (type 4): the type 1 body | count u32 (1..64) |
+//	                    count × hash [32]byte; reduce-scatter only
+//
+// A part without a proof is type 1, so the messages of rounds that commit
+// to nothing read as they did before commitments.
 //
 // Fixed-width fields give every message exactly one encoding, so a decoder
 // has nothing non-canonical to accept. The message travels inside a frame
@@ -25,6 +30,7 @@ const (
 	wirePart       = 1
 	wireReport     = 2
 	wireLost       = 3
+	wirePartProof  = 4
 	wireLostLen    = 4 + 4
 	wireHeaderLen  = 2
 	wirePartFixed  = 1 + 1 + 4 + 4 + 8 + 8 + 4
@@ -47,6 +53,9 @@ var (
 // reads frames up to this size.
 func MaxFrame(cfg RoundConfig) int {
 	payload := max(4*cfg.PartSize, cfg.Codec.EncodedLen(cfg.PartSize))
+	if p := cfg.maxProof(); p > 0 {
+		payload += 4 + 32*p
+	}
 	report := wireReportHead + 4*len(cfg.Group.Members)
 	return wireHeaderLen + max(wirePartFixed+payload, report)
 }
@@ -86,15 +95,28 @@ func encodePart(m PartMsg) ([]byte, error) {
 		return nil, fmt.Errorf("encode part: %v with weight %v and set %#x: %w", m.Phase, m.Weight, m.Set, ErrWireFormat)
 	case uint64(len(m.Payload)) > math.MaxUint32:
 		return nil, fmt.Errorf("encode part: %d-byte payload: %w", len(m.Payload), ErrWireFormat)
+	case len(m.Proof) > maxProofLen || (len(m.Proof) > 0 && m.Phase != ReduceScatter):
+		return nil, fmt.Errorf("encode part: %v with a proof of %d hashes: %w", m.Phase, len(m.Proof), ErrWireFormat)
 	}
-	b := make([]byte, wireHeaderLen+wirePartFixed, wireHeaderLen+wirePartFixed+len(m.Payload))
-	b[0], b[1], b[2], b[3] = wireVersion, wirePart, byte(m.Phase), byte(m.Codec)
+	typ, proof := byte(wirePart), 0
+	if len(m.Proof) > 0 {
+		typ, proof = wirePartProof, 4+32*len(m.Proof)
+	}
+	b := make([]byte, wireHeaderLen+wirePartFixed, wireHeaderLen+wirePartFixed+len(m.Payload)+proof)
+	b[0], b[1], b[2], b[3] = wireVersion, typ, byte(m.Phase), byte(m.Codec)
 	binary.LittleEndian.PutUint32(b[4:], uint32(m.Span))
 	binary.LittleEndian.PutUint32(b[8:], uint32(m.Part))
 	binary.LittleEndian.PutUint64(b[12:], math.Float64bits(m.Weight))
 	binary.LittleEndian.PutUint64(b[20:], m.Set)
 	binary.LittleEndian.PutUint32(b[28:], uint32(len(m.Payload)))
-	return append(b, m.Payload...), nil
+	b = append(b, m.Payload...)
+	if len(m.Proof) > 0 {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Proof)))
+		for _, h := range m.Proof {
+			b = append(b, h[:]...)
+		}
+	}
+	return b, nil
 }
 
 func encodeReport(m ReportMsg) ([]byte, error) {
@@ -130,7 +152,9 @@ func DecodeMsg(b []byte, maxPayload int) (Msg, error) {
 	body := b[wireHeaderLen:]
 	switch b[1] {
 	case wirePart:
-		return decodePart(body, maxPayload)
+		return decodePart(body, maxPayload, false)
+	case wirePartProof:
+		return decodePart(body, maxPayload, true)
 	case wireReport:
 		return decodeReport(body)
 	case wireLost:
@@ -139,7 +163,7 @@ func DecodeMsg(b []byte, maxPayload int) (Msg, error) {
 	return nil, fmt.Errorf("decode message type %d: %w", b[1], ErrWireType)
 }
 
-func decodePart(b []byte, maxPayload int) (Msg, error) {
+func decodePart(b []byte, maxPayload int, proof bool) (Msg, error) {
 	if len(b) < wirePartFixed {
 		return nil, fmt.Errorf("decode part: %d bytes, want >= %d: %w", len(b), wirePartFixed, ErrWireFormat)
 	}
@@ -162,6 +186,19 @@ func decodePart(b []byte, maxPayload int) (Msg, error) {
 	}
 	n := uint64(binary.LittleEndian.Uint32(b[26:]))
 	rest := b[wirePartFixed:]
+	if proof {
+		if n > uint64(len(rest)) {
+			return nil, fmt.Errorf("decode part: payload length %d, %d bytes follow: %w", n, len(rest), ErrWireFormat)
+		}
+		var err error
+		if m.Proof, err = decodeProof(rest[n:]); err != nil {
+			return nil, err
+		}
+		if m.Phase != ReduceScatter {
+			return nil, fmt.Errorf("decode part: %v with a proof: %w", m.Phase, ErrWireFormat)
+		}
+		rest = rest[:n]
+	}
 	if n != uint64(len(rest)) {
 		return nil, fmt.Errorf("decode part: payload length %d, %d bytes follow: %w", n, len(rest), ErrWireFormat)
 	}
@@ -170,6 +207,23 @@ func decodePart(b []byte, maxPayload int) (Msg, error) {
 	}
 	m.Payload = rest
 	return m, nil
+}
+
+// decodeProof parses a part's trailing proof: count u32, then exactly count
+// hashes, 1 <= count <= maxProofLen.
+func decodeProof(b []byte) ([][32]byte, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("decode part: %d bytes for a proof: %w", len(b), ErrWireFormat)
+	}
+	count := uint64(binary.LittleEndian.Uint32(b))
+	if count < 1 || count > maxProofLen || count*32 != uint64(len(b)-4) {
+		return nil, fmt.Errorf("decode part: proof of %d hashes in %d bytes: %w", count, len(b)-4, ErrWireFormat)
+	}
+	proof := make([][32]byte, count)
+	for i := range proof {
+		copy(proof[i][:], b[4+32*i:])
+	}
+	return proof, nil
 }
 
 func decodeReport(b []byte) (Msg, error) {

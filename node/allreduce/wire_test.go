@@ -11,6 +11,8 @@ import (
 func wireSamples() []Msg {
 	return []Msg{
 		PartMsg{Phase: ReduceScatter, Span: 3, Part: 7, Codec: CodecInt8, Weight: 12.5, Payload: []byte{1, 2, 3, 4, 5}},
+		PartMsg{Phase: ReduceScatter, Span: 1, Part: 2, Codec: CodecNone, Weight: 3, Payload: []byte{1, 2, 3, 4},
+			Proof: [][32]byte{{1, 2}, {31: 9}, {}}},
 		PartMsg{Phase: AllGather, Span: 0, Part: 0, Codec: CodecNone, Payload: []byte{}},
 		PartMsg{Phase: AllGather, Span: math.MaxInt32, Part: math.MaxInt32, Codec: CodecBF16, Set: math.MaxUint64, Payload: make([]byte, 4096)},
 		ReportMsg{Span: 2},
@@ -33,6 +35,9 @@ func TestWireRoundTrip(t *testing.T) {
 		switch m := m.(type) {
 		case PartMsg:
 			want = wireHeaderLen + wirePartFixed + len(m.Payload)
+			if len(m.Proof) > 0 {
+				want += 4 + 32*len(m.Proof)
+			}
 		case ReportMsg:
 			want = wireHeaderLen + wireReportHead + 4*len(m.Have)
 		case LostMsg:
@@ -64,6 +69,8 @@ func TestWireRoundTrip(t *testing.T) {
 func TestWireRejects(t *testing.T) {
 	part, _ := EncodeMsg(PartMsg{Phase: ReduceScatter, Weight: 1, Payload: []byte{9, 9, 9, 9}})
 	rep, _ := EncodeMsg(ReportMsg{Span: 1, Have: []int{1, 2}})
+	proved, _ := EncodeMsg(PartMsg{Phase: ReduceScatter, Weight: 1, Payload: []byte{9, 9, 9, 9}, Proof: [][32]byte{{1}, {2}}})
+	pc := len(proved) - 4 - 64 // where the proof's count is
 	mod := func(b []byte, f func([]byte) []byte) []byte { return f(append([]byte(nil), b...)) }
 	cases := []struct {
 		name string
@@ -88,6 +95,15 @@ func TestWireRejects(t *testing.T) {
 		{"Inf weight", mod(part, func(b []byte) []byte { copy(b[12:], []byte{0, 0, 0, 0, 0, 0, 0xf0, 0x7f}); return b }), -1, ErrWireFormat},
 		{"reduce-scatter with a set", mod(part, func(b []byte) []byte { b[20] = 1; return b }), -1, ErrWireFormat},
 		{"all-gather with a weight", mod(part, func(b []byte) []byte { b[2] = byte(AllGather); return b }), -1, ErrWireFormat},
+		{"proof truncated", proved[:len(proved)-1], -1, ErrWireFormat},
+		{"proof trailing", append(append([]byte(nil), proved...), 0), -1, ErrWireFormat},
+		{"proof count short", mod(proved, func(b []byte) []byte { b[pc] = 1; return b }), -1, ErrWireFormat},
+		{"proof count huge", mod(proved, func(b []byte) []byte { copy(b[pc:], []byte{0xff, 0xff, 0xff, 0xff}); return b }), -1, ErrWireFormat},
+		{"proof empty", mod(proved[:pc+4], func(b []byte) []byte { b[pc] = 0; return b }), -1, ErrWireFormat},
+		{"proof without its count", proved[:pc], -1, ErrWireFormat},
+		{"payload past the proof", mod(proved, func(b []byte) []byte { b[28] = 200; return b }), -1, ErrWireFormat},
+		{"all-gather with a proof", mod(proved, func(b []byte) []byte { b[2] = byte(AllGather); clear(b[12:20]); return b }), -1, ErrWireFormat},
+		{"proved part over limit", proved, 3, ErrWireFormat},
 		{"report truncated", rep[:len(rep)-2], -1, ErrWireFormat},
 		{"report trailing", append(append([]byte(nil), rep...), 0, 0, 0, 0), -1, ErrWireFormat},
 		{"report huge count", mod(rep, func(b []byte) []byte { copy(b[6:], []byte{0xff, 0xff, 0xff, 0xff}); return b }), -1, ErrWireFormat},
@@ -111,6 +127,8 @@ func TestWireEncodeRejects(t *testing.T) {
 		PartMsg{Phase: AllGather, Weight: math.Inf(1)},
 		PartMsg{Phase: AllGather, Weight: 1},
 		PartMsg{Phase: ReduceScatter, Weight: 1, Set: 7},
+		PartMsg{Phase: AllGather, Proof: [][32]byte{{}}},
+		PartMsg{Phase: ReduceScatter, Weight: 1, Proof: make([][32]byte, maxProofLen+1)},
 		ReportMsg{Span: -2},
 		ReportMsg{Have: []int{2, 1}},
 		LostMsg{Span: -1},

@@ -38,6 +38,7 @@ type Config struct {
 // Group is an agreed all-reduce group: every member holds the same Members,
 // in the same order, and the same Key.
 type Group struct {
+	Run     string // the matchmaking's run, as its Ready announcements name it
 	Epoch   uint64
 	Members []Member // ordered by ID
 	Key     string   // run, epoch and a digest of Members

@@ -134,6 +134,9 @@ func groupKey(run string, epoch uint64, members []Member) string {
 		h.Write(b[:])
 		binary.LittleEndian.PutUint64(b[:], math.Float64bits(m.Bandwidth))
 		h.Write(b[:])
+		if !m.Commit.IsZero() {
+			h.Write(m.Commit[:]) // only when set: uncommitted groups keep their keys
+		}
 	}
 	return run + "/" + strconv.FormatUint(epoch, 10) + "/" + hex.EncodeToString(h.Sum(nil))
 }

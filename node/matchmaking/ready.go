@@ -27,14 +27,21 @@ type Ready struct {
 	Role      Role
 	Weight    float64 // samples behind the peer's contribution; 0 for aux
 	Bandwidth float64 // measured bytes/s; 0 when unmeasured
+	// Commit is the root of the peer's encoded contribution in the scope
+	// (Run, Epoch, Peer) (allreduce.Contribution.Root), fixed before any
+	// group forms; zero when it commits to nothing, always for aux.
+	Commit allreduce.Root `json:",omitzero"`
 }
 
-// Member is one peer of a group, as every member agrees on it.
+// Member is one peer of a group, as every member agrees on it: its Commit
+// is part of every view, so a group forms only when all its members hold
+// the same root for each of them.
 type Member struct {
 	ID        string
 	Role      Role
 	Weight    float64
 	Bandwidth float64
+	Commit    allreduce.Root `json:",omitzero"`
 }
 
 // Sentinel errors that callers branch on.
@@ -74,7 +81,7 @@ func (r Ready) check(run string, epoch uint64) error {
 }
 
 func (r Ready) member() Member {
-	return Member{ID: r.Peer, Role: r.Role, Weight: r.Weight, Bandwidth: r.Bandwidth}
+	return Member{ID: r.Peer, Role: r.Role, Weight: r.Weight, Bandwidth: r.Bandwidth, Commit: r.Commit}
 }
 
 // check validates a member's fields.
@@ -89,6 +96,8 @@ func (m Member) check() error {
 			m.ID, m.Weight, m.Bandwidth, ErrBadMessage)
 	case m.Role == Aux && m.Weight != 0:
 		return fmt.Errorf("peer %q: aux with weight %v, want 0: %w", m.ID, m.Weight, ErrBadMessage)
+	case m.Role == Aux && !m.Commit.IsZero():
+		return fmt.Errorf("peer %q: aux with a commitment, but it contributes nothing: %w", m.ID, ErrBadMessage)
 	}
 	return nil
 }

@@ -19,14 +19,14 @@ import (
 func NewGroup(run string, epoch uint64, members []Member) Group {
 	ms := slices.Clone(members)
 	slices.SortStableFunc(ms, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
-	return Group{Epoch: epoch, Members: ms, Key: groupKey(run, epoch, ms)}
+	return Group{Run: run, Epoch: epoch, Members: ms, Key: groupKey(run, epoch, ms)}
 }
 
 // RoundOptions are what a member adds to a formed group to run the group's
 // all-reduce round.
 type RoundOptions struct {
-	// Len is the vector's length; 0 means len(vec). An aux member, which
-	// contributes no vector, must set it.
+	// Len is the vector's length; 0 means len(vec), or the Contribution's
+	// length. An aux member, which contributes no vector, must set it.
 	Len      int
 	Codec    allreduce.Codec
 	Feedback *allreduce.ErrorFeedback // optional: see allreduce.RoundConfig
@@ -35,6 +35,13 @@ type RoundOptions struct {
 	// owner waits an eighth of it for a contributor's next part and reports
 	// by half of it, which leaves the time to replace a lost owner.
 	Timeout time.Duration
+	// CommitChunk > 0 makes the round committed (commit.go): the members'
+	// announced roots are checked, over chunks of this many elements (the
+	// run's constant; 0 with a Contribution means its chunk).
+	// Contribution is this member's committed vector, which the round then
+	// sends instead of vec, and Feedback is not used.
+	CommitChunk  int
+	Contribution *allreduce.Contribution
 }
 
 // RoundConfig is g's all-reduce round as member self runs it over vec: the
@@ -55,6 +62,9 @@ func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduc
 	length, part := o.Len, o.PartSize
 	if length == 0 {
 		length = len(vec)
+		if o.Contribution != nil {
+			length = o.Contribution.Layout().Len
+		}
 	}
 	if part == 0 {
 		part = allreduce.DefaultPartSize
@@ -64,11 +74,13 @@ func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduc
 		return allreduce.RoundConfig{}, fmt.Errorf("group %s: %w", g.Key, err)
 	}
 	partTimeout, reduce, round := allreduce.TimeoutsFor(o.Timeout)
-	return allreduce.RoundConfig{
+	cfg := allreduce.RoundConfig{
 		Group: ag, Self: at, Len: length, Vector: vec, Spans: spans,
 		PartSize: part, Codec: o.Codec, Feedback: o.Feedback,
 		PartTimeout: partTimeout, ReduceTimeout: reduce, RoundTimeout: round,
-	}, nil
+	}
+	g.commitRound(&cfg, o)
+	return cfg, nil
 }
 
 // RoundName names g's all-reduce round among a run's stream protocols:

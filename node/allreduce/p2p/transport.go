@@ -93,7 +93,10 @@ func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.
 		select {
 		case in := <-t.inbox:
 			out, err := r.Receive(now(), in.from, in.msg)
-			if err != nil {
+			switch {
+			case errors.Is(err, allreduce.ErrCommitMismatch):
+				t.log.Warn().Err(err).Int("member", in.from).Str("peer", t.peers[in.from].String()).Msg("round part does not match its sender's commitment")
+			case err != nil:
 				t.log.Debug().Err(err).Int("member", in.from).Msg("round rejected message")
 			}
 			t.send(out)

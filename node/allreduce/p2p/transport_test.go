@@ -54,6 +54,7 @@ type loopbackRound struct {
 	crash      int
 	crashAfter time.Duration
 	timeout    time.Duration
+	commit     int // > 0: a committed round with chunks of this size
 }
 
 func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (allreduce.Group, [][]float32, []allreduce.Result, []error, time.Duration) {
@@ -75,6 +76,7 @@ func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (allreduce.Group, [][]
 	if lr.timeout > 0 {
 		base.PartTimeout, base.ReduceTimeout, base.RoundTimeout = lr.timeout/5, lr.timeout/2, lr.timeout
 	}
+	contribs := lr.commitAll(t, &base, vecs)
 	results := make([]allreduce.Result, len(nodes))
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
@@ -82,6 +84,9 @@ func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (allreduce.Group, [][]
 	for i, nd := range nodes {
 		cfg := base
 		cfg.Self, cfg.Vector = i, vecs[i]
+		if lr.commit > 0 {
+			cfg.Vector, cfg.Contribution = nil, contribs[i]
+		}
 		r, err := allreduce.NewRound(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -99,25 +104,51 @@ func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (allreduce.Group, [][]
 	return g, vecs, results, errs, time.Since(begin)
 }
 
+// commitAll makes base committed when lr asks for it: every contributor
+// commits its vector, the group holds the roots, the spans are aligned.
+func (lr loopbackRound) commitAll(t *testing.T, base *allreduce.RoundConfig, vecs [][]float32) []*allreduce.Contribution {
+	t.Helper()
+	contribs := make([]*allreduce.Contribution, len(vecs))
+	if lr.commit <= 0 {
+		return contribs
+	}
+	base.Commit = allreduce.CommitConfig{Run: "loopback", Epoch: 1, Chunk: lr.commit}
+	base.Spans = allreduce.AlignSpans(base.Spans, lr.commit, base.Len)
+	for i, m := range base.Group.Members {
+		if !contributes(m.Role) {
+			continue
+		}
+		c, err := allreduce.Commit(vecs[i], base.Codec, lr.commit, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		contribs[i] = c
+		base.Group.Members[i].Commit = c.Root(allreduce.CommitScope{Run: "loopback", Epoch: 1, Member: m.ID})
+	}
+	return contribs
+}
+
 // TestRunRoundLoopback: 4 and 6 peers on loopback QUIC, roles mixed, end
 // with the exact weighted mean (codec none) or within int8's bound, all
-// bitwise equal.
+// bitwise equal; also committed, every part carrying its proof.
 func TestRunRoundLoopback(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts libp2p hosts")
 	}
 	for _, tc := range []struct {
-		roles []allreduce.Role
-		codec allreduce.CodecID
+		roles  []allreduce.Role
+		codec  allreduce.CodecID
+		commit int
 	}{
-		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleAux}, allreduce.CodecNone},
-		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleFull, allreduce.RoleAux, allreduce.RoleFull, allreduce.RoleFull}, allreduce.CodecNone},
-		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleAux}, allreduce.CodecInt8},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleAux}, allreduce.CodecNone, 0},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleFull, allreduce.RoleAux, allreduce.RoleFull, allreduce.RoleFull}, allreduce.CodecNone, 0},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleAux}, allreduce.CodecInt8, 0},
+		{[]allreduce.Role{allreduce.RoleFull, allreduce.RoleFull, allreduce.RoleClient, allreduce.RoleAux}, allreduce.CodecInt8, 1024},
 	} {
-		t.Run(fmt.Sprintf("%d-%v", len(tc.roles), tc.codec), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d-%v-commit%d", len(tc.roles), tc.codec, tc.commit), func(t *testing.T) {
 			codec, _ := allreduce.CodecByID(tc.codec)
 			rng := rand.New(rand.NewSource(int64(len(tc.roles))))
-			lr := loopbackRound{roles: tc.roles, n: 100_003, part: 4096, codec: codec, crash: -1}
+			lr := loopbackRound{roles: tc.roles, n: 100_003, part: 4096, codec: codec, crash: -1, commit: tc.commit}
 			g, vecs, res, errs, took := lr.run(t, rng)
 			for i, err := range errs {
 				if err != nil {
