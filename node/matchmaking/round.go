@@ -39,14 +39,15 @@ type RoundOptions struct {
 
 // RoundConfig is g's all-reduce round as member self runs it over vec: the
 // members in the group's order with their roles and weights, and one span
-// per reducing member, sized by the bandwidths the members announced.
+// per reducing member, sized by the bandwidths the members announced as
+// SpanBandwidths bounds them.
 func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduce.RoundConfig, error) {
 	n := len(g.Members)
 	var ag allreduce.Group
-	reduces, contributes, bw := make([]bool, n), make([]bool, n), make([]float64, n)
+	reduces, contributes := make([]bool, n), make([]bool, n)
 	for i, mb := range g.Members {
 		ag.Members = append(ag.Members, allreduce.Member{ID: mb.ID, Role: mb.Role, Weight: mb.Weight})
-		reduces[i], contributes[i], bw[i] = mb.Role.Reduces(), mb.Role != Aux, mb.Bandwidth
+		reduces[i], contributes[i] = mb.Role.Reduces(), mb.Role != Aux
 	}
 	at := ag.Index(self)
 	if at < 0 {
@@ -59,7 +60,7 @@ func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduc
 	if part == 0 {
 		part = allreduce.DefaultPartSize
 	}
-	spans, err := allreduce.SpansForRoles(length, bw, reduces, contributes)
+	spans, err := allreduce.SpansForRoles(length, SpanBandwidths(g.Members), reduces, contributes)
 	if err != nil {
 		return allreduce.RoundConfig{}, fmt.Errorf("group %s: %w", g.Key, err)
 	}
