@@ -36,6 +36,10 @@ type minerLog struct {
 	Took         int64    `json:"took"`
 	Mbps         logFloat `json:"mbps"`
 	Donors       int      `json:"donors"`
+	Peers        int      `json:"peers"`
+	Role         string   `json:"role"`
+	UpMbps       logFloat `json:"up_mbps"`
+	DownMbps     logFloat `json:"down_mbps"`
 }
 
 // logFloat is a float that zerolog may have written as "NaN" or "+Inf".
@@ -71,6 +75,10 @@ type minerStat struct {
 	loads      int
 	exit       string
 	lastErr    string // the process's last words, "dtrain: <error>"
+	// up and down are the link rates (Mbit/s) the miner last announced, as
+	// it measured them; role the all-reduce role it announced.
+	up, down float64
+	role     string
 }
 
 type epochReport struct {
@@ -196,6 +204,14 @@ func (r *swarmReport) line(now time.Time, i int, text string) {
 		r.event(now, "state_loaded", fmt.Sprintf("miner %d loaded the state of epoch %d from %d peer(s): %s in %.1f s (%.0f MB/s)",
 			i, ep, l.Donors, fmtBytes(l.Bytes), float64(l.Took)/1e3, mbs),
 			map[string]any{"miner": i, "epoch": ep, "bytes": l.Bytes, "took_ms": l.Took, "mb_per_s": mbs, "donors": l.Donors})
+	case l.Message == "link rates":
+		m.up, m.down = float64(l.UpMbps), float64(l.DownMbps)
+	case l.Message == "all-reduce role":
+		m.role = l.Role
+	case l.Message == "link probed":
+		r.event(now, "link_probed", fmt.Sprintf("miner %d probed its link with %d peer(s): up %.0f Mbit/s, down %.0f Mbit/s",
+			i, l.Peers, float64(l.UpMbps), float64(l.DownMbps)),
+			map[string]any{"miner": i, "peers": l.Peers, "up_mbps": float64(l.UpMbps), "down_mbps": float64(l.DownMbps)})
 	case l.Message == "resumed" && l.Epoch != nil:
 		ep := *l.Epoch
 		m.synced, m.last = ep >= r.next, ep-1

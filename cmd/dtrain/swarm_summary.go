@@ -35,6 +35,11 @@ type minerSummary struct {
 	Late      bool    `json:"late"`
 	Loads     int     `json:"state_loads"`
 	Exit      string  `json:"exit,omitempty"`
+	// UpMbps and DownMbps are the link rates it last announced, as it
+	// measured them; 0: none.
+	UpMbps   float64 `json:"up_mbps"`
+	DownMbps float64 `json:"down_mbps"`
+	Role     string  `json:"role,omitempty"`
 }
 
 // summary prints what a person wants after the run: how far the loss fell,
@@ -57,7 +62,8 @@ func (r *swarmReport) summary(now time.Time, why string) {
 	}
 	for _, m := range r.miners {
 		s.Miners = append(s.Miners, minerSummary{Miner: m.idx, Peer: m.peer, Epochs: m.epochs, Tokens: m.tokens,
-			BytesSent: m.bytes, ValLoss: m.val, Starts: m.gen, Late: m.late, Loads: m.loads, Exit: m.exit})
+			BytesSent: m.bytes, ValLoss: m.val, Starts: m.gen, Late: m.late, Loads: m.loads, Exit: m.exit,
+			UpMbps: m.up, DownMbps: m.down, Role: m.role})
 	}
 	if r.json {
 		r.emit(s)
@@ -73,7 +79,7 @@ func (r *swarmReport) summary(now time.Time, why string) {
 	if s.FirstValEp >= 0 {
 		fmt.Fprintf(w, "held-out loss: %.4f at epoch %d -> %.4f at epoch %d\n", s.FirstVal, s.FirstValEp, s.LastVal, s.LastValEpch)
 	}
-	fmt.Fprintf(w, "%5s  %-20s %6s %8s %9s %9s  %s\n", "miner", "peer", "epochs", "tokens", "sent", "held-out", "notes")
+	fmt.Fprintf(w, "%5s  %-20s %6s %8s %9s %9s %15s  %s\n", "miner", "peer", "epochs", "tokens", "sent", "held-out", "up/down Mbit/s", "notes")
 	for _, m := range s.Miners {
 		val := "-"
 		if m.ValLoss > 0 {
@@ -89,11 +95,18 @@ func (r *swarmReport) summary(now time.Time, why string) {
 		if m.Loads > 0 {
 			notes = append(notes, fmt.Sprintf("loaded state %d×", m.Loads))
 		}
+		if m.Role == "client" {
+			notes = append(notes, "client (reduces no span)")
+		}
 		if m.Exit != "" {
 			notes = append(notes, m.Exit)
 		}
-		fmt.Fprintf(w, "%5d  %-20s %6d %8s %9s %9s  %s\n", m.Miner, shortPeer(m.Peer), m.Epochs, fmtCount(m.Tokens),
-			fmtBytes(m.BytesSent), val, strings.Join(notes, ", "))
+		link := "-"
+		if m.UpMbps > 0 || m.DownMbps > 0 {
+			link = fmt.Sprintf("%s/%s", fmtRate(m.UpMbps), fmtRate(m.DownMbps))
+		}
+		fmt.Fprintf(w, "%5d  %-20s %6d %8s %9s %9s %15s  %s\n", m.Miner, shortPeer(m.Peer), m.Epochs, fmtCount(m.Tokens),
+			fmtBytes(m.BytesSent), val, link, strings.Join(notes, ", "))
 	}
 	if r.logs != "" {
 		fmt.Fprintf(w, "logs: %s\n", r.logs)
@@ -123,6 +136,19 @@ func fmtCount(n int64) string {
 		return fmt.Sprintf("%.1fk", float64(n)/1e3)
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// fmtRate writes a rate in Mbit/s with three significant digits; 0 is "-".
+func fmtRate(mbps float64) string {
+	switch {
+	case mbps <= 0:
+		return "-"
+	case mbps >= 100:
+		return strconv.FormatFloat(mbps, 'f', 0, 64)
+	case mbps >= 10:
+		return strconv.FormatFloat(mbps, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(mbps, 'f', 2, 64)
 }
 
 func fmtBytes(n int64) string {
