@@ -10,12 +10,13 @@ import (
 const (
 	// MaxClaimRatio caps a reducer's bandwidth at this multiple of the
 	// group's median claim. The load-balancing LP gives a member whose
-	// claim is r times everyone else's up to (2r−1)/N of an N-member
-	// vector (allreduce.SpansForRoles), so a liar at the cap owns about
-	// three fair shares and makes the round at most about twice as long
-	// as equal spans would; the round's deadlines bound the rest. Honest
-	// links faster than twice the median are only under-used.
-	MaxClaimRatio = 2
+	// claim is r times everyone else's up to about (2r−1)/N of an
+	// N-member vector (allreduce.SpansForRoles), so a liar at the cap owns
+	// about two fair shares: its reduce phase, which must end by half the
+	// round's deadline (allreduce.TimeoutsFor), takes about twice what an
+	// equal span's would, and its whole round at most about 1.5 times.
+	// Honest links faster than 1.5 times the median are only under-used.
+	MaxClaimRatio = 1.5
 	// MinClaim and MaxClaim (bytes/s: 8 kbit/s and 8 Tbit/s) keep every
 	// claim where the LP's arithmetic is exact enough: a claim below
 	// MinClaim counts as MinClaim, one above MaxClaim as MaxClaim.
@@ -31,11 +32,11 @@ const (
 //     median of the measured reducers, so it takes a typical share instead
 //     of none (and a single measured member never takes the whole vector);
 //   - every claim is kept within [MinClaim, MaxClaim] and at most
-//     MaxClaimRatio × that median. A client's or an aux member's 0 stays 0:
-//     unmeasured, it constrains nothing.
+//     MaxClaimRatio (1.5) × that median. A client's or an aux member's 0
+//     stays 0: unmeasured, it constrains nothing.
 //
 // The median is the lower one of an even count, so a liar in a group of two
-// is capped at twice the other's claim. Every member computes the same
+// is capped at 1.5 times the other's claim. Every member computes the same
 // values from the same group.
 func SpanBandwidths(members []Member) []float64 {
 	bw := make([]float64, len(members))

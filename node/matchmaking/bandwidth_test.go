@@ -34,14 +34,14 @@ func TestSpanBandwidths(t *testing.T) {
 	}{
 		{"nothing measured: equal spans", full(0, 0, 0), []float64{0, 0, 0}},
 		{"honest rates pass", full(25e6, 6.25e6, 25e6, 25e6), []float64{25e6, 6.25e6, 25e6, 25e6}},
-		{"an unmeasured reducer counts at the median", full(10e6, 0, 15e6), []float64{10e6, 10e6, 15e6}},
+		{"an unmeasured reducer counts at the median", full(10e6, 0, 14e6), []float64{10e6, 10e6, 14e6}},
 		{"one measured member does not take the vector", full(0, 0, 5e6, 0), []float64{5e6, 5e6, 5e6, 5e6}},
-		{"a liar is capped at twice the median", full(25e6, 1.25e9, 25e6, 25e6), []float64{25e6, 50e6, 25e6, 25e6}},
-		{"the lower median of two", full(25e6, 1.25e9), []float64{25e6, 50e6}},
+		{"a liar is capped at 1.5 times the median", full(25e6, 1.25e9, 25e6, 25e6), []float64{25e6, 37.5e6, 25e6, 25e6}},
+		{"the lower median of two", full(25e6, 1.25e9), []float64{25e6, 37.5e6}},
 		{"absurd claims are bounded first", full(1e300, 1e-300, 1e300), []float64{MaxClaim, MinClaim, MaxClaim}},
 		{"an unmeasured client stays unmeasured", withRole(full(10e6, 0, 10e6), 1, Client), []float64{10e6, 0, 10e6}},
-		{"a client's claim is capped too", withRole(full(10e6, 1e9, 10e6), 1, Client), []float64{10e6, 20e6, 10e6}},
-		{"clients do not set the median", withRole(withRole(full(1e6, 1e9, 1e9), 1, Client), 2, Client), []float64{1e6, 2e6, 2e6}},
+		{"a client's claim is capped too", withRole(full(10e6, 1e9, 10e6), 1, Client), []float64{10e6, 15e6, 10e6}},
+		{"clients do not set the median", withRole(withRole(full(1e6, 1e9, 1e9), 1, Client), 2, Client), []float64{1e6, 1.5e6, 1.5e6}},
 		{"clients alone measured: equal spans", withRole(full(0, 1e6, 0), 1, Client), []float64{0, 0, 0}},
 		{"an aux member reduces", withRole(full(0, 8e6, 0), 1, Aux), []float64{8e6, 8e6, 8e6}},
 	}
@@ -83,8 +83,8 @@ func liarGroup(claim float64) (Group, []sim.Link) {
 }
 
 // TestLiarSpanIsBounded: a member that claims 10 Gbit/s among members at
-// 200 Mbit/s gets the span a claim of 400 Mbit/s (twice the median) gets,
-// about three fair shares of the vector, where its claim taken at face
+// 200 Mbit/s gets the span a claim of 300 Mbit/s (1.5 times the median)
+// gets, about two fair shares of the vector, where its claim taken at face
 // value would give it the whole vector.
 func TestLiarSpanIsBounded(t *testing.T) {
 	const n = 1 << 20
@@ -109,8 +109,8 @@ func TestLiarSpanIsBounded(t *testing.T) {
 	if want := span(capped); got != want {
 		t.Fatalf("the liar owns %d elements, the same group with its claim at the cap %d", got, want)
 	}
-	if share := float64(got) / n; share > 3.0/8+0.01 {
-		t.Fatalf("the liar owns %.3f of the vector, want at most about three fair shares (0.375)", share)
+	if share := float64(got) / n; share > 2.0/8 {
+		t.Fatalf("the liar owns %.3f of the vector, want at most two fair shares (0.25)", share)
 	}
 	reduces, contributes := make([]bool, 8), make([]bool, 8)
 	raw := make([]float64, 8)
@@ -127,13 +127,15 @@ func TestLiarSpanIsBounded(t *testing.T) {
 }
 
 // TestLiarDoesNotStallTheRound runs the group's round over node/sim with
-// the liar's real 50 Mbit/s link: it ends before its deadline with every
-// member holding the exact mean of all eight, and takes at most twice what
-// the same round with equal spans takes (the liar's own share of an equal
-// split already bounds that one).
+// the liar's real 50 Mbit/s link and a deadline of 3 s, 2.5 times what the
+// round takes with equal spans: every member ends with the exact mean of
+// all eight, within 1.5 times the equal-span round's time. The deadline is
+// what a larger cap would break: owners report by half the deadline, and
+// at twice the median the liar's span takes its link longer than that to
+// receive.
 func TestLiarDoesNotStallTheRound(t *testing.T) {
-	const n = 1 << 20 // 4 MiB of float32: about a second at 50 Mbit/s
-	timeout := 10 * time.Second
+	const n = 1 << 20 // 4 MiB of float32: 1.2 s with equal spans
+	timeout := 3 * time.Second
 	liars, links := liarGroup(1.25e9)
 	equal := liars
 	equal.Members = slices.Clone(liars.Members)
@@ -169,8 +171,8 @@ func TestLiarDoesNotStallTheRound(t *testing.T) {
 		took[name] = done
 	}
 	t.Logf("round with the liar's claim capped: %v; with equal spans: %v; deadline %v", took["liar"], took["equal"], timeout)
-	if took["liar"] > timeout || took["liar"] > 2*took["equal"] {
-		t.Fatalf("the liar's round took %v, want at most twice the equal-span round's %v and within %v", took["liar"], took["equal"], timeout)
+	if took["liar"] > timeout || took["liar"] > took["equal"]*3/2 {
+		t.Fatalf("the liar's round took %v, want at most 1.5 times the equal-span round's %v and within %v", took["liar"], took["equal"], timeout)
 	}
 }
 
