@@ -188,6 +188,9 @@ func (r *swarmReport) line(now time.Time, i int, text string) {
 	}
 	switch {
 	case l.Message == "epoch" && l.Epoch != nil:
+		if l.UpMbps > 0 || l.DownMbps > 0 {
+			m.up, m.down = float64(l.UpMbps), float64(l.DownMbps) // what it announced for the epoch
+		}
 		r.epoch(now, m, *l.Epoch, l)
 	case l.Message == "state loaded":
 		m.loads++

@@ -3,6 +3,7 @@ package miner
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -73,7 +74,7 @@ func (m *Miner) linkRole() matchmaking.Role {
 }
 
 // announce is the role and bandwidth the miner's next Ready carries; a
-// change is logged.
+// new role, or a rate 10% off the last one logged, is logged.
 func (m *Miner) announce() (matchmaking.Role, links.Rates) {
 	role := m.linkRole()
 	l := &m.link
@@ -82,8 +83,11 @@ func (m *Miner) announce() (matchmaking.Role, links.Rates) {
 	if m.cfg.Swarm.MeasureLinks {
 		rates = l.est.Rates()
 	}
-	roleChanged, ratesChanged := role != l.role, rates != l.announced
-	l.role, l.announced = role, rates
+	roleChanged, ratesChanged := role != l.role, moved(l.announced.Up, rates.Up) || moved(l.announced.Down, rates.Down)
+	l.role = role
+	if ratesChanged {
+		l.announced = rates
+	}
 	l.mu.Unlock()
 	if roleChanged {
 		m.log.Info().Str("role", role.String()).Str("setting", m.cfg.Swarm.Role).Msg("all-reduce role")
@@ -178,6 +182,12 @@ func (m *Miner) probeLinks(ctx context.Context, peers []peer.ID, n int64) int {
 	m.log.Info().Int("peers", done).Int64("bytes", n).Float64("up_mbps", best[0].BitsPerSecond/1e6).
 		Float64("down_mbps", best[1].BitsPerSecond/1e6).Msg("link probed")
 	return done
+}
+
+// moved reports whether rate is 10% or more off was (or one of them is 0
+// and the other not).
+func moved(was, rate float64) bool {
+	return math.Abs(rate-was) >= 0.1*max(was, rate) && rate != was
 }
 
 // mbps is a rate in bytes/s as Mbit/s.
