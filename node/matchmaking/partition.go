@@ -19,9 +19,9 @@ import (
 // group this epoch (the ranks change next epoch, so no peer is always left
 // over). Fewer than min peers make no group at all.
 //
-// A group needs a member that reduces (full or aux): when the cut leaves a
-// group of clients only, spreadReducers moves a reducer into it from a group
-// that has two or more, or from the leftover.
+// A group should have a member that reduces (full or aux): when the cut
+// leaves a group of clients only, spreadReducers moves a reducer into it
+// from a group that has two or more, or from the leftover.
 //
 // Members within a group are ordered by id. The order of the ready set does
 // not matter; of entries with one id the first given is kept. Invalid
@@ -81,7 +81,7 @@ func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups []
 // order: it swaps the group's first client for the last reducer of the
 // leftover, or else of the first group with a reducer to spare. Groups and
 // leftover are in rank order, so every peer swaps the same members; a group
-// with no reducer to be had stays as it is and fails with ErrNoReducer.
+// with no reducer to be had stays as it is (its clients reduce: RoundConfig).
 func spreadReducers(groups [][]Member, leftover []Member) {
 	reducers := func(ms []Member) int {
 		n := 0
