@@ -44,7 +44,7 @@ type reachability interface {
 
 // linkMeter holds what the miner knows about its own link: the rate
 // estimate (fed by the probe goroutine and the driver) and what it last
-// announced. Its methods are safe for concurrent use.
+// announced; mu guards it all.
 type linkMeter struct {
 	mu        sync.Mutex
 	est       links.Estimator
