@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -79,6 +80,8 @@ type Node struct {
 
 	ps *pubsub.PubSub // the node's gossipsub router, shared by its runs
 
+	reach atomic.Int32 // network.Reachability, from AutoNAT's events
+
 	mu     sync.Mutex
 	runs   map[string]*Run
 	closed bool
@@ -112,6 +115,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	h.Network().Notify(supersede{})
 	nctx, cancel := context.WithCancel(context.Background())
 	n := &Node{host: h, dht: kad, cfg: cfg, ctx: nctx, cancel: cancel, runs: map[string]*Run{}}
+	if err := n.watchReachability(nctx, h); err != nil {
+		n.Close()
+		return nil, err
+	}
 	if n.ps, err = newPubSub(nctx, h); err != nil {
 		n.Close()
 		return nil, err

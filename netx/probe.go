@@ -8,8 +8,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
@@ -86,22 +84,15 @@ type BandwidthResult struct {
 var zeros = make([]byte, probeChunk)
 
 // RegisterProbeHandler serves ping and bandwidth probes on proto, refusing
-// transfers of more than maxBytes. Each call of the handler ends when the
-// peer closes its stream or a read or write idles past
-// DefaultStreamTimeout.
-func RegisterProbeHandler(h host.Host, proto protocol.ID, maxBytes int64) {
-	h.SetStreamHandler(proto, func(s network.Stream) {
-		fs := NewFramedStream(s, probeMaxFrame, DefaultStreamTimeout)
-		if err := serveProbes(fs, maxBytes); err != nil {
-			_ = fs.Reset()
-			return
-		}
-		_ = fs.Close()
-	})
+// transfers of more than maxBytes and limiting nothing else (a benchmark's
+// or a test's server; a peer on a run serves with ServeProbes' limits).
+// Each call of the handler ends when the peer closes its stream or a read
+// or write idles past DefaultStreamTimeout.
+func RegisterProbeHandler(h Host, proto protocol.ID, maxBytes int64) {
+	ServeProbes(h, proto, ProbeLimits{MaxBytes: maxBytes})
 }
 
-func serveProbes(fs *FramedStream, maxBytes int64) error {
-	ctx := context.Background() // each call is bounded by the stream's timeout
+func serveProbes(ctx context.Context, fs *FramedStream, admit func(n int64) error) error {
 	buf := make([]byte, probeChunk)
 	for {
 		op, n, err := readProbeRequest(ctx, fs)
@@ -111,10 +102,11 @@ func serveProbes(fs *FramedStream, maxBytes int64) error {
 		if err != nil {
 			return err
 		}
-		if op != opPing && (n <= 0 || n > maxBytes) {
-			reason := fmt.Sprintf("%d bytes requested, limit %d", n, maxBytes)
-			// A graceful close (not a reset) lets the refusal reach the peer.
-			return fs.WriteMessage(ctx, Message{Type: probeRefused, Version: probeVersion, Body: []byte(reason)})
+		if op != opPing {
+			if err := admit(n); err != nil {
+				// A graceful close (not a reset) lets the refusal reach the peer.
+				return fs.WriteMessage(ctx, Message{Type: probeRefused, Version: probeVersion, Body: []byte(err.Error())})
+			}
 		}
 		if err := fs.WriteMessage(ctx, probeMessage(probeReady, op, n)); err != nil {
 			return err
@@ -145,7 +137,7 @@ func serveProbes(fs *FramedStream, maxBytes int64) error {
 // Ping measures the round-trip time to p over proto: the smallest of a few
 // request/reply round trips on one stream, after an untimed one that
 // settles stream setup.
-func Ping(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID) (time.Duration, error) {
+func Ping(ctx context.Context, h Host, p peer.ID, proto protocol.ID) (time.Duration, error) {
 	fs, err := openProbe(ctx, h, p, proto)
 	if err != nil {
 		return 0, err
@@ -167,7 +159,7 @@ func Ping(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID) (time.
 // MeasureBandwidth times the transfer of n bytes between h and p over
 // proto in direction dir. The clock starts after the peer has accepted the
 // request, so it spans the bytes on the link plus about one round trip.
-func MeasureBandwidth(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, n int64, dir Direction) (BandwidthResult, error) {
+func MeasureBandwidth(ctx context.Context, h Host, p peer.ID, proto protocol.ID, n int64, dir Direction) (BandwidthResult, error) {
 	if n <= 0 {
 		return BandwidthResult{}, fmt.Errorf("bandwidth probe of %d bytes: must be positive", n)
 	}
@@ -219,7 +211,7 @@ func timeTransfer(ctx context.Context, fs *FramedStream, op probeOp, n int64) (t
 	return took, nil
 }
 
-func openProbe(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID) (*FramedStream, error) {
+func openProbe(ctx context.Context, h Host, p peer.ID, proto protocol.ID) (*FramedStream, error) {
 	s, err := h.NewStream(ctx, p, proto)
 	if err != nil {
 		return nil, fmt.Errorf("open probe stream to %s on %s: %w", p, proto, err)

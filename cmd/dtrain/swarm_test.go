@@ -34,6 +34,9 @@ func TestSwarmReportEpochLines(t *testing.T) {
 	r.started(2, 102, false)
 
 	r.line(at(5), 1, `not json: a panic trace line`)
+	r.line(at(5), 1, `{"level":"info","miner":1,"peers":1,"bytes":2097152,"up_mbps":190.4,"down_mbps":187.9,"message":"link probed"}`)
+	r.line(at(5), 1, `{"level":"info","up_mbps":190.4,"down_mbps":187.9,"bandwidth_mbps":187.9,"message":"link rates"}`)
+	r.line(at(5), 2, `{"level":"info","role":"client","setting":"auto","message":"all-reduce role"}`)
 	r.line(at(5), 1, epochJSON(1, 0, 10, 8, 2, "", 300, 1_000_000, 1000, "aa"))
 	if strings.Contains(out.String(), "train loss") {
 		t.Fatalf("epoch 0 printed before miner 2 reported it:\n%s", out.String())
@@ -50,7 +53,10 @@ func TestSwarmReportEpochLines(t *testing.T) {
 	// A late joiner loads the state and reports epoch 3 with miner 1.
 	r.started(3, 103, true)
 	r.line(at(20), 3, `{"level":"info","epoch":3,"bytes":27000000,"took":1500,"mbps":18,"donors":1,"message":"state loaded"}`)
-	r.line(at(22), 1, epochJSON(1, 3, 4.5, 4.75, 2, "", 100, 1_000_000, 4000, "ee"))
+	// Its epoch lines carry the rates it announced, newer than the last
+	// "link rates" line (logged on a change of 10% or more).
+	r.line(at(22), 1, strings.Replace(epochJSON(1, 3, 4.5, 4.75, 2, "", 100, 1_000_000, 4000, "ee"),
+		`"message"`, `"up_mbps":180.2,"down_mbps":178.9,"message"`, 1))
 	r.line(at(23), 3, epochJSON(3, 3, 4.5, 4.75, 2, "", 100, 1_000_000, 500, "ee"))
 	// Miner 1 owes epoch 4; after the wait, epoch 4 prints with miner 3 alone.
 	r.line(at(30), 3, epochJSON(3, 4, 4, 4.5, 1, "timeout", 0, 0, 1500, "ff"))
@@ -76,9 +82,11 @@ func TestSwarmReportEpochLines(t *testing.T) {
 		"  0:51     4     4.0000    4.5000     8000     0.00 s       0 B    1/1  agree (alone: miner 3)\n",
 		"5 swarm epochs in 1m0s; 8000 tokens trained",
 		"held-out loss: 8.0000 at epoch 0 -> 4.5000 at epoch 4",
-		"    1  12D3KooWpeer1             4     4000    3.0 MB    4.7500  \n",
-		"    2  12D3KooWpeer2             2     2000    2.0 MB    6.0000  \n",
-		"    3  12D3KooWpeer3             2     2000    1.0 MB    4.5000  joined late, loaded state 1×\n",
+		"  0:05  * miner 1 probed its link with 1 peer(s): up 190 Mbit/s, down 188 Mbit/s\n",
+		"miner  peer                 epochs   tokens      sent  held-out  up/down Mbit/s  notes\n",
+		"    1  12D3KooWpeer1             4     4000    3.0 MB    4.7500         180/179  \n",
+		"    2  12D3KooWpeer2             2     2000    2.0 MB    6.0000               -  client (reduces no span)\n",
+		"    3  12D3KooWpeer3             2     2000    1.0 MB    4.5000               -  joined late, loaded state 1×\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q", want)

@@ -49,6 +49,8 @@ type Swarm struct {
 	Compress        string  `toml:"compress" doc:"wire codec of the all-reduce: none, fp16, bf16 or int8"`
 	EvalEvery       int     `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
 	StateFromPeers  bool    `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
+	Role            string  `toml:"role" doc:"what the miner does in the all-reduce: full (contributes and reduces a span), client (contributes, reduces nothing: for a miner that cannot accept inbound connections), or auto: client while AutoNAT finds the miner unreachable from outside (needs net.nat), full otherwise"`
+	MeasureLinks    bool    `toml:"measure_links" doc:"measure this miner's upload and download rates (probes to up to 3 peers at start and every 10 epochs, and the bytes and times of its rounds) and announce them, so that its span is sized by its link; false announces none, and a group where no reducer announces a rate splits the vector equally"`
 }
 
 // DefaultMiner is a tiny GPT-2 that a few miners on one CPU train together
@@ -67,7 +69,7 @@ func DefaultMiner() Miner {
 		Swarm: Swarm{
 			Mode: "diloco", InnerSteps: 10, TargetBatchSize: 64, OuterLR: 0.7, OuterMomentum: 0.9,
 			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none",
-			EvalEvery: 1, StateFromPeers: true,
+			EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true,
 		},
 	}
 }
@@ -106,6 +108,11 @@ func (m Miner) Validate() error {
 		c.fail("swarm.compress", "must be none, fp16, bf16 or int8", s.Compress)
 	}
 	c.atLeast("swarm.eval_every", s.EvalEvery, 0)
+	switch s.Role {
+	case "auto", "full", "client":
+	default:
+		c.fail("swarm.role", "must be auto, full or client", s.Role)
+	}
 	c.atLeast("hub.upload_every", m.Hub.UploadEvery, 0)
 	if r := m.Hub.Repo; r != "" && strings.Count(r, "/") != 1 {
 		c.fail("hub.repo", "must be org/name", r)

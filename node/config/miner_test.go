@@ -45,6 +45,7 @@ outer_momentum = 1.5
 min_group = 3
 max_group = 2
 compres = "int8"
+role = "server"
 [net]
 listen = "0.0.0.0"
 [optim]
@@ -61,7 +62,7 @@ lr = -1.0
 	msg := err.Error()
 	// A mistyped value stops validation, so the wrong type and the unknown
 	// key come first; fix those and the values are checked.
-	for _, want := range []string{"miner.toml:9: net.listen: want an array of strings", "miner.toml:7: swarm.compres: unknown key (did you mean swarm.compress?)"} {
+	for _, want := range []string{"miner.toml:10: net.listen: want an array of strings", "miner.toml:7: swarm.compres: unknown key (did you mean swarm.compress?)"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}
@@ -75,7 +76,7 @@ lr = -1.0
 		t.Fatal("bad miner values accepted")
 	}
 	msg = err.Error()
-	for _, want := range []string{"swarm.mode: must be diloco or gradients", "swarm.outer_momentum: must be in [0, 1)", "swarm.max_group: must be at least min_group (3)", "optim.lr"} {
+	for _, want := range []string{"swarm.mode: must be diloco or gradients", "swarm.outer_momentum: must be in [0, 1)", "swarm.max_group: must be at least min_group (3)", "swarm.role: must be auto, full or client", "optim.lr"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}

@@ -3,6 +3,7 @@ package epoch
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -121,6 +122,8 @@ type Machine struct {
 	// swarm cost a map insert each, and only a state with two holders
 	// brings the census out.
 	ahead map[[32]byte]map[string]bool
+	// bandwidth is announced with cfg.Role (SetLink).
+	bandwidth float64
 }
 
 // New returns a Machine for cfg. Call Start next.
@@ -206,6 +209,17 @@ func (m *Machine) Observe(now time.Duration, r progress.Report) ([]Action, error
 // SetProgress updates the samples this peer has trained in its epoch and
 // its rate, for its next report.
 func (m *Machine) SetProgress(samples uint64, rate float64) { m.samples, m.rate = samples, rate }
+
+// SetLink sets the role and the measured bandwidth (bytes/s, 0 for not
+// measured) this peer announces from its next matchmaking on: a miner that
+// cannot accept inbound connections turns client. A bandwidth that is not
+// finite and positive counts as not measured.
+func (m *Machine) SetLink(role matchmaking.Role, bandwidth float64) {
+	if !(bandwidth > 0 && bandwidth <= math.MaxFloat64) {
+		bandwidth = 0
+	}
+	m.cfg.Role, m.bandwidth = role, bandwidth
+}
 
 // SetNeighbours tells the machine which peers the caller knows to be on
 // the run (a miner's gossip neighbours), for the count of peers its next

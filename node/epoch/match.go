@@ -235,7 +235,7 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 		return m.fail(now, err.Error())
 	}
 	m.mm = mm
-	m.ready = matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight}
+	m.ready = matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight, Bandwidth: m.bandwidth}
 	o, err := mm.Announce(now, m.ready)
 	if err != nil {
 		return m.fail(now, err.Error())

@@ -192,9 +192,6 @@ func (m *Matchmaker) tally() (next, silent []Member, differ bool) {
 // views for later rounds came before it: they have not formed, and this
 // peer sends no more views.
 func (m *Matchmaker) form(round int, members []Member) []Outgoing {
-	if !slices.ContainsFunc(members, func(x Member) bool { return x.Role.Reduces() }) {
-		return m.fail(fmt.Errorf("matchmaking: %s: group of %d clients: %w", m.cfg.Self, len(members), ErrNoReducer))
-	}
 	m.done = true
 	m.formedAt = round
 	m.group = NewGroup(m.cfg.Run, m.cfg.Epoch, members)

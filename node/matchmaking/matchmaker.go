@@ -194,8 +194,8 @@ func (m *Matchmaker) NextTick() (time.Duration, bool) {
 func (m *Matchmaker) Done() bool { return m.done }
 
 // Group returns the formed group, or why there is none: ErrPending before
-// Done, else ErrBelowMin, ErrNoGroup, ErrNoAgreement, ErrNoReducer or
-// ErrNotReady (this peer never announced).
+// Done, else ErrBelowMin, ErrNoGroup, ErrNoAgreement or ErrNotReady (this
+// peer never announced).
 func (m *Matchmaker) Group() (Group, error) {
 	if !m.done {
 		return Group{}, ErrPending

@@ -19,6 +19,10 @@ import (
 // group this epoch (the ranks change next epoch, so no peer is always left
 // over). Fewer than min peers make no group at all.
 //
+// A group should have a member that reduces (full or aux): when the cut
+// leaves a group of clients only, spreadReducers moves a reducer into it
+// from a group that has two or more, or from the leftover.
+//
 // Members within a group are ordered by id. The order of the ready set does
 // not matter; of entries with one id the first given is kept. Invalid
 // entries must be filtered by the caller. Partition never modifies ready.
@@ -60,14 +64,55 @@ func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups []
 		for i := range group {
 			group[i] = ready[all[at+i].i].member()
 		}
-		slices.SortFunc(group, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 		groups = append(groups, group)
 		at += size
 	}
 	for _, r := range all[at:] {
 		leftover = append(leftover, ready[r.i].member())
 	}
+	spreadReducers(groups, leftover)
+	for _, g := range groups {
+		slices.SortFunc(g, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	}
 	return groups, leftover
+}
+
+// spreadReducers gives every group of clients only a reducer, in group
+// order: it swaps the group's first client for the last reducer of the
+// leftover, or else of the first group with a reducer to spare. Groups and
+// leftover are in rank order, so every peer swaps the same members; a group
+// with no reducer to be had stays as it is (its clients reduce: RoundConfig).
+func spreadReducers(groups [][]Member, leftover []Member) {
+	reducers := func(ms []Member) int {
+		n := 0
+		for _, m := range ms {
+			if m.Role.Reduces() {
+				n++
+			}
+		}
+		return n
+	}
+	for _, g := range groups {
+		if reducers(g) > 0 {
+			continue
+		}
+		from := leftover
+		if reducers(leftover) == 0 {
+			from = nil
+			for _, d := range groups {
+				if reducers(d) >= 2 {
+					from = d
+					break
+				}
+			}
+		}
+		for j := len(from) - 1; j >= 0; j-- {
+			if from[j].Role.Reduces() {
+				g[0], from[j] = from[j], g[0]
+				break
+			}
+		}
+	}
 }
 
 // groupSizes is how Partition cuts n distinct ready peers (n >= min >= 1).

@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -108,6 +109,54 @@ func TestGroupsCountsPartition(t *testing.T) {
 			if got := Groups(n, b[0], b[1]); got != len(gs) {
 				t.Errorf("Groups(%d, %d, %d) = %d, Partition made %d", n, b[0], b[1], got, len(gs))
 			}
+		}
+	}
+}
+
+// TestPartitionSpreadsReducers: with at least as many reducers (full or
+// aux) as groups, every group gets one however the ranks fall, and every
+// peer still lands in exactly one group or the leftover; with fewer, the
+// groups that can have one do.
+func TestPartitionSpreadsReducers(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for trial := range 300 {
+		n, lo := 2+rng.Intn(60), 1+rng.Intn(4)
+		hi := lo + rng.Intn(4)
+		g := Groups(n, lo, hi)
+		reducers := rng.Intn(g + 2)
+		rs := readySet(n)
+		for i := range rs {
+			rs[i].Role = Client
+		}
+		for _, i := range rng.Perm(n)[:min(reducers, n)] {
+			rs[i].Role = Full
+			if rng.Intn(3) == 0 {
+				rs[i].Role, rs[i].Weight = Aux, 0
+			}
+		}
+		groups, left := Partition("run", uint64(trial), rs, lo, hi)
+		seen := map[string]bool{}
+		with := 0
+		for _, gr := range groups {
+			if slices.ContainsFunc(gr, func(m Member) bool { return m.Role.Reduces() }) {
+				with++
+			}
+			if !slices.IsSortedFunc(gr, func(a, b Member) int { return strings.Compare(a.ID, b.ID) }) {
+				t.Fatalf("trial %d: group %v not in id order", trial, gr)
+			}
+			for _, m := range gr {
+				seen[m.ID] = true
+			}
+		}
+		for _, m := range left {
+			seen[m.ID] = true
+		}
+		if len(seen) != n || len(groups) != g {
+			t.Fatalf("trial %d: %d peers placed in %d groups, want %d in %d", trial, len(seen), len(groups), n, g)
+		}
+		if want := min(g, reducers); with != want {
+			t.Fatalf("trial %d: %d of %d groups have a reducer with %d reducers among %d peers (min %d, max %d), want %d",
+				trial, with, g, reducers, n, lo, hi, want)
 		}
 	}
 }

@@ -65,8 +65,6 @@ var (
 	ErrNoGroup = errors.New("matchmaking: no group this epoch")
 	// ErrNoAgreement is Group's error when the members' views never agreed.
 	ErrNoAgreement = errors.New("matchmaking: members did not agree on the group")
-	// ErrNoReducer is Group's error for a group of clients only.
-	ErrNoReducer = errors.New("matchmaking: no member can reduce")
 	// ErrPending is Group's error before the Matchmaker is done.
 	ErrPending = errors.New("matchmaking: not done")
 )

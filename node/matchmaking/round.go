@@ -46,14 +46,16 @@ type RoundOptions struct {
 
 // RoundConfig is g's all-reduce round as member self runs it over vec: the
 // members in the group's order with their roles and weights, and one span
-// per reducing member, sized by the bandwidths the members announced.
+// per reducing member (every member, in a group of clients only), sized by
+// the bandwidths the members announced as SpanBandwidths bounds them.
 func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduce.RoundConfig, error) {
 	n := len(g.Members)
+	members := g.roundMembers()
 	var ag allreduce.Group
-	reduces, contributes, bw := make([]bool, n), make([]bool, n), make([]float64, n)
-	for i, mb := range g.Members {
+	reduces, contributes := make([]bool, n), make([]bool, n)
+	for i, mb := range members {
 		ag.Members = append(ag.Members, allreduce.Member{ID: mb.ID, Role: mb.Role, Weight: mb.Weight})
-		reduces[i], contributes[i], bw[i] = mb.Role.Reduces(), mb.Role != Aux, mb.Bandwidth
+		reduces[i], contributes[i] = mb.Role.Reduces(), mb.Role != Aux
 	}
 	at := ag.Index(self)
 	if at < 0 {
@@ -69,7 +71,7 @@ func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduc
 	if part == 0 {
 		part = allreduce.DefaultPartSize
 	}
-	spans, err := allreduce.SpansForRoles(length, bw, reduces, contributes)
+	spans, err := allreduce.SpansForRoles(length, SpanBandwidths(members), reduces, contributes)
 	if err != nil {
 		return allreduce.RoundConfig{}, fmt.Errorf("group %s: %w", g.Key, err)
 	}
@@ -81,6 +83,24 @@ func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduc
 	}
 	g.commitRound(&cfg, o)
 	return cfg, nil
+}
+
+// roundMembers are g's members as its round takes them: as announced, but
+// in a group of clients only (every miner of a swarm behind NAT, say) the
+// clients reduce too. Only a member that accepts no connection at all fails
+// such a round, and it would fail the round anyway, where a group without a
+// reducer could average nothing.
+func (g Group) roundMembers() []Member {
+	if slices.ContainsFunc(g.Members, func(m Member) bool { return m.Role.Reduces() }) {
+		return g.Members
+	}
+	ms := slices.Clone(g.Members)
+	for i := range ms {
+		if ms[i].Role == Client {
+			ms[i].Role = Full
+		}
+	}
+	return ms
 }
 
 // RoundName names g's all-reduce round among a run's stream protocols:

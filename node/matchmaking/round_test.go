@@ -1,7 +1,6 @@
 package matchmaking
 
 import (
-	"errors"
 	"regexp"
 	"testing"
 	"time"
@@ -111,13 +110,27 @@ func TestRoundName(t *testing.T) {
 	}
 }
 
-// TestRoundConfigNoReducer: spans cannot be cut without a reducer, and the
-// error says which group.
-func TestRoundConfigNoReducer(t *testing.T) {
-	g := NewGroup("run", 1, []Member{{ID: "a", Role: Client, Weight: 1}, {ID: "b", Role: Client, Weight: 1}})
+// TestRoundConfigClientsOnly: a group of clients only has its clients
+// reduce, with spans sized as for full members, rather than no round.
+func TestRoundConfigClientsOnly(t *testing.T) {
+	g := NewGroup("run", 1, []Member{{ID: "a", Role: Client, Weight: 1, Bandwidth: 1e6}, {ID: "b", Role: Client, Weight: 1, Bandwidth: 3e6}})
 	codec, _ := allreduce.CodecByID(allreduce.CodecNone)
-	_, err := g.RoundConfig("a", make([]float32, 10), RoundOptions{Codec: codec, Timeout: time.Second})
-	if !errors.Is(err, allreduce.ErrNoReducers) {
-		t.Fatalf("err %v, want ErrNoReducers", err)
+	cfg, err := g.RoundConfig("a", make([]float32, 100), RoundOptions{Codec: codec, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := allreduce.NewRound(cfg); err != nil {
+		t.Fatalf("allreduce refuses the round: %v", err)
+	}
+	if len(cfg.Spans) != 2 || cfg.Spans[0].Len() != 40 || cfg.Spans[1].Len() != 60 {
+		t.Fatalf("spans %+v: want both members to own one, sized 1:1.5 by their capped bandwidths", cfg.Spans)
+	}
+	for _, m := range cfg.Group.Members {
+		if m.Role != Full {
+			t.Fatalf("round member %+v, want full", m)
+		}
+	}
+	if g.Members[0].Role != Client {
+		t.Fatal("RoundConfig changed the group")
 	}
 }

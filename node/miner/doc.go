@@ -43,4 +43,11 @@
 // other miner live for a report expiry) it applies its own update. When no
 // peer is on the run at start, it loads the run's newest state from its
 // HuggingFace repo (node/hub).
+//
+// Its span of each round is sized by its link (DESIGN.md): it probes its
+// upload and download rates against a few peers when it starts and every
+// few epochs, adds each full round's bytes over its time, and announces
+// the slower direction's estimate (node/links) with its role, client when
+// swarm.role says so or, on auto, while AutoNAT finds it unreachable. It
+// serves the others' probes on the run's probe protocol within a budget.
 package miner

@@ -52,6 +52,11 @@ type EpochEvent struct {
 	Alone        string        `json:"alone,omitempty"`    // why the epoch was not averaged with others
 	Dropped      bool          `json:"dropped,omitempty"`  // the update was dropped: averaging failed while others were live (node/epoch)
 	SyncTime     time.Duration `json:"sync_ns"`            // matchmaking and all-reduce
+	RoundTime    time.Duration `json:"allreduce_ns"`       // the all-reduce rounds alone
+	Span         int           `json:"span"`               // elements this miner reduced in its group's round
+	Role         string        `json:"role,omitempty"`     // announced: full or client
+	UpMbps       float64       `json:"up_mbps"`            // announced upload rate in Mbit/s, as measured; 0: none
+	DownMbps     float64       `json:"down_mbps"`          // the same of the download rate
 	BytesSent    int64         `json:"bytes_sent"`         // all-reduce payload bytes this miner sent
 	TrainTime    time.Duration `json:"train_ns"`
 	ParamHash    string        `json:"param_hash"` // sha256 of the parameters after the update, first 16 hex digits
@@ -73,6 +78,8 @@ type Miner struct {
 
 	gossip netx.Topic
 	donor  *state.Donor
+	link   linkMeter
+	probes bool // serving link probes
 
 	hub        *hub.Client   // nil without hub.repo
 	publishing chan struct{} // holds a token while an upload runs
@@ -159,6 +166,10 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 		return err
 	})
 	m.donor = state.NewDonor(o.Node, m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
+	// Served whether or not this miner measures its own link: the others'
+	// spans are sized by theirs.
+	netx.ServeProbes(o.Node, m.probeProto(), probeLimits)
+	m.probes = true
 	return m, nil
 }
 
@@ -172,6 +183,9 @@ func schedule(cfg config.Miner) train.Schedule {
 func (m *Miner) Close() {
 	if m.donor != nil {
 		m.donor.Close()
+	}
+	if m.probes {
+		m.node.RemoveStreamHandler(m.probeProto())
 	}
 	if m.opt != nil {
 		m.opt.Close()

@@ -31,6 +31,7 @@ func (d *driver) train() error {
 	d.start, d.vec, d.mean = start, nil, nil
 	d.ev = EpochEvent{Epoch: m.epoch, Peer: m.self, Mode: m.cfg.Swarm.Mode, StartHash: paramHash(start)}
 	d.training = true
+	d.maybeProbe(m.epoch)
 	d.othersReady.Store(false)
 	d.others.Store(nil)
 	d.samples.Store(0) // the rate stays the last epoch's until this one's first step
@@ -54,6 +55,9 @@ func (d *driver) train() error {
 			// recompute what it trained on (node/data Lane).
 			d.mach.SetProgress(uint64(samples), math.Float64frombits(d.rateBits.Load()))
 			d.mach.SetNeighbours(m.neighbours())
+			role, rates := m.announce()
+			d.mach.SetLink(role, rates.Bandwidth())
+			d.ev.Role, d.ev.UpMbps, d.ev.DownMbps = role.String(), mbps(rates.Up), mbps(rates.Down)
 			return d.mach.Trained(clock(), float64(samples)), nil
 		}
 	})
@@ -72,11 +76,15 @@ func (d *driver) average(a epoch.Action) {
 	}
 	g := a.Group
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
-		res, sent, err := m.runRound(ctx, g, vec, feedback)
+		res, st, err := m.runRound(ctx, g, vec, feedback)
 		return func() ([]epoch.Action, error) {
 			var ids []string
 			var weight float64
 			if err == nil {
+				if len(res.Contributors) == contributing(g) {
+					// Without failures its bytes are what it moved.
+					m.noteRound(st.sent, st.took)
+				}
 				d.mean = res.Vector
 				for _, i := range res.Contributors {
 					ids = append(ids, g.Members[i].ID)
@@ -85,41 +93,72 @@ func (d *driver) average(a epoch.Action) {
 			} else if ctx.Err() == nil {
 				m.log.Warn().Err(err).Uint64("epoch", a.Epoch).Int("stage", a.Stage).Msg("all-reduce")
 			}
-			d.ev.BytesSent += sent
+			d.ev.BytesSent += st.sent
+			d.ev.RoundTime += st.took
+			if a.Stage == 1 {
+				d.ev.Span = st.span
+			}
 			return d.mach.Averaged(clock(), a.Stage, ids, weight, err), nil
 		}
 	})
 }
 
-// runRound runs group g's all-reduce round over vec and returns the mean
-// and the payload bytes this miner sent.
-func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32, feedback *allreduce.ErrorFeedback) (allreduce.Result, int64, error) {
+// contributing counts g's members that contribute a vector.
+func contributing(g matchmaking.Group) int {
+	n := 0
+	for _, mb := range g.Members {
+		if mb.Role != matchmaking.Aux {
+			n++
+		}
+	}
+	return n
+}
+
+// roundStats is what a round moved: the payload bytes this miner sent (as
+// many as it received, without failures), in how long, and the elements of
+// its own span.
+type roundStats struct {
+	sent int64
+	took time.Duration
+	span int
+}
+
+// runRound runs group g's all-reduce round over vec and returns the mean.
+func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32, feedback *allreduce.ErrorFeedback) (allreduce.Result, roundStats, error) {
+	var st roundStats
 	if vec == nil {
-		return allreduce.Result{}, 0, fmt.Errorf("epoch %d: no vector to average", g.Epoch)
+		return allreduce.Result{}, st, fmt.Errorf("epoch %d: no vector to average", g.Epoch)
 	}
 	timeout := time.Duration(m.cfg.Swarm.RoundSeconds * float64(time.Second))
 	cfg, err := g.RoundConfig(m.self, vec, matchmaking.RoundOptions{Codec: m.codec, Feedback: feedback, Timeout: timeout})
 	if err != nil {
-		return allreduce.Result{}, 0, err
+		return allreduce.Result{}, st, err
 	}
 	peers, err := p2p.Peers(cfg.Group)
 	if err != nil {
-		return allreduce.Result{}, 0, err
+		return allreduce.Result{}, st, err
 	}
 	r, err := allreduce.NewRound(cfg)
 	if err != nil {
-		return allreduce.Result{}, 0, err
+		return allreduce.Result{}, st, err
+	}
+	for _, s := range cfg.Spans {
+		if s.Peer == cfg.Self {
+			st.span = s.Len()
+		}
 	}
 	// The round ends by its own deadlines; this one only bounds a
 	// transport that would not.
 	ctx, cancel := context.WithTimeout(ctx, 2*timeout)
 	defer cancel()
 	proto := netx.Protocol(m.cfg.RunID, g.RoundName())
+	start := time.Now()
 	res, err := p2p.RunRound(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond)
+	st.sent, st.took = cfg.SentBytes(), time.Since(start)
 	if err != nil {
-		return res, cfg.SentBytes(), fmt.Errorf("all-reduce of epoch %d: %w", g.Epoch, err)
+		return res, st, fmt.Errorf("all-reduce of epoch %d: %w", g.Epoch, err)
 	}
-	return res, cfg.SentBytes(), nil
+	return res, st, nil
 }
 
 // load fetches the state a Load action names from its donors.
