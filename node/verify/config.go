@@ -1,0 +1,120 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Config sets a Verifier's sample sizes and thresholds. Start from
+// DefaultConfig. The thresholds of the lane test are in units of its t
+// statistic; what an honest miner scores depends on the model, the data
+// and the sample sizes, so a run should check them against its own honest
+// miners (the simulation in this package's tests shows how).
+type Config struct {
+	// Seed keys this validator's private choices: which of a miner's
+	// windows it evaluates, and the sketches of updates it keeps. Miners
+	// commit to their update before they could learn them.
+	Seed uint64
+
+	// HeadWindows and TailWindows are the windows evaluated in the first
+	// and the second half of a miner's claimed samples (more in the second:
+	// it is where a claim of samples never trained shows, and an honest
+	// miner fits its recent windows best); RefWindows the reference
+	// windows. An audit evaluates every one of them twice.
+	HeadWindows, TailWindows, RefWindows int
+
+	// The lane test's decisions (see LaneStats). A miner is caught when,
+	// in one audit, its All or Tail statistic is below LaneFloor; or when
+	// the mean of All, Head or Tail over its last LaneEpochs audits is
+	// below AllMean, HeadMean or TailMean. An audit passes when neither
+	// happened and both All and Tail reach LanePass; otherwise it is
+	// Inconclusive.
+	LaneFloor, AllMean, HeadMean, TailMean, LanePass float64
+	LaneEpochs                                       int
+	// PowerFloor: when the median All statistic of an epoch's tested
+	// updates is below this, the lane test cannot tell honest miners from
+	// others in this run at these sample sizes (a small learning rate, a
+	// large batch, data with little to fit), and it catches no one.
+	PowerFloor float64
+
+	// BoundSlack is how far past AdamW's bound a coordinate may go before
+	// the update is refused: room for float32 rounding and for the
+	// all-reduce's lossy codecs (int8 blockwise moves a value by at most
+	// half a step of 1/127 of its block's largest, 0.4%; bf16 by 0.4%)
+	// and the error feedback they carry from the previous epoch.
+	BoundSlack float64
+	// CopyCos: two updates of an epoch, or an update and the previous
+	// average, whose cosine is above this are the same vector.
+	// ReplayCos: an update whose sketch's cosine with the sketch of an
+	// earlier epoch's update or average is above this replays it (sketch
+	// cosines are off by about 1/√SketchDim).
+	CopyCos, ReplayCos float64
+	// Uncorrelated: an update whose cosine with the mean of the others is
+	// below this fraction of the epoch's median such cosine is unrelated
+	// to the training the others did.
+	Uncorrelated float64
+	// StaleMargin: an update whose coordinate along the previous average
+	// exceeds its coordinate along this epoch's mean by more than this
+	// was trained from the previous epoch's parameters. It is checked
+	// only for claims of at least StaleMinSteps inner steps: AdamW's first
+	// moment carries about 1/(1−β1) steps of the previous epoch's
+	// gradients into the next, so the first few steps of an honest epoch
+	// do point along the previous average.
+	StaleMargin   float64
+	StaleMinSteps int
+
+	// SketchDim is the size of the count sketches kept of past updates;
+	// HistoryEpochs how many epochs of them are kept; MaxMiners how many
+	// miners' lane statistics and sketches (the least recently audited
+	// are forgotten first).
+	SketchDim, HistoryEpochs, MaxMiners int
+}
+
+// DefaultConfig returns the settings the simulation in this package's
+// tests was run with.
+func DefaultConfig() Config {
+	return Config{
+		HeadWindows: 12, TailWindows: 20, RefWindows: 32,
+		LaneFloor: -1, AllMean: 1.5, HeadMean: 0, TailMean: 2, LanePass: 2, LaneEpochs: 3,
+		PowerFloor: 3,
+		BoundSlack: 1.05,
+		CopyCos:    0.99, ReplayCos: 0.95,
+		Uncorrelated: 0.25,
+		StaleMargin:  0.1, StaleMinSteps: 20,
+		SketchDim: 1024, HistoryEpochs: 4, MaxMiners: 4096,
+	}
+}
+
+// Validate reports the first impossible setting.
+func (c Config) Validate() error {
+	bad := func(name string, v any) error { return fmt.Errorf("verify config: %s = %v", name, v) }
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	switch {
+	case c.HeadWindows < 2 || c.TailWindows < 2:
+		return bad("HeadWindows and TailWindows", [2]int{c.HeadWindows, c.TailWindows})
+	case c.RefWindows < 2:
+		return bad("RefWindows", c.RefWindows)
+	case !finite(c.LaneFloor) || !finite(c.AllMean) || !finite(c.HeadMean) || !finite(c.TailMean) || !finite(c.LanePass) || !finite(c.PowerFloor):
+		return errors.New("verify config: lane thresholds must be finite")
+	case c.LaneEpochs < 1:
+		return bad("LaneEpochs", c.LaneEpochs)
+	case !(c.BoundSlack >= 1) || !finite(c.BoundSlack):
+		return bad("BoundSlack", c.BoundSlack)
+	case !(c.CopyCos > 0 && c.CopyCos < 1):
+		return bad("CopyCos", c.CopyCos)
+	case !(c.ReplayCos > 0 && c.ReplayCos < 1):
+		return bad("ReplayCos", c.ReplayCos)
+	case !(c.Uncorrelated >= 0 && c.Uncorrelated < 1):
+		return bad("Uncorrelated", c.Uncorrelated)
+	case !finite(c.StaleMargin) || c.StaleMinSteps < 0:
+		return bad("StaleMargin", c.StaleMargin)
+	case c.SketchDim < 16:
+		return bad("SketchDim", c.SketchDim)
+	case c.HistoryEpochs < 1:
+		return bad("HistoryEpochs", c.HistoryEpochs)
+	case c.MaxMiners < 1:
+		return bad("MaxMiners", c.MaxMiners)
+	}
+	return nil
+}
