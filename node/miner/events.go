@@ -6,12 +6,13 @@ import (
 )
 
 // Event is one typed fact a miner reports to Options.Events, besides its
-// log: StartEvent, EpochEvent, RoundEvent, LoadEvent, ErrorEvent and
-// StopEvent. Programs that watch a miner (dtrain's metrics.jsonl and
-// Prometheus, dtrain swarm) read these, never the log's text.
+// log: StartEvent, EpochEvent, RoundEvent, LoadEvent, ProbeEvent,
+// AnnounceEvent, ErrorEvent and StopEvent. Programs that watch a miner
+// (dtrain's metrics.jsonl and Prometheus, dtrain swarm) read these, never
+// the log's text.
 type Event interface {
-	// Kind names the event: "start", "epoch", "round", "load", "error" or
-	// "stop".
+	// Kind names the event: "start", "epoch", "round", "load", "probe",
+	// "announce", "error" or "stop".
 	Kind() string
 	// Fields are the event's facts by name, as a JSONL line holds them:
 	// durations in seconds (names ending in _s), hashes in hex, an empty
@@ -57,6 +58,25 @@ type LoadEvent struct {
 	Err         string
 }
 
+// ProbeEvent is a probe of the miner's link: a timed upload and download
+// of Bytes with each of Peers peers, the fastest of each direction.
+type ProbeEvent struct {
+	Peers    int
+	Bytes    int64
+	UpMbps   float64
+	DownMbps float64
+}
+
+// AnnounceEvent: the role or the link rates the miner announces with its
+// Ready changed (rates by 10% or more); the rates are its estimate from
+// probes and past rounds (node/links), 0 when it has none.
+type AnnounceEvent struct {
+	Role     string // "full" or "client"
+	Setting  string // swarm.role: full, client or auto
+	UpMbps   float64
+	DownMbps float64
+}
+
 // ErrorEvent is a failure the miner carries on after (a failed round or
 // load is its RoundEvent or LoadEvent instead).
 type ErrorEvent struct {
@@ -73,12 +93,14 @@ type StopEvent struct {
 	Err    string
 }
 
-func (StartEvent) Kind() string { return "start" }
-func (EpochEvent) Kind() string { return "epoch" }
-func (RoundEvent) Kind() string { return "round" }
-func (LoadEvent) Kind() string  { return "load" }
-func (ErrorEvent) Kind() string { return "error" }
-func (StopEvent) Kind() string  { return "stop" }
+func (StartEvent) Kind() string    { return "start" }
+func (EpochEvent) Kind() string    { return "epoch" }
+func (RoundEvent) Kind() string    { return "round" }
+func (LoadEvent) Kind() string     { return "load" }
+func (ProbeEvent) Kind() string    { return "probe" }
+func (AnnounceEvent) Kind() string { return "announce" }
+func (ErrorEvent) Kind() string    { return "error" }
+func (StopEvent) Kind() string     { return "stop" }
 
 func (e StartEvent) Fields() map[string]any {
 	return map[string]any{"peer": e.Peer, "mode": e.Mode, "params": e.Params, "epoch": e.Epoch, "step": e.Step,
@@ -116,6 +138,14 @@ func (e LoadEvent) Fields() map[string]any {
 		f["param_hash"] = e.ParamHash
 	}
 	return withErr(f, e.Err)
+}
+
+func (e ProbeEvent) Fields() map[string]any {
+	return map[string]any{"peers": e.Peers, "bytes": e.Bytes, "up_mbps": e.UpMbps, "down_mbps": e.DownMbps}
+}
+
+func (e AnnounceEvent) Fields() map[string]any {
+	return map[string]any{"role": e.Role, "setting": e.Setting, "up_mbps": e.UpMbps, "down_mbps": e.DownMbps}
 }
 
 func (e ErrorEvent) Fields() map[string]any {

@@ -63,7 +63,8 @@ func runEvents(t *testing.T, cfg config.Miner, n int) ([][]Event, [][]timedEvent
 
 // TestEvents: two miners that average every epoch report, in order, their
 // start, each epoch's all-reduce round and then the epoch, and their stop
-// at train.max_steps. An epoch's traffic is its round's, which moved
+// at train.max_steps (between them, what they announce and their links'
+// probes). An epoch's traffic is its round's, which moved
 // bytes both ways; the state an epoch ends with is the one the next
 // starts from.
 func TestEvents(t *testing.T) {
@@ -109,6 +110,14 @@ func TestEvents(t *testing.T) {
 					t.Errorf("miner %d: epoch %d starts from %s, epoch %d ended with %s", i, e.Epoch, e.StartHash, prev.Epoch, prev.ParamHash)
 				}
 				prev, rounds = &e, nil
+			case AnnounceEvent:
+				if e.Role != "full" {
+					t.Errorf("miner %d: announces %+v, want the full role", i, e)
+				}
+			case ProbeEvent:
+				if e.Peers < 1 || e.Bytes <= 0 || e.UpMbps <= 0 || e.DownMbps <= 0 {
+					t.Errorf("miner %d: probe %+v", i, e)
+				}
 			default:
 				t.Errorf("miner %d: unexpected %s event %+v", i, ev.Kind(), ev)
 			}
