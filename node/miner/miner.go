@@ -103,7 +103,7 @@ type Miner struct {
 
 	epoch    uint64
 	step     int       // local optimizer steps taken (diloco inner steps or gradient steps)
-	tokens   int64     // trained, whole run
+	tokens   int64     // trained by this process (a checkpoint does not hold it)
 	momentum []float32 // diloco outer Nesterov buffer
 }
 
