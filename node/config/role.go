@@ -32,12 +32,13 @@ var (
 			"train.log_every":        "it logs one line per epoch; delete the key",
 		},
 		docs: map[string]string{
-			"out_dir":           "the miner's checkpoint (out_dir/miner_state.bin), identity key and metrics.jsonl go here",
-			"train":             "The miner's local training: how big a step is, how long to train, how much to evaluate.",
-			"train.max_steps":   "local optimizer steps in the whole run (diloco inner steps or gradient steps); the cosine schedule ends here and the miner stops",
-			"train.max_minutes": "stop after the epoch in which this much wall time has passed in this process (every epoch's state is checkpointed); 0 = no limit",
-			"train.eval_tokens": "held-out tokens per evaluation (the same ones every time); swarm.eval_every says when",
-			"metrics":           "Where the miner's typed events go besides the log: epochs, all-reduce rounds, state loads, errors.",
+			"out_dir":            "the miner's checkpoint (out_dir/miner_state.bin), identity key and metrics.jsonl go here",
+			"train":              "The miner's local training: how big a step is, how long to train, how much to evaluate.",
+			"train.max_steps":    "local optimizer steps in the whole run (diloco inner steps or gradient steps); the cosine schedule ends here and the miner stops",
+			"train.batch_tokens": "diloco: tokens per local optimizer step, which accumulation over micro-batches reaches (a multiple of micro_batch*seq_len); gradients mode accumulates to swarm.target_batch_size instead",
+			"train.max_minutes":  "stop after the epoch in which this much wall time has passed in this process (every epoch's state is checkpointed); 0 = no limit",
+			"train.eval_tokens":  "held-out tokens per evaluation (the same ones every time); swarm.eval_every says when",
+			"metrics":            "Where the miner's typed events go besides the log: epochs, all-reduce rounds, state loads, errors.",
 		},
 	}
 )
