@@ -34,9 +34,13 @@ func clock() time.Duration { return time.Duration(time.Now().UnixNano()) }
 type driver struct {
 	m    *Miner
 	mach *epoch.Machine
-	ctx  context.Context
-	work sync.WaitGroup
-	done chan func() ([]epoch.Action, error)
+	ctx  context.Context // ends with Run: the loop and its work
+	// runCtx is Run's own context: hub uploads run under it, so a run that
+	// ends at max_steps or max_minutes still finishes its last upload
+	// (Run waits for it), while a cancelled run cuts it.
+	runCtx context.Context
+	work   sync.WaitGroup
+	done   chan func() ([]epoch.Action, error)
 
 	// Shared with the training goroutine.
 	othersReady atomic.Bool
@@ -275,7 +279,7 @@ func (d *driver) advance(mean []float32) error {
 	if err != nil {
 		return err
 	}
-	hash, err := m.offerState(d.ctx, blob, d.atEpoch())
+	hash, err := m.offerState(d.runCtx, blob, d.atEpoch())
 	if err != nil {
 		return err
 	}

@@ -212,7 +212,7 @@ func (m *Miner) Close() {
 func (m *Miner) Run(ctx context.Context) (err error) {
 	m.started = time.Now()
 	gctx, stop := context.WithCancel(ctx)
-	d := &driver{m: m, ctx: gctx, done: make(chan func() ([]epoch.Action, error))}
+	d := &driver{m: m, ctx: gctx, runCtx: ctx, done: make(chan func() ([]epoch.Action, error))}
 	defer func() {
 		stop()
 		d.work.Wait()
@@ -264,7 +264,7 @@ func (m *Miner) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	hash, err := m.offerState(gctx, blob, nil)
+	hash, err := m.offerState(ctx, blob, nil)
 	if err != nil {
 		return err
 	}
@@ -288,8 +288,8 @@ func (m *Miner) finished() string {
 
 // offerState makes blob, the miner's current state, the one it offers to
 // peers and checkpoints, and publishes it to the hub when its turn comes
-// (others: the live peers at its epoch). It returns the state's hash, the
-// one its progress reports carry.
+// (others: the live peers at its epoch; the upload runs under ctx). It
+// returns the state's hash, the one its progress reports carry.
 func (m *Miner) offerState(ctx context.Context, blob []byte, others []string) ([32]byte, error) {
 	offer := m.donor.Offer(m.epoch, blob)
 	if err := m.saveCheckpoint(blob); err != nil {

@@ -230,7 +230,7 @@ func (d *driver) install(blob []byte, hash [32]byte, stats state.FetchStats) err
 	}
 	d.params, d.hash = params, hash
 	d.start, d.vec, d.mean = nil, nil, nil
-	if _, err := m.offerState(d.ctx, blob, d.atEpoch()); err != nil {
+	if _, err := m.offerState(d.runCtx, blob, d.atEpoch()); err != nil {
 		return err
 	}
 	rate := float64(len(blob)) * 8 / 1e6 / max(stats.Took.Seconds(), 1e-9)
