@@ -70,9 +70,10 @@ func (o *minerObserver) event(ev miner.Event) {
 		o.prom.ObserveRound(e.Took, e.BytesSent, e.BytesReceived, e.Err != "")
 	case miner.LoadEvent:
 		o.prom.ObserveLoad(e.Epoch, e.Err != "")
-		if e.Err == "" && e.Source == "peers" {
-			o.prom.ObserveLinkRate("down", e.BytesPerSec)
-		}
+	case miner.AnnounceEvent:
+		// Mbit/s to bytes/s.
+		o.prom.ObserveLinkRate("up", e.UpMbps*1e6/8)
+		o.prom.ObserveLinkRate("down", e.DownMbps*1e6/8)
 	}
 }
 

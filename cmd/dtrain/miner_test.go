@@ -201,6 +201,8 @@ func TestMinerObserverEvents(t *testing.T) {
 			Contributors: 3, SyncTime: 2 * time.Second, BytesSent: 100, BytesReceived: 200, TrainTime: time.Second, Peers: 2,
 			ParamHash: "aa", StartHash: "bb"},
 		miner.LoadEvent{Epoch: 6, FromEpoch: 5, Source: "peers", Bytes: 4000, Took: 500 * time.Millisecond, Donors: 2, BytesPerSec: 8000, ParamHash: "cc"},
+		miner.ProbeEvent{Peers: 3, Bytes: 1 << 20, UpMbps: 190.5, DownMbps: 180.25},
+		miner.AnnounceEvent{Role: "client", Setting: "auto", UpMbps: 190.5, DownMbps: 180.25},
 		miner.ErrorEvent{Epoch: 6, Op: "hub publish", Err: "401"},
 		miner.StopEvent{Epoch: 6, Step: 60, Reason: "error", Err: "checkpoint: disk full"},
 	}
@@ -230,10 +232,16 @@ func TestMinerObserverEvents(t *testing.T) {
 	if l := got[3]; *l.Epoch != 6 || l.FromEpoch != 5 || l.Bytes != 4000 || l.TookS != 0.5 || l.Donors != 2 || l.ParamHash != "cc" || l.Source != "peers" {
 		t.Errorf("load: %+v", l)
 	}
-	if e := got[4]; e.Op != "hub publish" || e.Error != "401" {
+	if p := got[4]; p.Peers != 3 || p.Bytes != 1<<20 || p.UpMbps != 190.5 || p.DownMbps != 180.25 {
+		t.Errorf("probe: %+v", p)
+	}
+	if a := got[5]; a.Role != "client" || a.UpMbps != 190.5 || a.DownMbps != 180.25 {
+		t.Errorf("announce: %+v", a)
+	}
+	if e := got[6]; e.Op != "hub publish" || e.Error != "401" {
 		t.Errorf("error: %+v", e)
 	}
-	if s := got[5]; s.Reason != "error" || s.Error != "checkpoint: disk full" {
+	if s := got[7]; s.Reason != "error" || s.Error != "checkpoint: disk full" {
 		t.Errorf("stop: %+v", s)
 	}
 }

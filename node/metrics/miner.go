@@ -69,8 +69,8 @@ func NewMiner(runID string) *Miner {
 		stateLoads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dtrain_miner_state_loads_total",
 			Help: "State loads from peers or the hub, by result (ok, failed).", ConstLabels: run}, []string{"result"}),
 		linkRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dtrain_miner_link_bytes_per_second",
-			Help: "The miner's measured transfer rate by direction (up, down); a direction has no series until measured. " +
-				"down: the goodput of the miner's last state load from peers.", ConstLabels: run}, []string{"direction"}),
+			Help: "The rate of the miner's link by direction (up, down), as it measured it (probes and past rounds) and announces it; " +
+				"no series until it has a measurement.", ConstLabels: run}, []string{"direction"}),
 	}
 	for _, o := range []string{OutcomeAveraged, OutcomeAlone, OutcomeDropped} {
 		m.epochs.WithLabelValues(o)
