@@ -27,6 +27,10 @@ import (
 //	+----------------+-----------+--------------+--------------------------+
 const frameHeaderLen = 4
 
+// FrameHeaderLen is the length prefix's size: a frame of payload p takes
+// FrameHeaderLen+len(p) bytes on its stream.
+const FrameHeaderLen = frameHeaderLen
+
 // messageHeaderLen is the type and version bytes in front of a Message body.
 const messageHeaderLen = 2
 

@@ -11,7 +11,7 @@ import (
 
 // Host is what the algorithms in node/ need from a peer's network: its
 // identity and protocol streams to other peers. A libp2p host satisfies
-// it; node/sim provides a simulated one.
+// it.
 type Host interface {
 	ID() peer.ID
 	NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error)
@@ -20,8 +20,7 @@ type Host interface {
 }
 
 // Topic is a run's broadcast channel: signed, validated, typed messages,
-// and the peers subscribed to it. *Gossip satisfies it; node/sim provides
-// a simulated one.
+// and the peers subscribed to it. *Gossip satisfies it.
 type Topic interface {
 	Handle(typ string, validate ValidateFunc)
 	Publish(ctx context.Context, m GossipMessage) error
@@ -32,7 +31,9 @@ type Topic interface {
 // Network is a node as a role in node/ uses it: a Host for protocol
 // streams, and the gossip of the runs it joins (their stream protocols are
 // named by Protocol). *Node satisfies it, so a role takes a Network rather
-// than a libp2p node, and node/sim can stand in for one.
+// than a libp2p node. *Node is the only implementation: node/sim does not
+// stand behind these interfaces, it delivers the protocol state machines'
+// messages itself, with virtual time.
 type Network interface {
 	Host
 	JoinGossip(ctx context.Context, run string) (Topic, error)

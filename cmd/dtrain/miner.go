@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,13 +21,16 @@ func minerCommand() *cli.Command {
 		Usage: "train with a swarm: local steps, then average with the other miners every epoch",
 		Description: "Without --config, mines the default configuration (`dtrain config init --role miner` prints it).\n" +
 			"--bootstrap joins a swarm through a peer's full multiaddr (the first miner or `dtrain bootstrap`\n" +
-			"prints it). Ctrl-C stops after the current epoch's local work.",
+			"prints it). Ctrl-C stops after the current epoch's local work. Its events (start, epoch, round,\n" +
+			"load, error, stop) go to out_dir/metrics.jsonl, and --metrics-addr serves dtrain_miner_* metrics.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration file"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "override net.bootstrap (repeatable)"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "override net.listen (repeatable)"},
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
 			&cli.StringFlag{Name: "mode", Usage: "override swarm.mode: diloco or gradients"},
+			&cli.Float64Flag{Name: "max-minutes", Usage: "override train.max_minutes: stop after the epoch in which this much time has passed"},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics here (overrides metrics.addr), e.g. 127.0.0.1:9100"},
 		}, deviceFlags()...),
 		Action: runMiner,
 	}
@@ -53,6 +57,12 @@ func minerConfig(c *cli.Context) (config.Miner, error) {
 	if c.IsSet("mode") {
 		cfg.Swarm.Mode = c.String("mode")
 	}
+	if c.IsSet("max-minutes") {
+		cfg.Loop.MaxMinutes = c.Float64("max-minutes")
+	}
+	if c.IsSet("metrics-addr") {
+		cfg.Metrics.Addr = c.String("metrics-addr")
+	}
 	applyDeviceFlags(c, &cfg.Train)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
@@ -75,6 +85,22 @@ func runMiner(c *cli.Context) error {
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return err
 	}
+	obs, err := newMinerObserver(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	return mine(ctx, cfg, obs)
+}
+
+// mine runs the miner of cfg, its events to obs, until it stops.
+func mine(ctx context.Context, cfg config.Miner, obs *minerObserver) (err error) {
+	ran := false
+	defer func() {
+		if err != nil && !ran {
+			obs.failed(err)
+		}
+	}()
 	key := cfg.Net.KeyFile
 	if key != "" && !filepath.IsAbs(key) {
 		key = filepath.Join(cfg.OutDir, key)
@@ -106,10 +132,11 @@ func runMiner(c *cli.Context) error {
 	if valDS != nil {
 		defer valDS.Close()
 	}
-	m, err := miner.New(ctx, miner.Options{Config: cfg, Node: nd, Train: trainDS, Val: valDS, Log: log.Logger})
+	m, err := miner.New(ctx, miner.Options{Config: cfg, Node: nd, Train: trainDS, Val: valDS, Log: log.Logger, Events: obs.event})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	ran = true // Run's stop event says how it ended
 	return m.Run(ctx)
 }

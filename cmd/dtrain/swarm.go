@@ -9,11 +9,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/urfave/cli/v2"
 
 	"github.com/dtrain-dev/dtrain/node/config"
@@ -31,8 +29,8 @@ func swarmCommand() *cli.Command {
 			"--chaos is issue 14's chaos test (4 miners unless --miners; no scripted churn): a random miner is killed\n" +
 			"(SIGKILL) every 30-60 s and restarted with its out dir 3-15 s later, twice two at once, and once one is\n" +
 			"frozen (SIGSTOP) for 40 s instead. --seed picks the plan, which is printed first (the same seed gives the\n" +
-			"same plan, not the same timing). At the end it prints these figures from the miners' log lines:\n" +
-			"  averaged epochs: of the swarm epochs that ended (some miner logged an \"epoch\" line for it), those where\n" +
+			"same plan, not the same timing). At the end it prints these figures from the miners' events (metrics.jsonl):\n" +
+			"  averaged epochs: of the swarm epochs that ended (some miner reported an \"epoch\" event for it), those where\n" +
 			"    every miner that finished it without dropping it applied a group mean of 2 or more updates\n" +
 			"    (contributors >= 2) with one param_hash X, and every miner that dropped it then took X (loaded it, or\n" +
 			"    started the next epoch from it, or caught up past it) (target >= 90%);\n" +
@@ -41,8 +39,9 @@ func swarmCommand() *cli.Command {
 			"  averaged replaced by dropped: state loads by a miner whose last epoch before it was averaged (result X),\n" +
 			"    where the loaded state, traced back by start_hash to the next epoch, is not X but a dropped update's\n" +
 			"    (its start state relabelled) (target 0);\n" +
-			"  kills, restarts, freezes, state loads, and the longest a miner process ran (not frozen) without finishing\n" +
-			"    an epoch, from its start or its last epoch to its next, its end or the end of the run.",
+			"  kills, restarts, freezes, state loads (diverged: loads of the epoch the miner was at), and the longest a\n" +
+			"    miner process ran (not frozen) without finishing an epoch, from its start or its last epoch to its next,\n" +
+			"    its end or the end of the run.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "miners", Value: 3, Usage: "miners at the start, 2 to 8 (the late joiner comes on top; 4 with --chaos)"},
 			&cli.StringFlag{Name: "mode", Value: "diloco", Usage: "diloco or gradients"},
@@ -176,8 +175,15 @@ func swarmConfig(o swarmOptions) (config.Miner, error) {
 	cfg.Swarm.Mode = o.mode
 	cfg.Net.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
 	cfg.Net.Announce, cfg.Net.NAT = nil, false
+	// The swarm reads each miner's events from its out dir; miners on one
+	// host cannot share a Prometheus port.
+	cfg.Metrics.JSONL, cfg.Metrics.Addr = minerEvents, ""
 	return cfg, cfg.Validate()
 }
+
+// minerEvents is the file in a miner's out dir that the swarm reads its
+// events from.
+const minerEvents = "metrics.jsonl"
 
 // runSwarm starts the swarm, shows it until the time is up or Ctrl-C, and
 // stops every process it started on every way out.
@@ -212,7 +218,7 @@ func runSwarm(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s := &swarm{opts: o, exe: exe, dir: dir, cfgPath: cfgPath, lines: make(chan childLine, 256), quit: make(chan struct{}),
-		children: map[int]*child{}}
+		children: map[int]*child{}, tails: map[int]*eventTail{}}
 	s.rep = newSwarmReport(c.App.Writer, o.json, time.Now(), tokensPerEpoch(cfg, o.miners))
 	s.rep.logs = filepath.Join(dir, "miner-N.log")
 	if o.chaos {
@@ -237,12 +243,11 @@ func runSwarm(c *cli.Context) error {
 }
 
 func writeMinerConfig(path string, cfg config.Miner) error {
-	var b strings.Builder
-	b.WriteString("# written by `dtrain swarm` for its miners\n")
-	if err := toml.NewEncoder(&b).Encode(cfg); err != nil {
+	text, err := config.MarshalMiner(cfg)
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(path, append([]byte("# written by `dtrain swarm` for its miners\n"), text...), 0o644); err != nil {
 		return err
 	}
 	if _, err := config.LoadMiner(path); err != nil { // what the miners will read
@@ -330,6 +335,8 @@ func (s *swarm) run(ctx context.Context) (string, error) {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	poll := time.NewTicker(eventPoll)
+	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -343,6 +350,7 @@ func (s *swarm) run(ctx context.Context) (string, error) {
 			}
 		case <-kill:
 			kill = nil
+			s.poll() // what it reported before it dies
 			if c := s.children[2]; c != nil && c.alive() {
 				c.kill()
 				s.rep.event(time.Now(), "killed", fmt.Sprintf("killed miner 2 (SIGKILL, pid %d); restarting it in %s", c.pid(), restartDelay),
@@ -355,6 +363,7 @@ func (s *swarm) run(ctx context.Context) (string, error) {
 				return "", err
 			}
 		case <-chaos:
+			s.poll()
 			if err := s.chaosStep(); err != nil {
 				return "", err
 			}
@@ -364,6 +373,8 @@ func (s *swarm) run(ctx context.Context) (string, error) {
 			if s.allExited() && (s.chaos == nil || !s.chaos.down()) {
 				return "", errAllExited
 			}
+		case <-poll.C:
+			s.poll()
 		case <-tick.C:
 			s.rep.flush(time.Now(), false)
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,7 +8,8 @@ import (
 	"time"
 )
 
-// The chaos figures (dtrain swarm --chaos), from the miners' log lines:
+// The chaos figures (dtrain swarm --chaos), from the miners' typed events
+// (their metrics.jsonl lines; "line" below is one of those):
 //
 //   - epochs: the swarm epochs that ended, the distinct e of the miners'
 //     "epoch" lines. Epoch e is averaged when every "epoch" line for e that
@@ -25,7 +25,7 @@ import (
 //     update alone (contributors < 2, not dropped) while another miner
 //     also finished e: the miner now holds parameters no one else does.
 //     Target: 0.
-//   - averaged replaced by dropped: the "state loaded" lines whose miner's
+//   - averaged replaced by dropped: the "load" lines whose miner's
 //     last "epoch" line before it averaged e (result X) and whose loaded
 //     state (epoch k ≥ e+1, param_hash H) descends from a dropped update of
 //     e: following start_hash back from (k, H) to epoch e+1 reaches a state
@@ -33,9 +33,11 @@ import (
 //     start state relabelled e+1). The miner threw its averaged update away
 //     for one nobody applied. Target: 0.
 //   - kills, restarts, stops (SIGSTOP freezes), state loads (of which
-//     diverged), and the longest stretch a miner process ran (started, not
-//     frozen, not yet ended) without finishing an epoch: from its start or
-//     its last "epoch" line to its next one, its end, or the end of the run.
+//     diverged: loads of the epoch the miner was already at, so it held
+//     another state than the swarm's there), and the longest stretch a
+//     miner process ran (started, not frozen, not yet ended) without
+//     finishing an epoch: from its start or its last "epoch" line to its
+//     next one, its end, or the end of the run.
 type chaosTally struct {
 	start                  time.Time
 	epochs                 []chaosEpoch
@@ -64,7 +66,7 @@ func (r chaosEpoch) averaged() bool { return !r.dropped && r.contributors >= 2 }
 // solo: the miner applied its own update alone.
 func (r chaosEpoch) solo() bool { return !r.dropped && r.contributors < 2 }
 
-// chaosLoad is one "state loaded" line.
+// chaosLoad is one successful "load" line.
 type chaosLoad struct {
 	miner    int
 	epoch    int64
@@ -153,14 +155,14 @@ func (t *chaosTally) measure(now time.Time, i int, c *minerClock) {
 	}
 }
 
-// line reads one line miner i wrote on stderr.
+// line reads one line of miner i's metrics.jsonl.
 func (t *chaosTally) line(now time.Time, i int, text string) {
-	var l minerLog
-	if !strings.HasPrefix(text, "{") || json.Unmarshal([]byte(text), &l) != nil || l.Epoch == nil {
+	l, ok := parseMinerEvent(text)
+	if !ok || l.Epoch == nil {
 		return
 	}
-	switch l.Message {
-	case "epoch":
+	switch {
+	case l.Event == "epoch":
 		t.seq++
 		t.epochs = append(t.epochs, chaosEpoch{miner: i, epoch: *l.Epoch, contributors: l.Contributors, dropped: l.Dropped,
 			hash: l.ParamHash, start: l.StartHash, seq: t.seq})
@@ -172,9 +174,12 @@ func (t *chaosTally) line(now time.Time, i int, text string) {
 				c.frozenAt = now
 			}
 		}
-	case "state loaded":
+	case l.Event == "load" && l.Error == "":
 		t.seq++
-		ld := chaosLoad{miner: i, epoch: *l.Epoch, hash: l.ParamHash, diverged: l.Diverged, at: now, seq: t.seq}
+		// A load of the epoch the miner was at replaces the state it held
+		// there: it held another than the swarm's (node/epoch's diverged
+		// and off-lineage rules). The others load a later epoch.
+		ld := chaosLoad{miner: i, epoch: *l.Epoch, hash: l.ParamHash, diverged: l.FromEpoch == *l.Epoch, at: now, seq: t.seq}
 		if k, ok := t.last[i]; ok {
 			r := t.epochs[k]
 			ld.last = &r

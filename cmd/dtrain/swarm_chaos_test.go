@@ -2,19 +2,21 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dtrain-dev/dtrain/node/miner"
 )
 
 // chaosFixture is a hand-written run of four miners, one line per fact:
 // "seconds miner what". What is a process act (start, kill, stop, cont,
-// exit), an epoch line ("epoch E C START HASH", C the contributors or
-// "drop"), a state load ("loaded E HASH [diverged]") or a raw log line.
-// Hashes are names; aN is the state after epoch N, and so on.
+// exit), an epoch event ("epoch E C START HASH", C the contributors or
+// "drop"), a state load ("loaded E HASH [diverged]") or a raw
+// metrics.jsonl line. Hashes are names; aN is the state after epoch N,
+// and so on.
 const chaosFixture = `
 0 1 start
 0 2 start
@@ -53,7 +55,7 @@ const chaosFixture = `
 60 1 epoch 5 3 d4 e5
 60 2 epoch 5 3 d4 e5
 60 3 epoch 5 3 d4 e5
-66 4 {"level":"info","epoch":4,"step":40,"message":"resumed"}
+66 4 {"time":"2026-01-01T00:00:00Z","event":"start","epoch":4,"step":40,"resumed":true}
 # replaced 3: miner 4 averaged epoch 3 (c3) before it was killed; e5 descends from b2, dropped in epoch 3
 67 4 loaded 6 e5
 68 1 epoch 6 4 e5 f6
@@ -118,17 +120,25 @@ func feedChaos(t *testing.T, tally *chaosTally, fixture string) time.Time {
 		case "cont":
 			tally.continued(now, i)
 		case "epoch":
-			c, dropped := w[2], "false"
-			if c == "drop" {
-				c, dropped = "0", "true"
+			e, _ := strconv.ParseUint(w[1], 10, 64)
+			ev := miner.EpochEvent{Epoch: e, Mode: "diloco", Loss: 5, Samples: 4, Tokens: 1000, SyncTime: 100 * time.Millisecond,
+				BytesSent: 1000, ParamHash: w[4], StartHash: w[3]}
+			if w[2] == "drop" {
+				ev.Dropped = true
+			} else {
+				ev.Contributors, _ = strconv.Atoi(w[2])
+				ev.Group = ev.Contributors
 			}
-			tally.line(now, i, fmt.Sprintf(`{"level":"info","peer":"12D3KooWpeer%d","epoch":%s,"loss":5,"val_loss":0,"tokens":1000,`+
-				`"train":900,"group":%s,"contributors":%s,"alone":"","dropped":%s,"sync":100,"bytes_sent":1000,"param_hash":%q,`+
-				`"start_hash":%q,"time":"2026-01-01T00:00:00Z","message":"epoch"}`, i, w[1], c, c, dropped, w[4], w[3]))
+			tally.line(now, i, eventLine(ev))
 		case "loaded":
-			tally.line(now, i, fmt.Sprintf(`{"level":"info","epoch":%s,"from_epoch":0,"diverged":%t,"bytes":1000,"took":100,`+
-				`"mbps":80,"donors":2,"param_hash":%q,"time":"2026-01-01T00:00:00Z","message":"state loaded"}`,
-				w[1], len(w) > 3 && w[3] == "diverged", w[2]))
+			e, _ := strconv.ParseUint(w[1], 10, 64)
+			// A diverged miner loads the epoch it is at; the others a later one.
+			from := e - 1
+			if len(w) > 3 && w[3] == "diverged" {
+				from = e
+			}
+			tally.line(now, i, eventLine(miner.LoadEvent{Epoch: e, FromEpoch: from, Source: "peers", Bytes: 1000,
+				Took: 100 * time.Millisecond, Donors: 2, BytesPerSec: 1e4, ParamHash: w[2]}))
 		default:
 			tally.line(now, i, f[2])
 		}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -166,12 +168,20 @@ type swarm struct {
 	boot     string // the bootstrap node's QUIC multiaddr
 	rep      *swarmReport
 	lines    chan childLine
-	quit     chan struct{}  // closed at the very end: readers stop sending
-	children map[int]*child // 0: bootstrap; i: miner i, its latest process
-	chaos    *chaosRun      // nil without --chaos
-	all      []*child       // every process started, for shutdown
+	quit     chan struct{}      // closed at the very end: readers stop sending
+	children map[int]*child     // 0: bootstrap; i: miner i, its latest process
+	tails    map[int]*eventTail // miner i's metrics.jsonl, across its processes
+	chaos    *chaosRun          // nil without --chaos
+	all      []*child           // every process started, for shutdown
 	down     bool
 }
+
+// eventPoll is how often the swarm reads the miners' metrics.jsonl.
+const eventPoll = 200 * time.Millisecond
+
+// minerDir is miner i's out dir; its events go to metrics.jsonl there
+// (swarmConfig sets metrics.jsonl).
+func (s *swarm) minerDir(i int) string { return filepath.Join(s.dir, fmt.Sprintf("miner-%d", i)) }
 
 // startBootstrap runs `dtrain bootstrap` and waits for its address.
 func (s *swarm) startBootstrap(ctx context.Context) error {
@@ -212,8 +222,11 @@ func (s *swarm) startMiner(i int, late bool) error {
 	}
 	args := []string{"--log-level", "info", "--threads", "1", "miner", "--config", s.cfgPath,
 		"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--bootstrap", s.boot,
-		"--out-dir", filepath.Join(s.dir, fmt.Sprintf("miner-%d", i)), "--mode", s.opts.mode}
+		"--out-dir", s.minerDir(i), "--mode", s.opts.mode}
 	logPath := filepath.Join(s.dir, fmt.Sprintf("miner-%d.log", i))
+	if s.tails[i] == nil {
+		s.tails[i] = newEventTail(filepath.Join(s.minerDir(i), minerEvents))
+	}
 	c, err := s.start(i, gen, args, logPath)
 	if err != nil {
 		return err
@@ -258,8 +271,9 @@ func (s *swarm) start(who, gen int, args []string, logPath string) (*child, erro
 	return c, nil
 }
 
-// handle passes a miner's line or exit to the report; lines of a process
-// that has been replaced only count.
+// handle passes the exit of the current process of a miner to the
+// report, after the events it wrote; what the processes print goes to
+// their logs only.
 func (s *swarm) handle(l childLine) {
 	now := time.Now()
 	if l.who == 0 {
@@ -270,17 +284,34 @@ func (s *swarm) handle(l childLine) {
 		return
 	}
 	c := s.children[l.who]
-	current := c != nil && c.gen == l.gen
-	switch {
-	case l.exited && current:
+	if l.exited && c != nil && c.gen == l.gen {
+		s.pollMiner(now, l.who)
 		s.rep.exited(now, l.who, l.err, c.expected())
 		if s.chaos != nil {
 			s.chaos.tally.ended(now, l.who)
 		}
-	case !l.exited && !l.stdout:
-		s.rep.line(now, l.who, l.text)
+	}
+}
+
+// poll reads the events every miner has written since the last poll.
+func (s *swarm) poll() {
+	now := time.Now()
+	for _, i := range slices.Sorted(maps.Keys(s.tails)) {
+		s.pollMiner(now, i)
+	}
+}
+
+// pollMiner passes miner i's new events to the report and the chaos tally.
+func (s *swarm) pollMiner(now time.Time, i int) {
+	lines, err := s.tails[i].read()
+	if err != nil {
+		s.rep.event(now, "error", fmt.Sprintf("miner %d's events: %v", i, err), map[string]any{"miner": i, "error": err.Error()})
+		return
+	}
+	for _, text := range lines {
+		s.rep.line(now, i, text)
 		if s.chaos != nil {
-			s.chaos.tally.line(now, l.who, l.text)
+			s.chaos.tally.line(now, i, text)
 		}
 	}
 }
@@ -325,11 +356,16 @@ func (s *swarm) shutdown() {
 	if n := s.running(); n > 0 {
 		s.rep.event(time.Now(), "stopping", fmt.Sprintf("stopping %d processes (Ctrl-C to each; killed after 5 s)", n), map[string]any{"processes": n})
 	}
+	tick := time.NewTicker(eventPoll)
+	defer tick.Stop()
 	for {
 		select {
 		case l := <-s.lines:
 			s.handle(l)
+		case <-tick.C:
+			s.poll()
 		case <-stopped:
+			s.poll()
 			return
 		}
 	}

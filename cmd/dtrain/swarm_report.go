@@ -5,55 +5,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
-
-// minerLog is what the swarm reads from a miner's JSON log line; durations
-// are integer milliseconds (setupLogging).
-type minerLog struct {
-	Level        string   `json:"level"`
-	Message      string   `json:"message"`
-	Error        string   `json:"error"`
-	Epoch        *int64   `json:"epoch"`
-	Loss         logFloat `json:"loss"`
-	ValLoss      logFloat `json:"val_loss"`
-	Group        int      `json:"group"`
-	Contributors int      `json:"contributors"`
-	Alone        string   `json:"alone"`
-	Sync         int64    `json:"sync"`
-	BytesSent    int64    `json:"bytes_sent"`
-	ParamHash    string   `json:"param_hash"`
-	StartHash    string   `json:"start_hash"`
-	Dropped      bool     `json:"dropped"`
-	Diverged     bool     `json:"diverged"`
-	Tokens       *int64   `json:"tokens"`
-	Peer         string   `json:"peer"`
-	Addr         string   `json:"addr"`
-	Params       int64    `json:"params"`
-	Bytes        int64    `json:"bytes"`
-	Took         int64    `json:"took"`
-	Mbps         logFloat `json:"mbps"`
-	Donors       int      `json:"donors"`
-	Peers        int      `json:"peers"`
-	Role         string   `json:"role"`
-	UpMbps       logFloat `json:"up_mbps"`
-	DownMbps     logFloat `json:"down_mbps"`
-}
-
-// logFloat is a float that zerolog may have written as "NaN" or "+Inf".
-type logFloat float64
-
-func (f *logFloat) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return err
-	}
-	*f = logFloat(v)
-	return nil
-}
 
 // minerStat is what the swarm knows about one miner.
 type minerStat struct {
@@ -74,7 +27,7 @@ type minerStat struct {
 	late       bool
 	loads      int
 	exit       string
-	lastErr    string // the process's last words, "dtrain: <error>"
+	lastErr    string // the error its last process stopped with
 	// up and down are the link rates (Mbit/s) the miner last announced, as
 	// it measured them; role the all-reduce role it announced.
 	up, down float64
@@ -114,9 +67,10 @@ type epochLine struct {
 	Dropped      []int   `json:"dropped,omitempty"`
 }
 
-// swarmReport turns the swarm's log lines into what a person reads: one
-// line per swarm epoch, events between, a summary at the end. It never
-// touches a process, so tests drive it with lines and times.
+// swarmReport turns the miners' events (their metrics.jsonl lines) into
+// what a person reads: one line per swarm epoch, events between, a summary
+// at the end. It never touches a process, so tests drive it with lines and
+// times.
 type swarmReport struct {
 	w        io.Writer
 	json     bool
@@ -173,63 +127,56 @@ func (r *swarmReport) exited(now time.Time, i int, err error, expected bool) {
 	r.event(now, "exited", fmt.Sprintf("miner %d %s (see its log)", i, m.exit), map[string]any{"miner": i, "status": m.exit})
 }
 
-// line handles one line a miner wrote on stderr.
+// line handles one line of miner i's metrics.jsonl.
 func (r *swarmReport) line(now time.Time, i int, text string) {
-	var l minerLog
+	l, ok := parseMinerEvent(text)
+	if !ok {
+		return
+	}
 	m := r.miner(i)
-	if strings.HasPrefix(text, "dtrain: ") {
-		m.lastErr = strings.TrimPrefix(text, "dtrain: ")
-	}
-	if !strings.HasPrefix(text, "{") || json.Unmarshal([]byte(text), &l) != nil {
-		return // a panic trace or the like: the log keeps it
-	}
 	if l.Peer != "" {
 		m.peer = l.Peer
 	}
 	switch {
-	case l.Message == "epoch" && l.Epoch != nil:
+	case l.Event == "epoch" && l.Epoch != nil:
 		if l.UpMbps > 0 || l.DownMbps > 0 {
 			m.up, m.down = float64(l.UpMbps), float64(l.DownMbps) // what it announced for the epoch
 		}
 		r.epoch(now, m, *l.Epoch, l)
-	case l.Message == "state loaded":
+	case l.Event == "load" && l.Error == "" && l.Epoch != nil:
 		m.loads++
-		mbs := float64(l.Mbps)
-		if l.Took > 0 {
-			mbs = float64(l.Bytes) / 1e6 / (float64(l.Took) / 1e3)
+		ep, took := *l.Epoch, float64(l.TookS)
+		mbs := float64(l.Bytes) / 1e6 / max(took, 1e-9)
+		// It trains this epoch next, with the swarm: epoch lines wait for it.
+		m.synced, m.last = ep >= r.next, ep-1
+		from := fmt.Sprintf("%d peer(s)", l.Donors)
+		if l.Source == "hub" {
+			from = "the hub"
 		}
-		var ep int64
-		if l.Epoch != nil {
-			// It trains this epoch next, with the swarm: epoch lines wait for it.
-			ep = *l.Epoch
-			m.synced, m.last = ep >= r.next, ep-1
-		}
-		r.event(now, "state_loaded", fmt.Sprintf("miner %d loaded the state of epoch %d from %d peer(s): %s in %.1f s (%.0f MB/s)",
-			i, ep, l.Donors, fmtBytes(l.Bytes), float64(l.Took)/1e3, mbs),
-			map[string]any{"miner": i, "epoch": ep, "bytes": l.Bytes, "took_ms": l.Took, "mb_per_s": mbs, "donors": l.Donors})
-	case l.Message == "link rates":
-		m.up, m.down = float64(l.UpMbps), float64(l.DownMbps)
-	case l.Message == "all-reduce role":
-		m.role = l.Role
-	case l.Message == "link probed":
+		r.event(now, "state_loaded", fmt.Sprintf("miner %d loaded the state of epoch %d from %s: %s in %.1f s (%.0f MB/s)",
+			i, ep, from, fmtBytes(l.Bytes), took, mbs),
+			map[string]any{"miner": i, "epoch": ep, "bytes": l.Bytes, "took_ms": int64(took * 1e3), "mb_per_s": mbs, "donors": l.Donors,
+				"source": l.Source})
+	case l.Event == "announce":
+		m.up, m.down, m.role = float64(l.UpMbps), float64(l.DownMbps), l.Role
+	case l.Event == "probe":
 		r.event(now, "link_probed", fmt.Sprintf("miner %d probed its link with %d peer(s): up %.0f Mbit/s, down %.0f Mbit/s",
 			i, l.Peers, float64(l.UpMbps), float64(l.DownMbps)),
 			map[string]any{"miner": i, "peers": l.Peers, "up_mbps": float64(l.UpMbps), "down_mbps": float64(l.DownMbps)})
-	case l.Message == "resumed" && l.Epoch != nil:
+	case l.Event == "start" && l.Resumed && l.Epoch != nil:
 		ep := *l.Epoch
 		m.synced, m.last = ep >= r.next, ep-1
 		r.event(now, "resumed", fmt.Sprintf("miner %d resumed from its checkpoint at epoch %d", i, ep),
 			map[string]any{"miner": i, "epoch": ep})
-	case l.Level == "error" || l.Level == "fatal" || l.Level == "panic":
-		msg := l.Message
-		if l.Error != "" {
-			msg += ": " + l.Error
-		}
+	case l.Event == "error":
+		msg := l.Op + ": " + l.Error
 		r.event(now, "error", fmt.Sprintf("miner %d: %s", i, msg), map[string]any{"miner": i, "error": msg})
+	case l.Event == "stop" && l.Error != "":
+		m.lastErr = l.Error
 	}
 }
 
-func (r *swarmReport) epoch(now time.Time, m *minerStat, e int64, l minerLog) {
+func (r *swarmReport) epoch(now time.Time, m *minerStat, e int64, l minerEvent) {
 	m.epochs++
 	m.bytes += l.BytesSent
 	r.bytes += l.BytesSent
@@ -261,7 +208,7 @@ func (r *swarmReport) epoch(now time.Time, m *minerStat, e int64, l minerLog) {
 		r.pending[e] = a
 	}
 	a.reports = append(a.reports, epochReport{who: m.idx, loss: float64(l.Loss), val: float64(l.ValLoss),
-		contributors: l.Contributors, alone: l.Alone, dropped: l.Dropped, sync: time.Duration(l.Sync) * time.Millisecond,
+		contributors: l.Contributors, alone: l.Alone, dropped: l.Dropped, sync: time.Duration(float64(l.SyncS) * float64(time.Second)),
 		bytes: l.BytesSent, hash: l.ParamHash})
 	r.flush(now, false)
 }

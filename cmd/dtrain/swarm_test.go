@@ -13,16 +13,31 @@ import (
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/data"
+	"github.com/dtrain-dev/dtrain/node/miner"
 )
 
-// epochJSON is a miner's epoch log line as node/miner writes it.
+// epochJSON is a miner's epoch event as its metrics.jsonl holds it.
 func epochJSON(who, epoch int, loss, val float64, contributors int, alone string, syncMS, bytes, tokens int64, hash string) string {
-	return fmt.Sprintf(`{"level":"info","peer":"12D3KooWpeer%d","epoch":%d,"loss":%g,"val_loss":%g,"tokens":%d,"train":900,`+
-		`"group":%d,"contributors":%d,"alone":%q,"sync":%d,"bytes_sent":%d,"param_hash":%q,"time":"2026-01-01T00:00:00Z","message":"epoch"}`,
-		who, epoch, loss, val, tokens, contributors, contributors, alone, syncMS, bytes, hash)
+	return eventLine(epochEvent(who, epoch, loss, val, contributors, alone, syncMS, bytes, tokens, hash))
 }
 
-// TestSwarmReportEpochLines feeds two miners' log lines and checks that an
+func epochEvent(who, epoch int, loss, val float64, contributors int, alone string, syncMS, bytes, tokens int64, hash string) miner.EpochEvent {
+	return miner.EpochEvent{Epoch: uint64(epoch), Peer: fmt.Sprintf("12D3KooWpeer%d", who), Mode: "diloco", Loss: loss, ValLoss: val,
+		Samples: 4, Tokens: tokens, Group: contributors, Contributors: contributors, Alone: alone,
+		SyncTime: time.Duration(syncMS) * time.Millisecond, BytesSent: bytes, BytesReceived: bytes, TrainTime: 900 * time.Millisecond,
+		ParamHash: hash, Peers: 2}
+}
+
+// eventLine is ev as dtrain miner writes it to metrics.jsonl.
+func eventLine(ev miner.Event) string {
+	b, err := json.Marshal(ev.Fields())
+	if err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf(`{"time":"2026-01-01T00:00:00Z","event":%q,%s`, ev.Kind(), b[1:])
+}
+
+// TestSwarmReportEpochLines feeds two miners' events and checks that an
 // epoch line waits for both, averages what it should, and that churn and
 // the summary read right.
 func TestSwarmReportEpochLines(t *testing.T) {
@@ -32,11 +47,14 @@ func TestSwarmReportEpochLines(t *testing.T) {
 	r := newSwarmReport(&out, false, t0, 1000)
 	r.started(1, 101, false)
 	r.started(2, 102, false)
+	for i := 1; i <= 2; i++ {
+		r.line(at(1), i, eventLine(miner.StartEvent{Peer: fmt.Sprintf("12D3KooWpeer%d", i), Mode: "diloco", Params: 100}))
+	}
 
 	r.line(at(5), 1, `not json: a panic trace line`)
-	r.line(at(5), 1, `{"level":"info","miner":1,"peers":1,"bytes":2097152,"up_mbps":190.4,"down_mbps":187.9,"message":"link probed"}`)
-	r.line(at(5), 1, `{"level":"info","up_mbps":190.4,"down_mbps":187.9,"bandwidth_mbps":187.9,"message":"link rates"}`)
-	r.line(at(5), 2, `{"level":"info","role":"client","setting":"auto","message":"all-reduce role"}`)
+	r.line(at(5), 1, eventLine(miner.ProbeEvent{Peers: 1, Bytes: 2097152, UpMbps: 190.4, DownMbps: 187.9}))
+	r.line(at(5), 1, eventLine(miner.AnnounceEvent{Role: "full", Setting: "auto", UpMbps: 190.4, DownMbps: 187.9}))
+	r.line(at(5), 2, eventLine(miner.AnnounceEvent{Role: "client", Setting: "auto"}))
 	r.line(at(5), 1, epochJSON(1, 0, 10, 8, 2, "", 300, 1_000_000, 1000, "aa"))
 	if strings.Contains(out.String(), "train loss") {
 		t.Fatalf("epoch 0 printed before miner 2 reported it:\n%s", out.String())
@@ -44,19 +62,22 @@ func TestSwarmReportEpochLines(t *testing.T) {
 	r.line(at(6), 2, epochJSON(2, 0, 9, 8, 2, "", 500, 2_000_000, 1000, "aa"))
 	r.line(at(11), 1, epochJSON(1, 1, 7, 6, 2, "", 200, 1_000_000, 2000, "bb"))
 	r.line(at(12), 2, epochJSON(2, 1, 6, 6, 1, "no group", 0, 0, 2000, "cc"))
-	r.line(at(13), 2, `{"level":"error","error":"stream reset","message":"all-reduce"}`)
-	r.line(at(13), 2, `{"level":"info","epoch":2,"step":20,"checkpoint":"/x/miner_state.bin","message":"resumed"}`)
+	r.line(at(13), 2, eventLine(miner.ErrorEvent{Epoch: 2, Op: "hub publish", Err: "403 Forbidden"}))
+	r.line(at(13), 2, eventLine(miner.StartEvent{Peer: "12D3KooWpeer2", Mode: "diloco", Epoch: 2, Step: 20, Resumed: true}))
 
 	// Miner 2 dies; epoch 2 no longer waits for it.
 	r.exited(at(14), 2, errors.New("signal: killed"), true)
 	r.line(at(16), 1, epochJSON(1, 2, 5, 5, 1, "no group", 0, 0, 3000, "dd"))
 	// A late joiner loads the state and reports epoch 3 with miner 1.
 	r.started(3, 103, true)
-	r.line(at(20), 3, `{"level":"info","epoch":3,"bytes":27000000,"took":1500,"mbps":18,"donors":1,"message":"state loaded"}`)
-	// Its epoch lines carry the rates it announced, newer than the last
-	// "link rates" line (logged on a change of 10% or more).
-	r.line(at(22), 1, strings.Replace(epochJSON(1, 3, 4.5, 4.75, 2, "", 100, 1_000_000, 4000, "ee"),
-		`"message"`, `"up_mbps":180.2,"down_mbps":178.9,"message"`, 1))
+	r.line(at(19), 3, eventLine(miner.StartEvent{Peer: "12D3KooWpeer3", Mode: "diloco", Params: 100}))
+	r.line(at(20), 3, eventLine(miner.LoadEvent{Epoch: 3, Source: "peers", Bytes: 27_000_000, Took: 1500 * time.Millisecond, Donors: 1,
+		BytesPerSec: 18e6, ParamHash: "ee"}))
+	// Its epoch events carry the rates it announced, newer than its last
+	// announce event (one on a change of 10% or more).
+	ev := epochEvent(1, 3, 4.5, 4.75, 2, "", 100, 1_000_000, 4000, "ee")
+	ev.UpMbps, ev.DownMbps = 180.2, 178.9
+	r.line(at(22), 1, eventLine(ev))
 	r.line(at(23), 3, epochJSON(3, 3, 4.5, 4.75, 2, "", 100, 1_000_000, 500, "ee"))
 	// Miner 1 owes epoch 4; after the wait, epoch 4 prints with miner 3 alone.
 	r.line(at(30), 3, epochJSON(3, 4, 4, 4.5, 1, "timeout", 0, 0, 1500, "ff"))
@@ -74,7 +95,7 @@ func TestSwarmReportEpochLines(t *testing.T) {
 	for _, want := range []string{
 		"  0:06     0     9.5000    8.0000     2000     0.50 s    3.0 MB    2/2  agree\n",
 		"  0:12     1     6.5000    6.0000     4000     0.20 s    1.0 MB    2/2  2 versions (alone: miner 2)\n",
-		"  0:13  * miner 2: all-reduce: stream reset\n",
+		"  0:13  * miner 2: hub publish: 403 Forbidden\n",
 		"  0:13  * miner 2 resumed from its checkpoint at epoch 2\n",
 		"  0:16     2     5.0000    5.0000     5000     0.00 s       0 B    1/1  agree (alone: miner 1)\n",
 		"  0:20  * miner 3 loaded the state of epoch 3 from 1 peer(s): 27.0 MB in 1.5 s (18 MB/s)\n",
@@ -109,9 +130,8 @@ func TestSwarmReportDropped(t *testing.T) {
 	}
 	r.line(t0.Add(5*time.Second), 1, epochJSON(1, 0, 10, 8, 2, "", 300, 1000, 1000, "aa"))
 	r.line(t0.Add(5*time.Second), 2, epochJSON(2, 0, 10, 8, 2, "", 300, 1000, 1000, "aa"))
-	dropped := strings.Replace(epochJSON(3, 0, 10, 0, 0, "the epoch was averaged without this group", 300, 1000, 1000, "00"),
-		`"message"`, `"dropped":true,"message"`, 1)
-	r.line(t0.Add(6*time.Second), 3, dropped)
+	r.line(t0.Add(6*time.Second), 3, eventLine(miner.EpochEvent{Epoch: 0, Loss: 10, Dropped: true,
+		Alone: "the epoch was averaged without this group", SyncTime: 300 * time.Millisecond, Tokens: 1000, ParamHash: "00", StartHash: "00"}))
 	r.summary(t0.Add(10*time.Second), "time is up")
 	got := out.String()
 	t.Log("\n" + got)

@@ -40,17 +40,18 @@ func LoadMiner(path string) (Miner, error) {
 	if err != nil {
 		return Miner{}, fmt.Errorf("load miner config: %w", err)
 	}
-	return decode(path, string(data), DefaultMiner(), Miner.Validate)
+	return decode(path, string(data), DefaultMiner(), minerSchema, Miner.Validate)
 }
 
 // decodeTrain is LoadTrain on a document already read; file names it in
 // messages.
 func decodeTrain(file, doc string) (Train, error) {
-	return decode(file, doc, DefaultTrain(), Train.Validate)
+	return decode(file, doc, DefaultTrain(), trainSchema, Train.Validate)
 }
 
-// decode reads doc over defaults t, strictly (see LoadTrain).
-func decode[T any](file, doc string, t T, validate func(T) error) (T, error) {
+// decode reads doc over defaults t, strictly (see LoadTrain), as the file
+// of the role s: a key s refuses is an error that names it and says why.
+func decode[T any](file, doc string, t T, s schema, validate func(T) error) (T, error) {
 	var zero T
 	var raw map[string]any
 	if _, err := toml.Decode(doc, &raw); err != nil {
@@ -58,7 +59,7 @@ func decode[T any](file, doc string, t T, validate func(T) error) (T, error) {
 	}
 	lines := keyLines(doc)
 	root := reflect.TypeFor[T]()
-	unknown, mistyped := checkTable("", raw, root, root)
+	unknown, mistyped := checkTable("", raw, root, s)
 	errs := append(unknown, mistyped...)
 	for _, e := range errs {
 		e.Line = lineOf(lines, e.Key)
@@ -69,7 +70,7 @@ func decode[T any](file, doc string, t T, validate func(T) error) (T, error) {
 		if err != nil {
 			return zero, tomlError(file, doc, err)
 		}
-		errs = append(errs, missedUnknown(md.Undecoded(), unknown, root)...)
+		errs = append(errs, missedUnknown(md.Undecoded(), unknown, s)...)
 		// A value that failed validation may be a default the file does
 		// not set: only keys the file defines get a line.
 		for _, e := range fieldErrors(validate(t)) {
@@ -91,23 +92,25 @@ func decode[T any](file, doc string, t T, validate func(T) error) (T, error) {
 // missedUnknown returns the undecoded keys that checkTable did not report,
 // itself or through a table above it. There should be none; the decoder's
 // own list is the last word on what the config does not use.
-func missedUnknown(undecoded []toml.Key, reported []*FieldError, root reflect.Type) []*FieldError {
+func missedUnknown(undecoded []toml.Key, reported []*FieldError, s schema) []*FieldError {
 	var missed []*FieldError
 	for _, k := range undecoded {
 		key := k.String()
 		if !slices.ContainsFunc(reported, func(e *FieldError) bool {
 			return key == e.Key || strings.HasPrefix(key, e.Key+".")
 		}) {
-			missed = append(missed, unknownKey(key, root))
+			missed = append(missed, unknownKey(key, s))
 		}
 	}
 	return missed
 }
 
 // checkTable returns the keys of raw that the struct type t does not have
-// (a table once, not its keys), and the values whose TOML type cannot be
-// decoded into t's fields, in the order of raw's keys by name.
-func checkTable(prefix string, raw map[string]any, t, root reflect.Type) (unknown, mistyped []*FieldError) {
+// (a table once, not its keys) or that the role s refuses, and the values
+// whose TOML type cannot be decoded into t's fields, in the order of raw's
+// keys by name. A refused key whose value would not decode either is
+// among the mistyped, which stop decoding, with its refusal as the error.
+func checkTable(prefix string, raw map[string]any, t reflect.Type, s schema) (unknown, mistyped []*FieldError) {
 	fields := map[string]schemaField{}
 	for _, f := range tomlFields(t) {
 		fields[f.name] = f
@@ -120,12 +123,17 @@ func checkTable(prefix string, raw map[string]any, t, root reflect.Type) (unknow
 	for _, name := range names {
 		key, v := joinKey(prefix, name), raw[name]
 		f, ok := fields[name]
+		_, refused := s.refused[key]
 		switch {
 		case !ok:
-			unknown = append(unknown, unknownKey(key, root))
+			unknown = append(unknown, unknownKey(key, s))
+		case refused && !fits(f.typ, v):
+			mistyped = append(mistyped, s.refusal(key))
+		case refused:
+			unknown = append(unknown, s.refusal(key))
 		case f.typ.Kind() == reflect.Struct:
 			if sub, ok := v.(map[string]any); ok {
-				u, m := checkTable(key, sub, f.typ, root)
+				u, m := checkTable(key, sub, f.typ, s)
 				unknown, mistyped = append(unknown, u...), append(mistyped, m...)
 			} else {
 				mistyped = append(mistyped, &FieldError{Key: key, Reason: "want a table, got " + describe(v)})
@@ -216,12 +224,12 @@ func describe(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// unknownKey reports a key the config does not have, suggesting a known
-// key within edit distance 2, or else one with the same last name in
-// another table ("lr" for "optim.lr").
-func unknownKey(key string, root reflect.Type) *FieldError {
+// unknownKey reports a key the config does not have, suggesting a key the
+// role reads within edit distance 2, or else one with the same last name
+// in another table ("lr" for "optim.lr").
+func unknownKey(key string, sc schema) *FieldError {
 	e := &FieldError{Key: key, Reason: "unknown key"}
-	if s := suggest(key, knownKeys("", root)); s != "" {
+	if s := suggest(key, sc.known()); s != "" {
 		e.Reason += fmt.Sprintf(" (did you mean %s?)", s)
 	}
 	return e

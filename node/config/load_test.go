@@ -184,7 +184,7 @@ func TestLoadTrainMissingFile(t *testing.T) {
 func TestMissedUnknown(t *testing.T) {
 	undecoded := []toml.Key{{"foo"}, {"foo", "bar"}, {"optim", "xyz"}, {"optim", "lrr"}}
 	reported := []*FieldError{{Key: "foo"}, {Key: "optim.lrr"}}
-	got := missedUnknown(undecoded, reported, reflect.TypeFor[Train]())
+	got := missedUnknown(undecoded, reported, trainSchema)
 	if len(got) != 1 || got[0].Key != "optim.xyz" || got[0].Reason != "unknown key" {
 		t.Errorf("missedUnknown = %v, want only optim.xyz", got)
 	}

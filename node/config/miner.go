@@ -11,7 +11,10 @@ import (
 // Miner is a miner's configuration: a training config (the model, the
 // data, the inner optimizer and loop, metrics) plus how it joins the
 // network and trains with the swarm. In a miner, train.max_steps counts
-// local optimizer steps over the whole run and ends it.
+// local optimizer steps over the whole run and ends it. A miner does not
+// read train.checkpoint_every, keep_checkpoints, eval_every or log_every:
+// LoadMiner rejects them by name, and its template leaves them out (they
+// keep the trainer's defaults here, which Validate accepts).
 type Miner struct {
 	Train
 	Net   Net   `toml:"net"`
@@ -42,7 +45,7 @@ type Swarm struct {
 	TargetBatchSize int     `toml:"target_batch_size" doc:"gradients: the swarm's samples (sequences) per optimizer step; each miner accumulates micro-batches (at least one) until its own samples and those the others at its epoch report reach it"`
 	OuterLR         float64 `toml:"outer_lr" doc:"diloco: outer Nesterov SGD learning rate"`
 	OuterMomentum   float64 `toml:"outer_momentum" doc:"diloco: outer Nesterov momentum, in [0, 1)"`
-	MinGroup        int     `toml:"min_group" doc:"smallest all-reduce group; with fewer peers ready a miner applies its own update alone"`
+	MinGroup        int     `toml:"min_group" doc:"smallest all-reduce group; with fewer peers ready the epoch is not averaged: a miner drops its update and stays at the epoch (it applies its own only when it has heard no other miner for a report expiry)"`
 	MaxGroup        int     `toml:"max_group" doc:"largest all-reduce group; larger swarms split into groups that change every epoch"`
 	MatchSeconds    float64 `toml:"match_seconds" doc:"how long a miner waits for others to be ready for an epoch before forming groups with those that are"`
 	RoundSeconds    float64 `toml:"round_seconds" doc:"all-reduce round deadline; peers that have not delivered by then are left out"`

@@ -4,8 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 // TestMinerTemplateLoads: the miner template decodes to exactly the
@@ -94,5 +97,119 @@ func TestGradientsTargetBatch(t *testing.T) {
 	m.Swarm.Mode = "diloco"
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMinerRefusesTrainerKeys: the train keys a miner does not read are
+// errors that name the key, its line and what to do instead, also when
+// their value has the wrong type; a train config accepts them all.
+func TestMinerRefusesTrainerKeys(t *testing.T) {
+	doc := `run_id = "ok"
+[train]
+max_steps = 100
+checkpoint_every = 10
+keep_checkpoints = 3
+eval_every = 5
+log_every = "often"
+checkpoint_evry = 1
+[swarm]
+eval_every = 2
+`
+	path := filepath.Join(t.TempDir(), "miner.toml")
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadMiner(path)
+	if err == nil {
+		t.Fatal("a miner config with trainer-only keys loaded")
+	}
+	want := []string{
+		"miner.toml:4: train.checkpoint_every: not read by a miner: it checkpoints the state of every epoch it finishes (out_dir/miner_state.bin); delete the key",
+		"miner.toml:5: train.keep_checkpoints: not read by a miner: it keeps one checkpoint",
+		"miner.toml:6: train.eval_every: not read by a miner: it evaluates held-out loss every swarm.eval_every epochs; set swarm.eval_every instead",
+		"miner.toml:7: train.log_every: not read by a miner: it logs one line per epoch; delete the key",
+		// No suggestion of a key the miner refuses.
+		"miner.toml:8: train.checkpoint_evry: unknown key\n",
+	}
+	msg := err.Error() + "\n"
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error lacks %q:\n%s", w, msg)
+		}
+	}
+	if strings.Contains(msg, "want an integer") {
+		t.Errorf("a refused key's type is checked:\n%s", msg)
+	}
+	train := strings.Replace(strings.Replace(doc, `"often"`, "1", 1), "checkpoint_evry = 1\n[swarm]\neval_every = 2\n", "", 1)
+	tpath := filepath.Join(t.TempDir(), "train.toml")
+	if err := os.WriteFile(tpath, []byte(train), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := LoadTrain(tpath); err != nil || c.Loop.CheckpointEvery != 10 || c.Loop.EvalEvery != 5 {
+		t.Errorf("train config with the same keys: %+v, %v", c.Loop, err)
+	}
+}
+
+// TestMinerTemplateKeys: the miner template spells out every key a miner
+// reads and none that it refuses, with the miner's meaning where it
+// differs from the trainer's.
+func TestMinerTemplateKeys(t *testing.T) {
+	text, err := Template("miner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := toml.Decode(string(text), &map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var defined []string
+	for _, k := range md.Keys() {
+		defined = append(defined, k.String())
+	}
+	known := minerSchema.known()
+	slices.Sort(defined)
+	slices.Sort(known)
+	if !slices.Equal(defined, known) {
+		t.Errorf("miner template defines %q\nwant %q", defined, known)
+	}
+	for key := range minerSchema.refused {
+		if slices.Contains(defined, key) {
+			t.Errorf("miner template holds %s, which a miner refuses", key)
+		}
+	}
+	for _, want := range []string{
+		"# stop after the epoch in which this much wall time has passed",
+		"# where the miner's typed events go besides the log",
+	} {
+		if !strings.Contains(strings.ToLower(string(text)), strings.ToLower(want)) {
+			t.Errorf("miner template lacks %q", want)
+		}
+	}
+}
+
+// TestMarshalMinerLoadsBack: a miner config written by MarshalMiner (what
+// dtrain swarm gives its miners) loads back to itself.
+func TestMarshalMinerLoadsBack(t *testing.T) {
+	m := DefaultMiner()
+	m.RunID, m.Seed, m.Threads = "swarm-2", 9, 1
+	m.Loop.MaxSteps, m.Loop.MaxMinutes = 100_000, 2.5
+	m.Metrics.Addr = "127.0.0.1:0"
+	m.Net.Listen, m.Net.Bootstrap = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, nil
+	m.Swarm.Mode, m.Swarm.MatchSeconds = "gradients", 5
+	text, err := MarshalMiner(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "miner.toml")
+	if err := os.WriteFile(path, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadMiner(path)
+	if err != nil {
+		t.Fatalf("LoadMiner(MarshalMiner(m)): %v\n%s", err, text)
+	}
+	m.Net.Bootstrap = []string{} // an empty array reads back as one
+	if !reflect.DeepEqual(got, m) {
+		t.Errorf("loads back as\n%+v\nwant\n%+v", got, m)
 	}
 }

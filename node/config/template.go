@@ -63,10 +63,10 @@ func Template(role string) ([]byte, error) {
 	switch role {
 	case "train":
 		writeComment(&b, trainHeader)
-		err = writeTable(&b, "", reflect.ValueOf(DefaultTrain()))
+		err = writeTable(&b, "", reflect.ValueOf(DefaultTrain()), trainSchema)
 	case "miner":
 		writeComment(&b, minerHeader)
-		err = writeTable(&b, "", reflect.ValueOf(DefaultMiner()))
+		err = writeTable(&b, "", reflect.ValueOf(DefaultMiner()), minerSchema)
 	default:
 		return nil, fmt.Errorf("config template: unknown role %q (known roles: %s)", role, strings.Join(roles, ", "))
 	}
@@ -76,20 +76,33 @@ func Template(role string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// writeTable writes v's plain keys, then each nested struct as a [table]
-// (TOML requires a table's own keys before its sub-tables).
-func writeTable(b *bytes.Buffer, prefix string, v reflect.Value) error {
+// MarshalMiner writes m as a commented miner config file, every key a
+// miner reads under its doc comment, as Template does the defaults;
+// LoadMiner reads it back to m, less what m sets in keys a miner refuses.
+func MarshalMiner(m Miner) ([]byte, error) {
+	var b bytes.Buffer
+	if err := writeTable(&b, "", reflect.ValueOf(m), minerSchema); err != nil {
+		return nil, fmt.Errorf("miner config: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// writeTable writes v's plain keys that the role s reads, then each nested
+// struct as a [table] (TOML requires a table's own keys before its
+// sub-tables).
+func writeTable(b *bytes.Buffer, prefix string, v reflect.Value, s schema) error {
 	fields := tomlFields(v.Type())
 	for _, f := range fields {
-		if f.typ.Kind() == reflect.Struct {
+		key := joinKey(prefix, f.name)
+		if _, refused := s.refused[key]; f.typ.Kind() == reflect.Struct || refused {
 			continue
 		}
 		lit, err := valueLiteral(v.FieldByIndex(f.index))
 		if err != nil {
-			return fmt.Errorf("%s: %w", joinKey(prefix, f.name), err)
+			return fmt.Errorf("%s: %w", key, err)
 		}
 		b.WriteByte('\n')
-		writeComment(b, f.doc)
+		writeComment(b, s.doc(key, f.doc))
 		fmt.Fprintf(b, "%s = %s\n", f.name, lit)
 	}
 	for _, f := range fields {
@@ -98,9 +111,9 @@ func writeTable(b *bytes.Buffer, prefix string, v reflect.Value) error {
 		}
 		key := joinKey(prefix, f.name)
 		b.WriteString("\n\n")
-		writeComment(b, sectionDocs[key])
+		writeComment(b, s.doc(key, ""))
 		fmt.Fprintf(b, "[%s]\n", key)
-		if err := writeTable(b, key, v.FieldByIndex(f.index)); err != nil {
+		if err := writeTable(b, key, v.FieldByIndex(f.index), s); err != nil {
 			return err
 		}
 	}

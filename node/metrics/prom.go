@@ -39,8 +39,9 @@ type Training struct {
 	ckptSeconds  prometheus.Histogram
 }
 
-// NewTraining creates the metrics of the run runID in a new registry.
-func NewTraining(runID string) *Training {
+// newRegistry is a registry with the Go runtime and process collectors,
+// and the label run="<runID>" that a run's metrics carry.
+func newRegistry(runID string) (*prometheus.Registry, prometheus.Labels) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -48,7 +49,12 @@ func NewTraining(runID string) *Training {
 	)
 	// Label values must be UTF-8; run_id is validated to be ASCII, but
 	// bad input must not make registration panic.
-	run := prometheus.Labels{"run": strings.ToValidUTF8(runID, "\uFFFD")}
+	return reg, prometheus.Labels{"run": strings.ToValidUTF8(runID, "\uFFFD")}
+}
+
+// NewTraining creates the metrics of the run runID in a new registry.
+func NewTraining(runID string) *Training {
+	reg, run := newRegistry(runID)
 	gauge := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: run})
 	}

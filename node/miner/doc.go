@@ -25,8 +25,8 @@
 //     reach swarm.target_batch_size (hivemind's Optimizer), then the group
 //     averages the gradients weighted by samples, and
 //     every member takes the same clipped AdamW step, so members that
-//     started the epoch with the same parameters end it with the same ones;
-//     the parameter hash each miner logs per epoch shows it.
+//     started the epoch with the same state end it with the same one; the
+//     state hash each miner reports per epoch (param_hash) shows it.
 //
 // The epoch protocol itself (when to load the swarm's state, train,
 // average, apply or drop an update) is node/epoch's Machine, free of I/O;
@@ -50,4 +50,9 @@
 // the slower direction's estimate (node/links) with its role, client when
 // swarm.role says so or, on auto, while AutoNAT finds it unreachable. It
 // serves the others' probes on the run's probe protocol within a budget.
+//
+// Besides its log, a miner reports typed events (Event: its start, each
+// epoch, all-reduce round and state load, errors it carries on after, its
+// stop) to Options.Events; dtrain miner writes them to metrics.jsonl and
+// Prometheus, and dtrain swarm reads them from there.
 package miner

@@ -34,9 +34,13 @@ func clock() time.Duration { return time.Duration(time.Now().UnixNano()) }
 type driver struct {
 	m    *Miner
 	mach *epoch.Machine
-	ctx  context.Context
-	work sync.WaitGroup
-	done chan func() ([]epoch.Action, error)
+	ctx  context.Context // ends with Run: the loop and its work
+	// runCtx is Run's own context: hub uploads run under it, so a run that
+	// ends at max_steps or max_minutes still finishes its last upload
+	// (Run waits for it), while a cancelled run cuts it.
+	runCtx context.Context
+	work   sync.WaitGroup
+	done   chan func() ([]epoch.Action, error)
 
 	// Shared with the training goroutine.
 	othersReady atomic.Bool
@@ -45,12 +49,20 @@ type driver struct {
 	rateBits    atomic.Uint64
 	training    bool
 
+	// params is a host copy of the model's parameters and hash the hash
+	// of the state they are part of, valid whenever no epoch's work is
+	// under way: every state the miner takes (its start, an applied
+	// update, a loaded or restored state) comes with them, so an epoch
+	// copies its parameters off the device and hashes its state once.
+	params   []float32
+	hash     [32]byte
 	start    []float32 // parameters the epoch started from
 	vec      []float32 // this miner's update (pseudo-gradient or gradient)
 	mean     []float32 // the last round's mean
 	ev       EpochEvent
 	trainEnd time.Time
-	finished bool // max_steps reached
+	finished bool   // max_steps or max_minutes reached
+	stopped  string // why it finished (Miner.finished)
 }
 
 // othersProgress is what the other peers at the miner's epoch had trained
@@ -93,10 +105,10 @@ func (m *Miner) machineConfig() epoch.Config {
 	return c
 }
 
-// loop runs the epoch protocol from the miner's current state, offered
-// with hash, until max_steps or ctx ends.
-func (d *driver) loop(in <-chan inbound, hash [32]byte) error {
-	acts := d.mach.Start(clock(), d.m.epoch, hash)
+// loop runs the epoch protocol from the miner's current state (d.params,
+// offered with d.hash) until max_steps, max_minutes or ctx ends.
+func (d *driver) loop(in <-chan inbound) error {
+	acts := d.mach.Start(clock(), d.m.epoch, d.hash)
 	for {
 		if err := d.do(acts); err != nil {
 			return err
@@ -205,7 +217,7 @@ func (d *driver) act(a epoch.Action) error {
 			m.log.Warn().Err(err).Uint64("epoch", a.Epoch).Msg("publish matchmaking message")
 		}
 	case epoch.Train:
-		if m.step >= m.cfg.Loop.MaxSteps {
+		if d.stopped = m.finished(); d.stopped != "" {
 			d.finished = true
 			return nil
 		}
@@ -241,7 +253,8 @@ func (d *driver) restore(a epoch.Action) error {
 	if err := m.model.SetParams(d.start); err != nil {
 		return err
 	}
-	d.start = nil
+	// The state is the epoch's start again, whose hash d.hash still is.
+	d.params, d.start = d.start, nil
 	m.log.Warn().Str("reason", a.Reason).Uint64("epoch", a.Epoch).Msg("dropping this epoch's update")
 	d.ev.Dropped, d.ev.Alone, d.ev.ParamHash, d.ev.Contributors = true, a.Reason, d.ev.StartHash, 0
 	d.ev.Tokens = m.tokens
@@ -256,20 +269,22 @@ func (d *driver) advance(mean []float32) error {
 	if mean == nil || d.start == nil {
 		return errors.New("no update to apply")
 	}
-	if err := m.apply(d.start, mean); err != nil {
+	params, err := m.apply(d.start, mean)
+	if err != nil {
 		return err
 	}
 	d.start, d.vec, d.mean = nil, nil, nil
 	m.epoch++
-	hash, err := m.offerState(d.ctx, nil, d.atEpoch())
+	blob, err := m.encodeState(params)
 	if err != nil {
 		return err
 	}
-	params := make([]float32, m.model.NumParams())
-	if err := m.model.Params(params); err != nil {
+	hash, err := m.offerState(d.runCtx, blob, d.atEpoch())
+	if err != nil {
 		return err
 	}
-	d.ev.ParamHash = paramHash(params)
+	d.params, d.hash = params, hash
+	d.ev.ParamHash = shortHash(hash)
 	d.ev.SyncTime = time.Since(d.trainEnd)
 	d.ev.Tokens = m.tokens
 	if m.opts.Val != nil && m.cfg.Swarm.EvalEvery > 0 && m.epoch%uint64(m.cfg.Swarm.EvalEvery) == 0 {
@@ -281,19 +296,22 @@ func (d *driver) advance(mean []float32) error {
 	return d.do(d.mach.Advanced(clock(), hash))
 }
 
-// emit logs the epoch and hands its event to the observer.
+// emit logs the epoch and hands its event to the observers.
 func (d *driver) emit() {
 	m, ev := d.m, d.ev
 	if ev.SyncTime == 0 {
 		ev.SyncTime = time.Since(d.trainEnd)
 	}
+	ev.Peers = len(m.gossip.Peers())
 	m.log.Info().Str("peer", m.self).Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
 		Int64("tokens", ev.Tokens).Dur("train", ev.TrainTime).
 		Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).Bool("dropped", ev.Dropped).
 		Dur("sync", ev.SyncTime).Dur("allreduce", ev.RoundTime).Int("span", ev.Span).Str("role", ev.Role).
 		Float64("up_mbps", ev.UpMbps).Float64("down_mbps", ev.DownMbps).Int64("bytes_sent", ev.BytesSent).
+		Int64("bytes_received", ev.BytesReceived).
 		Str("param_hash", ev.ParamHash).Str("start_hash", ev.StartHash).Str("data_hash", ev.DataHash).Msg("epoch")
 	if m.opts.Observer != nil {
 		m.opts.Observer(ev)
 	}
+	m.event(ev)
 }

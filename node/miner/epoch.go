@@ -145,11 +145,12 @@ func (m *Miner) microStep(lane *epochLane, k, n int, l float64) (float64, error)
 // apply takes the epoch's step from the averaged vector: the outer
 // Nesterov step from the epoch's start parameters in diloco, the AdamW
 // step in gradients mode. A non-finite mean is refused, so a bad average
-// never touches the model.
-func (m *Miner) apply(start, mean []float32) error {
+// never touches the model. It returns the new parameters: diloco computes
+// them on the host, gradients mode copies them off the device once.
+func (m *Miner) apply(start, mean []float32) ([]float32, error) {
 	for i, v := range mean {
 		if v-v != 0 {
-			return fmt.Errorf("averaged update holds %v at %d", v, i)
+			return nil, fmt.Errorf("averaged update holds %v at %d", v, i)
 		}
 	}
 	if m.cfg.Swarm.Mode == "diloco" {
@@ -157,21 +158,22 @@ func (m *Miner) apply(start, mean []float32) error {
 		outer := train.OuterNesterov{LR: m.cfg.Swarm.OuterLR, Momentum: m.cfg.Swarm.OuterMomentum}
 		next := slices.Clone(start)
 		if err := outer.Step(next, mean, m.momentum); err != nil {
-			return err
+			return nil, err
 		}
-		return m.model.SetParams(next)
+		return next, m.model.SetParams(next)
 	}
 	if err := m.model.SetGrads(mean); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := m.model.ClipGradNorm(m.cfg.Optim.GradClip); err != nil {
-		return err
+		return nil, err
 	}
 	if err := m.opt.Step(m.sched.At(m.step)); err != nil {
-		return err
+		return nil, err
 	}
 	m.step++
-	return nil
+	params := make([]float32, m.model.NumParams())
+	return params, m.model.Params(params)
 }
 
 // heldOutLoss is the model's mean loss over loop.eval_tokens of the

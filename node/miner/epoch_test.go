@@ -2,7 +2,10 @@ package miner
 
 import (
 	"math"
+	"slices"
 	"testing"
+
+	"github.com/dtrain-dev/dtrain/node/train"
 )
 
 // TestOuterStepKeepsMomentum: two diloco epochs that average the same
@@ -25,12 +28,17 @@ func TestOuterStepKeepsMomentum(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := append([]float32(nil), before...)
-		if err := m.apply(start, delta); err != nil {
+		next, err := m.apply(start, delta)
+		if err != nil {
 			t.Fatal(err)
 		}
 		after := make([]float32, n)
 		if err := m.model.Params(after); err != nil {
 			t.Fatal(err)
+		}
+		// Exact: the model holds the very floats apply computed.
+		if !slices.Equal(next, after) {
+			t.Fatalf("epoch %d: apply returned other parameters than the model holds", epoch)
 		}
 		for i := range after {
 			want := float64(before[i]) - lr*factor*float64(delta[i])
@@ -39,5 +47,34 @@ func TestOuterStepKeepsMomentum(t *testing.T) {
 					epoch, i, before[i], after[i], want, lr, mu, delta[i])
 			}
 		}
+	}
+}
+
+// TestApplyReturnsTheModelsParameters: in gradients mode the step runs on
+// the model, and apply hands back exactly what the model then holds: the
+// copy the miner offers, checkpoints and starts its next epoch from.
+func TestApplyReturnsTheModelsParameters(t *testing.T) {
+	m := bareMiner(t, "gradients", 1)
+	m.sched = train.Schedule{LR: 1e-2, MinLR: 1e-3, Total: 5}
+	n := m.model.NumParams()
+	start := make([]float32, n)
+	if err := m.model.Params(start); err != nil {
+		t.Fatal(err)
+	}
+	grad := make([]float32, n)
+	for i := range grad {
+		grad[i] = 0.01 * float32(i%5-2)
+	}
+	next, err := m.apply(start, grad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make([]float32, n)
+	if err := m.model.Params(held); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(next, held) || slices.Equal(next, start) || m.step != 1 {
+		t.Fatalf("apply returned parameters equal to the model's: %v, to the start: %v; step %d",
+			slices.Equal(next, held), slices.Equal(next, start), m.step)
 	}
 }

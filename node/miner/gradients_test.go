@@ -78,10 +78,10 @@ func TestGradientsStepIsOneBigBatch(t *testing.T) {
 	if err := a.model.Params(before); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.apply(nil, mean); err != nil {
+	if _, err := a.apply(nil, mean); err != nil {
 		t.Fatal(err)
 	}
-	if err := big.apply(nil, want); err != nil {
+	if _, err := big.apply(nil, want); err != nil {
 		t.Fatal(err)
 	}
 	pa, pbig := make([]float32, len(before)), make([]float32, len(before))

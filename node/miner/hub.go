@@ -2,6 +2,7 @@ package miner
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -58,12 +59,15 @@ func (m *Miner) loadFromHub(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	from := m.epoch
-	if err := m.loadState(blob); err != nil {
+	if _, err := m.loadState(blob); err != nil {
 		return false, fmt.Errorf("hub %s at %s: %w", m.cfg.Hub.Repo, tag, err)
 	}
 	m.hubHas = &epoch // already published: no need to upload it again
+	took := time.Since(start)
 	m.log.Info().Uint64("epoch", m.epoch).Uint64("from_epoch", from).Str("repo", m.cfg.Hub.Repo).Str("tag", tag).
-		Int("bytes", len(blob)).Dur("took", time.Since(start)).Msg("state loaded from the hub")
+		Int("bytes", len(blob)).Dur("took", took).Msg("state loaded from the hub")
+	m.event(LoadEvent{Epoch: m.epoch, FromEpoch: from, Source: "hub", Bytes: int64(len(blob)), Took: took,
+		BytesPerSec: float64(len(blob)) / max(took.Seconds(), 1e-9), ParamHash: shortHash(sha256.Sum256(blob))})
 	return true, nil
 }
 
@@ -98,6 +102,7 @@ func (m *Miner) maybePublish(ctx context.Context, blob []byte, others []string) 
 		<-m.publishing
 		os.RemoveAll(dir)
 		m.log.Warn().Err(err).Msg("write checkpoint for the hub")
+		m.event(ErrorEvent{Epoch: m.epoch, Op: "hub publish", Err: err.Error()})
 		return
 	}
 	epoch := m.epoch
@@ -108,6 +113,7 @@ func (m *Miner) maybePublish(ctx context.Context, blob []byte, others []string) 
 		defer os.RemoveAll(dir)
 		if err := m.publish(ctx, dir, epoch); err != nil {
 			m.log.Warn().Err(err).Uint64("epoch", epoch).Msg("publish to the hub")
+			m.event(ErrorEvent{Epoch: epoch, Op: "hub publish", Err: err.Error()})
 		}
 	}()
 }

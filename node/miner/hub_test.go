@@ -11,12 +11,14 @@ import (
 
 // TestHubPublishAndFallback: a miner publishes its model and state every
 // two epochs as a commit tagged <run>.<epoch> (an in-memory Hub stands in
-// for huggingface.co), and a later miner that finds no peer loads the
-// newest published state and goes on from its epoch.
+// for huggingface.co), its last upload finished before Run returns, and a
+// later miner that finds no peer loads the newest published state and
+// goes on from its epoch.
 func TestHubPublishAndFallback(t *testing.T) {
 	srv := hubtest.New(t)
 	t.Setenv("HF_HUB_CACHE", t.TempDir())
 	cfg := tinyMiner("diloco")
+	cfg.Loop.MaxSteps = 9 // 3 epochs: the first miner publishes epoch 2, the second starts there and ends at 3
 	cfg.Swarm.MinGroup, cfg.Swarm.MatchSeconds = 1, 1
 	cfg.Hub.Repo, cfg.Hub.Endpoint, cfg.Hub.UploadEvery = "org/tiny", srv.URL(), 2
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -96,6 +96,9 @@ func (m *Miner) announce() (matchmaking.Role, links.Rates) {
 		m.log.Info().Float64("up_mbps", mbps(rates.Up)).Float64("down_mbps", mbps(rates.Down)).
 			Float64("bandwidth_mbps", mbps(rates.Bandwidth())).Msg("link rates")
 	}
+	if roleChanged || ratesChanged {
+		m.event(AnnounceEvent{Role: role.String(), Setting: m.cfg.Swarm.Role, UpMbps: mbps(rates.Up), DownMbps: mbps(rates.Down)})
+	}
 	return role, rates
 }
 
@@ -181,6 +184,7 @@ func (m *Miner) probeLinks(ctx context.Context, peers []peer.ID, n int64) int {
 	l.mu.Unlock()
 	m.log.Info().Int("peers", done).Int64("bytes", n).Float64("up_mbps", best[0].BitsPerSecond/1e6).
 		Float64("down_mbps", best[1].BitsPerSecond/1e6).Msg("link probed")
+	m.event(ProbeEvent{Peers: done, Bytes: n, UpMbps: best[0].BitsPerSecond / 1e6, DownMbps: best[1].BitsPerSecond / 1e6})
 	return done
 }
 

@@ -2,11 +2,8 @@ package miner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -35,33 +32,41 @@ type Options struct {
 	Train    *data.Dataset
 	Val      *data.Dataset // nil: no evaluation
 	Log      zerolog.Logger
-	Observer func(EpochEvent) // nil: none
+	Observer func(EpochEvent) // nil: none; sees the epochs that Events sees too
+	Events   func(Event)      // nil: none; called one event at a time
 }
 
 // EpochEvent reports one finished epoch.
 type EpochEvent struct {
-	Epoch        uint64        `json:"epoch"` // the epoch just finished; the next starts from its result
-	Peer         string        `json:"peer"`  // this miner's peer id
-	Mode         string        `json:"mode"`
-	Loss         float64       `json:"loss"`               // mean local training loss over the epoch
-	ValLoss      float64       `json:"val_loss,omitempty"` // held-out loss after the update, when evaluated
-	Samples      int64         `json:"samples"`            // this miner's samples in the epoch
-	Tokens       int64         `json:"tokens"`             // this miner's tokens, whole run
-	Group        int           `json:"group"`              // members of the epoch's group; 0 when none formed
-	Contributors int           `json:"contributors"`       // members whose updates the mean holds (1 when alone)
-	Alone        string        `json:"alone,omitempty"`    // why the epoch was not averaged with others
-	Dropped      bool          `json:"dropped,omitempty"`  // the update was dropped: averaging failed while others were live (node/epoch)
-	SyncTime     time.Duration `json:"sync_ns"`            // matchmaking and all-reduce
-	RoundTime    time.Duration `json:"allreduce_ns"`       // the all-reduce rounds alone
-	Span         int           `json:"span"`               // elements this miner reduced in its group's round
-	Role         string        `json:"role,omitempty"`     // announced: full or client
-	UpMbps       float64       `json:"up_mbps"`            // announced upload rate in Mbit/s, as measured; 0: none
-	DownMbps     float64       `json:"down_mbps"`          // the same of the download rate
-	BytesSent    int64         `json:"bytes_sent"`         // all-reduce payload bytes this miner sent
-	TrainTime    time.Duration `json:"train_ns"`
-	ParamHash    string        `json:"param_hash"` // sha256 of the parameters after the update, first 16 hex digits
-	StartHash    string        `json:"start_hash"` // the same of the parameters the epoch started from (a dropped update: = ParamHash)
-	DataHash     string        `json:"data_hash"`  // what the miner trained on: sha256 of its micro-batches' windows and dropout seeds (laneDigest), first 16 hex digits
+	Epoch         uint64        `json:"epoch"` // the epoch just finished; the next starts from its result
+	Peer          string        `json:"peer"`  // this miner's peer id
+	Mode          string        `json:"mode"`
+	Loss          float64       `json:"loss"`               // mean local training loss over the epoch
+	ValLoss       float64       `json:"val_loss,omitempty"` // held-out loss after the update, when evaluated
+	Samples       int64         `json:"samples"`            // this miner's samples in the epoch
+	Tokens        int64         `json:"tokens"`             // tokens this miner's process has trained on since it started
+	TokensPerSec  float64       `json:"tokens_per_s"`       // the epoch's local training throughput
+	Group         int           `json:"group"`              // members of the epoch's group; 0 when none formed
+	Contributors  int           `json:"contributors"`       // members whose updates the mean holds (1 when alone)
+	Alone         string        `json:"alone,omitempty"`    // why the epoch was not averaged with others
+	Dropped       bool          `json:"dropped,omitempty"`  // the update was dropped: averaging failed while others were live (node/epoch)
+	SyncTime      time.Duration `json:"sync_ns"`            // matchmaking and all-reduce
+	RoundTime     time.Duration `json:"allreduce_ns"`       // the all-reduce rounds alone
+	Span          int           `json:"span"`               // elements this miner reduced in its group's round
+	Role          string        `json:"role,omitempty"`     // announced: full or client
+	UpMbps        float64       `json:"up_mbps"`            // announced upload rate in Mbit/s, as measured; 0: none
+	DownMbps      float64       `json:"down_mbps"`          // the same of the download rate
+	BytesSent     int64         `json:"bytes_sent"`         // frame bytes this miner wrote in the epoch's all-reduce rounds
+	BytesReceived int64         `json:"bytes_received"`     // frame bytes it read in them
+	TrainTime     time.Duration `json:"train_ns"`
+	Peers         int           `json:"peers"` // peers on the run's gossip at the epoch's end
+	// ParamHash is the hash of the state the epoch ended with (sha256 of
+	// the state blob: parameters, step, and outer momentum or AdamW
+	// state; its first 16 hex digits), the one the miner offers and its
+	// progress reports carry: equal across a group that averaged.
+	ParamHash string `json:"param_hash"`
+	StartHash string `json:"start_hash"` // the same of the state the epoch started from (a dropped update: = ParamHash)
+	DataHash  string `json:"data_hash"`  // what the miner trained on: sha256 of its micro-batches' windows and dropout seeds (laneDigest), first 16 hex digits
 }
 
 // Miner is one training peer.
@@ -86,6 +91,10 @@ type Miner struct {
 	hubHas     *uint64       // the epoch loaded from the hub, if any
 	uploads    sync.WaitGroup
 
+	resumed bool      // New loaded the checkpoint in out_dir
+	started time.Time // when Run began: train.max_minutes counts from here
+	eventMu sync.Mutex
+
 	model *torch.Model
 	opt   *torch.AdamW
 	order data.Order
@@ -94,7 +103,7 @@ type Miner struct {
 
 	epoch    uint64
 	step     int       // local optimizer steps taken (diloco inner steps or gradient steps)
-	tokens   int64     // trained, whole run
+	tokens   int64     // trained by this process (a checkpoint does not hold it)
 	momentum []float32 // diloco outer Nesterov buffer
 }
 
@@ -145,12 +154,11 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 		return nil, err
 	}
 	m.publishing = make(chan struct{}, 1)
-	resumed, err := m.resume()
-	if err != nil {
+	if m.resumed, err = m.resume(); err != nil {
 		m.Close()
 		return nil, err
 	}
-	if resumed {
+	if m.resumed {
 		m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Str("checkpoint", m.checkpointPath()).Msg("resumed")
 	}
 	if m.gossip, err = o.Node.JoinGossip(ctx, cfg.RunID); err != nil {
@@ -195,19 +203,29 @@ func (m *Miner) Close() {
 	}
 }
 
-// Run trains epoch after epoch until train.max_steps local steps are done
-// or ctx ends (then it returns nil). It runs the epoch protocol of
-// node/epoch: this goroutine owns the protocol's Machine and carries out
-// its actions, the work they start (training, all-reduce rounds, state
-// loads) runs in goroutines that end with ctx.
-func (m *Miner) Run(ctx context.Context) error {
+// Run trains epoch after epoch until train.max_steps local steps are done,
+// the epoch in which train.max_minutes pass ends, or ctx ends (then it
+// returns nil). It runs the epoch protocol of node/epoch: this goroutine
+// owns the protocol's Machine and carries out its actions, the work they
+// start (training, all-reduce rounds, state loads) runs in goroutines that
+// end with ctx. Its last event is a StopEvent.
+func (m *Miner) Run(ctx context.Context) (err error) {
+	m.started = time.Now()
 	gctx, stop := context.WithCancel(ctx)
-	d := &driver{m: m, ctx: gctx, done: make(chan func() ([]epoch.Action, error))}
+	d := &driver{m: m, ctx: gctx, runCtx: ctx, done: make(chan func() ([]epoch.Action, error))}
 	defer func() {
 		stop()
 		d.work.Wait()
 		m.uploads.Wait()
-		m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Msg("miner stopped")
+		why := d.stopped
+		switch {
+		case err != nil:
+			why = "error"
+		case why == "":
+			why = "stopped"
+		}
+		m.log.Info().Uint64("epoch", m.epoch).Int("step", m.step).Str("reason", why).Msg("miner stopped")
+		m.event(StopEvent{Epoch: m.epoch, Step: m.step, Reason: why, Err: errText(err)})
 	}()
 	mach, err := epoch.New(m.machineConfig())
 	if err != nil {
@@ -227,29 +245,52 @@ func (m *Miner) Run(ctx context.Context) error {
 		// state is the best start there is.
 		if _, err := m.loadFromHub(ctx); err != nil {
 			m.log.Warn().Err(err).Msg("could not load the run's state from the hub")
+			m.event(ErrorEvent{Epoch: m.epoch, Op: "hub load", Err: err.Error()})
 		}
 	}
-	if ctx.Err() != nil || m.step >= m.cfg.Loop.MaxSteps {
+	if ctx.Err() != nil {
 		return nil
 	}
-	hash, err := m.offerState(gctx, nil, nil)
+	if d.stopped = m.finished(); d.stopped != "" {
+		return nil
+	}
+	// The one copy of the parameters off the device until the next epoch's
+	// update: the driver passes it along from here.
+	params := make([]float32, m.model.NumParams())
+	if err := m.model.Params(params); err != nil {
+		return err
+	}
+	blob, err := m.encodeState(params)
 	if err != nil {
 		return err
 	}
-	return d.loop(in, hash)
+	hash, err := m.offerState(ctx, blob, nil)
+	if err != nil {
+		return err
+	}
+	d.params, d.hash = params, hash
+	m.event(StartEvent{Peer: m.self, Mode: m.cfg.Swarm.Mode, Params: m.model.NumParams(), Epoch: m.epoch, Step: m.step,
+		Resumed: m.resumed, Peers: len(m.gossip.Peers())})
+	return d.loop(in)
 }
 
-// offerState makes the miner's current state, blob (nil: encode it), the
-// one it offers to peers and checkpoints, and publishes it to the hub when
-// its turn comes (others: the live peers at its epoch). It returns the
-// state's hash, the one its progress reports carry.
-func (m *Miner) offerState(ctx context.Context, blob []byte, others []string) ([32]byte, error) {
-	if blob == nil {
-		var err error
-		if blob, err = m.encodeState(); err != nil {
-			return [32]byte{}, err
-		}
+// finished says why the miner should train no further ("max_steps",
+// "max_minutes"), or "" while it should.
+func (m *Miner) finished() string {
+	switch lc := m.cfg.Loop; {
+	case m.step >= lc.MaxSteps:
+		return "max_steps"
+	case lc.MaxMinutes > 0 && time.Since(m.started).Minutes() >= lc.MaxMinutes:
+		return "max_minutes"
 	}
+	return ""
+}
+
+// offerState makes blob, the miner's current state, the one it offers to
+// peers and checkpoints, and publishes it to the hub when its turn comes
+// (others: the live peers at its epoch; the upload runs under ctx). It
+// returns the state's hash, the one its progress reports carry.
+func (m *Miner) offerState(ctx context.Context, blob []byte, others []string) ([32]byte, error) {
 	offer := m.donor.Offer(m.epoch, blob)
 	if err := m.saveCheckpoint(blob); err != nil {
 		return [32]byte{}, fmt.Errorf("checkpoint: %w", err)
@@ -304,15 +345,4 @@ func (m *Miner) readGossip(ctx context.Context, in chan<- inbound) {
 			return
 		}
 	}
-}
-
-// paramHash is the sha256 of the parameters' float32 bits, as 16 hex digits.
-func paramHash(params []float32) string {
-	h := sha256.New()
-	var b [4]byte
-	for _, v := range params {
-		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
-		h.Write(b[:])
-	}
-	return fmt.Sprintf("%x", h.Sum(nil)[:8])
 }

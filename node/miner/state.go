@@ -31,13 +31,13 @@ func stateSize(mode string, numel int64) int64 {
 	return state.SnapshotSize(stateMode(mode), numel)
 }
 
-// encodeState returns the blob of the miner's current state.
-func (m *Miner) encodeState() ([]byte, error) {
-	s := state.Snapshot{Mode: stateMode(m.cfg.Swarm.Mode), Epoch: m.epoch, Step: m.step,
-		Params: make([]float32, m.model.NumParams())}
-	if err := m.model.Params(s.Params); err != nil {
-		return nil, err
+// encodeState returns the blob of the miner's current state, whose
+// parameters params is (a host copy the caller already holds).
+func (m *Miner) encodeState(params []float32) ([]byte, error) {
+	if int64(len(params)) != m.model.NumParams() {
+		return nil, fmt.Errorf("encode state: %d parameters, the model has %d", len(params), m.model.NumParams())
 	}
+	s := state.Snapshot{Mode: stateMode(m.cfg.Swarm.Mode), Epoch: m.epoch, Step: m.step, Params: params}
 	if s.Mode == state.DiLoCo {
 		s.Momentum = m.momentum
 		return s.Marshal()
@@ -51,25 +51,26 @@ func (m *Miner) encodeState() ([]byte, error) {
 }
 
 // loadState checks blob against this miner's model and mode and, only if
-// all of it is good, makes it the miner's state.
-func (m *Miner) loadState(blob []byte) error {
+// all of it is good, makes it the miner's state. It returns the state's
+// parameters, which the model now holds.
+func (m *Miner) loadState(blob []byte) ([]float32, error) {
 	s, err := state.UnmarshalSnapshot(blob, stateMode(m.cfg.Swarm.Mode), m.model.NumParams())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if s.Mode == state.Gradients {
 		if err := m.opt.SetState(torch.AdamWState{ExpAvg: s.ExpAvg, ExpAvgSq: s.ExpAvgSq, Step: s.AdamStep}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := m.model.SetParams(s.Params); err != nil {
-		return err
+		return nil, err
 	}
 	if s.Mode == state.DiLoCo {
 		m.momentum = s.Momentum
 	}
 	m.epoch, m.step = s.Epoch, s.Step
-	return nil
+	return s.Params, nil
 }
 
 // checkpointPath is where a miner keeps its latest epoch state.
@@ -93,7 +94,7 @@ func (m *Miner) resume() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := m.loadState(blob); err != nil {
+	if _, err := m.loadState(blob); err != nil {
 		return false, fmt.Errorf("checkpoint %s: %w", m.checkpointPath(), err)
 	}
 	return true, nil

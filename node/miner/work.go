@@ -2,6 +2,7 @@ package miner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -23,13 +24,15 @@ const loadTimeout = 5 * time.Minute
 // train starts the epoch's local work from the current parameters.
 func (d *driver) train() error {
 	m := d.m
-	start := make([]float32, m.model.NumParams())
-	if err := m.model.Params(start); err != nil {
-		return err
+	start := d.params
+	if start == nil {
+		return errors.New("no parameters to start the epoch from")
 	}
 	lane := m.epochLane()
-	d.start, d.vec, d.mean = start, nil, nil
-	d.ev = EpochEvent{Epoch: m.epoch, Peer: m.self, Mode: m.cfg.Swarm.Mode, StartHash: paramHash(start)}
+	// Training changes the model: d.params holds again once a state is
+	// set (advance, restore, install).
+	d.start, d.vec, d.mean, d.params = start, nil, nil, nil
+	d.ev = EpochEvent{Epoch: m.epoch, Peer: m.self, Mode: m.cfg.Swarm.Mode, StartHash: shortHash(d.hash)}
 	d.training = true
 	d.maybeProbe(m.epoch)
 	d.othersReady.Store(false)
@@ -49,6 +52,9 @@ func (d *driver) train() error {
 			}
 			d.vec = vec
 			d.ev.Loss, d.ev.Samples, d.ev.TrainTime, d.ev.DataHash = loss, samples, took, lane.trained.sum()
+			if took > 0 {
+				d.ev.TokensPerSec = float64(samples) * float64(m.cfg.Data.SeqLen) / took.Seconds()
+			}
 			d.trainEnd = time.Now()
 			// The reports from now until the epoch ends carry its final
 			// samples: with the miner's id and epoch, all anyone needs to
@@ -93,7 +99,12 @@ func (d *driver) average(a epoch.Action) {
 			} else if ctx.Err() == nil {
 				m.log.Warn().Err(err).Uint64("epoch", a.Epoch).Int("stage", a.Stage).Msg("all-reduce")
 			}
-			d.ev.BytesSent += st.sent
+			if ctx.Err() == nil {
+				m.event(RoundEvent{Epoch: a.Epoch, Stage: a.Stage, Members: len(g.Members), Contributors: len(res.Contributors),
+					Took: st.took, BytesSent: st.traffic.Sent, BytesReceived: st.traffic.Received, Err: errText(err)})
+			}
+			d.ev.BytesSent += st.traffic.Sent
+			d.ev.BytesReceived += st.traffic.Received
 			d.ev.RoundTime += st.took
 			if a.Stage == 1 {
 				d.ev.Span = st.span
@@ -114,13 +125,15 @@ func contributing(g matchmaking.Group) int {
 	return n
 }
 
-// roundStats is what a round moved: the payload bytes this miner sent (as
-// many as it received, without failures), in how long, and the elements of
-// its own span.
+// roundStats is what a round moved: the payload bytes a round without
+// failures makes this miner send (as many as it receives), in how long,
+// the elements of its own span, and the frame bytes it wrote and read on
+// the round's streams, as counted.
 type roundStats struct {
-	sent int64
-	took time.Duration
-	span int
+	sent    int64
+	took    time.Duration
+	span    int
+	traffic p2p.Traffic
 }
 
 // runRound runs group g's all-reduce round over vec and returns the mean.
@@ -153,8 +166,8 @@ func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32
 	defer cancel()
 	proto := netx.Protocol(m.cfg.RunID, g.RoundName())
 	start := time.Now()
-	res, err := p2p.RunRound(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond)
-	st.sent, st.took = cfg.SentBytes(), time.Since(start)
+	res, traffic, err := p2p.RunRoundTraffic(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond)
+	st.sent, st.took, st.traffic = cfg.SentBytes(), time.Since(start), traffic
 	if err != nil {
 		return res, st, fmt.Errorf("all-reduce of epoch %d: %w", g.Epoch, err)
 	}
@@ -189,35 +202,40 @@ func (d *driver) load(a epoch.Action) {
 			if ctx.Err() != nil {
 				return nil, nil
 			}
+			ev := LoadEvent{Epoch: a.Epoch, FromEpoch: m.epoch, Source: "peers", Bytes: int64(len(blob)), Took: stats.Took,
+				Donors: len(stats.Bytes), BytesPerSec: float64(len(blob)) / max(stats.Took.Seconds(), 1e-9)}
 			if err == nil {
-				err = d.install(blob, stats)
+				err = d.install(blob, a.Hash, stats)
 			}
 			if err != nil {
 				m.log.Warn().Err(err).Msg("could not load the swarm's state")
+				ev.Bytes, ev.BytesPerSec, ev.Donors, ev.Err = 0, 0, len(ids), err.Error()
+			} else {
+				ev.ParamHash = shortHash(d.hash)
 			}
+			m.event(ev)
 			return d.mach.Loaded(clock(), a.Epoch, a.Hash, err), nil
 		}
 	})
 }
 
-// install makes a loaded blob the miner's state, offered and checkpointed.
-func (d *driver) install(blob []byte, stats state.FetchStats) error {
+// install makes a loaded blob, whose hash Fetch verified, the miner's
+// state, offered and checkpointed.
+func (d *driver) install(blob []byte, hash [32]byte, stats state.FetchStats) error {
 	m := d.m
 	from := m.epoch
-	if err := m.loadState(blob); err != nil {
+	params, err := m.loadState(blob)
+	if err != nil {
 		return err
 	}
+	d.params, d.hash = params, hash
 	d.start, d.vec, d.mean = nil, nil, nil
-	if _, err := m.offerState(d.ctx, blob, d.atEpoch()); err != nil {
-		return err
-	}
-	params := make([]float32, m.model.NumParams())
-	if err := m.model.Params(params); err != nil {
+	if _, err := m.offerState(d.runCtx, blob, d.atEpoch()); err != nil {
 		return err
 	}
 	rate := float64(len(blob)) * 8 / 1e6 / max(stats.Took.Seconds(), 1e-9)
 	m.log.Info().Uint64("epoch", m.epoch).Uint64("from_epoch", from).Int("bytes", len(blob)).
-		Dur("took", stats.Took).Float64("mbps", rate).Int("donors", len(stats.Bytes)).Str("param_hash", paramHash(params)).
+		Dur("took", stats.Took).Float64("mbps", rate).Int("donors", len(stats.Bytes)).Str("param_hash", shortHash(hash)).
 		Msg("state loaded")
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -53,6 +54,14 @@ type transport struct {
 	closed  bool
 	readers map[network.Stream]bool
 	writers map[int]*peerWriter
+
+	sent, received atomic.Int64 // frame bytes, length prefixes included
+}
+
+// Traffic is what one round moved over its streams: the bytes of the
+// frames (length prefix included) this peer wrote whole and read whole.
+type Traffic struct {
+	Sent, Received int64
 }
 
 // RunRound drives r over libp2p streams on proto until it is done or ctx
@@ -61,12 +70,19 @@ type transport struct {
 // clock, so its part and round timeouts fire within a tick of their time.
 // Logs go to zerolog.Ctx(ctx).
 func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration) (allreduce.Result, error) {
+	res, _, err := RunRoundTraffic(ctx, h, proto, peers, r, tick)
+	return res, err
+}
+
+// RunRoundTraffic is RunRound that also returns the round's traffic, which
+// it counts whether or not the round succeeds.
+func RunRoundTraffic(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration) (_ allreduce.Result, traffic Traffic, _ error) {
 	cfg := r.Config()
 	if len(peers) != len(cfg.Group.Members) {
-		return allreduce.Result{}, fmt.Errorf("run round: %d peers for a group of %d", len(peers), len(cfg.Group.Members))
+		return allreduce.Result{}, Traffic{}, fmt.Errorf("run round: %d peers for a group of %d", len(peers), len(cfg.Group.Members))
 	}
 	if peers[cfg.Self] != h.ID() {
-		return allreduce.Result{}, fmt.Errorf("run round: member %d is %s, this host is %s", cfg.Self, peers[cfg.Self], h.ID())
+		return allreduce.Result{}, Traffic{}, fmt.Errorf("run round: member %d is %s, this host is %s", cfg.Self, peers[cfg.Self], h.ID())
 	}
 	if tick <= 0 {
 		tick = 10 * time.Millisecond
@@ -83,6 +99,9 @@ func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.
 	}
 	t.ctx, t.cancel = context.WithDeadline(ctx, t.deadline)
 	h.SetStreamHandler(proto, t.handle)
+	// Deferred before close, so it runs after it: every reader and writer
+	// has stopped counting.
+	defer func() { traffic = Traffic{Sent: t.sent.Load(), Received: t.received.Load()} }()
 	defer t.close()
 
 	now := func() time.Duration { return time.Since(start) }
@@ -103,11 +122,12 @@ func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.
 		case <-ticker.C:
 			t.send(r.Tick(now()))
 		case <-ctx.Done():
-			return allreduce.Result{}, fmt.Errorf("run round: %w", ctx.Err())
+			return allreduce.Result{}, traffic, fmt.Errorf("run round: %w", ctx.Err())
 		}
 	}
 	t.drain(cfg.Slack())
-	return r.Result()
+	res, err := r.Result()
+	return res, traffic, err
 }
 
 // send queues each message for its member's writer.
@@ -171,6 +191,9 @@ func (t *transport) read(s network.Stream, from int) {
 		// A fresh buffer per frame: a part's payload aliases it and the
 		// round may hold it after this loop moves on.
 		b, err := netx.ReadFrame(s, nil, t.maxFrame)
+		if err == nil {
+			t.received.Add(int64(netx.FrameHeaderLen + len(b)))
+		}
 		if err != nil {
 			if !errors.Is(err, context.Canceled) && t.ctx.Err() == nil {
 				log.Debug().Err(err).Msg("round stream ended")

@@ -149,6 +149,7 @@ func (w *peerWriter) run() {
 			}
 			continue
 		}
+		t.sent.Add(int64(netx.FrameHeaderLen + len(b)))
 		w.wrote()
 	}
 }
