@@ -43,12 +43,16 @@ type Config struct {
 // Tracker holds the latest report of every peer and answers questions about
 // the swarm. It is not safe for concurrent use.
 type Tracker struct {
-	cfg   Config
-	peers map[string]Report
+	cfg Config
+	// peers holds one report per peer, densely, so that the passes over the
+	// swarm (Each, Live) read one array rather than walk a map; index is
+	// each peer's position in it.
+	peers []Report
+	index map[string]int32
 	// The sweep of expired reports runs when a new peer arrives and the
-	// map has doubled since the last sweep, or an Expiry has passed: a
+	// tracker has doubled since the last sweep, or an Expiry has passed: a
 	// thousand peers joining at once cost a thousand map inserts, not a
-	// million visits, and the map never holds more than twice its live
+	// million visits, and the tracker never holds more than twice its live
 	// peers plus those that reported within one Expiry.
 	prunedAt  time.Duration
 	prunedLen int
@@ -59,7 +63,7 @@ func NewTracker(cfg Config) *Tracker {
 	if cfg.Expiry <= 0 {
 		cfg.Expiry = DefaultExpiry
 	}
-	return &Tracker{cfg: cfg, peers: make(map[string]Report)}
+	return &Tracker{cfg: cfg, index: make(map[string]int32)}
 }
 
 // Observe records r if it is the peer's latest. Reports of one peer are
@@ -79,16 +83,17 @@ func (t *Tracker) Observe(now time.Duration, r Report) error {
 	case a <= -t.cfg.Expiry:
 		return fmt.Errorf("observe %q sent at %d ms, now %v: %w", r.Peer, r.Time, now, ErrFuture)
 	}
-	held, ok := t.peers[r.Peer]
+	i, ok := t.index[r.Peer]
 	if !ok {
 		if len(t.peers) >= 2*t.prunedLen || now-t.prunedAt >= t.cfg.Expiry {
 			t.prune(now)
 		}
-		t.peers[r.Peer] = r
+		t.index[r.Peer] = int32(len(t.peers))
+		t.peers = append(t.peers, r)
 		return nil
 	}
-	if newer(r, held) {
-		t.peers[r.Peer] = r
+	if held := &t.peers[i]; newer(r, *held) {
+		*held = r
 	}
 	return nil
 }
@@ -108,13 +113,22 @@ func newer(a, b Report) bool {
 	return bytes.Compare(ea, eb) > 0
 }
 
-// prune forgets peers whose reports have expired.
+// prune forgets peers whose reports have expired, keeping the others in
+// their order.
 func (t *Tracker) prune(now time.Duration) {
-	for id, r := range t.peers {
+	kept := t.peers[:0]
+	for _, r := range t.peers {
 		if t.age(now, r) >= t.cfg.Expiry {
-			delete(t.peers, id)
+			delete(t.index, r.Peer)
+			continue
 		}
+		if len(kept) != int(t.index[r.Peer]) {
+			t.index[r.Peer] = int32(len(kept))
+		}
+		kept = append(kept, r)
 	}
+	clear(t.peers[len(kept):]) // no dangling peer ids
+	t.peers = kept
 	t.prunedAt, t.prunedLen = now, max(len(t.peers), 8)
 }
 
@@ -133,9 +147,9 @@ func (t *Tracker) live(now time.Duration, r Report) bool {
 // Live returns the live peers' latest reports, sorted by peer id.
 func (t *Tracker) Live(now time.Duration) []Report {
 	out := make([]Report, 0, len(t.peers))
-	for _, r := range t.peers {
-		if t.live(now, r) {
-			out = append(out, r)
+	for i := range t.peers {
+		if r := &t.peers[i]; t.live(now, *r) {
+			out = append(out, *r)
 		}
 	}
 	slices.SortFunc(out, func(a, b Report) int { return strings.Compare(a.Peer, b.Peer) })
@@ -196,9 +210,9 @@ func (t *Tracker) Behind(now time.Duration, selfEpoch uint64) bool {
 // Each calls fn with every live report, in no particular order: for
 // callers that count over the swarm and need neither a copy nor an order.
 func (t *Tracker) Each(now time.Duration, fn func(Report)) {
-	for _, r := range t.peers {
-		if t.live(now, r) {
-			fn(r)
+	for i := range t.peers {
+		if r := &t.peers[i]; t.live(now, *r) {
+			fn(*r)
 		}
 	}
 }
