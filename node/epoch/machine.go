@@ -3,6 +3,7 @@ package epoch
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -305,9 +306,19 @@ func (m *Machine) Tick(now time.Duration) []Action {
 	return out
 }
 
-// NextTick is when the caller should call Tick next.
+// NoTick is NextTick's answer when nothing is due until the caller feeds
+// the Machine (a peer loading its first state has no report to repeat).
+const NoTick = time.Duration(math.MaxInt64)
+
+// NextTick is when the caller should call Tick next, or NoTick. Only a
+// live peer repeats its report: one that has not yet held the swarm's
+// state is woken by its own deadlines alone, not every millisecond from
+// its first missed heartbeat on.
 func (m *Machine) NextTick() time.Duration {
-	next := m.published + m.cfg.Heartbeat
+	next := NoTick
+	if m.live {
+		next = m.published + m.cfg.Heartbeat
+	}
 	switch m.phase {
 	case Listening, Backoff, Awaiting:
 		next = min(next, m.until)
