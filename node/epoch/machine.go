@@ -118,6 +118,8 @@ type Machine struct {
 	// swarm cost a map insert each, and only a state with two holders
 	// brings the census out.
 	ahead map[[32]byte]map[string]bool
+	// counts is the census of the last decision, kept for its buffers.
+	counts census
 }
 
 // New returns a Machine for cfg. Call Start next.
