@@ -45,10 +45,10 @@ type Config struct {
 type Tracker struct {
 	cfg Config
 	// peers holds one report per peer, densely, so that the passes over the
-	// swarm (Each, Live) read one array rather than walk a map; index is
-	// each peer's position in it.
+	// swarm (Each, Live) read one array rather than walk a map; index
+	// finds a peer in it.
 	peers []Report
-	index map[string]int32
+	index peerIndex
 	// The sweep of expired reports runs when a new peer arrives and the
 	// tracker has doubled since the last sweep, or an Expiry has passed: a
 	// thousand peers joining at once cost a thousand map inserts, not a
@@ -63,7 +63,7 @@ func NewTracker(cfg Config) *Tracker {
 	if cfg.Expiry <= 0 {
 		cfg.Expiry = DefaultExpiry
 	}
-	return &Tracker{cfg: cfg, index: make(map[string]int32)}
+	return &Tracker{cfg: cfg}
 }
 
 // Observe records r if it is the peer's latest. Reports of one peer are
@@ -83,13 +83,13 @@ func (t *Tracker) Observe(now time.Duration, r Report) error {
 	case a <= -t.cfg.Expiry:
 		return fmt.Errorf("observe %q sent at %d ms, now %v: %w", r.Peer, r.Time, now, ErrFuture)
 	}
-	i, ok := t.index[r.Peer]
+	i, ok := t.index.find(t.peers, r.Peer)
 	if !ok {
 		if len(t.peers) >= 2*t.prunedLen || now-t.prunedAt >= t.cfg.Expiry {
 			t.prune(now)
 		}
-		t.index[r.Peer] = int32(len(t.peers))
 		t.peers = append(t.peers, r)
+		t.index.add(t.peers)
 		return nil
 	}
 	if held := &t.peers[i]; newer(r, *held) {
@@ -116,19 +116,11 @@ func newer(a, b Report) bool {
 // prune forgets peers whose reports have expired, keeping the others in
 // their order.
 func (t *Tracker) prune(now time.Duration) {
-	kept := t.peers[:0]
-	for _, r := range t.peers {
-		if t.age(now, r) >= t.cfg.Expiry {
-			delete(t.index, r.Peer)
-			continue
-		}
-		if len(kept) != int(t.index[r.Peer]) {
-			t.index[r.Peer] = int32(len(kept))
-		}
-		kept = append(kept, r)
+	kept := slices.DeleteFunc(t.peers, func(r Report) bool { return t.age(now, r) >= t.cfg.Expiry })
+	if len(kept) < len(t.peers) {
+		t.index.reset(kept)
 	}
-	clear(t.peers[len(kept):]) // no dangling peer ids
-	t.peers = kept
+	t.peers = kept // DeleteFunc zeroed the tail: no dangling peer ids
 	t.prunedAt, t.prunedLen = now, max(len(t.peers), 8)
 }
 

@@ -1,0 +1,74 @@
+package progress
+
+import "hash/maphash"
+
+// peerIndex finds a peer's position in Tracker.peers. It is an
+// open-addressing table with linear probing, at most half full, whose
+// slots hold the position beside the top bits of the id's hash: finding a
+// peer reads one slot array and then the report itself, where a Go map of
+// a thousand peers walks its header, directory, table and group first.
+// The seed is random, so ids chosen to collide find no pattern to exploit.
+type peerIndex struct {
+	seed  maphash.Seed
+	slots []uint64 // hash>>32<<32 | position+1; 0: empty
+}
+
+const minIndexSlots = 16
+
+// find returns the position of id in peers, which the index covers.
+func (x *peerIndex) find(peers []Report, id string) (int, bool) {
+	if len(x.slots) == 0 {
+		return 0, false
+	}
+	h := maphash.String(x.seed, id)
+	tag, mask := h>>32, uint64(len(x.slots)-1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := x.slots[i]
+		switch {
+		case s == 0:
+			return 0, false
+		case s>>32 == tag:
+			if p := int(uint32(s)) - 1; peers[p].Peer == id {
+				return p, true
+			}
+		}
+	}
+}
+
+// add indexes the last report of peers, a peer the index does not hold.
+func (x *peerIndex) add(peers []Report) {
+	if 2*len(peers) > len(x.slots) {
+		x.reset(peers)
+		return
+	}
+	x.put(peers[len(peers)-1].Peer, len(peers)-1)
+}
+
+// reset indexes peers afresh, with room for as many again.
+func (x *peerIndex) reset(peers []Report) {
+	if x.slots == nil {
+		x.seed = maphash.MakeSeed()
+	}
+	n := minIndexSlots
+	for n < 4*len(peers) {
+		n *= 2
+	}
+	if n == len(x.slots) {
+		clear(x.slots)
+	} else {
+		x.slots = make([]uint64, n)
+	}
+	for p, r := range peers {
+		x.put(r.Peer, p)
+	}
+}
+
+func (x *peerIndex) put(id string, p int) {
+	h := maphash.String(x.seed, id)
+	mask := uint64(len(x.slots) - 1)
+	i := h & mask
+	for x.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = h>>32<<32 | uint64(p+1)
+}

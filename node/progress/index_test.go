@@ -1,0 +1,45 @@
+package progress
+
+import (
+	"fmt"
+	"math/rand"
+	"slices"
+	"testing"
+)
+
+// TestPeerIndexFindsEveryPeer grows an index one peer at a time past
+// several resizes, drops a random half as a sweep does, and checks that
+// every held peer is found at its position and no other id is.
+func TestPeerIndexFindsEveryPeer(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	var x peerIndex
+	var peers []Report
+	check := func(stage string) {
+		t.Helper()
+		for p, r := range peers {
+			if got, ok := x.find(peers, r.Peer); !ok || got != p {
+				t.Fatalf("%s: find(%q) = %d, %v, want %d", stage, r.Peer, got, ok, p)
+			}
+		}
+		for i := range 1000 {
+			id := fmt.Sprintf("absent-%d", i)
+			if _, ok := x.find(peers, id); ok {
+				t.Fatalf("%s: found %q, never added", stage, id)
+			}
+		}
+	}
+	if _, ok := x.find(peers, "a"); ok {
+		t.Fatal("an empty index found a peer")
+	}
+	for i := range 3000 {
+		peers = append(peers, Report{Peer: fmt.Sprintf("peer-%d-%d", i, rng.Int())})
+		x.add(peers)
+	}
+	check("after adding")
+	peers = slices.DeleteFunc(peers, func(Report) bool { return rng.Intn(2) == 0 })
+	x.reset(peers)
+	check("after a sweep")
+	if len(x.slots) < 4*len(peers) || len(x.slots) >= 8*len(peers) {
+		t.Errorf("%d slots for %d peers, want the power of two from four times as many", len(x.slots), len(peers))
+	}
+}
