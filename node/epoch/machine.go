@@ -112,7 +112,7 @@ type Machine struct {
 	stage      int
 	groups     int // groups the epoch's ready peers split into
 	inbox      inbox
-	keys       [2]string // matchmaking keys of stages 1 and 2 for hash
+	keys       [2]string // matchmaking key prefixes of stages 1 and 2 for hash
 	// ahead holds who reported each state of the next epoch while this
 	// peer awaits its delegates, so that the thousand reports of a large
 	// swarm cost a map insert each, and only a state with two holders
@@ -177,7 +177,7 @@ func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
 	// up while they trained) holds their announcements in its inbox: they
 	// count toward OthersReady, so it contributes what it has trained by
 	// the time their window closes rather than a whole epoch too late.
-	if m.inbox.announced(epoch, m.base(1)+"/", m.cfg.Self) {
+	if m.inbox.announced(epoch, m.prefix(1), m.cfg.Self) {
 		m.inbox.ready[epoch] = true
 	}
 }

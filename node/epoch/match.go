@@ -35,41 +35,49 @@ type inboxEntry struct {
 // inbox holds matchmaking messages for matchmakings this peer has not
 // started yet.
 type inbox struct {
-	byKey   map[inboxKey][]inboxEntry
-	senders map[inboxKey]map[string]int
-	ready   map[uint64]bool // another peer announced for this peer's stage-1 key and epoch
-	total   int
+	byKey map[inboxKey]*inboxBucket
+	ready map[uint64]bool // another peer announced for this peer's stage-1 key and epoch
+	total int
+}
+
+// inboxBucket is what the inbox holds for one matchmaking: its messages,
+// and how many each sender has put there since it was opened.
+type inboxBucket struct {
+	entries []inboxEntry
+	senders map[string]int
 }
 
 func (b *inbox) init() {
-	b.byKey, b.senders, b.ready = map[inboxKey][]inboxEntry{}, map[inboxKey]map[string]int{}, map[uint64]bool{}
+	b.byKey, b.ready = map[inboxKey]*inboxBucket{}, map[uint64]bool{}
 }
 
 // put buffers a message for a matchmaking of epoch in [from, from+inboxEpochs).
 func (b *inbox) put(from string, msg Match, current uint64) {
-	if msg.Epoch < current || msg.Epoch >= current+inboxEpochs {
+	if msg.Epoch < current || msg.Epoch >= current+inboxEpochs || b.total >= inboxEpochs*inboxCap {
 		return
 	}
 	k := inboxKey{msg.Key, msg.Epoch}
-	if b.total >= inboxEpochs*inboxCap || len(b.byKey[k]) >= inboxCap || b.senders[k][from] >= inboxPerSender {
+	bk := b.byKey[k]
+	if bk == nil {
+		bk = &inboxBucket{senders: map[string]int{}}
+		b.byKey[k] = bk
+	}
+	n := bk.senders[from]
+	if len(bk.entries) >= inboxCap || n >= inboxPerSender {
 		return
 	}
 	b.total++
-	if b.senders[k] == nil {
-		b.senders[k] = map[string]int{}
-	}
-	b.senders[k][from]++
-	b.byKey[k] = append(b.byKey[k], inboxEntry{from, msg})
+	bk.senders[from] = n + 1
+	bk.entries = append(bk.entries, inboxEntry{from, msg})
 }
 
 // take returns and forgets the messages for (key, epoch), and drops
 // everything for epochs before epoch.
 func (b *inbox) take(key string, epoch uint64) []inboxEntry {
-	for k, ms := range b.byKey {
+	for k, bk := range b.byKey {
 		if k.epoch < epoch {
-			b.total -= len(ms)
+			b.total -= len(bk.entries)
 			delete(b.byKey, k)
-			delete(b.senders, k)
 		}
 	}
 	for e := range b.ready {
@@ -77,10 +85,13 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 			delete(b.ready, e)
 		}
 	}
-	k := inboxKey{key, epoch}
-	out := b.byKey[k]
+	bk := b.byKey[inboxKey{key, epoch}]
+	if bk == nil {
+		return nil
+	}
+	out := bk.entries
 	b.total -= len(out)
-	delete(b.byKey, k)
+	bk.entries = nil
 	return out
 }
 
@@ -88,11 +99,11 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 // self announces it is ready for a matchmaking of epoch whose key starts
 // with prefix.
 func (b *inbox) announced(epoch uint64, prefix, self string) bool {
-	for k, es := range b.byKey {
+	for k, bk := range b.byKey {
 		if k.epoch != epoch || !strings.HasPrefix(k.key, prefix) {
 			continue
 		}
-		for _, e := range es {
+		for _, e := range bk.entries {
 			if e.from != self && e.msg.Ready != nil {
 				return true
 			}
@@ -107,7 +118,7 @@ func (b *inbox) announced(epoch uint64, prefix, self string) bool {
 func (b *inbox) openWindow(prefix string, epoch uint64, self string, from, T time.Duration) (time.Duration, bool) {
 	var best time.Duration
 	found := false
-	for k, es := range b.byKey {
+	for k, bk := range b.byKey {
 		if k.epoch != epoch || !strings.HasPrefix(k.key, prefix) {
 			continue
 		}
@@ -115,20 +126,20 @@ func (b *inbox) openWindow(prefix string, epoch uint64, self string, from, T tim
 		if err != nil || w <= 0 || time.Duration(w) > math.MaxInt64/T || time.Duration(w)*T < from || (found && time.Duration(w) >= best) {
 			continue
 		}
-		if slices.ContainsFunc(es, func(e inboxEntry) bool { return e.from != self && e.msg.Ready != nil }) {
+		if slices.ContainsFunc(bk.entries, func(e inboxEntry) bool { return e.from != self && e.msg.Ready != nil }) {
 			best, found = time.Duration(w), true
 		}
 	}
 	return best, found
 }
 
-// base names the matchmakings of a stage: the run, the stage and the
+// prefix names the matchmakings of a stage: the run, the stage and the
 // state its members start from, so that only peers on one state average
-// together. A matchmaking's key adds its window (window).
-func (m *Machine) base(stage int) string {
+// together, and a slash. A matchmaking's key adds its window (window).
+func (m *Machine) prefix(stage int) string {
 	if m.keys[0] == "" {
 		for i := range m.keys {
-			m.keys[i] = fmt.Sprintf("%s/%d/%x", m.cfg.Run, i+1, m.hash[:8])
+			m.keys[i] = fmt.Sprintf("%s/%d/%x/", m.cfg.Run, i+1, m.hash[:8])
 		}
 	}
 	return m.keys[stage-1]
@@ -149,10 +160,10 @@ func (m *Machine) base(stage int) string {
 // trains slower) meets them rather than wait alone for the next window.
 func (m *Machine) window(now time.Duration, stage int, T time.Duration) (time.Duration, string) {
 	deadline := (now + T/2 + T - 1) / T * T
-	if w, ok := m.inbox.openWindow(m.base(stage)+"/", m.epoch, m.cfg.Self, now+T/4, T); ok && w*T < deadline {
+	if w, ok := m.inbox.openWindow(m.prefix(stage), m.epoch, m.cfg.Self, now+T/4, T); ok && w*T < deadline {
 		deadline = w * T
 	}
-	return deadline, fmt.Sprintf("%s/%d", m.base(stage), deadline/T)
+	return deadline, m.prefix(stage) + strconv.FormatInt(int64(deadline/T), 10)
 }
 
 // OthersReady reports whether another peer has announced that it is ready
@@ -171,7 +182,7 @@ func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Act
 	if msg.To != "" && msg.To != m.cfg.Self {
 		return nil, nil
 	}
-	if msg.Ready != nil && from != m.cfg.Self && msg.Epoch == m.epoch && strings.HasPrefix(msg.Key, m.base(1)+"/") {
+	if msg.Ready != nil && from != m.cfg.Self && msg.Epoch == m.epoch && !m.inbox.ready[m.epoch] && strings.HasPrefix(msg.Key, m.prefix(1)) {
 		m.inbox.ready[m.epoch] = true
 	}
 	active := (m.phase == Matching || m.phase == Delegating) && msg.Key == m.mmKey && msg.Epoch == m.epoch
