@@ -111,6 +111,7 @@ func New(cfg Config) (*Matchmaker, error) {
 	}
 	return &Matchmaker{
 		cfg:     cfg,
+		ready:   make([]Ready, 0, cfg.Expected),
 		index:   make(map[string]int, cfg.Expected),
 		pending: make(map[int]map[string][]Member),
 		agreed:  make(map[string]bool),
@@ -237,11 +238,8 @@ func (m *Matchmaker) close(now time.Duration) []Outgoing {
 	if _, ok := m.index[m.cfg.Self]; !ok {
 		return m.fail(fmt.Errorf("matchmaking: %s never announced: %w", m.cfg.Self, ErrNotReady))
 	}
-	groups, _ := Partition(m.cfg.Run, m.cfg.Epoch, m.ready, m.cfg.MinGroup, m.cfg.MaxGroup)
-	for _, g := range groups {
-		if contains(g, m.cfg.Self) {
-			return m.startRound(now, 0, g, nil)
-		}
+	if g := partitionGroup(m.cfg.Run, m.cfg.Epoch, m.ready, m.cfg.MinGroup, m.cfg.MaxGroup, m.cfg.Self); g != nil {
+		return m.startRound(now, 0, g, nil)
 	}
 	if len(m.ready) < m.cfg.MinGroup {
 		return m.fail(fmt.Errorf("matchmaking: %d ready, min %d: %w", len(m.ready), m.cfg.MinGroup, ErrBelowMin))

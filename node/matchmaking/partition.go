@@ -11,8 +11,8 @@ import (
 )
 
 // Partition splits a ready set into groups, the same way on every peer that
-// holds the same set. Peers are sorted by rank(run, epoch, id), so the groups
-// change every epoch. With n peers, g = ⌈n/max⌉ groups of balanced sizes
+// holds the same set. Peers are sorted by a rank that hashes (run, epoch,
+// id) (rankSeed), so the groups change every epoch. With n peers, g = ⌈n/max⌉ groups of balanced sizes
 // (⌊n/g⌋ or ⌈n/g⌉) are cut from the sorted list when every size stays ≥ min.
 // Otherwise (say n = 17, min 10, max 16) only g = ⌊n/min⌋ groups of max
 // peers are cut and the last peers in rank order are left over: they get no
@@ -23,15 +23,57 @@ import (
 // not matter; of entries with one id the first given is kept. Invalid
 // entries must be filtered by the caller. Partition never modifies ready.
 func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups [][]Member, leftover []Member) {
-	type ranked struct {
+	order := ranked(run, epoch, ready)
+	n := len(order)
+	if min < 1 || max < min || n < min {
+		for _, i := range order {
+			leftover = append(leftover, ready[i].member())
+		}
+		return nil, leftover
+	}
+	at := 0
+	for _, size := range groupSizes(n, min, max) {
+		groups = append(groups, members(ready, order[at:at+size]))
+		at += size
+	}
+	for _, i := range order[at:] {
+		leftover = append(leftover, ready[i].member())
+	}
+	return groups, leftover
+}
+
+// partitionGroup is the group of Partition(run, epoch, ready, min, max) that
+// holds peer id, or nil: what a matchmaker needs of the partition,
+// without building every other group.
+func partitionGroup(run string, epoch uint64, ready []Ready, min, max int, id string) []Member {
+	order := ranked(run, epoch, ready)
+	n := len(order)
+	if min < 1 || max < min || n < min {
+		return nil
+	}
+	at := 0
+	for _, size := range groupSizes(n, min, max) {
+		if slices.ContainsFunc(order[at:at+size], func(i int) bool { return ready[i].Peer == id }) {
+			return members(ready, order[at:at+size])
+		}
+		at += size
+	}
+	return nil
+}
+
+// ranked returns the positions in ready of its distinct peers, sorted by
+// their rank; of entries with one id the first given is kept.
+func ranked(run string, epoch uint64, ready []Ready) []int {
+	type entry struct {
 		rank uint64
 		i    int // index in ready
 	}
-	all := make([]ranked, len(ready))
+	seed := rankSeed(run, epoch)
+	all := make([]entry, len(ready))
 	for i, r := range ready {
-		all[i] = ranked{rank(run, epoch, r.Peer), i}
+		all[i] = entry{rankFrom(seed, r.Peer), i}
 	}
-	slices.SortFunc(all, func(a, b ranked) int {
+	slices.SortFunc(all, func(a, b entry) int {
 		if a.rank != b.rank {
 			if a.rank < b.rank {
 				return -1
@@ -45,29 +87,22 @@ func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups []
 	})
 	// Equal ids have equal ranks, so duplicates are adjacent, the first
 	// one given first.
-	all = slices.CompactFunc(all, func(a, b ranked) bool { return ready[a.i].Peer == ready[b.i].Peer })
-	n := len(all)
-	if min < 1 || max < min || n < min {
-		for _, r := range all {
-			leftover = append(leftover, ready[r.i].member())
-		}
-		return nil, leftover
+	all = slices.CompactFunc(all, func(a, b entry) bool { return ready[a.i].Peer == ready[b.i].Peer })
+	order := make([]int, len(all))
+	for k, e := range all {
+		order[k] = e.i
 	}
-	sizes := groupSizes(n, min, max)
-	at := 0
-	for _, size := range sizes {
-		group := make([]Member, size)
-		for i := range group {
-			group[i] = ready[all[at+i].i].member()
-		}
-		slices.SortFunc(group, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
-		groups = append(groups, group)
-		at += size
+	return order
+}
+
+// members returns the members of ready at positions, ordered by id.
+func members(ready []Ready, positions []int) []Member {
+	group := make([]Member, len(positions))
+	for k, i := range positions {
+		group[k] = ready[i].member()
 	}
-	for _, r := range all[at:] {
-		leftover = append(leftover, ready[r.i].member())
-	}
-	return groups, leftover
+	slices.SortFunc(group, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	return group
 }
 
 // groupSizes is how Partition cuts n distinct ready peers (n >= min >= 1).
@@ -99,20 +134,29 @@ func Groups(n, min, max int) int {
 	return len(groupSizes(n, min, max))
 }
 
-// rank is a peer's position key for (run, epoch): FNV-1a 64 of the three,
-// finished with splitmix64's mixer so that nearby ids spread evenly.
-func rank(run string, epoch uint64, id string) uint64 {
-	const prime = 1099511628211
+const fnvPrime = 1099511628211
+
+// A peer's rank, its position key for (run, epoch), is FNV-1a 64 of the
+// three, finished with splitmix64's mixer so that nearby ids spread
+// evenly: rankFrom(rankSeed(run, epoch), id). rankSeed is the FNV state
+// after run, its terminating 0 byte and epoch, which every peer of a
+// matchmaking shares.
+func rankSeed(run string, epoch uint64) uint64 {
 	x := uint64(14695981039346656037) // FNV-1a 64, inline: no allocation per peer
 	for i := 0; i < len(run); i++ {
-		x = (x ^ uint64(run[i])) * prime
+		x = (x ^ uint64(run[i])) * fnvPrime
 	}
-	x *= prime // the 0 byte that ends run
+	x *= fnvPrime // the 0 byte that ends run
 	for i := range 8 {
-		x = (x ^ (epoch >> (8 * i) & 0xff)) * prime
+		x = (x ^ (epoch >> (8 * i) & 0xff)) * fnvPrime
 	}
+	return x
+}
+
+// rankFrom finishes a peer's rank from rankSeed's state.
+func rankFrom(x uint64, id string) uint64 {
 	for i := 0; i < len(id); i++ {
-		x = (x ^ uint64(id[i])) * prime
+		x = (x ^ uint64(id[i])) * fnvPrime
 	}
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
