@@ -73,7 +73,7 @@ type Outgoing struct {
 type Matchmaker struct {
 	cfg      Config
 	ready    []Ready
-	index    map[string]int // position in ready by peer
+	index    readyIndex // finds a peer's position in ready
 	closed   bool
 	closedAt time.Duration
 
@@ -109,13 +109,14 @@ func New(cfg Config) (*Matchmaker, error) {
 	if cfg.MaxRounds == 0 {
 		cfg.MaxRounds = DefaultMaxRounds
 	}
-	return &Matchmaker{
+	m := &Matchmaker{
 		cfg:     cfg,
 		ready:   make([]Ready, 0, cfg.Expected),
-		index:   make(map[string]int, cfg.Expected),
 		pending: make(map[int]map[string][]Member),
 		agreed:  make(map[string]bool),
-	}, nil
+	}
+	m.index.reset(nil, cfg.Expected)
+	return m, nil
 }
 
 // Announce records this peer's own Ready and returns it for broadcast.
@@ -216,14 +217,14 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	if m.closed {
 		return nil, fmt.Errorf("ready from %q at %v, deadline %v: %w", r.Peer, now, m.cfg.Deadline, ErrLate)
 	}
-	if i, ok := m.index[r.Peer]; ok {
+	if i, ok := m.index.find(m.ready, r.Peer); ok {
 		if m.ready[i] == r {
 			return nil, nil // a gossip echo: nothing new
 		}
 		return nil, fmt.Errorf("second, different ready from %q: %w", r.Peer, ErrDuplicate)
 	}
-	m.index[r.Peer] = len(m.ready)
 	m.ready = append(m.ready, r)
+	m.index.add(m.ready)
 	if m.cfg.Expected > 0 && len(m.ready) >= m.cfg.Expected {
 		return m.close(now), nil
 	}
@@ -235,7 +236,7 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 func (m *Matchmaker) close(now time.Duration) []Outgoing {
 	m.closed = true
 	m.closedAt = now
-	if _, ok := m.index[m.cfg.Self]; !ok {
+	if _, ok := m.index.find(m.ready, m.cfg.Self); !ok {
 		return m.fail(fmt.Errorf("matchmaking: %s never announced: %w", m.cfg.Self, ErrNotReady))
 	}
 	if g := partitionGroup(m.cfg.Run, m.cfg.Epoch, m.ready, m.cfg.MinGroup, m.cfg.MaxGroup, m.cfg.Self); g != nil {
