@@ -61,11 +61,14 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 // once that many are ready; counting too few splits the swarm's groups.
 func (m *Machine) expected(now time.Duration) int {
 	n := 1
-	m.tracker.Each(now, func(r progress.Report) {
-		if r.Peer != m.cfg.Self && ((r.Epoch == m.epoch && r.StateHash == m.hash) || r.Epoch+1 == m.epoch) {
-			n++
+	for _, s := range m.census(now).states {
+		if (s.Epoch == m.epoch && s.Hash == m.hash) || s.Epoch+1 == m.epoch {
+			n += s.Holders
 		}
-	})
+	}
+	if r, ok := m.tracker.Report(now, m.cfg.Self); ok && ((r.Epoch == m.epoch && r.StateHash == m.hash) || r.Epoch+1 == m.epoch) {
+		n-- // counted above
+	}
 	return n
 }
 
@@ -100,9 +103,8 @@ func (m *Machine) observeOwn(now time.Duration, r progress.Report) {
 func (m *Machine) successor(now time.Duration, g matchmaking.Group) (Action, bool) {
 	// Without two offers of a state of the next epoch, none can have two
 	// outside the group.
-	c := m.census(now)
-	if !slices.ContainsFunc(c.states, func(s stateCount) bool {
-		return s.epoch == m.epoch+1 && s.hash != ([32]byte{}) && s.donors >= 2
+	if !slices.ContainsFunc(m.census(now).at(m.epoch+1), func(s progress.StateCount) bool {
+		return s.Hash != ([32]byte{}) && s.Offers >= 2
 	}) {
 		return Action{}, false
 	}

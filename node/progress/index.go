@@ -3,7 +3,7 @@ package progress
 import "hash/maphash"
 
 // peerIndex finds a peer's position in Tracker.peers. It is an
-// open-addressing table with linear probing, at most half full, whose
+// open-addressing table with linear probing, at most 3/4 full, whose
 // slots hold the position beside the top bits of the id's hash: finding a
 // peer reads one slot array and then the report itself, where a Go map of
 // a thousand peers walks its header, directory, table and group first.
@@ -37,20 +37,22 @@ func (x *peerIndex) find(peers []Report, id string) (int, bool) {
 
 // add indexes the last report of peers, a peer the index does not hold.
 func (x *peerIndex) add(peers []Report) {
-	if 2*len(peers) > len(x.slots) {
+	if 4*len(peers) > 3*len(x.slots) {
 		x.reset(peers)
 		return
 	}
 	x.put(peers[len(peers)-1].Peer, len(peers)-1)
 }
 
-// reset indexes peers afresh, with room for as many again.
+// reset indexes peers afresh, at most 2/3 full: a small table, so that
+// the indexes of a thousand simulated peers stay in cache, and probes
+// still short.
 func (x *peerIndex) reset(peers []Report) {
 	if x.slots == nil {
 		x.seed = maphash.MakeSeed()
 	}
 	n := minIndexSlots
-	for n < 4*len(peers) {
+	for 2*n < 3*len(peers) {
 		n *= 2
 	}
 	if n == len(x.slots) {

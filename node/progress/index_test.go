@@ -39,7 +39,7 @@ func TestPeerIndexFindsEveryPeer(t *testing.T) {
 	peers = slices.DeleteFunc(peers, func(Report) bool { return rng.Intn(2) == 0 })
 	x.reset(peers)
 	check("after a sweep")
-	if len(x.slots) < 4*len(peers) || len(x.slots) >= 8*len(peers) {
-		t.Errorf("%d slots for %d peers, want the power of two from four times as many", len(x.slots), len(peers))
+	if 3*len(peers) > 2*len(x.slots) || 3*len(peers) <= len(x.slots) {
+		t.Errorf("%d slots for %d peers, want the power of two from 3/2 as many", len(x.slots), len(peers))
 	}
 }

@@ -49,6 +49,14 @@ type Tracker struct {
 	// finds a peer in it.
 	peers []Report
 	index peerIndex
+	// states counts the held reports by state (States), but for those
+	// counted out once expired; seen[i] is a lower bound on peers[i].Time
+	// (countedOut for those), minSeen the lowest, latest the latest now
+	// the Tracker was given.
+	states  stateTable
+	seen    []int64
+	minSeen int64
+	latest  time.Duration
 	// The sweep of expired reports runs when a new peer arrives and the
 	// tracker has doubled since the last sweep, or an Expiry has passed: a
 	// thousand peers joining at once cost a thousand map inserts, not a
@@ -63,7 +71,7 @@ func NewTracker(cfg Config) *Tracker {
 	if cfg.Expiry <= 0 {
 		cfg.Expiry = DefaultExpiry
 	}
-	return &Tracker{cfg: cfg}
+	return &Tracker{cfg: cfg, minSeen: countedOut}
 }
 
 // Observe records r if it is the peer's latest. Reports of one peer are
@@ -83,6 +91,7 @@ func (t *Tracker) Observe(now time.Duration, r Report) error {
 	case a <= -t.cfg.Expiry:
 		return fmt.Errorf("observe %q sent at %d ms, now %v: %w", r.Peer, r.Time, now, ErrFuture)
 	}
+	t.latest = max(t.latest, now)
 	i, ok := t.index.find(t.peers, r.Peer)
 	if !ok {
 		if len(t.peers) >= 2*t.prunedLen || now-t.prunedAt >= t.cfg.Expiry {
@@ -90,10 +99,13 @@ func (t *Tracker) Observe(now time.Duration, r Report) error {
 		}
 		t.peers = append(t.peers, r)
 		t.index.add(t.peers)
+		t.count(len(t.peers)-1, nil)
 		return nil
 	}
 	if held := &t.peers[i]; newer(r, *held) {
+		old := *held
 		*held = r
+		t.count(i, &old)
 	}
 	return nil
 }
@@ -119,8 +131,9 @@ func (t *Tracker) prune(now time.Duration) {
 	kept := slices.DeleteFunc(t.peers, func(r Report) bool { return t.age(now, r) >= t.cfg.Expiry })
 	if len(kept) < len(t.peers) {
 		t.index.reset(kept)
+		t.peers = kept // DeleteFunc zeroed the tail: no dangling peer ids
+		t.recount()
 	}
-	t.peers = kept // DeleteFunc zeroed the tail: no dangling peer ids
 	t.prunedAt, t.prunedLen = now, max(len(t.peers), 8)
 }
 
@@ -197,6 +210,14 @@ func (t *Tracker) SwarmEpoch(now time.Duration) uint64 {
 // while (an averaging round) before paying for a download.
 func (t *Tracker) Behind(now time.Duration, selfEpoch uint64) bool {
 	return t.SwarmEpoch(now) > selfEpoch
+}
+
+// Report returns peer's report if it is live at now.
+func (t *Tracker) Report(now time.Duration, peer string) (Report, bool) {
+	if i, ok := t.index.find(t.peers, peer); ok && t.live(now, t.peers[i]) {
+		return t.peers[i], true
+	}
+	return Report{}, false
 }
 
 // Each calls fn with every live report, in no particular order: for
