@@ -42,23 +42,86 @@ func Partition(run string, epoch uint64, ready []Ready, min, max int) (groups []
 	return groups, leftover
 }
 
-// partitionGroup is the group of Partition(run, epoch, ready, min, max) that
-// holds peer id, or nil: what a matchmaker needs of the partition,
-// without building every other group.
+// partitionGroup is the group of Partition(run, epoch, ready, min, max)
+// that holds peer id, or nil: what a matchmaker needs of the partition.
+// ready must hold distinct peers, as a Matchmaker's does. The group is the
+// run of rank positions around id's, so partitionGroup counts id's
+// position and keeps the nearest peers below and above it, without
+// sorting the ready set.
 func partitionGroup(run string, epoch uint64, ready []Ready, min, max int, id string) []Member {
-	order := ranked(run, epoch, ready)
-	n := len(order)
-	if min < 1 || max < min || n < min {
+	n := len(ready)
+	self := slices.IndexFunc(ready, func(r Ready) bool { return r.Peer == id })
+	if min < 1 || max < min || n < min || self < 0 {
 		return nil
+	}
+	seed := rankSeed(run, epoch)
+	ranks := make([]uint64, n)
+	for i, r := range ready {
+		ranks[i] = rankFrom(seed, r.Peer)
+	}
+	// before reports whether ready[i] comes before ready[j] in the order
+	// Partition sorts by (ids are distinct).
+	before := func(i, j int) bool {
+		if ranks[i] != ranks[j] {
+			return ranks[i] < ranks[j]
+		}
+		return ready[i].Peer < ready[j].Peer
+	}
+	k := 0 // id's position
+	for i := range ready {
+		if before(i, self) {
+			k++
+		}
 	}
 	at := 0
 	for _, size := range groupSizes(n, min, max) {
-		if slices.ContainsFunc(order[at:at+size], func(i int) bool { return ready[i].Peer == id }) {
-			return members(ready, order[at:at+size])
+		if k < at+size {
+			return members(ready, nearest(n, self, k-at, at+size-1-k, before))
 		}
 		at += size
 	}
-	return nil
+	return nil // left over
+}
+
+// nearest returns self and the below positions that come right before it
+// and the above that come right after it in the order of before, out of
+// positions 0..n-1.
+func nearest(n, self, below, above int, before func(i, j int) bool) []int {
+	lo := make([]int, 0, below+1) // in order, the latest kept
+	hi := make([]int, 0, above+1) // in order, the earliest kept
+	for i := range n {
+		switch {
+		case i == self:
+		case before(i, self):
+			if below > 0 && (len(lo) < below || before(lo[0], i)) {
+				at, _ := slices.BinarySearchFunc(lo, i, order(before))
+				lo = slices.Insert(lo, at, i)
+				if len(lo) > below {
+					lo = lo[1:]
+				}
+			}
+		default:
+			if above > 0 && (len(hi) < above || before(i, hi[len(hi)-1])) {
+				at, _ := slices.BinarySearchFunc(hi, i, order(before))
+				hi = slices.Insert(hi, at, i)
+				hi = hi[:min(len(hi), above)]
+			}
+		}
+	}
+	return append(append(lo, self), hi...)
+}
+
+// order turns before into a comparison for binary search.
+func order(before func(i, j int) bool) func(a, b int) int {
+	return func(a, b int) int {
+		switch {
+		case before(a, b):
+			return -1
+		case before(b, a):
+			return 1
+		}
+		return 0
+	}
 }
 
 // ranked returns the positions in ready of its distinct peers, sorted by
