@@ -241,13 +241,19 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	if m.cfg.Role == matchmaking.Aux {
 		weight = 0
 	}
-	mm, err := matchmaking.New(cfg)
+	// The matchmaker of the epoch before is done with: its memory is
+	// reused.
+	var err error
+	if m.mm == nil {
+		m.mm, err = matchmaking.New(cfg)
+	} else {
+		err = m.mm.Reset(cfg)
+	}
 	if err != nil {
 		return m.fail(now, err.Error())
 	}
-	m.mm = mm
 	m.ready = matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight}
-	o, err := mm.Announce(now, m.ready)
+	o, err := m.mm.Announce(now, m.ready)
 	if err != nil {
 		return m.fail(now, err.Error())
 	}

@@ -45,7 +45,8 @@ func (x *readyIndex) add(ready []Ready) {
 	x.put(ready[len(ready)-1].Peer, len(ready)-1)
 }
 
-// reset indexes ready afresh with room for n announcements.
+// reset indexes ready afresh with room for n announcements, in the
+// slots it has when they are enough.
 func (x *readyIndex) reset(ready []Ready, n int) {
 	if x.slots == nil {
 		x.seed = maphash.MakeSeed()
@@ -54,7 +55,11 @@ func (x *readyIndex) reset(ready []Ready, n int) {
 	for size < 2*max(n, len(ready)) {
 		size *= 2
 	}
-	x.slots = make([]uint64, size)
+	if len(x.slots) >= size {
+		clear(x.slots) // room enough: fewer collisions still
+	} else {
+		x.slots = make([]uint64, size)
+	}
 	for p, r := range ready {
 		x.put(r.Peer, p)
 	}

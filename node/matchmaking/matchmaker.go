@@ -95,13 +95,25 @@ type Matchmaker struct {
 
 // New returns a Matchmaker for cfg.
 func New(cfg Config) (*Matchmaker, error) {
+	m := &Matchmaker{}
+	if err := m.Reset(cfg); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Reset makes m a Matchmaker for cfg, as New does, keeping the memory it
+// collected announcements in: a peer that matches every epoch need not
+// allocate for a thousand announcements each time. Nothing m returned
+// before is changed. On error m is unchanged.
+func (m *Matchmaker) Reset(cfg Config) error {
 	switch {
 	case cfg.Self == "":
-		return nil, errors.New("matchmaking: config: empty Self")
+		return errors.New("matchmaking: config: empty Self")
 	case cfg.MinGroup < 1 || cfg.MaxGroup < cfg.MinGroup:
-		return nil, fmt.Errorf("matchmaking: config: want 1 <= MinGroup <= MaxGroup, got %d and %d", cfg.MinGroup, cfg.MaxGroup)
+		return fmt.Errorf("matchmaking: config: want 1 <= MinGroup <= MaxGroup, got %d and %d", cfg.MinGroup, cfg.MaxGroup)
 	case cfg.Deadline < 0 || cfg.ConfirmTimeout < 0 || cfg.MaxRounds < 0 || cfg.Expected < 0:
-		return nil, fmt.Errorf("matchmaking: config: negative Deadline, ConfirmTimeout, MaxRounds or Expected: %+v", cfg)
+		return fmt.Errorf("matchmaking: config: negative Deadline, ConfirmTimeout, MaxRounds or Expected: %+v", cfg)
 	}
 	if cfg.ConfirmTimeout == 0 {
 		cfg.ConfirmTimeout = DefaultConfirmTimeout
@@ -109,14 +121,19 @@ func New(cfg Config) (*Matchmaker, error) {
 	if cfg.MaxRounds == 0 {
 		cfg.MaxRounds = DefaultMaxRounds
 	}
-	m := &Matchmaker{
-		cfg:     cfg,
-		ready:   make([]Ready, 0, cfg.Expected),
-		pending: make(map[int]map[string][]Member),
-		agreed:  make(map[string]bool),
+	ready, index, pending, agreed := m.ready, m.index, m.pending, m.agreed
+	clear(ready) // no stale announcements kept alive
+	if cap(ready) < cfg.Expected {
+		ready = make([]Ready, 0, cfg.Expected)
 	}
+	if pending == nil {
+		pending, agreed = make(map[int]map[string][]Member), make(map[string]bool)
+	}
+	clear(pending)
+	clear(agreed)
+	*m = Matchmaker{cfg: cfg, ready: ready[:0], index: index, pending: pending, agreed: agreed}
 	m.index.reset(nil, cfg.Expected)
-	return m, nil
+	return nil
 }
 
 // Announce records this peer's own Ready and returns it for broadcast.
