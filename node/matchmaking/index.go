@@ -3,7 +3,7 @@ package matchmaking
 import "hash/maphash"
 
 // readyIndex finds a peer's announcement in Matchmaker.ready. It is an
-// open-addressing table with linear probing, at most half full, whose
+// open-addressing table with linear probing, at most 3/4 full, whose
 // slots hold the position beside the top bits of the id's hash: a peer
 // collecting a thousand announcements reads one slot array for each,
 // where a Go map that large walks its header, directory, table and group
@@ -38,7 +38,7 @@ func (x *readyIndex) find(ready []Ready, id string) (int, bool) {
 // add indexes the last announcement of ready, from a peer the index does
 // not hold.
 func (x *readyIndex) add(ready []Ready) {
-	if 2*len(ready) > len(x.slots) {
+	if 4*len(ready) > 3*len(x.slots) {
 		x.reset(ready, 2*len(ready))
 		return
 	}
@@ -52,7 +52,7 @@ func (x *readyIndex) reset(ready []Ready, n int) {
 		x.seed = maphash.MakeSeed()
 	}
 	size := 16
-	for size < 2*max(n, len(ready)) {
+	for 2*size < 3*max(n, len(ready)) {
 		size *= 2
 	}
 	if len(x.slots) >= size {

@@ -16,7 +16,7 @@ type peerIndex struct {
 const minIndexSlots = 16
 
 // find returns the position of id in peers, which the index covers.
-func (x *peerIndex) find(peers []Report, id string) (int, bool) {
+func (x *peerIndex) find(peers []held, id string) (int, bool) {
 	if len(x.slots) == 0 {
 		return 0, false
 	}
@@ -36,7 +36,7 @@ func (x *peerIndex) find(peers []Report, id string) (int, bool) {
 }
 
 // add indexes the last report of peers, a peer the index does not hold.
-func (x *peerIndex) add(peers []Report) {
+func (x *peerIndex) add(peers []held) {
 	if 4*len(peers) > 3*len(x.slots) {
 		x.reset(peers)
 		return
@@ -47,7 +47,7 @@ func (x *peerIndex) add(peers []Report) {
 // reset indexes peers afresh, at most 2/3 full: a small table, so that
 // the indexes of a thousand simulated peers stay in cache, and probes
 // still short.
-func (x *peerIndex) reset(peers []Report) {
+func (x *peerIndex) reset(peers []held) {
 	if x.slots == nil {
 		x.seed = maphash.MakeSeed()
 	}

@@ -13,7 +13,7 @@ import (
 func TestPeerIndexFindsEveryPeer(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	var x peerIndex
-	var peers []Report
+	var peers []held
 	check := func(stage string) {
 		t.Helper()
 		for p, r := range peers {
@@ -32,11 +32,11 @@ func TestPeerIndexFindsEveryPeer(t *testing.T) {
 		t.Fatal("an empty index found a peer")
 	}
 	for i := range 3000 {
-		peers = append(peers, Report{Peer: fmt.Sprintf("peer-%d-%d", i, rng.Int())})
+		peers = append(peers, held{Report: Report{Peer: fmt.Sprintf("peer-%d-%d", i, rng.Int())}})
 		x.add(peers)
 	}
 	check("after adding")
-	peers = slices.DeleteFunc(peers, func(Report) bool { return rng.Intn(2) == 0 })
+	peers = slices.DeleteFunc(peers, func(held) bool { return rng.Intn(2) == 0 })
 	x.reset(peers)
 	check("after a sweep")
 	if 3*len(peers) > 2*len(x.slots) || 3*len(peers) <= len(x.slots) {

@@ -45,61 +45,60 @@ func (t *Tracker) States(now time.Duration, dst []StateCount) []StateCount {
 	return dst
 }
 
-// countedOut marks, in Tracker.seen, a report the counts have let go of:
-// it had expired at a now the Tracker was asked about.
+// countedOut marks, as held.seen, a report the counts have let go of: it
+// had expired at a now the Tracker was asked about.
 const countedOut = math.MaxInt64
 
 // expire takes out of the counts the reports that have expired at now.
-// seen[i] is a lower bound on peers[i].Time, raised only here, so a pass
-// is due only once the lowest of them is Expiry old, and a report whose
-// bound is younger needs no look.
+// A held report's seen is a lower bound on its Time, raised only here, so
+// a pass is due only once the lowest of them is Expiry old, and a report
+// whose bound is younger needs no look.
 func (t *Tracker) expire(now time.Duration) {
 	if t.minSeen == countedOut || t.age(now, Report{Time: t.minSeen}) < t.cfg.Expiry {
 		return
 	}
 	t.minSeen = countedOut
-	for i, s := range t.seen {
-		if s != countedOut && t.age(now, Report{Time: s}) >= t.cfg.Expiry {
-			if r := &t.peers[i]; t.age(now, *r) >= t.cfg.Expiry {
-				t.states.add(*r, t.cfg.Self, -1)
-				s = countedOut
+	for i := range t.peers {
+		h := &t.peers[i]
+		if h.seen != countedOut && t.age(now, Report{Time: h.seen}) >= t.cfg.Expiry {
+			if t.age(now, h.Report) >= t.cfg.Expiry {
+				t.states.add(h.Report, t.cfg.Self, -1)
+				h.seen = countedOut
 			} else {
-				s = r.Time
+				h.seen = h.Time
 			}
-			t.seen[i] = s
 		}
-		t.minSeen = min(t.minSeen, s)
+		t.minSeen = min(t.minSeen, h.seen)
 	}
 }
 
-// count records that the report at position i replaces old (nil for a
-// new peer) in the counts.
-func (t *Tracker) count(i int, old *Report) {
-	r := &t.peers[i]
+// count records in the counts that h's report replaced old (nil for a
+// new peer, whose seen is its Time).
+func (t *Tracker) count(h *held, old *Report) {
 	switch {
 	case old == nil:
-		t.seen = append(t.seen, r.Time)
-	case t.seen[i] == countedOut:
-		t.seen[i] = r.Time
+	case h.seen == countedOut:
+		h.seen = h.Time
 	default:
-		if old.Epoch == r.Epoch && old.StateHash == r.StateHash && old.Offers == r.Offers {
-			t.seen[i] = min(t.seen[i], r.Time)
-			t.minSeen = min(t.minSeen, r.Time)
+		h.seen = min(h.seen, h.Time)
+		t.minSeen = min(t.minSeen, h.seen)
+		if old.Epoch == h.Epoch && old.StateHash == h.StateHash && old.Offers == h.Offers {
 			return
 		}
 		t.states.add(*old, t.cfg.Self, -1)
-		t.seen[i] = min(t.seen[i], r.Time)
 	}
-	t.minSeen = min(t.minSeen, t.seen[i])
-	t.states.add(*r, t.cfg.Self, 1)
+	t.minSeen = min(t.minSeen, h.seen)
+	t.states.add(h.Report, t.cfg.Self, 1)
 }
 
 // recount counts the held reports afresh (after a sweep moved them).
 func (t *Tracker) recount() {
 	t.states = stateTable{}
-	t.seen, t.minSeen = t.seen[:0], countedOut
+	t.minSeen = countedOut
 	for i := range t.peers {
-		t.count(i, nil)
+		h := &t.peers[i]
+		h.seen = h.Time
+		t.count(h, nil)
 	}
 }
 
@@ -112,6 +111,9 @@ type stateTable struct {
 	last   int
 	index  map[stateKey]int
 	zeros  int // entries of counts with no holder left
+	// inline holds the first states, in the Tracker itself, whose header
+	// every report reads anyway.
+	inline [4]StateCount
 }
 
 const smallStates = 8
@@ -144,6 +146,9 @@ func (s *stateTable) add(r Report, self string, n int) {
 func (s *stateTable) find(k stateKey) int {
 	if i := s.last; i < len(s.counts) && s.counts[i].Epoch == k.epoch && s.counts[i].Hash == k.hash {
 		return i
+	}
+	if s.counts == nil {
+		s.counts = s.inline[:0]
 	}
 	i, ok := 0, false
 	if s.index != nil {

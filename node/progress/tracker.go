@@ -47,14 +47,12 @@ type Tracker struct {
 	// peers holds one report per peer, densely, so that the passes over the
 	// swarm (Each, Live) read one array rather than walk a map; index
 	// finds a peer in it.
-	peers []Report
+	peers []held
 	index peerIndex
 	// states counts the held reports by state (States), but for those
-	// counted out once expired; seen[i] is a lower bound on peers[i].Time
-	// (countedOut for those), minSeen the lowest, latest the latest now
-	// the Tracker was given.
+	// counted out once expired; minSeen is the lowest held seen, latest
+	// the latest now the Tracker was given.
 	states  stateTable
-	seen    []int64
 	minSeen int64
 	latest  time.Duration
 	// The sweep of expired reports runs when a new peer arrives and the
@@ -64,6 +62,15 @@ type Tracker struct {
 	// peers plus those that reported within one Expiry.
 	prunedAt  time.Duration
 	prunedLen int
+}
+
+// held is a report the Tracker holds, and a lower bound on its Time that
+// States raises only when it looks at the report again (countedOut once
+// the report has expired and left the counts): kept beside the report,
+// which every update reads anyway.
+type held struct {
+	Report
+	seen int64
 }
 
 // NewTracker returns a Tracker that holds no reports.
@@ -97,15 +104,15 @@ func (t *Tracker) Observe(now time.Duration, r Report) error {
 		if len(t.peers) >= 2*t.prunedLen || now-t.prunedAt >= t.cfg.Expiry {
 			t.prune(now)
 		}
-		t.peers = append(t.peers, r)
+		t.peers = append(t.peers, held{Report: r, seen: r.Time})
 		t.index.add(t.peers)
-		t.count(len(t.peers)-1, nil)
+		t.count(&t.peers[len(t.peers)-1], nil)
 		return nil
 	}
-	if held := &t.peers[i]; newer(r, *held) {
-		old := *held
-		*held = r
-		t.count(i, &old)
+	if h := &t.peers[i]; newer(r, h.Report) {
+		old := h.Report
+		h.Report = r
+		t.count(h, &old)
 	}
 	return nil
 }
@@ -128,7 +135,7 @@ func newer(a, b Report) bool {
 // prune forgets peers whose reports have expired, keeping the others in
 // their order.
 func (t *Tracker) prune(now time.Duration) {
-	kept := slices.DeleteFunc(t.peers, func(r Report) bool { return t.age(now, r) >= t.cfg.Expiry })
+	kept := slices.DeleteFunc(t.peers, func(h held) bool { return t.age(now, h.Report) >= t.cfg.Expiry })
 	if len(kept) < len(t.peers) {
 		t.index.reset(kept)
 		t.peers = kept // DeleteFunc zeroed the tail: no dangling peer ids
@@ -153,7 +160,7 @@ func (t *Tracker) live(now time.Duration, r Report) bool {
 func (t *Tracker) Live(now time.Duration) []Report {
 	out := make([]Report, 0, len(t.peers))
 	for i := range t.peers {
-		if r := &t.peers[i]; t.live(now, *r) {
+		if r := &t.peers[i].Report; t.live(now, *r) {
 			out = append(out, *r)
 		}
 	}
@@ -214,8 +221,8 @@ func (t *Tracker) Behind(now time.Duration, selfEpoch uint64) bool {
 
 // Report returns peer's report if it is live at now.
 func (t *Tracker) Report(now time.Duration, peer string) (Report, bool) {
-	if i, ok := t.index.find(t.peers, peer); ok && t.live(now, t.peers[i]) {
-		return t.peers[i], true
+	if i, ok := t.index.find(t.peers, peer); ok && t.live(now, t.peers[i].Report) {
+		return t.peers[i].Report, true
 	}
 	return Report{}, false
 }
@@ -224,7 +231,7 @@ func (t *Tracker) Report(now time.Duration, peer string) (Report, bool) {
 // callers that count over the swarm and need neither a copy nor an order.
 func (t *Tracker) Each(now time.Duration, fn func(Report)) {
 	for i := range t.peers {
-		if r := &t.peers[i]; t.live(now, *r) {
+		if r := &t.peers[i].Report; t.live(now, *r) {
 			fn(*r)
 		}
 	}
