@@ -4,14 +4,17 @@ import "hash/maphash"
 
 // readyIndex finds a peer's announcement in Matchmaker.ready. It is an
 // open-addressing table with linear probing, at most 3/4 full, whose
-// slots hold the position beside the top bits of the id's hash: a peer
-// collecting a thousand announcements reads one slot array for each,
-// where a Go map that large walks its header, directory, table and group
-// first. The seed is random, so ids chosen to collide find no pattern to
-// exploit. (progress.Tracker indexes its reports the same way.)
+// 4-byte slots hold the position in their low bits (as many as the table
+// has slots: positions are fewer) and the top bits of the id's hash above
+// it: a peer collecting a thousand announcements reads one small slot
+// array for each, where a Go map that large walks its header, directory,
+// table and group first. The seed is random, so ids chosen to collide
+// find no pattern to exploit. (progress.Tracker indexes its reports the
+// same way.)
 type readyIndex struct {
 	seed  maphash.Seed
-	slots []uint64 // hash>>32<<32 | position+1; 0: empty
+	slots []uint32 // hash bits above low | position+1; 0: empty
+	low   uint32   // the mask of the position bits
 }
 
 // find returns the position of id's announcement in ready, which the
@@ -21,14 +24,14 @@ func (x *readyIndex) find(ready []Ready, id string) (int, bool) {
 		return 0, false
 	}
 	h := maphash.String(x.seed, id)
-	tag, mask := h>>32, uint64(len(x.slots)-1)
+	tag, mask := uint32(h>>32)&^x.low, uint64(len(x.slots)-1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		s := x.slots[i]
 		switch {
 		case s == 0:
 			return 0, false
-		case s>>32 == tag:
-			if p := int(uint32(s)) - 1; ready[p].Peer == id {
+		case s&^x.low == tag:
+			if p := int(s&x.low) - 1; ready[p].Peer == id {
 				return p, true
 			}
 		}
@@ -58,7 +61,8 @@ func (x *readyIndex) reset(ready []Ready, n int) {
 	if len(x.slots) >= size {
 		clear(x.slots) // room enough: fewer collisions still
 	} else {
-		x.slots = make([]uint64, size)
+		x.slots = make([]uint32, size)
+		x.low = uint32(size - 1) // a power of two, position+1 <= 3/4 size
 	}
 	for p, r := range ready {
 		x.put(r.Peer, p)
@@ -72,5 +76,5 @@ func (x *readyIndex) put(id string, p int) {
 	for x.slots[i] != 0 {
 		i = (i + 1) & mask
 	}
-	x.slots[i] = h>>32<<32 | uint64(p+1)
+	x.slots[i] = uint32(h>>32)&^x.low | uint32(p+1)
 }
