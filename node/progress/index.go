@@ -32,7 +32,7 @@ func (x *peerIndex) find(peers []held, id string) (int, bool) {
 		case s == 0:
 			return 0, false
 		case s&^x.low == tag:
-			if p := int(s&x.low) - 1; peers[p].Peer == id {
+			if p := int(s&x.low) - 1; peers[p].peer == id {
 				return p, true
 			}
 		}
@@ -45,7 +45,7 @@ func (x *peerIndex) add(peers []held) {
 		x.reset(peers)
 		return
 	}
-	x.put(peers[len(peers)-1].Peer, len(peers)-1)
+	x.put(peers[len(peers)-1].peer, len(peers)-1)
 }
 
 // reset indexes peers afresh, at most 2/3 full: a small table, so that
@@ -65,8 +65,8 @@ func (x *peerIndex) reset(peers []held) {
 		x.slots = make([]uint32, n)
 		x.low = uint32(n - 1) // n a power of two, position+1 <= 3/4 n
 	}
-	for p, r := range peers {
-		x.put(r.Peer, p)
+	for p := range peers {
+		x.put(peers[p].peer, p)
 	}
 }
 

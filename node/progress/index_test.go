@@ -17,8 +17,8 @@ func TestPeerIndexFindsEveryPeer(t *testing.T) {
 	check := func(stage string) {
 		t.Helper()
 		for p, r := range peers {
-			if got, ok := x.find(peers, r.Peer); !ok || got != p {
-				t.Fatalf("%s: find(%q) = %d, %v, want %d", stage, r.Peer, got, ok, p)
+			if got, ok := x.find(peers, r.peer); !ok || got != p {
+				t.Fatalf("%s: find(%q) = %d, %v, want %d", stage, r.peer, got, ok, p)
 			}
 		}
 		for i := range 1000 {
@@ -32,7 +32,7 @@ func TestPeerIndexFindsEveryPeer(t *testing.T) {
 		t.Fatal("an empty index found a peer")
 	}
 	for i := range 3000 {
-		peers = append(peers, held{Report: Report{Peer: fmt.Sprintf("peer-%d-%d", i, rng.Int())}})
+		peers = append(peers, held{peer: fmt.Sprintf("peer-%d-%d", i, rng.Int())})
 		x.add(peers)
 	}
 	check("after adding")

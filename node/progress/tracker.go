@@ -64,15 +64,6 @@ type Tracker struct {
 	prunedLen int
 }
 
-// held is a report the Tracker holds, and a lower bound on its Time that
-// States raises only when it looks at the report again (countedOut once
-// the report has expired and left the counts): kept beside the report,
-// which every update reads anyway.
-type held struct {
-	Report
-	seen int64
-}
-
 // NewTracker returns a Tracker that holds no reports.
 func NewTracker(cfg Config) *Tracker {
 	if cfg.Expiry <= 0 {
@@ -99,21 +90,40 @@ func (t *Tracker) Observe(now time.Duration, r Report) error {
 		return fmt.Errorf("observe %q sent at %d ms, now %v: %w", r.Peer, r.Time, now, ErrFuture)
 	}
 	t.latest = max(t.latest, now)
+	k := stateKey{r.Epoch, r.StateHash}
 	i, ok := t.index.find(t.peers, r.Peer)
 	if !ok {
 		if len(t.peers) >= 2*t.prunedLen || now-t.prunedAt >= t.cfg.Expiry {
 			t.prune(now)
 		}
-		t.peers = append(t.peers, held{Report: r, seen: r.Time})
+		t.peers = append(t.peers, held{seen: r.Time})
+		h := &t.peers[len(t.peers)-1]
+		h.set(r, t.states.intern(k))
 		t.index.add(t.peers)
-		t.count(&t.peers[len(t.peers)-1], nil)
+		t.states.count(h.state, t.offersToOthers(h.peer, h.offers), 1)
+		t.minSeen = min(t.minSeen, h.seen)
 		return nil
 	}
-	if h := &t.peers[i]; newer(r, h.Report) {
-		old := h.Report
-		h.Report = r
-		t.count(h, &old)
+	h := &t.peers[i]
+	if !t.replaces(r, h) {
+		return nil
 	}
+	state := h.state
+	if t.states.entries[state].stateKey != k {
+		state = t.states.intern(k)
+	}
+	if h.seen == countedOut {
+		h.seen = r.Time
+	} else {
+		h.seen = min(h.seen, r.Time)
+		t.states.count(h.state, t.offersToOthers(h.peer, h.offers), -1)
+	}
+	if state != h.state {
+		t.states.release(h.state)
+	}
+	h.set(r, state)
+	t.states.count(state, t.offersToOthers(h.peer, h.offers), 1)
+	t.minSeen = min(t.minSeen, h.seen)
 	return nil
 }
 
@@ -132,14 +142,36 @@ func newer(a, b Report) bool {
 	return bytes.Compare(ea, eb) > 0
 }
 
+// replaces is newer(r, the report h holds), without building that report
+// but for an exact tie.
+func (t *Tracker) replaces(r Report, h *held) bool {
+	switch epoch := t.states.entries[h.state].epoch; {
+	case r.Epoch != epoch:
+		return r.Epoch > epoch
+	case r.Samples != h.samples:
+		return r.Samples > h.samples
+	case r.Time != h.time:
+		return r.Time > h.time
+	}
+	return newer(r, t.report(h))
+}
+
 // prune forgets peers whose reports have expired, keeping the others in
 // their order.
 func (t *Tracker) prune(now time.Duration) {
-	kept := slices.DeleteFunc(t.peers, func(h held) bool { return t.age(now, h.Report) >= t.cfg.Expiry })
+	kept := slices.DeleteFunc(t.peers, func(h held) bool {
+		if t.young(now, h.time) {
+			return false
+		}
+		if h.seen != countedOut {
+			t.states.count(h.state, t.offersToOthers(h.peer, h.offers), -1)
+		}
+		t.states.release(h.state)
+		return true
+	})
 	if len(kept) < len(t.peers) {
 		t.index.reset(kept)
 		t.peers = kept // DeleteFunc zeroed the tail: no dangling peer ids
-		t.recount()
 	}
 	t.prunedAt, t.prunedLen = now, max(len(t.peers), 8)
 }
@@ -149,10 +181,11 @@ func (t *Tracker) age(now time.Duration, r Report) time.Duration {
 	return now - time.Duration(r.Time)*time.Millisecond
 }
 
-// live reports whether r counts at now: sent less than Expiry ago, and not
-// dated Expiry or more ahead of now (a wrong clock must not keep it alive).
-func (t *Tracker) live(now time.Duration, r Report) bool {
-	a := t.age(now, r)
+// liveAt reports whether a report sent at ms counts at now: sent less
+// than Expiry ago, and not dated Expiry or more ahead of now (a wrong
+// clock must not keep it alive).
+func (t *Tracker) liveAt(now time.Duration, ms int64) bool {
+	a := now - time.Duration(ms)*time.Millisecond
 	return a < t.cfg.Expiry && a > -t.cfg.Expiry
 }
 
@@ -160,8 +193,8 @@ func (t *Tracker) live(now time.Duration, r Report) bool {
 func (t *Tracker) Live(now time.Duration) []Report {
 	out := make([]Report, 0, len(t.peers))
 	for i := range t.peers {
-		if r := &t.peers[i].Report; t.live(now, *r) {
-			out = append(out, *r)
+		if h := &t.peers[i]; t.liveAt(now, h.time) {
+			out = append(out, t.report(h))
 		}
 	}
 	slices.SortFunc(out, func(a, b Report) int { return strings.Compare(a.Peer, b.Peer) })
@@ -221,8 +254,8 @@ func (t *Tracker) Behind(now time.Duration, selfEpoch uint64) bool {
 
 // Report returns peer's report if it is live at now.
 func (t *Tracker) Report(now time.Duration, peer string) (Report, bool) {
-	if i, ok := t.index.find(t.peers, peer); ok && t.live(now, t.peers[i].Report) {
-		return t.peers[i].Report, true
+	if i, ok := t.index.find(t.peers, peer); ok && t.liveAt(now, t.peers[i].time) {
+		return t.report(&t.peers[i]), true
 	}
 	return Report{}, false
 }
@@ -231,8 +264,8 @@ func (t *Tracker) Report(now time.Duration, peer string) (Report, bool) {
 // callers that count over the swarm and need neither a copy nor an order.
 func (t *Tracker) Each(now time.Duration, fn func(Report)) {
 	for i := range t.peers {
-		if r := &t.peers[i].Report; t.live(now, *r) {
-			fn(*r)
+		if h := &t.peers[i]; t.liveAt(now, h.time) {
+			fn(t.report(h))
 		}
 	}
 }
