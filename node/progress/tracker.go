@@ -44,9 +44,9 @@ type Config struct {
 // the swarm. It is not safe for concurrent use.
 type Tracker struct {
 	cfg Config
-	// peers holds one report per peer, densely, so that the passes over the
-	// swarm (Each, Live) read one array rather than walk a map; index
-	// finds a peer in it.
+	// peers holds one report per peer, densely, a cache line each (held),
+	// so that the passes over the swarm (Each, Live) read one array rather
+	// than walk a map; index finds a peer in it.
 	peers []held
 	index peerIndex
 	// states counts the held reports by state (States), but for those
@@ -57,7 +57,7 @@ type Tracker struct {
 	latest  time.Duration
 	// The sweep of expired reports runs when a new peer arrives and the
 	// tracker has doubled since the last sweep, or an Expiry has passed: a
-	// thousand peers joining at once cost a thousand map inserts, not a
+	// thousand peers joining at once cost a thousand index inserts, not a
 	// million visits, and the tracker never holds more than twice its live
 	// peers plus those that reported within one Expiry.
 	prunedAt  time.Duration
