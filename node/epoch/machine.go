@@ -108,7 +108,7 @@ type Machine struct {
 	group      matchmaking.Group
 	mm         *matchmaking.Matchmaker
 	mmKey      string
-	ready      matchmaking.Ready
+	ready      *matchmaking.Ready // this peer's announcement, shared by every message that repeats it
 	stage      int
 	groups     int // groups the epoch's ready peers split into
 	inbox      inbox

@@ -252,8 +252,8 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	if err != nil {
 		return m.fail(now, err.Error())
 	}
-	m.ready = matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight}
-	o, err := m.mm.Announce(now, m.ready)
+	m.ready = &matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight}
+	o, err := m.mm.Announce(now, *m.ready)
 	if err != nil {
 		return m.fail(now, err.Error())
 	}
@@ -269,9 +269,8 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 func (m *Machine) matchOut(now time.Duration, out []matchmaking.Outgoing) []Action {
 	acts := make([]Action, 0, len(out))
 	for _, o := range out {
-		ready := m.ready
 		acts = append(acts, Action{Kind: PublishMatch, Epoch: m.epoch,
-			Match: Match{To: o.To, Key: m.mmKey, Epoch: m.epoch, Ready: &ready, Msg: o.Msg}})
+			Match: Match{To: o.To, Key: m.mmKey, Epoch: m.epoch, Ready: m.ready, Msg: o.Msg}})
 	}
 	return acts
 }
