@@ -27,9 +27,23 @@ type inboxKey struct {
 	epoch uint64
 }
 
+// inboxEntry is a buffered message, without what its bucket's key says
+// (Key, Epoch) and with its To, this peer or nobody, as a flag: the
+// thousand announcements a peer buffers every epoch take 64 bytes each.
 type inboxEntry struct {
-	from string
-	msg  Match
+	from   string
+	ready  *matchmaking.Ready
+	msg    matchmaking.Msg
+	direct bool // To is this peer
+}
+
+// match returns e as the message it buffered for (k, self).
+func (e *inboxEntry) match(k inboxKey, self string) Match {
+	m := Match{Key: k.key, Epoch: k.epoch, Ready: e.ready, Msg: e.msg}
+	if e.direct {
+		m.To = self
+	}
+	return m
 }
 
 // inbox holds matchmaking messages for matchmakings this peer has not
@@ -68,7 +82,7 @@ func (b *inbox) put(from string, msg Match, current uint64) {
 	}
 	b.total++
 	bk.senders[from] = n + 1
-	bk.entries = append(bk.entries, inboxEntry{from, msg})
+	bk.entries = append(bk.entries, inboxEntry{from: from, ready: msg.Ready, msg: msg.Msg, direct: msg.To != ""})
 }
 
 // take returns and forgets the messages for (key, epoch), and drops
@@ -104,7 +118,7 @@ func (b *inbox) announced(epoch uint64, prefix, self string) bool {
 			continue
 		}
 		for _, e := range bk.entries {
-			if e.from != self && e.msg.Ready != nil {
+			if e.from != self && e.ready != nil {
 				return true
 			}
 		}
@@ -126,7 +140,7 @@ func (b *inbox) openWindow(prefix string, epoch uint64, self string, from, T tim
 		if err != nil || w <= 0 || time.Duration(w) > math.MaxInt64/T || time.Duration(w)*T < from || (found && time.Duration(w) >= best) {
 			continue
 		}
-		if slices.ContainsFunc(bk.entries, func(e inboxEntry) bool { return e.from != self && e.msg.Ready != nil }) {
+		if slices.ContainsFunc(bk.entries, func(e inboxEntry) bool { return e.from != self && e.ready != nil }) {
 			best, found = time.Duration(w), true
 		}
 	}
@@ -259,7 +273,7 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	}
 	out := m.matchOut(now, o)
 	for _, in := range m.inbox.take(m.mmKey, m.epoch) {
-		more, _ := m.feed(now, in.from, in.msg)
+		more, _ := m.feed(now, in.from, in.match(inboxKey{m.mmKey, m.epoch}, m.cfg.Self))
 		out = append(out, more...)
 	}
 	return append(out, m.matchDone(now)...)
