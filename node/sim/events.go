@@ -148,9 +148,10 @@ func (n *Network) push(e event) {
 	n.queue.push(e)
 }
 
-// eventQueue is a binary min-heap on (at, seq): time order, ties in
+// eventQueue is a 4-ary min-heap on (at, seq): time order, ties in
 // scheduling order, so runs are deterministic. It holds the events
-// themselves, so ordering them reads no pointer.
+// themselves, so ordering them reads no pointer, and four children a
+// node keep a queue of a million events 10 levels deep rather than 20.
 type eventQueue []event
 
 func (e *event) before(f *event) bool {
@@ -162,7 +163,7 @@ func (q *eventQueue) push(e event) {
 	h := *q
 	i := len(h) - 1
 	for i > 0 {
-		parent := (i - 1) / 2
+		parent := (i - 1) / 4
 		if !e.before(&h[parent]) {
 			break
 		}
@@ -186,18 +187,21 @@ func (q *eventQueue) pop() event {
 	}
 	i := 0
 	for {
-		c := 2*i + 1
+		c := 4*i + 1
 		if c >= last {
 			break
 		}
-		if c+1 < last && h[c+1].before(&h[c]) {
-			c++
+		least := c
+		for k := c + 1; k < min(c+4, last); k++ {
+			if h[k].before(&h[least]) {
+				least = k
+			}
 		}
-		if !h[c].before(&e) {
+		if !h[least].before(&e) {
 			break
 		}
-		h[i] = h[c]
-		i = c
+		h[i] = h[least]
+		i = least
 	}
 	h[i] = e
 	return first
