@@ -68,7 +68,9 @@ type Action struct {
 // Match is a matchmaking message on the run's gossip. Key names the
 // matchmaking it belongs to (run, stage and the state the senders start
 // from; Ready.Run and View.Run carry it too), Ready repeats the sender's
-// own announcement, since gossip may deliver a view before it.
+// own announcement, since gossip may deliver a view before it. The
+// messages of one matchmaking share their Ready and the matchmaker's
+// slices: a Match is read, never written, by whoever it reaches.
 type Match struct {
 	To    string
 	Key   string

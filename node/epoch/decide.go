@@ -10,95 +10,33 @@ import (
 	"github.com/dtrain-dev/dtrain/node/progress"
 )
 
-// census is what the live reports (this peer's own included) say about
-// the swarm: how many peers are at each epoch, and who holds which state
-// at the epochs the rules look at.
-type census struct {
-	live    int
-	swarm   uint64 // the swarm epoch (progress.Tracker.SwarmEpoch)
-	holders map[uint64]map[[32]byte]int
-	donors  map[uint64]map[[32]byte][]string // offering peers other than self, in no order
-}
-
-// census counts the live reports. Hashes are counted at the swarm epoch,
-// this peer's epoch and the next: no rule looks elsewhere.
-func (m *Machine) census(now time.Duration) census {
-	c := census{holders: map[uint64]map[[32]byte]int{}, donors: map[uint64]map[[32]byte][]string{}}
-	at := map[uint64]int{}
-	m.tracker.Each(now, func(r progress.Report) {
-		c.live++
-		at[r.Epoch]++
-	})
-	// The swarm epoch is the (⌊n/2⌋+1)-th largest epoch.
-	epochs := make([]uint64, 0, len(at))
-	for e := range at {
-		epochs = append(epochs, e)
-	}
-	slices.Sort(epochs)
-	need := c.live/2 + 1
-	for i := len(epochs) - 1; i >= 0; i-- {
-		if need -= at[epochs[i]]; need <= 0 {
-			c.swarm = epochs[i]
-			break
-		}
-	}
-	m.tracker.Each(now, func(r progress.Report) {
-		if r.StateHash == ([32]byte{}) || (r.Epoch != c.swarm && r.Epoch != m.epoch && r.Epoch != m.epoch+1) {
-			return
-		}
-		if c.holders[r.Epoch] == nil {
-			c.holders[r.Epoch] = map[[32]byte]int{}
-			c.donors[r.Epoch] = map[[32]byte][]string{}
-		}
-		c.holders[r.Epoch][r.StateHash]++
-		if r.Offers && r.Peer != m.cfg.Self {
-			c.donors[r.Epoch][r.StateHash] = append(c.donors[r.Epoch][r.StateHash], r.Peer)
-		}
-	})
-	return c
-}
-
-// majority is the hash most live peers at epoch hold (ties to the lowest,
-// as progress.Tracker.HashAgreement) and how many hold it.
-func (c census) majority(epoch uint64) (hash [32]byte, n int) {
-	for h, k := range c.holders[epoch] {
-		if k > n || (k == n && bytes.Compare(h[:], hash[:]) < 0) {
-			hash, n = h, k
-		}
-	}
-	return hash, n
-}
-
 // target returns the Load the rules ask for at now (doc.go, "Rules"), if
 // any: behind the swarm, a successor to take, or off the majority's
 // lineage. A state that nobody offers is not a target.
 func (m *Machine) target(now time.Duration) (Action, bool) {
 	c := m.census(now)
-	offer := func(epoch uint64, hash [32]byte, atLeast int) (Action, bool) {
-		d := c.donors[epoch][hash]
-		if hash == ([32]byte{}) || len(d) < atLeast {
+	offer := func(epoch uint64, hash [32]byte, donors, atLeast int) (Action, bool) {
+		if hash == ([32]byte{}) || donors < atLeast {
 			return Action{}, false
 		}
-		d = slices.Clone(d)
-		slices.Sort(d)
-		return Action{Kind: Load, Epoch: epoch, Hash: hash, Donors: d}, true
+		return Action{Kind: Load, Epoch: epoch, Hash: hash, Donors: m.donors(now, epoch, hash)}, true
 	}
 	// Behind: a strict majority is at a later epoch.
 	if s := c.swarm; s > m.epoch {
-		h, _ := c.majority(s)
-		if a, ok := offer(s, h, 1); ok {
+		h, _, d := c.majority(s)
+		if a, ok := offer(s, h, d, 1); ok {
 			return a, true
 		}
 	}
 	// Successor: a group's average of this epoch, held by two or more.
-	if h, n := c.majority(m.epoch + 1); n >= 2 {
-		if a, ok := offer(m.epoch+1, h, 2); ok {
+	if h, n, d := c.majority(m.epoch + 1); n >= 2 {
+		if a, ok := offer(m.epoch+1, h, d, 2); ok {
 			return a, true
 		}
 	}
 	// Diverged at this epoch.
-	if h, _ := c.majority(m.epoch); h != m.hash {
-		if a, ok := offer(m.epoch, h, 1); ok {
+	if h, _, d := c.majority(m.epoch); h != m.hash {
+		if a, ok := offer(m.epoch, h, d, 1); ok {
 			return a, true
 		}
 	}
@@ -107,9 +45,9 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 	// majority at exactly epoch e makes e the swarm epoch, so that is the
 	// only epoch to look at.
 	if s := c.swarm; s < m.epoch {
-		h, n := c.majority(s)
+		h, n, d := c.majority(s)
 		if mine, known := m.history[s]; known && mine != h && 2*n > c.live {
-			if a, ok := offer(s, h, 1); ok {
+			if a, ok := offer(s, h, d, 1); ok {
 				return a, true
 			}
 		}
@@ -123,11 +61,14 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 // once that many are ready; counting too few splits the swarm's groups.
 func (m *Machine) expected(now time.Duration) int {
 	n := 1
-	m.tracker.Each(now, func(r progress.Report) {
-		if r.Peer != m.cfg.Self && ((r.Epoch == m.epoch && r.StateHash == m.hash) || r.Epoch+1 == m.epoch) {
-			n++
+	for _, s := range m.census(now).states {
+		if (s.Epoch == m.epoch && s.Hash == m.hash) || s.Epoch+1 == m.epoch {
+			n += s.Holders
 		}
-	})
+	}
+	if r, ok := m.tracker.Report(now, m.cfg.Self); ok && ((r.Epoch == m.epoch && r.StateHash == m.hash) || r.Epoch+1 == m.epoch) {
+		n-- // counted above
+	}
 	return n
 }
 
@@ -160,30 +101,34 @@ func (m *Machine) observeOwn(now time.Duration, r progress.Report) {
 // successor returns the Load of a state of the next epoch held by two or
 // more peers outside group g, if there is one.
 func (m *Machine) successor(now time.Duration, g matchmaking.Group) (Action, bool) {
-	c := m.census(now)
+	// Without two offers of a state of the next epoch, none can have two
+	// outside the group.
+	if !slices.ContainsFunc(m.census(now).at(m.epoch+1), func(s progress.StateCount) bool {
+		return s.Hash != ([32]byte{}) && s.Offers >= 2
+	}) {
+		return Action{}, false
+	}
 	in := make(map[string]bool, len(g.Members))
 	for _, mb := range g.Members {
 		in[mb.ID] = true
 	}
-	var best Action
-	n := 0
-	for h, donors := range c.donors[m.epoch+1] {
-		k := 0
-		for _, d := range donors {
-			if !in[d] {
-				k++
-			}
+	outside := map[[32]byte]int{}
+	m.tracker.Each(now, func(r progress.Report) {
+		if r.Epoch == m.epoch+1 && r.StateHash != ([32]byte{}) && r.Offers && r.Peer != m.cfg.Self && !in[r.Peer] {
+			outside[r.StateHash]++
 		}
-		if k >= 2 && (k > n || (k == n && bytes.Compare(h[:], best.Hash[:]) < 0)) {
-			best, n = Action{Kind: Load, Epoch: m.epoch + 1, Hash: h, Donors: donors}, k
+	})
+	var best [32]byte
+	n := 0
+	for h, k := range outside {
+		if k >= 2 && (k > n || (k == n && bytes.Compare(h[:], best[:]) < 0)) {
+			best, n = h, k
 		}
 	}
 	if n == 0 {
 		return Action{}, false
 	}
-	best.Donors = slices.Clone(best.Donors)
-	slices.Sort(best.Donors)
-	return best, true
+	return Action{Kind: Load, Epoch: m.epoch + 1, Hash: best, Donors: m.donors(now, m.epoch+1, best)}, true
 }
 
 // quorum is how many contributors, times two, a mean of the given stage

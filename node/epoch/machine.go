@@ -112,11 +112,11 @@ type Machine struct {
 	group      matchmaking.Group
 	mm         *matchmaking.Matchmaker
 	mmKey      string
-	ready      matchmaking.Ready
+	ready      *matchmaking.Ready // this peer's announcement, shared by every message that repeats it
 	stage      int
 	groups     int // groups the epoch's ready peers split into
 	inbox      inbox
-	keys       [2]string // matchmaking keys of stages 1 and 2 for hash
+	keys       [2]string // matchmaking key prefixes of stages 1 and 2 for hash
 	// ahead holds who reported each state of the next epoch while this
 	// peer awaits its delegates, so that the thousand reports of a large
 	// swarm cost a map insert each, and only a state with two holders
@@ -124,6 +124,8 @@ type Machine struct {
 	ahead map[[32]byte]map[string]bool
 	// bandwidth is announced with cfg.Role (SetLink).
 	bandwidth float64
+	// counts is the census of the last decision, kept for its buffers.
+	counts census
 }
 
 // New returns a Machine for cfg. Call Start next.
@@ -182,7 +184,7 @@ func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
 	// up while they trained) holds their announcements in its inbox: they
 	// count toward OthersReady, so it contributes what it has trained by
 	// the time their window closes rather than a whole epoch too late.
-	if m.inbox.announced(epoch, m.base(1)+"/", m.cfg.Self) {
+	if m.inbox.announced(epoch, m.prefix(1), m.cfg.Self) {
 		m.inbox.ready[epoch] = true
 	}
 }
@@ -324,9 +326,19 @@ func (m *Machine) Tick(now time.Duration) []Action {
 	return out
 }
 
-// NextTick is when the caller should call Tick next.
+// NoTick is NextTick's answer when nothing is due until the caller feeds
+// the Machine (a peer loading its first state has no report to repeat).
+const NoTick = time.Duration(math.MaxInt64)
+
+// NextTick is when the caller should call Tick next, or NoTick. Only a
+// live peer repeats its report: one that has not yet held the swarm's
+// state is woken by its own deadlines alone, not every millisecond from
+// its first missed heartbeat on.
 func (m *Machine) NextTick() time.Duration {
-	next := m.nextReport()
+	next := NoTick
+	if m.live {
+		next = m.nextReport()
+	}
 	switch m.phase {
 	case Listening, Backoff, Awaiting:
 		next = min(next, m.until)

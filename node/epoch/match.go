@@ -27,49 +27,71 @@ type inboxKey struct {
 	epoch uint64
 }
 
+// inboxEntry is a buffered message, without what its bucket's key says
+// (Key, Epoch) and with its To, this peer or nobody, as a flag: the
+// thousand announcements a peer buffers every epoch take 64 bytes each.
 type inboxEntry struct {
-	from string
-	msg  Match
+	from   string
+	ready  *matchmaking.Ready
+	msg    matchmaking.Msg
+	direct bool // To is this peer
+}
+
+// match returns e as the message it buffered for (k, self).
+func (e *inboxEntry) match(k inboxKey, self string) Match {
+	m := Match{Key: k.key, Epoch: k.epoch, Ready: e.ready, Msg: e.msg}
+	if e.direct {
+		m.To = self
+	}
+	return m
 }
 
 // inbox holds matchmaking messages for matchmakings this peer has not
 // started yet.
 type inbox struct {
-	byKey   map[inboxKey][]inboxEntry
-	senders map[inboxKey]map[string]int
-	ready   map[uint64]bool // another peer announced for this peer's stage-1 key and epoch
-	total   int
+	byKey map[inboxKey]*inboxBucket
+	ready map[uint64]bool // another peer announced for this peer's stage-1 key and epoch
+	total int
+}
+
+// inboxBucket is what the inbox holds for one matchmaking: its messages,
+// and how many each sender has put there since it was opened.
+type inboxBucket struct {
+	entries []inboxEntry
+	senders map[string]int
 }
 
 func (b *inbox) init() {
-	b.byKey, b.senders, b.ready = map[inboxKey][]inboxEntry{}, map[inboxKey]map[string]int{}, map[uint64]bool{}
+	b.byKey, b.ready = map[inboxKey]*inboxBucket{}, map[uint64]bool{}
 }
 
 // put buffers a message for a matchmaking of epoch in [from, from+inboxEpochs).
 func (b *inbox) put(from string, msg Match, current uint64) {
-	if msg.Epoch < current || msg.Epoch >= current+inboxEpochs {
+	if msg.Epoch < current || msg.Epoch >= current+inboxEpochs || b.total >= inboxEpochs*inboxCap {
 		return
 	}
 	k := inboxKey{msg.Key, msg.Epoch}
-	if b.total >= inboxEpochs*inboxCap || len(b.byKey[k]) >= inboxCap || b.senders[k][from] >= inboxPerSender {
+	bk := b.byKey[k]
+	if bk == nil {
+		bk = &inboxBucket{senders: map[string]int{}}
+		b.byKey[k] = bk
+	}
+	n := bk.senders[from]
+	if len(bk.entries) >= inboxCap || n >= inboxPerSender {
 		return
 	}
 	b.total++
-	if b.senders[k] == nil {
-		b.senders[k] = map[string]int{}
-	}
-	b.senders[k][from]++
-	b.byKey[k] = append(b.byKey[k], inboxEntry{from, msg})
+	bk.senders[from] = n + 1
+	bk.entries = append(bk.entries, inboxEntry{from: from, ready: msg.Ready, msg: msg.Msg, direct: msg.To != ""})
 }
 
 // take returns and forgets the messages for (key, epoch), and drops
 // everything for epochs before epoch.
 func (b *inbox) take(key string, epoch uint64) []inboxEntry {
-	for k, ms := range b.byKey {
+	for k, bk := range b.byKey {
 		if k.epoch < epoch {
-			b.total -= len(ms)
+			b.total -= len(bk.entries)
 			delete(b.byKey, k)
-			delete(b.senders, k)
 		}
 	}
 	for e := range b.ready {
@@ -77,10 +99,13 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 			delete(b.ready, e)
 		}
 	}
-	k := inboxKey{key, epoch}
-	out := b.byKey[k]
+	bk := b.byKey[inboxKey{key, epoch}]
+	if bk == nil {
+		return nil
+	}
+	out := bk.entries
 	b.total -= len(out)
-	delete(b.byKey, k)
+	bk.entries = nil
 	return out
 }
 
@@ -88,12 +113,12 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 // self announces it is ready for a matchmaking of epoch whose key starts
 // with prefix.
 func (b *inbox) announced(epoch uint64, prefix, self string) bool {
-	for k, es := range b.byKey {
+	for k, bk := range b.byKey {
 		if k.epoch != epoch || !strings.HasPrefix(k.key, prefix) {
 			continue
 		}
-		for _, e := range es {
-			if e.from != self && e.msg.Ready != nil {
+		for _, e := range bk.entries {
+			if e.from != self && e.ready != nil {
 				return true
 			}
 		}
@@ -107,7 +132,7 @@ func (b *inbox) announced(epoch uint64, prefix, self string) bool {
 func (b *inbox) openWindow(prefix string, epoch uint64, self string, from, T time.Duration) (time.Duration, bool) {
 	var best time.Duration
 	found := false
-	for k, es := range b.byKey {
+	for k, bk := range b.byKey {
 		if k.epoch != epoch || !strings.HasPrefix(k.key, prefix) {
 			continue
 		}
@@ -115,20 +140,20 @@ func (b *inbox) openWindow(prefix string, epoch uint64, self string, from, T tim
 		if err != nil || w <= 0 || time.Duration(w) > math.MaxInt64/T || time.Duration(w)*T < from || (found && time.Duration(w) >= best) {
 			continue
 		}
-		if slices.ContainsFunc(es, func(e inboxEntry) bool { return e.from != self && e.msg.Ready != nil }) {
+		if slices.ContainsFunc(bk.entries, func(e inboxEntry) bool { return e.from != self && e.ready != nil }) {
 			best, found = time.Duration(w), true
 		}
 	}
 	return best, found
 }
 
-// base names the matchmakings of a stage: the run, the stage and the
+// prefix names the matchmakings of a stage: the run, the stage and the
 // state its members start from, so that only peers on one state average
-// together. A matchmaking's key adds its window (window).
-func (m *Machine) base(stage int) string {
+// together, and a slash. A matchmaking's key adds its window (window).
+func (m *Machine) prefix(stage int) string {
 	if m.keys[0] == "" {
 		for i := range m.keys {
-			m.keys[i] = fmt.Sprintf("%s/%d/%x", m.cfg.Run, i+1, m.hash[:8])
+			m.keys[i] = fmt.Sprintf("%s/%d/%x/", m.cfg.Run, i+1, m.hash[:8])
 		}
 	}
 	return m.keys[stage-1]
@@ -149,10 +174,10 @@ func (m *Machine) base(stage int) string {
 // trains slower) meets them rather than wait alone for the next window.
 func (m *Machine) window(now time.Duration, stage int, T time.Duration) (time.Duration, string) {
 	deadline := (now + T/2 + T - 1) / T * T
-	if w, ok := m.inbox.openWindow(m.base(stage)+"/", m.epoch, m.cfg.Self, now+T/4, T); ok && w*T < deadline {
+	if w, ok := m.inbox.openWindow(m.prefix(stage), m.epoch, m.cfg.Self, now+T/4, T); ok && w*T < deadline {
 		deadline = w * T
 	}
-	return deadline, fmt.Sprintf("%s/%d", m.base(stage), deadline/T)
+	return deadline, m.prefix(stage) + strconv.FormatInt(int64(deadline/T), 10)
 }
 
 // OthersReady reports whether another peer has announced that it is ready
@@ -171,7 +196,7 @@ func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Act
 	if msg.To != "" && msg.To != m.cfg.Self {
 		return nil, nil
 	}
-	if msg.Ready != nil && from != m.cfg.Self && msg.Epoch == m.epoch && strings.HasPrefix(msg.Key, m.base(1)+"/") {
+	if msg.Ready != nil && from != m.cfg.Self && msg.Epoch == m.epoch && !m.inbox.ready[m.epoch] && strings.HasPrefix(msg.Key, m.prefix(1)) {
 		m.inbox.ready[m.epoch] = true
 	}
 	active := (m.phase == Matching || m.phase == Delegating) && msg.Key == m.mmKey && msg.Epoch == m.epoch
@@ -230,19 +255,25 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	if m.cfg.Role == matchmaking.Aux {
 		weight = 0
 	}
-	mm, err := matchmaking.New(cfg)
+	// The matchmaker of the epoch before is done with: its memory is
+	// reused.
+	var err error
+	if m.mm == nil {
+		m.mm, err = matchmaking.New(cfg)
+	} else {
+		err = m.mm.Reset(cfg)
+	}
 	if err != nil {
 		return m.fail(now, err.Error())
 	}
-	m.mm = mm
-	m.ready = matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight, Bandwidth: m.bandwidth}
-	o, err := mm.Announce(now, m.ready)
+	m.ready = &matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight, Bandwidth: m.bandwidth}
+	o, err := m.mm.Announce(now, *m.ready)
 	if err != nil {
 		return m.fail(now, err.Error())
 	}
 	out := m.matchOut(now, o)
 	for _, in := range m.inbox.take(m.mmKey, m.epoch) {
-		more, _ := m.feed(now, in.from, in.msg)
+		more, _ := m.feed(now, in.from, in.match(inboxKey{m.mmKey, m.epoch}, m.cfg.Self))
 		out = append(out, more...)
 	}
 	return append(out, m.matchDone(now)...)
@@ -252,9 +283,8 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 func (m *Machine) matchOut(now time.Duration, out []matchmaking.Outgoing) []Action {
 	acts := make([]Action, 0, len(out))
 	for _, o := range out {
-		ready := m.ready
 		acts = append(acts, Action{Kind: PublishMatch, Epoch: m.epoch,
-			Match: Match{To: o.To, Key: m.mmKey, Epoch: m.epoch, Ready: &ready, Msg: o.Msg}})
+			Match: Match{To: o.To, Key: m.mmKey, Epoch: m.epoch, Ready: m.ready, Msg: o.Msg}})
 	}
 	return acts
 }

@@ -132,7 +132,7 @@ func TestFourMinersAverageEveryEpoch(t *testing.T) {
 // one, no wait outlasts its deadline, and the swarm ends on one state.
 func TestThousandMinersUnderChurn(t *testing.T) {
 	if testing.Short() {
-		t.Skip("1000 simulated miners: about 2.5 minutes")
+		t.Skip("1000 simulated miners: about a minute")
 	}
 	const swarmSize, swarmEpochs = 1000, 50
 	start := time.Now()

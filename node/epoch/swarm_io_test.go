@@ -185,7 +185,7 @@ func (s *swarm) arm(p *miner, now time.Duration) {
 		p.phase, p.since = ph, now
 	}
 	next := max(p.m.NextTick(), now+time.Millisecond)
-	if p.armedAt >= now && p.armedAt <= next {
+	if (p.armedAt >= now && p.armedAt <= next) || next == NoTick {
 		return
 	}
 	p.armedAt = next

@@ -23,14 +23,15 @@ import (
 // float32 vector; training adds a pseudo-random update that depends only on
 // (peer, epoch, steps), and applying subtracts the mean.
 type swarm struct {
-	t     testing.TB
-	net   *sim.Network
-	rng   *rand.Rand
-	cfg   Config
-	dim   int
-	init  []float32
-	peers map[string]*miner
-	order []string // every miner ever added, in order
+	t      testing.TB
+	net    *sim.Network
+	rng    *rand.Rand
+	cfg    Config
+	dim    int
+	init   []float32
+	peers  map[string]*miner
+	order  []string // every miner ever added, in order
+	miners []*miner // the same miners
 
 	relays []sim.ID
 	batch  map[sim.ID][]any
@@ -173,20 +174,24 @@ func (s *swarm) addFrom(id string, epoch uint64, theta []float32) *miner {
 	}); err != nil {
 		s.t.Fatal(err)
 	}
-	s.order = append(s.order, id)
+	s.order, s.miners = append(s.order, id), append(s.miners, p)
 	now := s.net.Now()
 	p.since = now
 	s.do(p, now, m.Start(now, epoch, stateHash(epoch, p.theta)))
 	return p
 }
 
-// crash kills a miner now: it sends and receives nothing more.
+// crash kills a miner now: it sends and receives nothing more, and its
+// machine and vectors are let go (everything that might still run for it
+// checks alive first), so that a long churn does not keep every crashed
+// miner's view of the swarm in memory.
 func (s *swarm) crash(id string) {
 	p := s.peers[id]
 	p.alive = false
 	if err := s.net.Crash(sim.ID(id), s.net.Now()); err != nil {
 		s.t.Fatal(err)
 	}
+	p.m, p.theta, p.delta, p.mean, p.round, p.early, p.load = nil, nil, nil, nil, nil, nil, nil
 }
 
 func (s *swarm) relayHandler(id sim.ID) sim.Handler {
@@ -199,10 +204,10 @@ func (s *swarm) relayHandler(id sim.ID) sim.Handler {
 			_, _ = s.net.After(id, s.flush, func(now time.Duration) {
 				out := s.batch[id]
 				s.batch[id] = nil
-				size := 100 * len(out)
-				for _, pid := range s.order {
-					if s.peers[pid].alive {
-						_ = s.net.Send(id, sim.ID(pid), sim.Message{Size: size, Payload: gossipBatch(out)})
+				msg := sim.Message{Size: 100 * len(out), Payload: gossipBatch(out)}
+				for _, p := range s.miners {
+					if p.alive {
+						_ = s.net.Send(id, sim.ID(p.id), msg)
 					}
 				}
 			})

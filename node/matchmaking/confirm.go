@@ -42,7 +42,7 @@ func (m *Matchmaker) receiveView(now time.Duration, from string, v View) ([]Outg
 	if v.Run != m.cfg.Run || v.Epoch != m.cfg.Epoch {
 		return nil, fmt.Errorf("view for %q epoch %d: %w", v.Run, v.Epoch, ErrWrongEpoch)
 	}
-	if _, ok := m.index[from]; !ok {
+	if _, ok := m.index.find(m.ready, from); !ok {
 		return nil, fmt.Errorf("view from a peer that never announced: %w", ErrNotReady)
 	}
 	if err := m.checkView(from, v); err != nil {

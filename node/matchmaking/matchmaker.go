@@ -74,7 +74,7 @@ type Outgoing struct {
 type Matchmaker struct {
 	cfg      Config
 	ready    []Ready
-	index    map[string]int // position in ready by peer
+	index    readyIndex // finds a peer's position in ready
 	closed   bool
 	closedAt time.Duration
 
@@ -96,13 +96,25 @@ type Matchmaker struct {
 
 // New returns a Matchmaker for cfg.
 func New(cfg Config) (*Matchmaker, error) {
+	m := &Matchmaker{}
+	if err := m.Reset(cfg); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Reset makes m a Matchmaker for cfg, as New does, keeping the memory it
+// collected announcements in: a peer that matches every epoch need not
+// allocate for a thousand announcements each time. Nothing m returned
+// before is changed. On error m is unchanged.
+func (m *Matchmaker) Reset(cfg Config) error {
 	switch {
 	case cfg.Self == "":
-		return nil, errors.New("matchmaking: config: empty Self")
+		return errors.New("matchmaking: config: empty Self")
 	case cfg.MinGroup < 1 || cfg.MaxGroup < cfg.MinGroup:
-		return nil, fmt.Errorf("matchmaking: config: want 1 <= MinGroup <= MaxGroup, got %d and %d", cfg.MinGroup, cfg.MaxGroup)
+		return fmt.Errorf("matchmaking: config: want 1 <= MinGroup <= MaxGroup, got %d and %d", cfg.MinGroup, cfg.MaxGroup)
 	case cfg.Deadline < 0 || cfg.ConfirmTimeout < 0 || cfg.MaxRounds < 0 || cfg.Expected < 0:
-		return nil, fmt.Errorf("matchmaking: config: negative Deadline, ConfirmTimeout, MaxRounds or Expected: %+v", cfg)
+		return fmt.Errorf("matchmaking: config: negative Deadline, ConfirmTimeout, MaxRounds or Expected: %+v", cfg)
 	}
 	if cfg.ConfirmTimeout == 0 {
 		cfg.ConfirmTimeout = DefaultConfirmTimeout
@@ -110,12 +122,19 @@ func New(cfg Config) (*Matchmaker, error) {
 	if cfg.MaxRounds == 0 {
 		cfg.MaxRounds = DefaultMaxRounds
 	}
-	return &Matchmaker{
-		cfg:     cfg,
-		index:   make(map[string]int, cfg.Expected),
-		pending: make(map[int]map[string][]Member),
-		agreed:  make(map[string]bool),
-	}, nil
+	ready, index, pending, agreed := m.ready, m.index, m.pending, m.agreed
+	clear(ready) // no stale announcements kept alive
+	if cap(ready) < cfg.Expected {
+		ready = make([]Ready, 0, cfg.Expected)
+	}
+	if pending == nil {
+		pending, agreed = make(map[int]map[string][]Member), make(map[string]bool)
+	}
+	clear(pending)
+	clear(agreed)
+	*m = Matchmaker{cfg: cfg, ready: ready[:0], index: index, pending: pending, agreed: agreed}
+	m.index.reset(nil, cfg.Expected)
+	return nil
 }
 
 // Announce records this peer's own Ready and returns it for broadcast.
@@ -216,14 +235,14 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	if m.closed {
 		return nil, fmt.Errorf("ready from %q at %v, deadline %v: %w", r.Peer, now, m.cfg.Deadline, ErrLate)
 	}
-	if i, ok := m.index[r.Peer]; ok {
+	if i, ok := m.index.find(m.ready, r.Peer); ok {
 		if m.ready[i] == r {
 			return nil, nil // a gossip echo: nothing new
 		}
 		return nil, fmt.Errorf("second, different ready from %q: %w", r.Peer, ErrDuplicate)
 	}
-	m.index[r.Peer] = len(m.ready)
 	m.ready = append(m.ready, r)
+	m.index.add(m.ready)
 	if m.cfg.Expected > 0 && len(m.ready) >= m.cfg.Expected {
 		return m.close(now), nil
 	}
@@ -235,14 +254,11 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 func (m *Matchmaker) close(now time.Duration) []Outgoing {
 	m.closed = true
 	m.closedAt = now
-	if _, ok := m.index[m.cfg.Self]; !ok {
+	if _, ok := m.index.find(m.ready, m.cfg.Self); !ok {
 		return m.fail(fmt.Errorf("matchmaking: %s never announced: %w", m.cfg.Self, ErrNotReady))
 	}
-	groups, _ := Partition(m.cfg.Run, m.cfg.Epoch, m.ready, m.cfg.MinGroup, m.cfg.MaxGroup)
-	for _, g := range groups {
-		if contains(g, m.cfg.Self) {
-			return m.startRound(now, 0, g, nil)
-		}
+	if g := partitionGroup(m.cfg.Run, m.cfg.Epoch, m.ready, m.cfg.MinGroup, m.cfg.MaxGroup, m.cfg.Self); g != nil {
+		return m.startRound(now, 0, g, nil)
 	}
 	if len(m.ready) < m.cfg.MinGroup {
 		return m.fail(fmt.Errorf("matchmaking: %d ready, min %d: %w", len(m.ready), m.cfg.MinGroup, ErrBelowMin))

@@ -43,12 +43,22 @@ type Config struct {
 // Tracker holds the latest report of every peer and answers questions about
 // the swarm. It is not safe for concurrent use.
 type Tracker struct {
-	cfg   Config
-	peers map[string]Report
+	cfg Config
+	// peers holds one report per peer, densely, a cache line each (held),
+	// so that the passes over the swarm (Each, Live) read one array rather
+	// than walk a map; index finds a peer in it.
+	peers []held
+	index peerIndex
+	// states counts the held reports by state (States), but for those
+	// counted out once expired; minSeen is the lowest held seen, latest
+	// the latest now the Tracker was given.
+	states  stateTable
+	minSeen int64
+	latest  time.Duration
 	// The sweep of expired reports runs when a new peer arrives and the
-	// map has doubled since the last sweep, or an Expiry has passed: a
-	// thousand peers joining at once cost a thousand map inserts, not a
-	// million visits, and the map never holds more than twice its live
+	// tracker has doubled since the last sweep, or an Expiry has passed: a
+	// thousand peers joining at once cost a thousand index inserts, not a
+	// million visits, and the tracker never holds more than twice its live
 	// peers plus those that reported within one Expiry.
 	prunedAt  time.Duration
 	prunedLen int
@@ -59,7 +69,7 @@ func NewTracker(cfg Config) *Tracker {
 	if cfg.Expiry <= 0 {
 		cfg.Expiry = DefaultExpiry
 	}
-	return &Tracker{cfg: cfg, peers: make(map[string]Report)}
+	return &Tracker{cfg: cfg, minSeen: countedOut}
 }
 
 // Observe records r if it is the peer's latest. Reports of one peer are
@@ -79,17 +89,41 @@ func (t *Tracker) Observe(now time.Duration, r Report) error {
 	case a <= -t.cfg.Expiry:
 		return fmt.Errorf("observe %q sent at %d ms, now %v: %w", r.Peer, r.Time, now, ErrFuture)
 	}
-	held, ok := t.peers[r.Peer]
+	t.latest = max(t.latest, now)
+	k := stateKey{r.Epoch, r.StateHash}
+	i, ok := t.index.find(t.peers, r.Peer)
 	if !ok {
 		if len(t.peers) >= 2*t.prunedLen || now-t.prunedAt >= t.cfg.Expiry {
 			t.prune(now)
 		}
-		t.peers[r.Peer] = r
+		t.peers = append(t.peers, held{seen: r.Time})
+		h := &t.peers[len(t.peers)-1]
+		h.set(r, t.states.intern(k))
+		t.index.add(t.peers)
+		t.states.count(h.state, t.offersToOthers(h.peer, h.offers), 1)
+		t.minSeen = min(t.minSeen, h.seen)
 		return nil
 	}
-	if newer(r, held) {
-		t.peers[r.Peer] = r
+	h := &t.peers[i]
+	if !t.replaces(r, h) {
+		return nil
 	}
+	state := h.state
+	if t.states.entries[state].stateKey != k {
+		state = t.states.intern(k)
+	}
+	if h.seen == countedOut {
+		h.seen = r.Time
+	} else {
+		h.seen = min(h.seen, r.Time)
+		t.states.count(h.state, t.offersToOthers(h.peer, h.offers), -1)
+	}
+	if state != h.state {
+		t.states.release(h.state)
+	}
+	h.set(r, state)
+	t.states.count(state, t.offersToOthers(h.peer, h.offers), 1)
+	t.minSeen = min(t.minSeen, h.seen)
 	return nil
 }
 
@@ -108,12 +142,36 @@ func newer(a, b Report) bool {
 	return bytes.Compare(ea, eb) > 0
 }
 
-// prune forgets peers whose reports have expired.
+// replaces is newer(r, the report h holds), without building that report
+// but for an exact tie.
+func (t *Tracker) replaces(r Report, h *held) bool {
+	switch epoch := t.states.entries[h.state].epoch; {
+	case r.Epoch != epoch:
+		return r.Epoch > epoch
+	case r.Samples != h.samples:
+		return r.Samples > h.samples
+	case r.Time != h.time:
+		return r.Time > h.time
+	}
+	return newer(r, t.report(h))
+}
+
+// prune forgets peers whose reports have expired, keeping the others in
+// their order.
 func (t *Tracker) prune(now time.Duration) {
-	for id, r := range t.peers {
-		if t.age(now, r) >= t.cfg.Expiry {
-			delete(t.peers, id)
+	kept := slices.DeleteFunc(t.peers, func(h held) bool {
+		if t.young(now, h.time) {
+			return false
 		}
+		if h.seen != countedOut {
+			t.states.count(h.state, t.offersToOthers(h.peer, h.offers), -1)
+		}
+		t.states.release(h.state)
+		return true
+	})
+	if len(kept) < len(t.peers) {
+		t.index.reset(kept)
+		t.peers = kept // DeleteFunc zeroed the tail: no dangling peer ids
 	}
 	t.prunedAt, t.prunedLen = now, max(len(t.peers), 8)
 }
@@ -123,19 +181,20 @@ func (t *Tracker) age(now time.Duration, r Report) time.Duration {
 	return now - time.Duration(r.Time)*time.Millisecond
 }
 
-// live reports whether r counts at now: sent less than Expiry ago, and not
-// dated Expiry or more ahead of now (a wrong clock must not keep it alive).
-func (t *Tracker) live(now time.Duration, r Report) bool {
-	a := t.age(now, r)
+// liveAt reports whether a report sent at ms counts at now: sent less
+// than Expiry ago, and not dated Expiry or more ahead of now (a wrong
+// clock must not keep it alive).
+func (t *Tracker) liveAt(now time.Duration, ms int64) bool {
+	a := now - time.Duration(ms)*time.Millisecond
 	return a < t.cfg.Expiry && a > -t.cfg.Expiry
 }
 
 // Live returns the live peers' latest reports, sorted by peer id.
 func (t *Tracker) Live(now time.Duration) []Report {
 	out := make([]Report, 0, len(t.peers))
-	for _, r := range t.peers {
-		if t.live(now, r) {
-			out = append(out, r)
+	for i := range t.peers {
+		if h := &t.peers[i]; t.liveAt(now, h.time) {
+			out = append(out, t.report(h))
 		}
 	}
 	slices.SortFunc(out, func(a, b Report) int { return strings.Compare(a.Peer, b.Peer) })
@@ -193,12 +252,20 @@ func (t *Tracker) Behind(now time.Duration, selfEpoch uint64) bool {
 	return t.SwarmEpoch(now) > selfEpoch
 }
 
+// Report returns peer's report if it is live at now.
+func (t *Tracker) Report(now time.Duration, peer string) (Report, bool) {
+	if i, ok := t.index.find(t.peers, peer); ok && t.liveAt(now, t.peers[i].time) {
+		return t.report(&t.peers[i]), true
+	}
+	return Report{}, false
+}
+
 // Each calls fn with every live report, in no particular order: for
 // callers that count over the swarm and need neither a copy nor an order.
 func (t *Tracker) Each(now time.Duration, fn func(Report)) {
-	for _, r := range t.peers {
-		if t.live(now, r) {
-			fn(r)
+	for i := range t.peers {
+		if h := &t.peers[i]; t.liveAt(now, h.time) {
+			fn(t.report(h))
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"fmt"
 	"time"
 )
@@ -48,7 +47,7 @@ func (n *Network) emit(e Event) {
 
 // Timer is a pending call set by After.
 type Timer struct {
-	peer    ID
+	peer    *peer
 	fn      func(now time.Duration)
 	stopped bool
 	fired   bool
@@ -65,14 +64,15 @@ func (t *Timer) Stop() bool {
 // then, fn is never called. Timers due at the same time fire in the order
 // they were set.
 func (n *Network) After(peer ID, d time.Duration, fn func(now time.Duration)) (*Timer, error) {
-	if err := n.known(peer); err != nil {
-		return nil, fmt.Errorf("sim: timer: %w", err)
+	p := n.peers[peer]
+	if p == nil {
+		return nil, fmt.Errorf("sim: timer: %w", n.known(peer))
 	}
 	if d < 0 || fn == nil {
 		return nil, fmt.Errorf("sim: timer for %q: want d >= 0 and a function, got %v", peer, d)
 	}
-	t := &Timer{peer: peer, fn: fn}
-	n.push(&event{at: n.now + d, kind: evTimer, timer: t})
+	t := &Timer{peer: p, fn: fn}
+	n.push(event{at: n.now + d, kind: evTimer, timer: t})
 	return t, nil
 }
 
@@ -82,7 +82,7 @@ func (n *Network) Step() bool {
 	if len(n.queue) == 0 {
 		return false
 	}
-	e := heap.Pop(&n.queue).(*event)
+	e := n.queue.pop()
 	n.now = e.at
 	switch e.kind {
 	case evHead:
@@ -116,12 +116,12 @@ func (n *Network) RunUntilIdle() int {
 }
 
 func (n *Network) fire(t *Timer) {
-	if t.stopped || n.now >= n.peers[t.peer].crashAt {
+	if t.stopped || n.now >= t.peer.crashAt {
 		return
 	}
 	t.fired = true
 	n.stats.Timers++
-	n.emit(Event{At: n.now, Kind: EventTimer, To: t.peer})
+	n.emit(Event{At: n.now, Kind: EventTimer, To: t.peer.id})
 	t.fn(n.now)
 }
 
@@ -142,29 +142,67 @@ type event struct {
 }
 
 // push schedules e after every event already scheduled for the same time.
-func (n *Network) push(e *event) {
+func (n *Network) push(e event) {
 	e.seq = n.seq
 	n.seq++
-	heap.Push(&n.queue, e)
+	n.queue.push(e)
 }
 
-// eventQueue is a min-heap on (at, seq): time order, ties in scheduling
-// order, so runs are deterministic.
-type eventQueue []*event
+// eventQueue is a 4-ary min-heap on (at, seq): time order, ties in
+// scheduling order, so runs are deterministic. It holds the events
+// themselves, so ordering them reads no pointer, and four children a
+// node keep a queue of a million events 10 levels deep rather than 20.
+type eventQueue []event
 
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
+func (e *event) before(f *event) bool {
+	return e.at < f.at || (e.at == f.at && e.seq < f.seq)
+}
+
+func (q *eventQueue) push(e event) {
+	*q = append(*q, e)
+	h := *q
+	i := len(h) - 1
+	for i > 0 {
+		parent := (i - 1) / 4
+		if !e.before(&h[parent]) {
+			break
+		}
+		h[i] = h[parent]
+		i = parent
 	}
-	return q[i].seq < q[j].seq
+	h[i] = e
 }
-func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	return e
+
+// pop removes and returns the first event; the queue must not be empty.
+func (q *eventQueue) pop() event {
+	h := *q
+	first := h[0]
+	last := len(h) - 1
+	e := h[last]
+	h[last] = event{} // drop its references
+	h = h[:last]
+	*q = h
+	if last == 0 {
+		return first
+	}
+	i := 0
+	for {
+		c := 4*i + 1
+		if c >= last {
+			break
+		}
+		least := c
+		for k := c + 1; k < min(c+4, last); k++ {
+			if h[k].before(&h[least]) {
+				least = k
+			}
+		}
+		if !h[least].before(&e) {
+			break
+		}
+		h[i] = h[least]
+		i = least
+	}
+	h[i] = e
+	return first
 }

@@ -144,15 +144,15 @@ func (n *Network) Stats() Stats { return n.stats }
 // unknown peers or a negative size. A message to oneself is delivered at
 // once, through the event queue, without touching any link.
 func (n *Network) Send(from, to ID, msg Message) error {
-	if err := n.known(from, to); err != nil {
-		return fmt.Errorf("sim: send: %w", err)
+	s, r := n.peers[from], n.peers[to]
+	if s == nil || r == nil {
+		return fmt.Errorf("sim: send: %w", n.known(from, to))
 	}
 	if msg.Size < 0 {
 		return fmt.Errorf("sim: send %s→%s: negative size %d", from, to, msg.Size)
 	}
 	n.stats.Sent++
-	f := &flight{from: from, to: to, msg: msg, sent: n.now}
-	s, r := n.peers[from], n.peers[to]
+	f := &flight{from: s, to: r, msg: msg, sent: n.now}
 	n.emit(Event{At: n.now, Kind: EventSend, From: from, To: to, Size: msg.Size})
 	if n.now >= s.crashAt {
 		n.drop(f, EventDropCrash)
@@ -160,7 +160,7 @@ func (n *Network) Send(from, to ID, msg Message) error {
 	}
 	if from == to {
 		f.upEnd = n.now
-		n.push(&event{at: n.now, kind: evDeliver, flight: f})
+		n.push(event{at: n.now, kind: evDeliver, flight: f})
 		return nil
 	}
 	lat, ok := n.latency[[2]ID{from, to}]
@@ -174,13 +174,13 @@ func (n *Network) Send(from, to ID, msg Message) error {
 	f.upEnd = u0 + transfer(msg.Size, s.rateAt(u0).up)
 	f.latency = lat
 	s.upFree = f.upEnd
-	n.push(&event{at: u0 + lat, kind: evHead, flight: f})
+	n.push(event{at: u0 + lat, kind: evHead, flight: f})
 	return nil
 }
 
 // flight is a message on its way.
 type flight struct {
-	from, to ID
+	from, to *peer
 	msg      Message
 	sent     time.Duration
 	upEnd    time.Duration // its last byte has left the sender's uplink
@@ -190,35 +190,35 @@ type flight struct {
 // arriveHead books the receiver's downlink for a message whose first byte
 // has just arrived, and schedules its delivery.
 func (n *Network) arriveHead(f *flight) {
-	r := n.peers[f.to]
+	r := f.to
 	d0 := max(n.now, r.downFree)
 	d1 := d0 + transfer(f.msg.Size, r.rateAt(d0).down)
 	r.downFree = d1
-	n.push(&event{at: max(d1, f.upEnd+f.latency), kind: evDeliver, flight: f})
+	n.push(event{at: max(d1, f.upEnd+f.latency), kind: evDeliver, flight: f})
 }
 
 // deliver hands a message to its receiver unless a fault lost it.
 func (n *Network) deliver(f *flight) {
-	s, r := n.peers[f.from], n.peers[f.to]
+	s, r := f.from, f.to
 	switch {
 	case f.upEnd > s.crashAt || n.now >= r.crashAt:
 		n.drop(f, EventDropCrash)
 		return
-	case n.partitioned(f.from, f.to, f.sent, n.now):
+	case n.partitioned(s.id, r.id, f.sent, n.now):
 		n.drop(f, EventDropPartition)
 		return
 	}
 	n.stats.Delivered++
 	n.stats.BytesDelivered += int64(f.msg.Size)
-	n.emit(Event{At: n.now, Kind: EventDeliver, From: f.from, To: f.to, Size: f.msg.Size})
+	n.emit(Event{At: n.now, Kind: EventDeliver, From: s.id, To: r.id, Size: f.msg.Size})
 	if r.handler != nil {
-		r.handler(n.now, f.from, f.msg)
+		r.handler(n.now, s.id, f.msg)
 	}
 }
 
 func (n *Network) drop(f *flight, kind EventKind) {
 	n.stats.Dropped++
-	n.emit(Event{At: n.now, Kind: kind, From: f.from, To: f.to, Size: f.msg.Size})
+	n.emit(Event{At: n.now, Kind: kind, From: f.from.id, To: f.to.id, Size: f.msg.Size})
 }
 
 func (n *Network) known(ids ...ID) error {
