@@ -9,7 +9,8 @@ import (
 
 // TestPartitionGroupIsPartitions checks, for random ready sets and
 // bounds, that the group a matchmaker builds for each of its peers is the
-// one Partition puts it in, and nil for a peer left over.
+// one Partition puts it in, and nil for a peer left over, with clients
+// among the peers too.
 func TestPartitionGroupIsPartitions(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	for trial := range 300 {
@@ -19,7 +20,11 @@ func TestPartitionGroupIsPartitions(t *testing.T) {
 		epoch := uint64(rng.Intn(9))
 		var ready []Ready
 		for i := range n {
-			ready = append(ready, Ready{Peer: fmt.Sprintf("p%d-%d", i, rng.Intn(1000)), Weight: float64(i)})
+			role := Full
+			if trial%3 == 0 && rng.Intn(3) > 0 {
+				role = Client // many clients: reducers move between groups
+			}
+			ready = append(ready, Ready{Peer: fmt.Sprintf("p%d-%d", i, rng.Intn(1000)), Role: role, Weight: float64(i)})
 		}
 		rng.Shuffle(n, func(i, j int) { ready[i], ready[j] = ready[j], ready[i] })
 		ready = dedupe(ready)
