@@ -75,9 +75,10 @@ const (
 	Awaiting                // a member waiting for its delegates' state
 	Applying                // an Apply action is out: waiting for Advanced
 	Backoff                 // a load failed: waiting before deciding again
+	Holding                 // nobody heard yet: holding the update until it may apply it alone
 )
 
-var phaseNames = [...]string{"listening", "loading", "training", "matching", "averaging", "delegating", "awaiting", "applying", "backoff"}
+var phaseNames = [...]string{"listening", "loading", "training", "matching", "averaging", "delegating", "awaiting", "applying", "backoff", "holding"}
 
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
@@ -96,7 +97,7 @@ type Machine struct {
 	history map[uint64][32]byte // own start hashes by epoch
 	live    bool                // holds the swarm's state: reports and offers it
 	phase   Phase
-	until   time.Duration // the current wait's deadline (Listening, Awaiting, Backoff)
+	until   time.Duration // the current wait's deadline (Listening, Awaiting, Backoff, Holding)
 
 	started   time.Duration
 	lastHeard time.Duration // last report from another peer; -1: never
@@ -200,6 +201,9 @@ func (m *Machine) Observe(now time.Duration, r progress.Report) ([]Action, error
 		return nil, err
 	}
 	m.lastHeard = now
+	if m.phase == Holding {
+		return m.checkHold(now), nil
+	}
 	if m.phase == Awaiting && m.noteAhead(r) {
 		// A later state has appeared that may end the wait early; the
 		// deadline is Tick's.
@@ -322,6 +326,8 @@ func (m *Machine) Tick(now time.Duration) []Action {
 		out = append(out, m.matchDone(now)...)
 	case Awaiting:
 		out = append(out, m.checkAwait(now)...)
+	case Holding:
+		out = append(out, m.checkHold(now)...)
 	}
 	return out
 }
@@ -340,7 +346,7 @@ func (m *Machine) NextTick() time.Duration {
 		next = m.nextReport()
 	}
 	switch m.phase {
-	case Listening, Backoff, Awaiting:
+	case Listening, Backoff, Awaiting, Holding:
 		next = min(next, m.until)
 	case Matching, Delegating:
 		if t, ok := m.mm.NextTick(); ok {
@@ -391,7 +397,32 @@ func (m *Machine) fail(now time.Duration, why string) []Action {
 		m.phase = Applying
 		return []Action{{Kind: ApplyAlone, Epoch: m.epoch, Reason: why}}
 	}
+	if m.stage == 1 && m.lastHeard < 0 && m.cfg.Role != matchmaking.Aux && m.weight > 0 {
+		// Nobody has been heard since the peer started: training the
+		// epoch again would only fail the same way, again and again, until
+		// the peer may apply its update alone. It holds the update until
+		// then, or until someone appears.
+		m.phase, m.until = Holding, m.started+m.cfg.Expiry
+		return nil
+	}
 	return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: why}}, m.decide(now)...)
+}
+
+// checkHold ends a hold: once another peer is heard, the peer loads the
+// swarm's state if the rules say so or looks for a group with its held
+// update; at the end of the expiry with nobody heard, it applies the
+// update alone.
+func (m *Machine) checkHold(now time.Duration) []Action {
+	switch {
+	case m.lastHeard >= 0:
+		if act, ok := m.target(now); ok {
+			return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: "the swarm's state is ahead of the held update"}}, m.load(act)...)
+		}
+		return m.startMatch(now, 1, m.weight)
+	case now >= m.until:
+		return m.fail(now, "no other peer heard")
+	}
+	return nil
 }
 
 // alone reports whether this peer may apply an update by itself: it
