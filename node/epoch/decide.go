@@ -117,14 +117,19 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 	return Action{}, false
 }
 
-// expected is how many peers, this one included, should announce for its
-// epoch: the live peers at this epoch from the same state, and those one
-// epoch behind (they may still get here). Matchmaking stops collecting
-// once that many are ready; counting too few splits the swarm's groups.
+// expected is how many contributors, this peer included unless it is aux,
+// should announce for its epoch: the live peers at this epoch from the
+// same state, and those one epoch behind (they may still get here), the
+// run's validators left out (they contribute nothing). Matchmaking stops
+// collecting once that many contributors are ready; counting too few
+// splits the swarm's groups.
 func (m *Machine) expected(now time.Duration) int {
 	n := 1
+	if m.cfg.Role == matchmaking.Aux {
+		n = 0
+	}
 	m.tracker.Each(now, func(r progress.Report) {
-		if r.Peer != m.cfg.Self && ((r.Epoch == m.epoch && r.StateHash == m.hash) || r.Epoch+1 == m.epoch) {
+		if r.Peer != m.cfg.Self && !m.validator(r.Peer) && ((r.Epoch == m.epoch && r.StateHash == m.hash) || r.Epoch+1 == m.epoch) {
 			n++
 		}
 	})
@@ -144,7 +149,7 @@ func (m *Machine) unreported(now time.Duration) int {
 	m.tracker.Each(now, func(r progress.Report) { reported[r.Peer] = true })
 	n := 0
 	for _, p := range m.neighbours {
-		if p != m.cfg.Self && !reported[p] {
+		if p != m.cfg.Self && !reported[p] && !m.validator(p) {
 			n++
 		}
 	}
@@ -201,3 +206,10 @@ func (m *Machine) quorum(stage int) int {
 	}
 	return m.expect
 }
+
+// validator reports whether peer is one of the run's trusted validators.
+func (m *Machine) validator(peer string) bool { return slices.Contains(m.cfg.Validators, peer) }
+
+// trusted is matchmaking's Config.Validators: this peer itself (a
+// validator announces itself as aux) and the run's validators.
+func (m *Machine) trusted(peer string) bool { return peer == m.cfg.Self || m.validator(peer) }

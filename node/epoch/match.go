@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 )
 
@@ -211,7 +212,7 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	cfg := matchmaking.Config{
 		Run: m.mmKey, Self: m.cfg.Self, Epoch: m.epoch, ConfirmTimeout: m.cfg.ConfirmTimeout,
 		MinGroup: m.cfg.MinGroup, MaxGroup: m.cfg.MaxGroup,
-		Deadline: deadline, Expected: m.expected(now),
+		Deadline: deadline, Expected: m.expected(now), Validators: m.trusted,
 	}
 	m.phase = Matching
 	if stage == 1 {
@@ -236,6 +237,9 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	}
 	m.mm = mm
 	m.ready = matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight, Bandwidth: m.bandwidth}
+	if stage == 1 && m.cfg.Role != matchmaking.Aux && m.contribution != nil {
+		m.ready.Commit = m.contribution.Root(allreduce.CommitScope{Run: m.mmKey, Epoch: m.epoch, Member: m.cfg.Self})
+	}
 	o, err := mm.Announce(now, m.ready)
 	if err != nil {
 		return m.fail(now, err.Error())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
@@ -45,12 +46,15 @@ type driver struct {
 	rateBits    atomic.Uint64
 	training    bool
 
-	start    []float32 // parameters the epoch started from
-	vec      []float32 // this miner's update (pseudo-gradient or gradient)
-	mean     []float32 // the last round's mean
-	ev       EpochEvent
-	trainEnd time.Time
-	finished bool // max_steps reached
+	start []float32 // parameters the epoch started from
+	vec   []float32 // this miner's update (pseudo-gradient or gradient)
+	// contribution is vec committed (allreduce.Commit): what stage-1
+	// rounds send and auditors fetch; nil when vec could not be encoded.
+	contribution *allreduce.Contribution
+	mean         []float32 // the last round's mean
+	ev           EpochEvent
+	trainEnd     time.Time
+	finished     bool // max_steps reached
 }
 
 // othersProgress is what the other peers at the miner's epoch had trained
@@ -85,7 +89,7 @@ func (m *Miner) machineConfig() epoch.Config {
 		Run: m.cfg.RunID, Self: m.self, Role: matchmaking.Full,
 		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		MatchTimeout: secs(s.MatchSeconds), DelegateTimeout: secs(s.MatchSeconds), RoundTimeout: secs(s.RoundSeconds),
-		Heartbeat: heartbeat, Expiry: reportExpiry,
+		Heartbeat: heartbeat, Expiry: reportExpiry, Validators: s.Validators,
 	}
 	if s.Mode == "gradients" {
 		c.TargetSamples = uint64(s.TargetBatchSize)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/epoch"
@@ -80,6 +81,7 @@ type Miner struct {
 	donor  *state.Donor
 	link   linkMeter
 	probes bool // serving link probes
+	audits *p2p.Contributions
 
 	hub        *hub.Client   // nil without hub.repo
 	publishing chan struct{} // holds a token while an upload runs
@@ -170,6 +172,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	// spans are sized by theirs.
 	netx.ServeProbes(o.Node, m.probeProto(), probeLimits)
 	m.probes = true
+	m.audits = p2p.ServeContributions(o.Node, AuditProtocol(cfg.RunID), p2p.AuditOptions{Allow: m.validator, Log: o.Log})
 	return m, nil
 }
 
@@ -183,6 +186,9 @@ func schedule(cfg config.Miner) train.Schedule {
 func (m *Miner) Close() {
 	if m.donor != nil {
 		m.donor.Close()
+	}
+	if m.audits != nil {
+		m.audits.Close()
 	}
 	if m.probes {
 		m.node.RemoveStreamHandler(m.probeProto())

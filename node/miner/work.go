@@ -28,7 +28,8 @@ func (d *driver) train() error {
 		return err
 	}
 	lane := m.epochLane()
-	d.start, d.vec, d.mean = start, nil, nil
+	d.start, d.vec, d.mean, d.contribution = start, nil, nil, nil
+	d.mach.SetContribution(nil)
 	d.ev = EpochEvent{Epoch: m.epoch, Peer: m.self, Mode: m.cfg.Swarm.Mode, StartHash: paramHash(start)}
 	d.training = true
 	d.maybeProbe(m.epoch)
@@ -48,6 +49,7 @@ func (d *driver) train() error {
 				return nil, err
 			}
 			d.vec = vec
+			d.commit()
 			d.ev.Loss, d.ev.Samples, d.ev.TrainTime, d.ev.DataHash = loss, samples, took, lane.trained.sum()
 			d.trainEnd = time.Now()
 			// The reports from now until the epoch ends carry its final
@@ -68,15 +70,20 @@ func (d *driver) train() error {
 // miner's update (stage 1) or its group's mean (stage 2).
 func (d *driver) average(a epoch.Action) {
 	m := d.m
-	vec, feedback := d.vec, m.feedback
+	vec, opts := d.vec, matchmaking.RoundOptions{Codec: m.codec, Feedback: m.feedback}
+	if d.contribution != nil {
+		opts.Contribution = d.contribution
+		m.serveContribution(a.Group, d.contribution)
+	}
 	if a.Stage == 2 {
 		// The group's mean is no contribution of this miner's own: its
-		// rounding error is not this miner's to carry on.
-		vec, feedback = d.mean, nil
+		// rounding error is not this miner's to carry on, and it was
+		// committed to by nobody.
+		vec, opts = d.mean, matchmaking.RoundOptions{Codec: m.codec}
 	}
 	g := a.Group
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
-		res, st, err := m.runRound(ctx, g, vec, feedback)
+		res, st, err := m.runRound(ctx, g, vec, opts)
 		return func() ([]epoch.Action, error) {
 			var ids []string
 			var weight float64
@@ -124,13 +131,14 @@ type roundStats struct {
 }
 
 // runRound runs group g's all-reduce round over vec and returns the mean.
-func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32, feedback *allreduce.ErrorFeedback) (allreduce.Result, roundStats, error) {
+func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32, opts matchmaking.RoundOptions) (allreduce.Result, roundStats, error) {
 	var st roundStats
 	if vec == nil {
 		return allreduce.Result{}, st, fmt.Errorf("epoch %d: no vector to average", g.Epoch)
 	}
 	timeout := time.Duration(m.cfg.Swarm.RoundSeconds * float64(time.Second))
-	cfg, err := g.RoundConfig(m.self, vec, matchmaking.RoundOptions{Codec: m.codec, Feedback: feedback, Timeout: timeout})
+	opts.Timeout = timeout
+	cfg, err := g.RoundConfig(m.self, vec, opts)
 	if err != nil {
 		return allreduce.Result{}, st, err
 	}
