@@ -11,7 +11,7 @@ import (
 
 // roles are the config files Template can write, one per dtrain command
 // that reads one.
-var roles = []string{"train", "miner"}
+var roles = []string{"train", "miner", "validator"}
 
 // Roles lists the roles Template knows.
 func Roles() []string { return append([]string(nil), roles...) }
@@ -63,10 +63,13 @@ func Template(role string) ([]byte, error) {
 	switch role {
 	case "train":
 		writeComment(&b, trainHeader)
-		err = writeTable(&b, "", reflect.ValueOf(DefaultTrain()))
+		err = writeTable(&b, "", reflect.ValueOf(DefaultTrain()), sectionDocs)
 	case "miner":
 		writeComment(&b, minerHeader)
-		err = writeTable(&b, "", reflect.ValueOf(DefaultMiner()))
+		err = writeTable(&b, "", reflect.ValueOf(DefaultMiner()), sectionDocs)
+	case "validator":
+		writeComment(&b, validatorHeader)
+		err = writeTable(&b, "", reflect.ValueOf(DefaultValidator()), validatorSectionDocs)
 	default:
 		return nil, fmt.Errorf("config template: unknown role %q (known roles: %s)", role, strings.Join(roles, ", "))
 	}
@@ -78,7 +81,7 @@ func Template(role string) ([]byte, error) {
 
 // writeTable writes v's plain keys, then each nested struct as a [table]
 // (TOML requires a table's own keys before its sub-tables).
-func writeTable(b *bytes.Buffer, prefix string, v reflect.Value) error {
+func writeTable(b *bytes.Buffer, prefix string, v reflect.Value, docs map[string]string) error {
 	fields := tomlFields(v.Type())
 	for _, f := range fields {
 		if f.typ.Kind() == reflect.Struct {
@@ -98,9 +101,9 @@ func writeTable(b *bytes.Buffer, prefix string, v reflect.Value) error {
 		}
 		key := joinKey(prefix, f.name)
 		b.WriteString("\n\n")
-		writeComment(b, sectionDocs[key])
+		writeComment(b, docs[key])
 		fmt.Fprintf(b, "[%s]\n", key)
-		if err := writeTable(b, key, v.FieldByIndex(f.index)); err != nil {
+		if err := writeTable(b, key, v.FieldByIndex(f.index), docs); err != nil {
 			return err
 		}
 	}

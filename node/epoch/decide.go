@@ -120,16 +120,17 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 // expected is how many contributors, this peer included unless it is aux,
 // should announce for its epoch: the live peers at this epoch from the
 // same state, and those one epoch behind (they may still get here), the
-// run's validators left out (they contribute nothing). Matchmaking stops
-// collecting once that many contributors are ready; counting too few
-// splits the swarm's groups.
+// run's validators and peers that offer no state left out (they
+// contribute nothing; a validator follows the state by hash and offers
+// none, node/validator). Matchmaking stops collecting once that many
+// contributors are ready; counting too few splits the swarm's groups.
 func (m *Machine) expected(now time.Duration) int {
 	n := 1
 	if m.cfg.Role == matchmaking.Aux {
 		n = 0
 	}
 	m.tracker.Each(now, func(r progress.Report) {
-		if r.Peer != m.cfg.Self && !m.validator(r.Peer) && ((r.Epoch == m.epoch && r.StateHash == m.hash) || r.Epoch+1 == m.epoch) {
+		if r.Peer != m.cfg.Self && r.Offers && !m.validator(r.Peer) && ((r.Epoch == m.epoch && r.StateHash == m.hash) || r.Epoch+1 == m.epoch) {
 			n++
 		}
 	})

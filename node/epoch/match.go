@@ -85,16 +85,16 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 	return out
 }
 
-// announced reports whether a buffered message from a peer other than
-// self announces it is ready for a matchmaking of epoch whose key starts
-// with prefix.
+// announced reports whether a buffered message from a contributor other
+// than self announces it is ready for a matchmaking of epoch whose key
+// starts with prefix (an aux validator announces with nothing trained).
 func (b *inbox) announced(epoch uint64, prefix, self string) bool {
 	for k, es := range b.byKey {
 		if k.epoch != epoch || !strings.HasPrefix(k.key, prefix) {
 			continue
 		}
 		for _, e := range es {
-			if e.from != self && e.msg.Ready != nil {
+			if e.from != self && e.msg.Ready != nil && e.msg.Ready.Role != matchmaking.Aux {
 				return true
 			}
 		}
@@ -156,9 +156,11 @@ func (m *Machine) window(now time.Duration, stage int, T time.Duration) (time.Du
 	return deadline, fmt.Sprintf("%s/%d", m.base(stage), deadline/T)
 }
 
-// OthersReady reports whether another peer has announced that it is ready
-// to average this peer's epoch from the same state: a peer still training
-// may stop early and contribute what it has, weighted by its samples.
+// OthersReady reports whether another contributor has announced that it
+// is ready to average this peer's epoch from the same state: a peer still
+// training may stop early and contribute what it has, weighted by its
+// samples. An aux announcement does not count: a validator announces
+// with nothing trained.
 func (m *Machine) OthersReady() bool { return m.inbox.ready[m.epoch] }
 
 // ReceiveMatch takes a matchmaking message from peer from (the transport
@@ -172,7 +174,7 @@ func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Act
 	if msg.To != "" && msg.To != m.cfg.Self {
 		return nil, nil
 	}
-	if msg.Ready != nil && from != m.cfg.Self && msg.Epoch == m.epoch && strings.HasPrefix(msg.Key, m.base(1)+"/") {
+	if msg.Ready != nil && msg.Ready.Role != matchmaking.Aux && from != m.cfg.Self && msg.Epoch == m.epoch && strings.HasPrefix(msg.Key, m.base(1)+"/") {
 		m.inbox.ready[m.epoch] = true
 	}
 	active := (m.phase == Matching || m.phase == Delegating) && msg.Key == m.mmKey && msg.Epoch == m.epoch
@@ -272,12 +274,25 @@ func (m *Machine) matchDone(now time.Duration) []Action {
 	if m.stage == 1 {
 		m.groups = matchmaking.Groups(m.mm.Announced(), m.cfg.MinGroup, m.cfg.MaxGroup)
 	}
-	if err == nil && len(g.Members) < 2 {
-		err = fmt.Errorf("a group of %d", len(g.Members))
+	if err == nil && contributors(g) < 2 {
+		// An aux member adds nothing to average: a contributor grouped
+		// only with validators has no round worth running.
+		err = fmt.Errorf("a group of %d with %d contributors", len(g.Members), contributors(g))
 	}
 	if err != nil {
 		return m.fail(now, fmt.Sprintf("matchmaking (stage %d): %v", m.stage, err))
 	}
 	m.phase, m.group = Averaging, g
 	return []Action{{Kind: Average, Epoch: m.epoch, Stage: m.stage, Group: g, Weight: m.ready.Weight}}
+}
+
+// contributors counts g's members that contribute a vector.
+func contributors(g matchmaking.Group) int {
+	n := 0
+	for _, mb := range g.Members {
+		if mb.Role != matchmaking.Aux {
+			n++
+		}
+	}
+	return n
 }

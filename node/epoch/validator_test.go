@@ -2,6 +2,7 @@ package epoch
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -61,5 +62,38 @@ func TestMinerRefusesUntrustedAuxAndDoesNotExpectValidators(t *testing.T) {
 	}
 	if m.mm.Collecting() {
 		t.Fatal("matchmaking still collecting with every expected contributor ready: it waits for validators")
+	}
+}
+
+// An aux announcement is no sign that the epoch's contributors are ready:
+// a miner still training does not stop early for a validator.
+func TestAuxAnnouncementIsNotOthersReady(t *testing.T) {
+	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: 4 * time.Second, DelegateTimeout: 4 * time.Second, RoundTimeout: time.Second,
+		Heartbeat: time.Second, Expiry: 10 * time.Second, Validators: []string{"v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := [32]byte{1}
+	m.Start(0, 0, h)
+	m.Tick(3 * time.Second)
+	key := fmt.Sprintf("r/1/%x/2", h[:8])
+	send := func(p string, role matchmaking.Role) {
+		r := matchmaking.Ready{Run: key, Epoch: 0, Peer: p, Role: role}
+		if role != matchmaking.Aux {
+			r.Weight = 3
+		}
+		if _, err := m.ReceiveMatch(3500*time.Millisecond, p, Match{Key: key, Epoch: 0, Ready: &r,
+			Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("v", matchmaking.Aux)
+	if m.OthersReady() {
+		t.Fatal("others ready after the validator's aux announcement")
+	}
+	send("b", matchmaking.Full)
+	if !m.OthersReady() {
+		t.Fatal("others not ready after a miner's announcement")
 	}
 }

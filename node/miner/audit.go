@@ -43,3 +43,15 @@ func (m *Miner) serveContribution(g matchmaking.Group, c *allreduce.Contribution
 func (m *Miner) validator(p peer.ID) bool {
 	return slices.Contains(m.cfg.Swarm.Validators, p.String())
 }
+
+// otherMiners counts the peers on the run's gossip that are not the run's
+// validators.
+func (m *Miner) otherMiners() int {
+	n := 0
+	for _, p := range m.gossip.Peers() {
+		if !m.validator(p) {
+			n++
+		}
+	}
+	return n
+}

@@ -265,12 +265,13 @@ func (m *Miner) offerState(ctx context.Context, blob []byte, others []string) ([
 }
 
 // awaitPeers waits, up to swarm.match_seconds, until the run's gossip
-// shows enough peers for a group: a miner that starts with others should
+// shows enough miners for a group (the run's validators contribute
+// nothing): a miner that starts with others should
 // not spend its first epoch alone because the topic mesh was still forming.
 func (m *Miner) awaitPeers(ctx context.Context) {
 	need := m.cfg.Swarm.MinGroup - 1
 	deadline := time.Now().Add(time.Duration(m.cfg.Swarm.MatchSeconds * float64(time.Second)))
-	for len(m.gossip.Peers()) < need && time.Now().Before(deadline) {
+	for m.otherMiners() < need && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
