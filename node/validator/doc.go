@@ -14,13 +14,14 @@
 //     (node/allreduce, commit.go): a part that does not match is proof the
 //     member sent something other than what it committed to, a Cheat
 //     verdict.
-//   - Work: after a round it fetches contributors' committed vectors from
-//     the miners (node/allreduce/p2p FetchContribution, checked against the
-//     roots the group agreed on, so the values audited are provably those
-//     that entered the average) and hands them to a Verifier. NormCheck,
-//     the built-in one, catches non-finite, all-zero and outsized updates
-//     against the group's median norm; node/verify plugs in through the
-//     same interface.
+//   - Work: after a round it fetches up to four contributors' committed
+//     vectors from the miners, rotating with the epoch (node/allreduce/p2p
+//     FetchContribution, checked against the roots the group agreed on, so
+//     the values audited are provably those that entered the average), and
+//     hands them to a Verifier. NormCheck, the built-in one, catches
+//     non-finite, all-zero and copied updates and those whose norm per
+//     claimed sample is far above the others'; node/verify plugs in through
+//     the same interface. The epoch's weights wait for the audits.
 //   - Probes: RTT and both directions' bandwidth (netx.Ping,
 //     netx.MeasureBandwidth on the run's probe protocol), each miner at most
 //     once every probe.every_epochs epochs and at most probe.max_miners per
@@ -29,8 +30,8 @@
 //   - Sightings: every miner's progress report (score.Seen, with how many
 //     epochs it is behind this validator).
 //
-// When the validator's epoch moves past e, it closes e in the scorer and
-// writes the weights (score.Weights, with the Bittensor form) to its sinks
+// When the validator's epoch moves past e and e's rounds, audits and
+// probes are done, it closes e in the scorer and writes the weights (score.Weights, with the Bittensor form) to its sinks
 // and logs one line per miner.
 //
 // State. A validator needs the swarm's state only to match the miners'

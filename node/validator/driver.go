@@ -32,6 +32,7 @@ type driver struct {
 	triedAt uint64
 	pending map[uint64]int  // work begun per epoch and not ended
 	miners  map[string]bool // peers seen offering a state: the ones probed
+	probing bool            // a probe run is out
 	started bool            // the scorer exists
 }
 

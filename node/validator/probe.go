@@ -28,7 +28,8 @@ const (
 func (d *driver) probe(e uint64) {
 	v := d.v
 	p := v.cfg.Probe
-	if p.EveryEpochs == 0 {
+	if p.EveryEpochs == 0 || d.probing {
+		// One probe run at a time: epochs shorter than a run skip theirs.
 		return
 	}
 	now := clock()
@@ -71,6 +72,7 @@ func (d *driver) probe(e uint64) {
 		return
 	}
 	d.begin(e)
+	d.probing = true
 	d.goWork(func(ctx context.Context) func() []epoch.Action {
 		var obs []score.Observation
 		for _, id := range due {
@@ -80,6 +82,7 @@ func (d *driver) probe(e uint64) {
 			for _, o := range obs {
 				d.observe(o)
 			}
+			d.probing = false
 			d.end(e)
 			return nil
 		}

@@ -23,7 +23,7 @@ import (
 )
 
 // tinyRun is node/miner's test swarm (a one-block model, 4 epochs) with
-// 20 inner steps per epoch, so that an epoch's training outlasts the
+// 60 inner steps per epoch, so that an epoch's training outlasts the
 // validator's following of the swarm's state, as it does in a real run.
 func tinyRun() config.Miner {
 	c := config.DefaultMiner()
@@ -31,8 +31,8 @@ func tinyRun() config.Miner {
 	c.Model = config.Model{NLayer: 1, NHead: 2, NEmbd: 16, NPositions: 16, VocabSize: data.VocabSize}
 	c.Data.SeqLen = 8
 	c.Optim.LR, c.Optim.MinLR, c.Optim.WarmupSteps = 1e-2, 1e-3, 2
-	c.Loop = config.Loop{MaxSteps: 80, BatchTokens: 32, MicroBatch: 4, EvalTokens: 64, KeepCheckpoints: 1, LogEvery: 1}
-	c.Swarm.Mode, c.Swarm.InnerSteps = "diloco", 20
+	c.Loop = config.Loop{MaxSteps: 240, BatchTokens: 32, MicroBatch: 4, EvalTokens: 64, KeepCheckpoints: 1, LogEvery: 1}
+	c.Swarm.Mode, c.Swarm.InnerSteps = "diloco", 60
 	c.Swarm.MatchSeconds, c.Swarm.RoundSeconds = 10, 30
 	return c
 }
@@ -207,6 +207,9 @@ func TestValidatorScoresHonestSwarm(t *testing.T) {
 	lines := countLines(t, filepath.Join(dirs["trusted"], "weights.jsonl"))
 	if lines != len(ws) {
 		t.Errorf("weights.jsonl holds %d lines, the validator closed %d epochs", lines, len(ws))
+	}
+	if len(weights["rogue"]) == 0 {
+		t.Error("the untrusted validator closed no epoch")
 	}
 	for _, w := range weights["rogue"] {
 		for _, m := range w.Miners {
