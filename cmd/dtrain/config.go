@@ -82,6 +82,8 @@ func configCheck(c *cli.Context) error {
 		_, err = config.LoadTrain(path)
 	case "miner":
 		_, err = config.LoadMiner(path)
+	case "validator":
+		_, err = config.LoadValidator(path)
 	default:
 		return fmt.Errorf("--role %q: want one of %s", role, strings.Join(config.Roles(), ", "))
 	}

@@ -79,7 +79,7 @@ func TestConfigErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown role", []string{"config", "init", "--role", "validator"}, "known roles: train"},
+		{"unknown role", []string{"config", "init", "--role", "auditor"}, "known roles: train"},
 		{"missing file", []string{"config", "check", "--config", filepath.Join(dir, "nope.toml")}, "nope.toml"},
 		{"not TOML", []string{"config", "check", "--config", bad}, bad + ":1:7:"},
 	}
@@ -90,5 +90,26 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("dtrain %s: err = %v, want it to contain %q", strings.Join(tc.args, " "), err, tc.want)
 			}
 		})
+	}
+}
+
+// TestValidatorConfigInitThenCheck: the validator template checks clean
+// under --role validator, and a misspelt key in it is found.
+func TestValidatorConfigInitThenCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "validator.toml")
+	if out, err := run(t, "config", "init", "--role", "validator", "--out", path); err != nil || out != "" {
+		t.Fatalf("config init --role validator: %v\n%s", err, out)
+	}
+	if out, err := run(t, "config", "check", "--role", "validator", "--config", path); err != nil || out != "ok\n" {
+		t.Fatalf("config check of the validator template: %v\n%s", err, out)
+	}
+	text, _ := os.ReadFile(path)
+	broken := strings.Replace(string(text), "\nvalidators = ", "\nvalidator = ", 1)
+	if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "config", "check", "--role", "validator", "--config", path)
+	if err == nil || !strings.Contains(out, "swarm.validator: unknown key") {
+		t.Errorf("config check of a broken validator file: err %v, printed %q", err, out)
 	}
 }

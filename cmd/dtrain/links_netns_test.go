@@ -16,6 +16,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/netx/netns"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/data"
 )
 
@@ -95,8 +96,10 @@ func TestMeasuredLinksNetns(t *testing.T) {
 		}
 	}
 	eSlow, eFast := equal.spans()
-	if all := append(eSlow, eFast...); slices.Max(all)-slices.Min(all) > 1 {
-		t.Errorf("with swarm.measure_links = false the spans are %v, want equal", all)
+	// Miners' rounds are committed, so span boundaries move to the nearest
+	// chunk boundary (allreduce.AlignSpans): equal up to one chunk.
+	if all := append(eSlow, eFast...); slices.Max(all)-slices.Min(all) > allreduce.DefaultCommitChunk {
+		t.Errorf("with swarm.measure_links = false the spans are %v, want equal up to one commit chunk", all)
 	}
 	if mRound.Seconds() > 0.75*eRound.Seconds() {
 		t.Errorf("all-reduce with measured links %v, with equal spans %v: want at most 0.75 of it", mRound, eRound)

@@ -59,6 +59,7 @@ func newApp() *cli.App {
 			benchCommand(),
 			bootstrapCommand(),
 			minerCommand(),
+			validatorCommand(),
 			swarmCommand(),
 			{
 				Name:  "version",

@@ -40,20 +40,21 @@ type Net struct {
 
 // Swarm says how the miner trains with the others.
 type Swarm struct {
-	Mode            string  `toml:"mode" doc:"diloco: inner_steps local AdamW steps, then average the pseudo-gradient and take an outer Nesterov step; gradients: accumulate gradients until the swarm has target_batch_size samples, average them weighted by samples, every peer takes the same AdamW step"`
-	InnerSteps      int     `toml:"inner_steps" doc:"diloco: local optimizer steps per epoch"`
-	TargetBatchSize int     `toml:"target_batch_size" doc:"gradients: the swarm's samples (sequences) per optimizer step; each miner accumulates micro-batches (at least one) until its own samples and those the others at its epoch report reach it"`
-	OuterLR         float64 `toml:"outer_lr" doc:"diloco: outer Nesterov SGD learning rate"`
-	OuterMomentum   float64 `toml:"outer_momentum" doc:"diloco: outer Nesterov momentum, in [0, 1)"`
-	MinGroup        int     `toml:"min_group" doc:"smallest all-reduce group; with fewer peers ready the epoch is not averaged: a miner drops its update and stays at the epoch (it applies its own only when it has heard no other miner for a report expiry)"`
-	MaxGroup        int     `toml:"max_group" doc:"largest all-reduce group; larger swarms split into groups that change every epoch"`
-	MatchSeconds    float64 `toml:"match_seconds" doc:"how long a miner waits for others to be ready for an epoch before forming groups with those that are"`
-	RoundSeconds    float64 `toml:"round_seconds" doc:"all-reduce round deadline; peers that have not delivered by then are left out"`
-	Compress        string  `toml:"compress" doc:"wire codec of the all-reduce: none, fp16, bf16 or int8"`
-	EvalEvery       int     `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
-	StateFromPeers  bool    `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
-	Role            string  `toml:"role" doc:"what the miner does in the all-reduce: full (contributes and reduces a span), client (contributes, reduces nothing: for a miner that cannot accept inbound connections), or auto: client while AutoNAT finds the miner unreachable from outside (needs net.nat), full otherwise"`
-	MeasureLinks    bool    `toml:"measure_links" doc:"measure this miner's upload and download rates (probes to up to 3 peers at start and every 10 epochs, and the bytes and times of its rounds) and announce them, so that its span is sized by its link; false announces none, and a group where no reducer announces a rate splits the vector equally"`
+	Mode            string   `toml:"mode" doc:"diloco: inner_steps local AdamW steps, then average the pseudo-gradient and take an outer Nesterov step; gradients: accumulate gradients until the swarm has target_batch_size samples, average them weighted by samples, every peer takes the same AdamW step"`
+	InnerSteps      int      `toml:"inner_steps" doc:"diloco: local optimizer steps per epoch"`
+	TargetBatchSize int      `toml:"target_batch_size" doc:"gradients: the swarm's samples (sequences) per optimizer step; each miner accumulates micro-batches (at least one) until its own samples and those the others at its epoch report reach it"`
+	OuterLR         float64  `toml:"outer_lr" doc:"diloco: outer Nesterov SGD learning rate"`
+	OuterMomentum   float64  `toml:"outer_momentum" doc:"diloco: outer Nesterov momentum, in [0, 1)"`
+	MinGroup        int      `toml:"min_group" doc:"smallest all-reduce group; with fewer peers ready the epoch is not averaged: a miner drops its update and stays at the epoch (it applies its own only when it has heard no other miner for a report expiry)"`
+	MaxGroup        int      `toml:"max_group" doc:"largest all-reduce group; larger swarms split into groups that change every epoch"`
+	MatchSeconds    float64  `toml:"match_seconds" doc:"how long a miner waits for others to be ready for an epoch before forming groups with those that are"`
+	RoundSeconds    float64  `toml:"round_seconds" doc:"all-reduce round deadline; peers that have not delivered by then are left out"`
+	Compress        string   `toml:"compress" doc:"wire codec of the all-reduce: none, fp16, bf16 or int8"`
+	EvalEvery       int      `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
+	StateFromPeers  bool     `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
+	Role            string   `toml:"role" doc:"what the miner does in the all-reduce: full (contributes and reduces a span), client (contributes, reduces nothing: for a miner that cannot accept inbound connections), or auto: client while AutoNAT finds the miner unreachable from outside (needs net.nat), full otherwise"`
+	Validators      []string `toml:"validators" doc:"peer ids the run trusts as validators: the only peers that may join all-reduce groups as aux members (an aux member reduces the others' values) and fetch this miner's committed contributions for audits; every miner and validator of a run lists the same ones; empty = no validator"`
+	MeasureLinks    bool     `toml:"measure_links" doc:"measure this miner's upload and download rates (probes to up to 3 peers at start and every 10 epochs, and the bytes and times of its rounds) and announce them, so that its span is sized by its link; false announces none, and a group where no reducer announces a rate splits the vector equally"`
 }
 
 // DefaultMiner is a tiny GPT-2 that a few miners on one CPU train together
@@ -72,7 +73,7 @@ func DefaultMiner() Miner {
 		Swarm: Swarm{
 			Mode: "diloco", InnerSteps: 10, TargetBatchSize: 64, OuterLR: 0.7, OuterMomentum: 0.9,
 			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none",
-			EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true,
+			EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true, Validators: []string{},
 		},
 	}
 }
@@ -116,6 +117,7 @@ func (m Miner) Validate() error {
 	default:
 		c.fail("swarm.role", "must be auto, full or client", s.Role)
 	}
+	checkValidators(&c, "swarm.validators", s.Validators)
 	c.atLeast("hub.upload_every", m.Hub.UploadEvery, 0)
 	if r := m.Hub.Repo; r != "" && strings.Count(r, "/") != 1 {
 		c.fail("hub.repo", "must be org/name", r)

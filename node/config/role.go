@@ -16,13 +16,16 @@ type schema struct {
 	// refused: dotted key → why the role does not read it.
 	refused map[string]string
 	// docs: dotted key or table → its meaning in this role, where that
-	// differs from the doc tag (or sectionDocs entry) the types carry.
+	// differs from the doc tag (or sections entry) the types carry.
 	docs map[string]string
+	// sections: table → its meaning; nil: sectionDocs, the train config's.
+	sections map[string]string
 }
 
 var (
-	trainSchema = schema{name: "train", root: reflect.TypeFor[Train]()}
-	minerSchema = schema{
+	trainSchema     = schema{name: "train", root: reflect.TypeFor[Train]()}
+	validatorSchema = schema{name: "validator", root: reflect.TypeFor[Validator](), sections: validatorSectionDocs}
+	minerSchema     = schema{
 		name: "miner",
 		root: reflect.TypeFor[Miner](),
 		refused: map[string]string{
@@ -49,12 +52,15 @@ func (s schema) known() []string {
 }
 
 // doc is the meaning of key in the role: its override, else the doc tag
-// (fieldDoc) or, for a table, its sectionDocs entry.
+// (fieldDoc) or, for a table, its sections (or sectionDocs) entry.
 func (s schema) doc(key, fieldDoc string) string {
 	if d, ok := s.docs[key]; ok {
 		return d
 	}
 	if fieldDoc == "" {
+		if s.sections != nil {
+			return s.sections[key]
+		}
 		return sectionDocs[key]
 	}
 	return fieldDoc

@@ -11,7 +11,7 @@ import (
 
 // roles are the config files Template can write, one per dtrain command
 // that reads one.
-var roles = []string{"train", "miner"}
+var roles = []string{"train", "miner", "validator"}
 
 // Roles lists the roles Template knows.
 func Roles() []string { return append([]string(nil), roles...) }
@@ -67,6 +67,9 @@ func Template(role string) ([]byte, error) {
 	case "miner":
 		writeComment(&b, minerHeader)
 		err = writeTable(&b, "", reflect.ValueOf(DefaultMiner()), minerSchema)
+	case "validator":
+		writeComment(&b, validatorHeader)
+		err = writeTable(&b, "", reflect.ValueOf(DefaultValidator()), validatorSchema)
 	default:
 		return nil, fmt.Errorf("config template: unknown role %q (known roles: %s)", role, strings.Join(roles, ", "))
 	}

@@ -77,12 +77,13 @@ func TestTemplateSpellsEveryKey(t *testing.T) {
 // TestEveryFieldIsDocumented walks the config structs: every key needs a
 // doc tag, and every table a section comment.
 func TestEveryFieldIsDocumented(t *testing.T) {
+	docs := sectionDocs
 	var walk func(prefix string, typ reflect.Type)
 	walk = func(prefix string, typ reflect.Type) {
 		for _, f := range tomlFields(typ) {
 			key := joinKey(prefix, f.name)
 			if f.typ.Kind() == reflect.Struct {
-				if sectionDocs[key] == "" {
+				if docs[key] == "" {
 					t.Errorf("table [%s] has no entry in sectionDocs", key)
 				}
 				walk(key, f.typ)
@@ -95,14 +96,16 @@ func TestEveryFieldIsDocumented(t *testing.T) {
 	}
 	walk("", reflect.TypeFor[Train]())
 	walk("", reflect.TypeFor[Miner]())
+	docs = validatorSectionDocs
+	walk("", reflect.TypeFor[Validator]())
 }
 
 func TestTemplateUnknownRole(t *testing.T) {
-	_, err := Template("validator")
-	if err == nil || !strings.Contains(err.Error(), `"validator"`) || !strings.Contains(err.Error(), "known roles: train, miner") {
-		t.Fatalf("Template(validator) = %v, want an error naming the role and listing train, miner", err)
+	_, err := Template("auditor")
+	if err == nil || !strings.Contains(err.Error(), `"auditor"`) || !strings.Contains(err.Error(), "known roles: train, miner, validator") {
+		t.Fatalf("Template(auditor) = %v, want an error naming the role and listing train, miner, validator", err)
 	}
-	if !slices.Equal(Roles(), []string{"train", "miner"}) {
+	if !slices.Equal(Roles(), []string{"train", "miner", "validator"}) {
 		t.Errorf("Roles() = %q", Roles())
 	}
 }

@@ -55,19 +55,32 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 	return Action{}, false
 }
 
-// expected is how many peers, this one included, should announce for its
-// epoch: the live peers at this epoch from the same state, and those one
-// epoch behind (they may still get here). Matchmaking stops collecting
-// once that many are ready; counting too few splits the swarm's groups.
+// expected is how many contributors, this peer included unless it is aux,
+// should announce for its epoch: the live peers at this epoch from the
+// same state, and those one epoch behind (they may still get here), the
+// run's validators and peers that offer no state left out (they
+// contribute nothing; a validator follows the state by hash and offers
+// none, node/validator). Matchmaking stops collecting once that many
+// contributors are ready; counting too few splits the swarm's groups.
 func (m *Machine) expected(now time.Duration) int {
 	n := 1
-	for _, s := range m.census(now).states {
-		if (s.Epoch == m.epoch && s.Hash == m.hash) || s.Epoch+1 == m.epoch {
-			n += s.Holders
+	if m.cfg.Role == matchmaking.Aux {
+		n = 0
+	}
+	// A state's Offers counts its holders other than this peer that offer
+	// it: a validator offers none, and one that does is taken out below.
+	counts := func(epoch uint64, hash [32]byte) bool {
+		return (epoch == m.epoch && hash == m.hash) || epoch+1 == m.epoch
+	}
+	for _, st := range m.census(now).states {
+		if counts(st.Epoch, st.Hash) {
+			n += st.Offers
 		}
 	}
-	if r, ok := m.tracker.Report(now, m.cfg.Self); ok && ((r.Epoch == m.epoch && r.StateHash == m.hash) || r.Epoch+1 == m.epoch) {
-		n-- // counted above
+	for _, v := range m.cfg.Validators {
+		if r, ok := m.tracker.Report(now, v); ok && v != m.cfg.Self && r.Offers && counts(r.Epoch, r.StateHash) {
+			n--
+		}
 	}
 	return n
 }
@@ -85,7 +98,7 @@ func (m *Machine) unreported(now time.Duration) int {
 	m.tracker.Each(now, func(r progress.Report) { reported[r.Peer] = true })
 	n := 0
 	for _, p := range m.neighbours {
-		if p != m.cfg.Self && !reported[p] {
+		if p != m.cfg.Self && !reported[p] && !m.validator(p) {
 			n++
 		}
 	}
@@ -146,3 +159,10 @@ func (m *Machine) quorum(stage int) int {
 	}
 	return m.expect
 }
+
+// validator reports whether peer is one of the run's trusted validators.
+func (m *Machine) validator(peer string) bool { return slices.Contains(m.cfg.Validators, peer) }
+
+// trusted is matchmaking's Config.Validators: this peer itself (a
+// validator announces itself as aux) and the run's validators.
+func (m *Machine) trusted(peer string) bool { return peer == m.cfg.Self || m.validator(peer) }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
 )
@@ -41,6 +42,12 @@ type Config struct {
 	// (target_batch_size), 0 otherwise: while the swarm is about to reach
 	// it the peer reports more often (nextReport).
 	TargetSamples uint64
+	// Validators are the peers the run trusts as validators: the only
+	// ones whose aux announcements this peer's matchmaking takes (an aux
+	// member owns a span, so it reduces the others' values), and peers
+	// that never contribute, so its matchmaking neither expects them nor
+	// waits for them.
+	Validators []string
 }
 
 func (c *Config) validate() error {
@@ -127,6 +134,9 @@ type Machine struct {
 	bandwidth float64
 	// counts is the census of the last decision, kept for its buffers.
 	counts census
+	// contribution is this epoch's committed update (SetContribution),
+	// whose root the stage-1 announcement carries.
+	contribution *allreduce.Contribution
 }
 
 // New returns a Machine for cfg. Call Start next.
@@ -180,7 +190,7 @@ func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
 	delete(m.history, epoch-uint64(m.cfg.History))
 	// The rate stays: it is the peer's speed, the best estimate of how
 	// fast it trains the new epoch until it reports otherwise.
-	m.samples, m.weight = 0, 0
+	m.samples, m.weight, m.contribution = 0, 0, nil
 	// A peer that loads a state others already announced for (it caught
 	// up while they trained) holds their announcements in its inbox: they
 	// count toward OthersReady, so it contributes what it has trained by
@@ -259,6 +269,13 @@ func (m *Machine) Averaged(now time.Duration, stage int, contributors []string, 
 	}
 	if err != nil {
 		return m.fail(now, fmt.Sprintf("all-reduce: %v", err))
+	}
+	if m.cfg.Role == matchmaking.Aux {
+		// An aux member takes no mean (allreduce.Result): it waits for the
+		// state its group's contributors apply, as a group member waits for
+		// its delegates', and loads it by the successor rule.
+		m.phase, m.until = Awaiting, now+m.cfg.DelegateTimeout*3/2+m.cfg.RoundTimeout+2*m.cfg.Heartbeat
+		return m.checkAwait(now)
 	}
 	if act, ok := m.successor(now, m.group); ok {
 		// Others outside this group already hold the epoch's average:
@@ -474,3 +491,10 @@ func (m *Machine) checkAwait(now time.Duration) []Action {
 	}
 	return nil
 }
+
+// SetContribution sets this peer's committed update for its epoch
+// (allreduce.Commit): its stage-1 announcements carry the contribution's
+// root in the scope of their matchmaking, so every owner of the round and
+// any auditor checks its parts against it. It holds until the peer's
+// state changes; nil commits to nothing.
+func (m *Machine) SetContribution(c *allreduce.Contribution) { m.contribution = c }

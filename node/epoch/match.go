@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 )
 
@@ -109,16 +110,16 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 	return out
 }
 
-// announced reports whether a buffered message from a peer other than
-// self announces it is ready for a matchmaking of epoch whose key starts
-// with prefix.
+// announced reports whether a buffered message from a contributor other
+// than self announces it is ready for a matchmaking of epoch whose key
+// starts with prefix (an aux validator announces with nothing trained).
 func (b *inbox) announced(epoch uint64, prefix, self string) bool {
 	for k, bk := range b.byKey {
 		if k.epoch != epoch || !strings.HasPrefix(k.key, prefix) {
 			continue
 		}
 		for _, e := range bk.entries {
-			if e.from != self && e.ready != nil {
+			if e.from != self && e.ready != nil && e.ready.Role != matchmaking.Aux {
 				return true
 			}
 		}
@@ -180,9 +181,11 @@ func (m *Machine) window(now time.Duration, stage int, T time.Duration) (time.Du
 	return deadline, m.prefix(stage) + strconv.FormatInt(int64(deadline/T), 10)
 }
 
-// OthersReady reports whether another peer has announced that it is ready
-// to average this peer's epoch from the same state: a peer still training
-// may stop early and contribute what it has, weighted by its samples.
+// OthersReady reports whether another contributor has announced that it
+// is ready to average this peer's epoch from the same state: a peer still
+// training may stop early and contribute what it has, weighted by its
+// samples. An aux announcement does not count: a validator announces
+// with nothing trained.
 func (m *Machine) OthersReady() bool { return m.inbox.ready[m.epoch] }
 
 // ReceiveMatch takes a matchmaking message from peer from (the transport
@@ -196,7 +199,7 @@ func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Act
 	if msg.To != "" && msg.To != m.cfg.Self {
 		return nil, nil
 	}
-	if msg.Ready != nil && from != m.cfg.Self && msg.Epoch == m.epoch && !m.inbox.ready[m.epoch] && strings.HasPrefix(msg.Key, m.prefix(1)) {
+	if msg.Ready != nil && msg.Ready.Role != matchmaking.Aux && from != m.cfg.Self && msg.Epoch == m.epoch && !m.inbox.ready[m.epoch] && strings.HasPrefix(msg.Key, m.prefix(1)) {
 		m.inbox.ready[m.epoch] = true
 	}
 	active := (m.phase == Matching || m.phase == Delegating) && msg.Key == m.mmKey && msg.Epoch == m.epoch
@@ -236,7 +239,7 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	cfg := matchmaking.Config{
 		Run: m.mmKey, Self: m.cfg.Self, Epoch: m.epoch, ConfirmTimeout: m.cfg.ConfirmTimeout,
 		MinGroup: m.cfg.MinGroup, MaxGroup: m.cfg.MaxGroup,
-		Deadline: deadline, Expected: m.expected(now),
+		Deadline: deadline, Expected: m.expected(now), Validators: m.trusted,
 	}
 	m.phase = Matching
 	if stage == 1 {
@@ -267,6 +270,9 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 		return m.fail(now, err.Error())
 	}
 	m.ready = &matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight, Bandwidth: m.bandwidth}
+	if stage == 1 && m.cfg.Role != matchmaking.Aux && m.contribution != nil {
+		m.ready.Commit = m.contribution.Root(allreduce.CommitScope{Run: m.mmKey, Epoch: m.epoch, Member: m.cfg.Self})
+	}
 	o, err := m.mm.Announce(now, *m.ready)
 	if err != nil {
 		return m.fail(now, err.Error())
@@ -298,12 +304,25 @@ func (m *Machine) matchDone(now time.Duration) []Action {
 	if m.stage == 1 {
 		m.groups = matchmaking.Groups(m.mm.Announced(), m.cfg.MinGroup, m.cfg.MaxGroup)
 	}
-	if err == nil && len(g.Members) < 2 {
-		err = fmt.Errorf("a group of %d", len(g.Members))
+	if err == nil && contributors(g) < 2 {
+		// An aux member adds nothing to average: a contributor grouped
+		// only with validators has no round worth running.
+		err = fmt.Errorf("a group of %d with %d contributors", len(g.Members), contributors(g))
 	}
 	if err != nil {
 		return m.fail(now, fmt.Sprintf("matchmaking (stage %d): %v", m.stage, err))
 	}
 	m.phase, m.group = Averaging, g
 	return []Action{{Kind: Average, Epoch: m.epoch, Stage: m.stage, Group: g, Weight: m.ready.Weight}}
+}
+
+// contributors counts g's members that contribute a vector.
+func contributors(g matchmaking.Group) int {
+	n := 0
+	for _, mb := range g.Members {
+		if mb.Role != matchmaking.Aux {
+			n++
+		}
+	}
+	return n
 }

@@ -23,8 +23,15 @@ type Config struct {
 	// Deadline is when collecting Ready announcements ends.
 	Deadline time.Duration
 	// Expected, when > 0, ends collecting as soon as that many peers (self
-	// included) are ready, before the deadline.
+	// included) are ready, before the deadline. Aux members do not count:
+	// they contribute nothing, so a validator never holds miners up, and
+	// one that announces after the contributors is left out.
 	Expected int
+	// Validators, when set, says which peers may join as aux: an aux
+	// announcement from any other peer is refused (ErrUntrustedAux), since
+	// an aux member owns a span and so reduces the others' values. Nil
+	// accepts every aux.
+	Validators func(peer string) bool
 	// ConfirmTimeout is the length of a confirmation round: round r ends
 	// (r+1) ConfirmTimeouts after collecting ends. It should exceed the
 	// message delay (package doc). Zero means DefaultConfirmTimeout.
@@ -75,6 +82,7 @@ type Matchmaker struct {
 	cfg      Config
 	ready    []Ready
 	index    readyIndex // finds a peer's position in ready
+	contrib  int        // ready peers that are not aux
 	closed   bool
 	closedAt time.Duration
 
@@ -235,6 +243,9 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	if m.closed {
 		return nil, fmt.Errorf("ready from %q at %v, deadline %v: %w", r.Peer, now, m.cfg.Deadline, ErrLate)
 	}
+	if r.Role == Aux && r.Peer != m.cfg.Self && m.cfg.Validators != nil && !m.cfg.Validators(r.Peer) {
+		return nil, fmt.Errorf("aux ready from %q: %w", r.Peer, ErrUntrustedAux)
+	}
 	if i, ok := m.index.find(m.ready, r.Peer); ok {
 		if m.ready[i] == r {
 			return nil, nil // a gossip echo: nothing new
@@ -243,7 +254,10 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	}
 	m.ready = append(m.ready, r)
 	m.index.add(m.ready)
-	if m.cfg.Expected > 0 && len(m.ready) >= m.cfg.Expected {
+	if r.Role != Aux {
+		m.contrib++
+	}
+	if m.cfg.Expected > 0 && m.contrib >= m.cfg.Expected {
 		return m.close(now), nil
 	}
 	return nil, nil

@@ -65,6 +65,9 @@ var (
 	ErrNoGroup = errors.New("matchmaking: no group this epoch")
 	// ErrNoAgreement is Group's error when the members' views never agreed.
 	ErrNoAgreement = errors.New("matchmaking: members did not agree on the group")
+	// ErrUntrustedAux marks an aux announcement from a peer the run does
+	// not trust as a validator (Config.Validators).
+	ErrUntrustedAux = errors.New("matchmaking: aux from a peer that is not a trusted validator")
 	// ErrPending is Group's error before the Matchmaker is done.
 	ErrPending = errors.New("matchmaking: not done")
 )

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
@@ -54,15 +55,18 @@ type driver struct {
 	// under way: every state the miner takes (its start, an applied
 	// update, a loaded or restored state) comes with them, so an epoch
 	// copies its parameters off the device and hashes its state once.
-	params   []float32
-	hash     [32]byte
-	start    []float32 // parameters the epoch started from
-	vec      []float32 // this miner's update (pseudo-gradient or gradient)
-	mean     []float32 // the last round's mean
-	ev       EpochEvent
-	trainEnd time.Time
-	finished bool   // max_steps or max_minutes reached
-	stopped  string // why it finished (Miner.finished)
+	params []float32
+	hash   [32]byte
+	start  []float32 // parameters the epoch started from
+	vec    []float32 // this miner's update (pseudo-gradient or gradient)
+	// contribution is vec committed (allreduce.Commit): what stage-1
+	// rounds send and auditors fetch; nil when vec could not be encoded.
+	contribution *allreduce.Contribution
+	mean         []float32 // the last round's mean
+	ev           EpochEvent
+	trainEnd     time.Time
+	finished     bool   // max_steps or max_minutes reached
+	stopped      string // why it finished (Miner.finished)
 }
 
 // othersProgress is what the other peers at the miner's epoch had trained
@@ -97,7 +101,7 @@ func (m *Miner) machineConfig() epoch.Config {
 		Run: m.cfg.RunID, Self: m.self, Role: matchmaking.Full,
 		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		MatchTimeout: secs(s.MatchSeconds), DelegateTimeout: secs(s.MatchSeconds), RoundTimeout: secs(s.RoundSeconds),
-		Heartbeat: heartbeat, Expiry: reportExpiry,
+		Heartbeat: heartbeat, Expiry: reportExpiry, Validators: s.Validators,
 	}
 	if s.Mode == "gradients" {
 		c.TargetSamples = uint64(s.TargetBatchSize)

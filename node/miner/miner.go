@@ -12,6 +12,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/epoch"
@@ -85,6 +86,7 @@ type Miner struct {
 	donor  *state.Donor
 	link   linkMeter
 	probes bool // serving link probes
+	audits *p2p.Contributions
 
 	hub        *hub.Client   // nil without hub.repo
 	publishing chan struct{} // holds a token while an upload runs
@@ -178,6 +180,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	// spans are sized by theirs.
 	netx.ServeProbes(o.Node, m.probeProto(), probeLimits)
 	m.probes = true
+	m.audits = p2p.ServeContributions(o.Node, AuditProtocol(cfg.RunID), p2p.AuditOptions{Allow: m.validator, Log: o.Log})
 	return m, nil
 }
 
@@ -191,6 +194,9 @@ func schedule(cfg config.Miner) train.Schedule {
 func (m *Miner) Close() {
 	if m.donor != nil {
 		m.donor.Close()
+	}
+	if m.audits != nil {
+		m.audits.Close()
 	}
 	if m.probes {
 		m.node.RemoveStreamHandler(m.probeProto())
@@ -300,12 +306,13 @@ func (m *Miner) offerState(ctx context.Context, blob []byte, others []string) ([
 }
 
 // awaitPeers waits, up to swarm.match_seconds, until the run's gossip
-// shows enough peers for a group: a miner that starts with others should
+// shows enough miners for a group (the run's validators contribute
+// nothing): a miner that starts with others should
 // not spend its first epoch alone because the topic mesh was still forming.
 func (m *Miner) awaitPeers(ctx context.Context) {
 	need := m.cfg.Swarm.MinGroup - 1
 	deadline := time.Now().Add(time.Duration(m.cfg.Swarm.MatchSeconds * float64(time.Second)))
-	for len(m.gossip.Peers()) < need && time.Now().Before(deadline) {
+	for m.otherMiners() < need && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return

@@ -31,7 +31,8 @@ func (d *driver) train() error {
 	lane := m.epochLane()
 	// Training changes the model: d.params holds again once a state is
 	// set (advance, restore, install).
-	d.start, d.vec, d.mean, d.params = start, nil, nil, nil
+	d.start, d.vec, d.mean, d.params, d.contribution = start, nil, nil, nil, nil
+	d.mach.SetContribution(nil)
 	d.ev = EpochEvent{Epoch: m.epoch, Peer: m.self, Mode: m.cfg.Swarm.Mode, StartHash: shortHash(d.hash)}
 	d.training = true
 	d.maybeProbe(m.epoch)
@@ -51,6 +52,7 @@ func (d *driver) train() error {
 				return nil, err
 			}
 			d.vec = vec
+			d.commit()
 			d.ev.Loss, d.ev.Samples, d.ev.TrainTime, d.ev.DataHash = loss, samples, took, lane.trained.sum()
 			if took > 0 {
 				d.ev.TokensPerSec = float64(samples) * float64(m.cfg.Data.SeqLen) / took.Seconds()
@@ -74,15 +76,20 @@ func (d *driver) train() error {
 // miner's update (stage 1) or its group's mean (stage 2).
 func (d *driver) average(a epoch.Action) {
 	m := d.m
-	vec, feedback := d.vec, m.feedback
+	vec, opts := d.vec, matchmaking.RoundOptions{Codec: m.codec, Feedback: m.feedback}
+	if d.contribution != nil {
+		opts.Contribution = d.contribution
+		m.serveContribution(a.Group, d.contribution)
+	}
 	if a.Stage == 2 {
 		// The group's mean is no contribution of this miner's own: its
-		// rounding error is not this miner's to carry on.
-		vec, feedback = d.mean, nil
+		// rounding error is not this miner's to carry on, and it was
+		// committed to by nobody.
+		vec, opts = d.mean, matchmaking.RoundOptions{Codec: m.codec}
 	}
 	g := a.Group
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
-		res, st, err := m.runRound(ctx, g, vec, feedback)
+		res, st, err := m.runRound(ctx, g, vec, opts)
 		return func() ([]epoch.Action, error) {
 			var ids []string
 			var weight float64
@@ -137,13 +144,14 @@ type roundStats struct {
 }
 
 // runRound runs group g's all-reduce round over vec and returns the mean.
-func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32, feedback *allreduce.ErrorFeedback) (allreduce.Result, roundStats, error) {
+func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32, opts matchmaking.RoundOptions) (allreduce.Result, roundStats, error) {
 	var st roundStats
 	if vec == nil {
 		return allreduce.Result{}, st, fmt.Errorf("epoch %d: no vector to average", g.Epoch)
 	}
 	timeout := time.Duration(m.cfg.Swarm.RoundSeconds * float64(time.Second))
-	cfg, err := g.RoundConfig(m.self, vec, matchmaking.RoundOptions{Codec: m.codec, Feedback: feedback, Timeout: timeout})
+	opts.Timeout = timeout
+	cfg, err := g.RoundConfig(m.self, vec, opts)
 	if err != nil {
 		return allreduce.Result{}, st, err
 	}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/rs/zerolog/log"
+	"github.com/urfave/cli/v2"
+
+	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/validator"
+)
+
+func validatorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "validator",
+		Usage: "follow a run, join its groups as aux, probe and audit miners, and write their weights every epoch",
+		Description: "Without --config, validates the default configuration (`dtrain config init --role validator` prints it).\n" +
+			"Miners take it into their groups only when its peer id (logged at start, fixed by net.key_file) is in\n" +
+			"their swarm.validators. Each epoch's weights go to weights.jsonl (relative to out_dir) and weights.http_url.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration file"},
+			&cli.StringSliceFlag{Name: "bootstrap", Usage: "override net.bootstrap (repeatable)"},
+			&cli.StringSliceFlag{Name: "listen", Usage: "override net.listen (repeatable)"},
+			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
+		},
+		Action: runValidator,
+	}
+}
+
+// validatorConfig loads --config (or the defaults) and applies the
+// overrides.
+func validatorConfig(c *cli.Context) (config.Validator, error) {
+	cfg := config.DefaultValidator()
+	if p := c.String("config"); p != "" {
+		var err error
+		if cfg, err = config.LoadValidator(p); err != nil {
+			return cfg, err
+		}
+	}
+	if c.IsSet("bootstrap") {
+		cfg.Net.Bootstrap = c.StringSlice("bootstrap")
+	}
+	if c.IsSet("listen") {
+		cfg.Net.Listen = c.StringSlice("listen")
+	}
+	if c.IsSet("out-dir") {
+		cfg.OutDir = c.String("out-dir")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func runValidator(c *cli.Context) error {
+	cfg, err := validatorConfig(c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := gracefulContext(c.Context)
+	defer stop()
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return err
+	}
+	key := cfg.Net.KeyFile
+	if key != "" && !filepath.IsAbs(key) {
+		key = filepath.Join(cfg.OutDir, key)
+	}
+	dhtMode := netx.DHTAuto
+	if len(cfg.Net.Bootstrap) == 0 {
+		dhtMode = netx.DHTServer
+	}
+	nd, err := netx.New(ctx, netx.Config{
+		ListenAddrs: cfg.Net.Listen, AnnounceAddrs: cfg.Net.Announce, Bootstrap: cfg.Net.Bootstrap,
+		KeyFile: key, EnableNAT: cfg.Net.NAT, DHTMode: dhtMode, Log: log.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer nd.Close()
+	for _, a := range nd.Addrs() {
+		log.Info().Str("addr", a).Msg("listening")
+	}
+	v, err := validator.New(ctx, validator.Options{Config: cfg, Node: nd, Log: log.Logger})
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	return v.Run(ctx)
+}

@@ -1,0 +1,199 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/dtrain-dev/dtrain/node/allreduce"
+)
+
+// Validator is a validator's configuration: which run it joins and how,
+// the run's rules it must follow to join groups as an aux member, how it
+// probes miners, how it scores them and where the weights go.
+type Validator struct {
+	RunID   string         `toml:"run_id" doc:"the run to validate: the miners' run_id"`
+	OutDir  string         `toml:"out_dir" doc:"directory for the identity key, the weights file and metrics"`
+	Net     Net            `toml:"net"`
+	Model   RunModel       `toml:"model"`
+	Swarm   ValidatorSwarm `toml:"swarm"`
+	Probe   Probe          `toml:"probe"`
+	Score   Score          `toml:"score"`
+	Weights Weights        `toml:"weights"`
+	Metrics Metrics        `toml:"metrics"`
+}
+
+// RunModel is the size of the run's model: a validator that joins a round
+// as aux must cut the vector into the same spans as the miners.
+type RunModel struct {
+	NLayer     int `toml:"n_layer" doc:"the miners' model.n_layer"`
+	NHead      int `toml:"n_head" doc:"the miners' model.n_head"`
+	NEmbd      int `toml:"n_embd" doc:"the miners' model.n_embd"`
+	NPositions int `toml:"n_positions" doc:"the miners' model.n_positions"`
+	VocabSize  int `toml:"vocab_size" doc:"the miners' model.vocab_size"`
+}
+
+// ValidatorSwarm is what a validator must share with the run's miners to
+// join their all-reduce groups as an aux member.
+type ValidatorSwarm struct {
+	Validators   []string `toml:"validators" doc:"peer ids the run trusts as validators, the same list as the miners' swarm.validators: miners refuse an aux member that is not on it, so this validator's own id must be there"`
+	MinGroup     int      `toml:"min_group" doc:"the miners' swarm.min_group"`
+	MaxGroup     int      `toml:"max_group" doc:"the miners' swarm.max_group"`
+	MatchSeconds float64  `toml:"match_seconds" doc:"the miners' swarm.match_seconds: the grid of matchmaking windows"`
+	RoundSeconds float64  `toml:"round_seconds" doc:"the miners' swarm.round_seconds: the all-reduce round deadline"`
+	Compress     string   `toml:"compress" doc:"the miners' swarm.compress: the all-reduce's wire codec (none, fp16, bf16 or int8)"`
+}
+
+// Probe is how often and how hard a validator measures miners' links.
+type Probe struct {
+	EveryEpochs int     `toml:"every_epochs" doc:"probe each miner once every this many epochs; 0 = never"`
+	MaxMiners   int     `toml:"max_miners" doc:"miners probed per epoch at most, oldest-probed first, so that no miner is probed more often than every_epochs"`
+	Bytes       int     `toml:"bytes" doc:"bytes moved each way by one bandwidth probe"`
+	Seconds     float64 `toml:"seconds" doc:"deadline of one probe (ping and both directions)"`
+}
+
+// Score sets the thresholds of the scoring (node/score).
+type Score struct {
+	MinMbps    float64 `toml:"min_mbps" doc:"a miner's measured link at or below this many Mbit/s earns no bandwidth score"`
+	TargetMbps float64 `toml:"target_mbps" doc:"at or above this many Mbit/s the bandwidth score is full"`
+	GoodRTTMs  float64 `toml:"good_rtt_ms" doc:"round-trip time, in ms, at or below which the latency score is full"`
+	MaxRTTMs   float64 `toml:"max_rtt_ms" doc:"round-trip time, in ms, at or above which the latency score is 0"`
+	Alpha      float64 `toml:"alpha" doc:"weight of a new epoch in each miner's moving averages, in (0, 1]"`
+}
+
+// Weights says where a validator writes the weights it sets every epoch.
+type Weights struct {
+	JSONL   string `toml:"jsonl" doc:"JSONL file of every epoch's weights, relative to out_dir unless absolute; empty = none"`
+	HTTPURL string `toml:"http_url" doc:"POST every epoch's weights as JSON to this URL; empty = none"`
+}
+
+const validatorHeader = `dtrain validator configuration.
+
+Every key is listed with its default value; change what you need and delete
+the rest (a missing key keeps its default). Validate with
+
+    dtrain validator --config validator.toml
+
+and check a file without starting with
+
+    dtrain config check --role validator --config validator.toml
+
+[model] and [swarm] must match the miners' config, and this validator's
+peer id (logged at start) must be in swarm.validators of every miner.
+`
+
+// validatorSectionDocs describe the tables of the validator config.
+var validatorSectionDocs = map[string]string{
+	"model":   "The run's model, as the miners' [model] sizes: the validator cuts the all-reduce's vector the way they do.",
+	"net":     "The validator's network: where it listens, whom it asks first, its identity.",
+	"swarm":   "The run's rules the validator follows to join the miners' groups as an aux member: the same values as the miners' [swarm].",
+	"probe":   "Probes of the miners' links (RTT, upload and download), on a schedule bounded per miner.",
+	"score":   "Thresholds of the scores that become weights.",
+	"weights": "Where the weights of every epoch go.",
+	"metrics": "Where the validator's metrics go besides the log.",
+}
+
+// DefaultValidator follows the swarm demo's run (DefaultMiner).
+func DefaultValidator() Validator {
+	m := DefaultMiner()
+	return Validator{
+		RunID: m.RunID, OutDir: "runs/validator",
+		Net: m.Net,
+		Model: RunModel{NLayer: m.Model.NLayer, NHead: m.Model.NHead, NEmbd: m.Model.NEmbd,
+			NPositions: m.Model.NPositions, VocabSize: m.Model.VocabSize},
+		Swarm: ValidatorSwarm{Validators: []string{}, MinGroup: m.Swarm.MinGroup, MaxGroup: m.Swarm.MaxGroup,
+			MatchSeconds: m.Swarm.MatchSeconds, RoundSeconds: m.Swarm.RoundSeconds, Compress: m.Swarm.Compress},
+		Probe:   Probe{EveryEpochs: 5, MaxMiners: 4, Bytes: 1 << 20, Seconds: 10},
+		Score:   Score{MinMbps: 10, TargetMbps: 200, GoodRTTMs: 20, MaxRTTMs: 500, Alpha: 0.3},
+		Weights: Weights{JSONL: "weights.jsonl"},
+		Metrics: Metrics{JSONL: "metrics.jsonl"},
+	}
+}
+
+// LoadValidator reads a validator config the way LoadTrain reads a train
+// config.
+func LoadValidator(path string) (Validator, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Validator{}, fmt.Errorf("load validator config: %w", err)
+	}
+	return decode(path, string(data), DefaultValidator(), validatorSchema, Validator.Validate)
+}
+
+// Validate reports every impossible value in v, like Train.Validate.
+func (v Validator) Validate() error {
+	var c check
+	c.runID("run_id", v.RunID)
+	if v.OutDir == "" {
+		c.fail("out_dir", "must not be empty", v.OutDir)
+	}
+	md := v.Model
+	c.atLeast("model.n_layer", md.NLayer, 1)
+	c.atLeast("model.n_positions", md.NPositions, 1)
+	c.atLeast("model.vocab_size", md.VocabSize, 1)
+	if c.atLeast("model.n_head", md.NHead, 1) && c.atLeast("model.n_embd", md.NEmbd, 1) && md.NEmbd%md.NHead != 0 {
+		c.fail("model.n_embd", fmt.Sprintf("must be a multiple of n_head (%d)", md.NHead), md.NEmbd)
+	}
+	s := v.Swarm
+	checkValidators(&c, "swarm.validators", s.Validators)
+	if c.atLeast("swarm.min_group", s.MinGroup, 1) && s.MaxGroup < s.MinGroup {
+		c.fail("swarm.max_group", fmt.Sprintf("must be at least min_group (%d)", s.MinGroup), s.MaxGroup)
+	}
+	positiveFloat(&c, "swarm.match_seconds", s.MatchSeconds)
+	positiveFloat(&c, "swarm.round_seconds", s.RoundSeconds)
+	if _, err := allreduce.ParseCodec(s.Compress); err != nil {
+		c.fail("swarm.compress", "must be none, fp16, bf16 or int8", s.Compress)
+	}
+	p := v.Probe
+	c.atLeast("probe.every_epochs", p.EveryEpochs, 0)
+	c.atLeast("probe.max_miners", p.MaxMiners, 1)
+	c.atLeast("probe.bytes", p.Bytes, 1)
+	positiveFloat(&c, "probe.seconds", p.Seconds)
+	sc := v.Score
+	if nonNegativeFloat(&c, "score.min_mbps", sc.MinMbps) && positiveFloat(&c, "score.target_mbps", sc.TargetMbps) && sc.TargetMbps <= sc.MinMbps {
+		c.fail("score.target_mbps", fmt.Sprintf("must exceed min_mbps (%g)", sc.MinMbps), sc.TargetMbps)
+	}
+	if positiveFloat(&c, "score.good_rtt_ms", sc.GoodRTTMs) && positiveFloat(&c, "score.max_rtt_ms", sc.MaxRTTMs) && sc.MaxRTTMs <= sc.GoodRTTMs {
+		c.fail("score.max_rtt_ms", fmt.Sprintf("must exceed good_rtt_ms (%g)", sc.GoodRTTMs), sc.MaxRTTMs)
+	}
+	if positiveFloat(&c, "score.alpha", sc.Alpha) && sc.Alpha > 1 {
+		c.fail("score.alpha", "must be in (0, 1]", sc.Alpha)
+	}
+	if u := v.Weights.HTTPURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		c.fail("weights.http_url", "must be an http:// or https:// URL", u)
+	}
+	if len(v.Net.Listen) == 0 {
+		c.fail("net.listen", "must name at least one address", v.Net.Listen)
+	}
+	for _, a := range append(append([]string(nil), v.Net.Listen...), v.Net.Bootstrap...) {
+		if !strings.HasPrefix(a, "/") {
+			c.fail("net", "addresses are multiaddrs such as /ip4/1.2.3.4/udp/4001/quic-v1", a)
+		}
+	}
+	return errors.Join(c.errs...)
+}
+
+// positiveFloat checks that v is finite and > 0.
+func positiveFloat(c *check, key string, v float64) bool {
+	if !c.finite(key, v) {
+		return false
+	}
+	if v <= 0 {
+		c.fail(key, "must be > 0", v)
+		return false
+	}
+	return true
+}
+
+// nonNegativeFloat checks that v is finite and >= 0.
+func nonNegativeFloat(c *check, key string, v float64) bool {
+	if !c.finite(key, v) {
+		return false
+	}
+	if v < 0 {
+		c.fail(key, "must be >= 0", v)
+		return false
+	}
+	return true
+}

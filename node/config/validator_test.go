@@ -1,0 +1,77 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestValidatorTemplateLoads: the validator template decodes to exactly
+// the defaults and documents its tables.
+func TestValidatorTemplateLoads(t *testing.T) {
+	text, err := Template("validator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\n[swarm]\n", "validators = []", "\n[probe]\n", "\n[score]\n", "\n[weights]\n", "jsonl = \"weights.jsonl\"",
+		"# The run's rules the validator follows"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("validator template lacks %q", want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "validator.toml")
+	if err := os.WriteFile(path, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := LoadValidator(path)
+	if err != nil {
+		t.Fatalf("LoadValidator(template): %v", err)
+	}
+	if !reflect.DeepEqual(v, DefaultValidator()) {
+		t.Fatalf("template decodes to %+v, want the defaults %+v", v, DefaultValidator())
+	}
+}
+
+// TestValidatorConfigErrors: unknown keys and impossible values are all
+// reported with their keys, and a validator id that is no peer id too, in
+// the validator's and the miner's config alike.
+func TestValidatorConfigErrors(t *testing.T) {
+	doc := `run_id = "a b"
+[swarm]
+validators = ["12D3KooWnotapeerid"]
+min_group = 0
+[probe]
+max_miners = 0
+[score]
+target_mbps = 5.0
+min_mbps = 10.0
+alpha = 1.5
+[weights]
+http_url = "ftp://x"
+sinks = "x"
+`
+	path := filepath.Join(t.TempDir(), "validator.toml")
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadValidator(path)
+	if err == nil {
+		t.Fatal("bad validator config accepted")
+	}
+	for _, key := range []string{"run_id", "swarm.validators", "swarm.min_group", "probe.max_miners", "score.target_mbps", "score.alpha", "weights.http_url", "weights.sinks"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error lacks %s:\n%v", key, err)
+		}
+	}
+	m := DefaultMiner()
+	m.Swarm.Validators = []string{"nope"}
+	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "swarm.validators") {
+		t.Fatalf("miner with a bad validator id: %v", err)
+	}
+	m.Swarm.Validators = []string{"12D3KooWLRPJAA5o6Z6HgxPFA9BVySeWPBZDXXTnrBnvjDbbbBWh"}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("miner with a valid validator id: %v", err)
+	}
+}

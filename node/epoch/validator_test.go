@@ -1,0 +1,99 @@
+package epoch
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+	"github.com/dtrain-dev/dtrain/node/progress"
+)
+
+// A miner takes aux announcements only from the run's validators, and
+// neither expects a validator that reports its epoch nor waits for one
+// that has not reported: a validator never holds its matchmaking open.
+func TestMinerRefusesUntrustedAuxAndDoesNotExpectValidators(t *testing.T) {
+	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: 4 * time.Second, DelegateTimeout: 4 * time.Second, RoundTimeout: time.Second,
+		Heartbeat: time.Second, Expiry: 10 * time.Second, Validators: []string{"v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := [32]byte{1}
+	m.Start(0, 0, h)
+	for _, p := range []string{"b", "v"} {
+		if _, err := m.Observe(time.Second, progress.Report{Peer: p, Epoch: 0, StateHash: h, Offers: true, Time: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.SetNeighbours([]string{"b", "v", "w"}) // w: a validator would be unreported, but only v is one
+	m.cfg.Validators = append(m.cfg.Validators, "w")
+	m.Tick(3 * time.Second)
+	if m.Phase() != Training {
+		t.Fatalf("phase %v after listening, want training", m.Phase())
+	}
+	var key string
+	for _, a := range m.Trained(3*time.Second, 5) {
+		if a.Kind == PublishMatch {
+			key = a.Match.Key
+		}
+	}
+	if got := m.expect; got != 2 {
+		t.Fatalf("expects %d contributors, want 2 (itself and b; the validator v left out)", got)
+	}
+	aux := func(p string) Match {
+		r := matchmaking.Ready{Run: key, Epoch: 0, Peer: p, Role: matchmaking.Aux}
+		return Match{Key: key, Epoch: 0, Ready: &r, Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}
+	}
+	if _, err := m.ReceiveMatch(3100*time.Millisecond, "x", aux("x")); !errors.Is(err, matchmaking.ErrUntrustedAux) {
+		t.Fatalf("aux from an untrusted peer: got %v, want ErrUntrustedAux", err)
+	}
+	if _, err := m.ReceiveMatch(3200*time.Millisecond, "v", aux("v")); err != nil {
+		t.Fatalf("aux from the run's validator refused: %v", err)
+	}
+	if !m.mm.Collecting() {
+		t.Fatal("matchmaking closed before b, the other expected contributor, was ready")
+	}
+	r := matchmaking.Ready{Run: key, Epoch: 0, Peer: "b", Role: matchmaking.Full, Weight: 4}
+	if _, err := m.ReceiveMatch(3300*time.Millisecond, "b", Match{Key: key, Epoch: 0, Ready: &r,
+		Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}); err != nil {
+		t.Fatal(err)
+	}
+	if m.mm.Collecting() {
+		t.Fatal("matchmaking still collecting with every expected contributor ready: it waits for validators")
+	}
+}
+
+// An aux announcement is no sign that the epoch's contributors are ready:
+// a miner still training does not stop early for a validator.
+func TestAuxAnnouncementIsNotOthersReady(t *testing.T) {
+	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: 4 * time.Second, DelegateTimeout: 4 * time.Second, RoundTimeout: time.Second,
+		Heartbeat: time.Second, Expiry: 10 * time.Second, Validators: []string{"v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := [32]byte{1}
+	m.Start(0, 0, h)
+	m.Tick(3 * time.Second)
+	key := fmt.Sprintf("r/1/%x/2", h[:8])
+	send := func(p string, role matchmaking.Role) {
+		r := matchmaking.Ready{Run: key, Epoch: 0, Peer: p, Role: role}
+		if role != matchmaking.Aux {
+			r.Weight = 3
+		}
+		if _, err := m.ReceiveMatch(3500*time.Millisecond, p, Match{Key: key, Epoch: 0, Ready: &r,
+			Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("v", matchmaking.Aux)
+	if m.OthersReady() {
+		t.Fatal("others ready after the validator's aux announcement")
+	}
+	send("b", matchmaking.Full)
+	if !m.OthersReady() {
+		t.Fatal("others not ready after a miner's announcement")
+	}
+}

@@ -1,0 +1,57 @@
+package miner
+
+import (
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+)
+
+// AuditProtocol is the stream protocol on which a miner of run serves its
+// recent committed contributions to the run's validators (node/allreduce/p2p
+// Contributions).
+func AuditProtocol(run string) protocol.ID { return netx.Protocol(run, "audit") }
+
+// commit encodes the epoch's update once, through the error feedback, and
+// builds its Merkle tree (allreduce.Commit): the stage-1 round sends these
+// bytes, the miner's announcements carry their root, and the run's
+// validators may fetch them to audit what entered the average. An update
+// that cannot be committed (not finite) is sent uncommitted, and the
+// owners of a committed round leave it out.
+func (d *driver) commit() {
+	m := d.m
+	c, err := allreduce.Commit(d.vec, m.codec, allreduce.DefaultCommitChunk, m.feedback)
+	if err != nil {
+		m.log.Warn().Err(err).Uint64("epoch", m.epoch).Msg("commit this epoch's update")
+		c = nil
+	}
+	d.contribution = c
+	d.mach.SetContribution(c)
+}
+
+// serveContribution serves c to auditors under the root it has in group
+// g's matchmaking, the one its announcement there carried.
+func (m *Miner) serveContribution(g matchmaking.Group, c *allreduce.Contribution) {
+	m.audits.Add(allreduce.CommitScope{Run: g.Run, Epoch: g.Epoch, Member: m.self}, c)
+}
+
+// validator reports whether p is one of the run's trusted validators.
+func (m *Miner) validator(p peer.ID) bool {
+	return slices.Contains(m.cfg.Swarm.Validators, p.String())
+}
+
+// otherMiners counts the peers on the run's gossip that are not the run's
+// validators.
+func (m *Miner) otherMiners() int {
+	n := 0
+	for _, p := range m.gossip.Peers() {
+		if !m.validator(p) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,180 @@
+package validator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rs/zerolog"
+
+	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/epoch"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+	"github.com/dtrain-dev/dtrain/node/progress"
+	"github.com/dtrain-dev/dtrain/node/score"
+	"github.com/dtrain-dev/dtrain/torch"
+)
+
+// The miners' heartbeat and report expiry (node/miner): a validator's
+// reports must live as long as theirs for it to count as live the same way.
+const (
+	heartbeat    = time.Second
+	reportExpiry = 10 * heartbeat
+)
+
+// Options is what a Validator needs besides its config: a started network
+// node (the caller owns it).
+type Options struct {
+	Config config.Validator
+	Node   netx.Network
+	Log    zerolog.Logger
+	// Verifier checks the audited contributions; nil: NormCheck.
+	Verifier Verifier
+	// Observer receives every epoch's weights once written; nil: none.
+	Observer func(score.Weights)
+}
+
+// Validator is one validating peer.
+type Validator struct {
+	cfg      config.Validator
+	opts     Options
+	log      zerolog.Logger
+	node     netx.Network
+	self     string
+	codec    allreduce.Codec
+	length   int // elements of the run's all-reduce vector
+	verifier Verifier
+
+	gossip  netx.Topic
+	scorer  *score.Scorer
+	sinks   score.Sinks
+	closers []func() error
+
+	mu     sync.Mutex
+	probed map[string]uint64 // epoch each miner was last probed in
+}
+
+// New builds a validator: its scorer, its weights sinks and its
+// subscription to the run's gossip.
+func New(ctx context.Context, o Options) (*Validator, error) {
+	cfg := o.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("validator config: %w", err)
+	}
+	if o.Node == nil {
+		return nil, errors.New("validator: a network node is required")
+	}
+	codec, err := allreduce.ParseCodec(cfg.Swarm.Compress)
+	if err != nil {
+		return nil, err
+	}
+	md := cfg.Model
+	v := &Validator{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec,
+		length:   int(torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize))),
+		verifier: o.Verifier, probed: map[string]uint64{}}
+	if v.verifier == nil {
+		v.verifier = NormCheck{}
+	}
+	if !slices.Contains(cfg.Swarm.Validators, v.self) {
+		v.log.Warn().Str("peer", v.self).Msg("this validator is not in swarm.validators: miners will refuse it as an aux member, so it observes no round")
+	}
+	if err := v.openSinks(); err != nil {
+		v.Close()
+		return nil, err
+	}
+	if v.gossip, err = o.Node.JoinGossip(ctx, cfg.RunID); err != nil {
+		v.Close()
+		return nil, err
+	}
+	v.gossip.Handle(matchmaking.GossipType, func(from peer.ID, body []byte) error {
+		_, err := matchmaking.UnmarshalEnvelope(from.String(), body)
+		return err
+	})
+	v.gossip.Handle(progress.GossipType, func(from peer.ID, body []byte) error {
+		_, err := progress.UnmarshalReport(from.String(), body)
+		return err
+	})
+	return v, nil
+}
+
+// openSinks opens the configured weights sinks.
+func (v *Validator) openSinks() error {
+	w := v.cfg.Weights
+	if w.JSONL != "" {
+		path := w.JSONL
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(v.cfg.OutDir, path)
+		}
+		s, err := score.OpenJSONLSink(path)
+		if err != nil {
+			return err
+		}
+		v.sinks, v.closers = append(v.sinks, s), append(v.closers, s.Close)
+	}
+	if w.HTTPURL != "" {
+		s, err := score.NewHTTPSink(w.HTTPURL)
+		if err != nil {
+			return err
+		}
+		v.sinks = append(v.sinks, s)
+	}
+	return nil
+}
+
+// scoreConfig is node/score's config with the thresholds of [score].
+func (v *Validator) scoreConfig() score.Config {
+	c, s := score.DefaultConfig(), v.cfg.Score
+	c.MinBandwidth, c.TargetBandwidth = s.MinMbps*1e6/8, s.TargetMbps*1e6/8
+	c.GoodRTT = time.Duration(s.GoodRTTMs * float64(time.Millisecond))
+	c.MaxRTT = time.Duration(s.MaxRTTMs * float64(time.Millisecond))
+	c.Alpha = s.Alpha
+	return c
+}
+
+// Close closes the weights sinks; the network node is the caller's.
+func (v *Validator) Close() {
+	for _, c := range v.closers {
+		if err := c(); err != nil {
+			v.log.Warn().Err(err).Msg("close weights sink")
+		}
+	}
+	v.closers = nil
+}
+
+// Run follows the run's epochs until ctx ends (then it returns nil).
+func (v *Validator) Run(ctx context.Context) error {
+	gctx, stop := context.WithCancel(ctx)
+	d := &driver{v: v, ctx: gctx, done: make(chan func() []epoch.Action)}
+	defer func() {
+		stop()
+		d.work.Wait()
+		v.log.Info().Uint64("epoch", d.mach.Epoch()).Msg("validator stopped")
+	}()
+	s := v.cfg.Swarm
+	secs := func(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
+	mach, err := epoch.New(epoch.Config{
+		Run: v.cfg.RunID, Self: v.self, Role: matchmaking.Aux,
+		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
+		MatchTimeout: secs(s.MatchSeconds), DelegateTimeout: secs(s.MatchSeconds), RoundTimeout: secs(s.RoundSeconds),
+		Heartbeat: heartbeat, Expiry: reportExpiry, Validators: s.Validators,
+	})
+	if err != nil {
+		return err
+	}
+	d.mach = mach
+	in := make(chan inbound, 1024)
+	d.work.Add(1)
+	go func() {
+		defer d.work.Done()
+		readGossip(gctx, v.gossip, in)
+	}()
+	v.log.Info().Str("peer", v.self).Int("params", v.length).Int("trusted", len(s.Validators)).Msg("validator started")
+	return d.loop(in)
+}
