@@ -2,11 +2,17 @@ package miner
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/rs/zerolog"
 
 	"github.com/dtrain-dev/dtrain/netx"
@@ -50,6 +56,7 @@ type swarmHarness struct {
 	mu      sync.Mutex
 	events  [][]EpochEvent
 	errs    []error
+	nodes   []*netx.Node
 }
 
 func newHarness(t *testing.T, ctx context.Context, cfg config.Miner) *swarmHarness {
@@ -67,22 +74,33 @@ func (h *swarmHarness) start(onEpoch func(EpochEvent)) int {
 }
 
 // startIn is start with out_dir dir; kill stops the miner at once, as a
-// crash would: its network goes away with whatever it was doing.
+// crash would: its network goes away with whatever it was doing. The
+// node's identity is the key file in dir, as a production miner's is
+// (swarm key_file, relative to out_dir): miner i of every swarm has the
+// same peer id (testKey), so the same data lanes, and a miner restarted
+// on its out_dir keeps its id.
 func (h *swarmHarness) startIn(dir string, onEpoch func(EpochEvent)) (i int, kill func()) {
 	t := h.t
+	h.mu.Lock()
+	i = len(h.events)
+	h.events, h.errs = append(h.events, nil), append(h.errs, nil)
+	h.mu.Unlock()
+	keyFile := filepath.Join(dir, "identity.key")
+	if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
+		testKey(t, keyFile, i)
+	}
 	ctx, cancel := context.WithCancel(h.ctx)
-	nc := netx.Config{ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, DHTMode: netx.DHTServer, Bootstrap: h.boot}
+	nc := netx.Config{ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, DHTMode: netx.DHTServer, Bootstrap: h.boot, KeyFile: keyFile}
 	nd, err := netx.New(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nd.Close() })
 	h.mu.Lock()
-	i = len(h.events)
 	if i == 0 {
 		h.boot = []string{fmt.Sprintf("%s/p2p/%s", nd.Host().Addrs()[0], nd.ID())}
 	}
-	h.events, h.errs = append(h.events, nil), append(h.errs, nil)
+	h.nodes = append(h.nodes, nd)
 	h.mu.Unlock()
 	c := h.cfg
 	c.OutDir = dir
@@ -111,9 +129,30 @@ func (h *swarmHarness) startIn(dir string, onEpoch func(EpochEvent)) (i int, kil
 	return i, func() { cancel(); nd.Close() }
 }
 
-// wait waits for every miner to end and returns their epochs.
+// testKey writes miner i's identity key to path: the Ed25519 key of a seed
+// that depends on i alone.
+func testKey(t *testing.T, path string, i int) {
+	seed := sha256.Sum256([]byte(fmt.Sprintf("dtrain miner test %d", i)))
+	key, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(seed[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait waits for every miner to end, closes their nodes (so that a later
+// swarm of the test may take their peer ids) and returns their epochs.
 func (h *swarmHarness) wait() [][]EpochEvent {
 	h.wg.Wait()
+	for _, nd := range h.nodes {
+		nd.Close()
+	}
 	for i, err := range h.errs {
 		if err != nil {
 			h.t.Fatalf("miner %d: %v", i, err)
