@@ -74,12 +74,20 @@ func (h *swarmHarness) start(onEpoch func(EpochEvent)) int {
 }
 
 // startIn is start with out_dir dir; kill stops the miner at once, as a
-// crash would: its network goes away with whatever it was doing. The
-// node's identity is the key file in dir, as a production miner's is
-// (swarm key_file, relative to out_dir): miner i of every swarm has the
-// same peer id (testKey), so the same data lanes, and a miner restarted
-// on its out_dir keeps its id.
+// crash would: its network goes away with whatever it was doing.
 func (h *swarmHarness) startIn(dir string, onEpoch func(EpochEvent)) (i int, kill func()) {
+	i, m, ctx, kill := h.add(dir, onEpoch)
+	h.run(i, m, ctx)
+	return i, kill
+}
+
+// add builds miner i with out_dir dir, without running it. Its node's
+// identity is the key file in dir, as a production miner's is (swarm
+// key_file, relative to out_dir): miner i of every swarm has the same
+// peer id (testKey), so the same data lanes, and a miner restarted on its
+// out_dir keeps its id. The miner runs under ctx; kill ends it and its
+// node.
+func (h *swarmHarness) add(dir string, onEpoch func(EpochEvent)) (i int, m *Miner, ctx context.Context, kill func()) {
 	t := h.t
 	h.mu.Lock()
 	i = len(h.events)
@@ -105,7 +113,7 @@ func (h *swarmHarness) startIn(dir string, onEpoch func(EpochEvent)) (i int, kil
 	c := h.cfg
 	c.OutDir = dir
 	log := zerolog.New(zerolog.NewTestWriter(t)).With().Int("miner", i).Timestamp().Logger().Level(zerolog.InfoLevel)
-	m, err := New(ctx, Options{Config: c, Node: nd, Train: h.tr, Val: h.val, Log: log})
+	m, err = New(ctx, Options{Config: c, Node: nd, Train: h.tr, Val: h.val, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +126,11 @@ func (h *swarmHarness) startIn(dir string, onEpoch func(EpochEvent)) (i int, kil
 			onEpoch(ev)
 		}
 	}
+	return i, m, ctx, func() { cancel(); nd.Close() }
+}
+
+// run runs miner i, m, under ctx.
+func (h *swarmHarness) run(i int, m *Miner, ctx context.Context) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -126,7 +139,6 @@ func (h *swarmHarness) startIn(dir string, onEpoch func(EpochEvent)) (i int, kil
 		h.errs[i] = err
 		h.mu.Unlock()
 	}()
-	return i, func() { cancel(); nd.Close() }
 }
 
 // testKey writes miner i's identity key to path: the Ed25519 key of a seed
@@ -162,13 +174,33 @@ func (h *swarmHarness) wait() [][]EpochEvent {
 }
 
 // runSwarm runs n miners of cfg together and returns each one's epochs.
+// So that a diloco swarm repeats its figures, each miner takes every
+// inner step of every epoch (without the early stop when another
+// announces it is ready, which makes the steps a matter of timing), and
+// they start together, once each one's gossip holds all the others, so
+// that every one is in the first epoch's group.
 func runSwarm(t *testing.T, cfg config.Miner, n int) [][]EpochEvent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	h := newHarness(t, ctx, cfg)
-	for range n {
-		h.start(nil)
+	miners := make([]*Miner, n)
+	ctxs := make([]context.Context, n)
+	for i := range n {
+		_, miners[i], ctxs[i], _ = h.add(t.TempDir(), nil)
+		miners[i].fullEpochs = true
+	}
+	for _, m := range miners {
+		for len(m.gossip.Peers()) < n-1 {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("a miner's gossip holds %d of the %d other miners", len(m.gossip.Peers()), n-1)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	for i, m := range miners {
+		h.run(i, m, ctxs[i])
 	}
 	return h.wait()
 }
@@ -176,9 +208,36 @@ func runSwarm(t *testing.T, cfg config.Miner, n int) [][]EpochEvent {
 // TestSwarmDiLoCo: three miners average every epoch in one group of three,
 // hold the same parameters after every outer step (they start from the
 // same seed and apply the same averaged pseudo-gradient), and the held-out
-// loss falls.
+// loss falls. Run again, the swarm ends every epoch with the same
+// parameters and held-out loss: the same miners (peer ids, so data lanes)
+// take the same steps and average in the same group, so nothing in an
+// epoch's outcome is left to timing.
 func TestSwarmDiLoCo(t *testing.T) {
-	checkSwarm(t, runSwarm(t, tinyMiner("diloco"), 3), 4)
+	cfg := tinyMiner("diloco")
+	var runs [2][][]EpochEvent
+	for r := range runs {
+		t.Run(fmt.Sprint("run", r), func(t *testing.T) {
+			runs[r] = runSwarm(t, cfg, 3)
+			checkSwarm(t, runs[r], 4)
+			for i, evs := range runs[r] {
+				for e, ev := range evs {
+					if want := int64(cfg.Swarm.InnerSteps * cfg.Loop.BatchTokens / cfg.Data.SeqLen); ev.Samples != want {
+						t.Errorf("miner %d epoch %d: %d samples, want every inner step's, %d", i, e, ev.Samples, want)
+					}
+				}
+			}
+		})
+	}
+	if t.Failed() {
+		return
+	}
+	for e, ev := range runs[1][0] {
+		// Exact: both runs do the same computation in this process, with
+		// one thread.
+		if was := runs[0][0][e]; ev.ParamHash != was.ParamHash || ev.ValLoss != was.ValLoss {
+			t.Errorf("epoch %d: parameters %s and held-out loss %v, the first run's %s and %v", e, ev.ParamHash, ev.ValLoss, was.ParamHash, was.ValLoss)
+		}
+	}
 }
 
 // TestSwarmGradients: the same for gradients mode, one averaged AdamW step
