@@ -22,6 +22,22 @@ import (
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
+// TestMain sets libtorch's thread count to one before any test touches a
+// model. libtorch keeps the count of its OpenMP pool per calling OS
+// thread, taken when that thread first runs parallel work: set later, by
+// the first swarm, it left the threads an earlier test had used at the
+// default, and the same training step rounded differently depending on
+// the thread Go ran it on (TestSwarmDiLoCo's two runs, after
+// TestOuterStepKeepsMomentum, differed in 69 of 807,680 parameters by a
+// few ulps).
+func TestMain(m *testing.M) {
+	if err := torch.SetThreads(1); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
 func tinyMiner(mode string) config.Miner {
 	c := config.DefaultMiner()
 	c.RunID = "test-" + mode
@@ -60,9 +76,6 @@ type swarmHarness struct {
 }
 
 func newHarness(t *testing.T, ctx context.Context, cfg config.Miner) *swarmHarness {
-	if err := torch.SetThreads(1); err != nil {
-		t.Fatal(err)
-	}
 	tr, val := tinyData(t)
 	return &swarmHarness{t: t, ctx: ctx, cfg: cfg, tr: tr, val: val}
 }
