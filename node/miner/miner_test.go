@@ -139,7 +139,10 @@ func (h *swarmHarness) add(dir string, onEpoch func(EpochEvent)) (i int, m *Mine
 			onEpoch(ev)
 		}
 	}
-	return i, m, ctx, func() { cancel(); nd.Close() }
+	// The host goes first, as in a crash: the miner's own shutdown would
+	// otherwise leave the run's gossip properly (a gossipsub leave and
+	// PRUNE to its mesh) before its connections close.
+	return i, m, ctx, func() { nd.Host().Close(); cancel(); nd.Close() }
 }
 
 // run runs miner i, m, under ctx.
