@@ -193,8 +193,10 @@ func (h *swarmHarness) wait() [][]EpochEvent {
 // So that a diloco swarm repeats its figures, each miner takes every
 // inner step of every epoch (without the early stop when another
 // announces it is ready, which makes the steps a matter of timing), and
-// they start together, once each one's gossip holds all the others, so
-// that every one is in the first epoch's group.
+// they start together once each one's gossip holds all the others, so
+// that each one's first matchmaking waits for all of them (a miner counts
+// its gossip neighbours that have not reported yet) and the first epoch's
+// group is the whole swarm.
 func runSwarm(t *testing.T, cfg config.Miner, n int) [][]EpochEvent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
