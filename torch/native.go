@@ -49,6 +49,10 @@ func cerr(s *C.char) error {
 
 // SetThreads sets libtorch's intra-op thread count and OpenBLAS's (which
 // keeps its own pool). The default is every core the process may use.
+// Call it before any other function of this package: libtorch keeps the
+// count of its OpenMP pool per calling OS thread, taken when the thread
+// first runs parallel work, so threads that ran some before keep the count
+// they had.
 func SetThreads(n int) error {
 	if err := cerr(C.dt_set_num_threads(C.int32_t(n))); err != nil {
 		return err

@@ -18,8 +18,10 @@
 //     (progress.Tracker.SwarmEpoch): load the majority's state there.
 //   - Successor: at least two live peers agree on one state of epoch e+1
 //     (a group average is held by every member of its group): load it
-//     rather than train e again. This is how a peer whose round failed, or
-//     that was left out of a group, rejoins those that averaged.
+//     rather than train e again, or, when it appears while the peer still
+//     looks for a group at e, rather than wait out that window. This is
+//     how a peer whose round failed, or that was left out of a group,
+//     rejoins those that averaged.
 //   - Diverged: the peers at e mostly hold another hash than H, or a strict
 //     majority of the live peers is at an earlier epoch e' with a hash this
 //     peer did not hold at e' (it went ahead on a minority's lineage, as

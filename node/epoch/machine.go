@@ -126,9 +126,9 @@ type Machine struct {
 	inbox      inbox
 	keys       [2]string // matchmaking key prefixes of stages 1 and 2 for hash
 	// ahead holds who reported each state of the next epoch while this
-	// peer awaits its delegates, so that the thousand reports of a large
-	// swarm cost a map insert each, and only a state with two holders
-	// brings the census out.
+	// peer looks for a group or awaits its delegates, so that the
+	// thousand reports of a large swarm cost a map insert each, and only
+	// a state with two holders brings the census out.
 	ahead map[[32]byte]map[string]bool
 	// bandwidth is announced with cfg.Role (SetLink).
 	bandwidth float64
@@ -211,13 +211,22 @@ func (m *Machine) Observe(now time.Duration, r progress.Report) ([]Action, error
 		return nil, err
 	}
 	m.lastHeard = now
-	if m.phase == Holding {
+	switch {
+	case m.phase == Holding:
 		return m.checkHold(now), nil
-	}
-	if m.phase == Awaiting && m.noteAhead(r) {
+	case m.phase == Awaiting && m.noteAhead(r):
 		// A later state has appeared that may end the wait early; the
 		// deadline is Tick's.
 		return m.checkAwait(now), nil
+	case m.phase == Matching && m.noteAhead(r):
+		// The swarm moved on while this peer looks for a group of its
+		// epoch (it finished the epoch after the others' window closed):
+		// nobody is left to average with, and by the window's end the
+		// others would be a further epoch ahead, waiting for it as a
+		// peer one epoch behind. Load their state now instead.
+		if act, ok := m.target(now); ok {
+			return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: "the swarm moved on during matchmaking"}}, m.load(act)...), nil
+		}
 	}
 	return nil, nil
 }

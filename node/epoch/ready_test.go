@@ -2,10 +2,12 @@ package epoch
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
+	"github.com/dtrain-dev/dtrain/node/progress"
 )
 
 // TestOthersReadyAfterLoad: a peer that loads a state another peer has
@@ -71,5 +73,50 @@ func TestJoinsAnnouncedWindow(t *testing.T) {
 	}
 	if len(keys) == 0 || keys[0] != key {
 		t.Fatalf("announced under %v, want %s, the window b announced for", keys, key)
+	}
+}
+
+// TestLoadsSuccessorWhileMatching: a peer still looking for a group of its
+// epoch when two others report the same state of the next one (they
+// averaged without it: it finished the epoch after their window closed)
+// drops its update and loads their state at once. Waiting out its own
+// window, alone, would put it one epoch behind them again, and them in a
+// window that waits for it as a peer one epoch behind: each epoch cost
+// both a whole window, and the restarted miner of the miner tests chased
+// the others that way for many epochs.
+func TestLoadsSuccessorWhileMatching(t *testing.T) {
+	const T = 3 * time.Second
+	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: T, DelegateTimeout: T, RoundTimeout: T, Heartbeat: time.Second, Expiry: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, next := [32]byte{1}, [32]byte{2}
+	report := func(now time.Duration, peer string, epoch uint64, hash [32]byte) []Action {
+		t.Helper()
+		acts, err := m.Observe(now, progress.Report{Peer: peer, Epoch: epoch, StateHash: hash, Offers: true, Time: int64(now / time.Millisecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return acts
+	}
+	m.Start(0, 0, h)
+	report(time.Second, "b", 0, h)
+	report(time.Second, "c", 0, h)
+	m.Tick(3 * time.Second)
+	if m.Phase() != Training {
+		t.Fatalf("phase %v after listening, want training", m.Phase())
+	}
+	m.Trained(3100*time.Millisecond, 3)
+	if m.Phase() != Matching {
+		t.Fatalf("phase %v after training, want matching", m.Phase())
+	}
+	if acts := report(3500*time.Millisecond, "b", 1, next); len(acts) != 0 {
+		t.Fatalf("one peer at the next epoch: %v, want nothing yet", acts)
+	}
+	acts := report(3600*time.Millisecond, "c", 1, next)
+	if len(acts) != 2 || acts[0].Kind != Restore || acts[1].Kind != Load || acts[1].Epoch != 1 || acts[1].Hash != next ||
+		!slices.Equal(acts[1].Donors, []string{"b", "c"}) || m.Phase() != Loading {
+		t.Fatalf("two peers hold epoch 1's state: %+v (phase %v), want to drop epoch 0 and load it from b and c", acts, m.Phase())
 	}
 }

@@ -49,7 +49,7 @@ func (m *Miner) innerSteps(ctx context.Context, lane *epochLane, d *driver) (flo
 	var samples int64
 	k, steps, began := 0, 0, time.Now()
 	for steps < m.cfg.Swarm.InnerSteps && m.step+steps < m.cfg.Loop.MaxSteps && ctx.Err() == nil {
-		if steps > 0 && d.othersReady.Load() {
+		if steps > 0 && d.othersReady.Load() && !m.fullEpochs {
 			// Others have finished the epoch (this miner joined it late,
 			// or is slower): stop here and average what it has, weighted
 			// by its samples, rather than keep the swarm waiting.

@@ -107,6 +107,10 @@ type Miner struct {
 	step     int       // local optimizer steps taken (diloco inner steps or gradient steps)
 	tokens   int64     // trained by this process (a checkpoint does not hold it)
 	momentum []float32 // diloco outer Nesterov buffer
+
+	// fullEpochs (tests) takes every inner step even once others are
+	// ready, so that the steps of an epoch are no matter of timing.
+	fullEpochs bool
 }
 
 // New builds a miner: its model (fresh, from model.init), its optimizer,
