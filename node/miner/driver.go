@@ -12,6 +12,7 @@ import (
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/epoch"
+	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
 )
@@ -87,13 +88,6 @@ func (d *driver) swarmSamples(own int64) float64 {
 	return float64(own) + o.samples + float64(o.perSec*time.Since(o.at).Seconds())
 }
 
-// inbound is one decoded gossip message.
-type inbound struct {
-	from   string
-	report *progress.Report
-	env    *matchmaking.Envelope
-}
-
 func (m *Miner) machineConfig() epoch.Config {
 	s := m.cfg.Swarm
 	secs := func(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
@@ -111,7 +105,7 @@ func (m *Miner) machineConfig() epoch.Config {
 
 // loop runs the epoch protocol from the miner's current state (d.params,
 // offered with d.hash) until max_steps, max_minutes or ctx ends.
-func (d *driver) loop(in <-chan inbound) error {
+func (d *driver) loop(in <-chan epochnet.Inbound) error {
 	acts := d.mach.Start(clock(), d.m.epoch, d.hash)
 	for {
 		if err := d.do(acts); err != nil {
@@ -149,26 +143,18 @@ func (d *driver) loop(in <-chan inbound) error {
 }
 
 // input hands a gossip message to the machine.
-func (d *driver) input(g inbound) []epoch.Action {
-	if g.report != nil {
-		acts, _ := d.mach.Observe(clock(), *g.report) // stale and echoed reports are expected
+func (d *driver) input(g epochnet.Inbound) []epoch.Action {
+	if g.Report != nil {
+		acts, _ := d.mach.Observe(clock(), *g.Report) // stale and echoed reports are expected
 		return acts
 	}
-	e := g.env
-	var key string
-	switch {
-	case e.Ready != nil:
-		key = e.Ready.Run
-	case e.Msg.View != nil:
-		key = e.Msg.View.Run
-	case len(e.Msg.Ready) > 0:
-		key = e.Msg.Ready[0].Run
-	default:
+	mt, ok := epochnet.Match(*g.Env)
+	if !ok {
 		return nil
 	}
-	acts, err := d.mach.ReceiveMatch(clock(), g.from, epoch.Match{To: e.To, Key: key, Epoch: e.Epoch, Ready: e.Ready, Msg: e.Msg})
+	acts, err := d.mach.ReceiveMatch(clock(), g.From, mt)
 	if err != nil {
-		d.m.log.Debug().Err(err).Str("peer", g.from).Msg("matchmaking message rejected")
+		d.m.log.Debug().Err(err).Str("peer", g.From).Msg("matchmaking message rejected")
 	}
 	return acts
 }

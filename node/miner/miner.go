@@ -16,6 +16,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/epoch"
+	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
 	"github.com/dtrain-dev/dtrain/node/hub"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
@@ -242,11 +243,11 @@ func (m *Miner) Run(ctx context.Context) (err error) {
 		return err
 	}
 	d.mach = mach
-	in := make(chan inbound, 1024)
+	in := make(chan epochnet.Inbound, 1024)
 	d.work.Add(1)
 	go func() {
 		defer d.work.Done()
-		m.readGossip(gctx, in)
+		epochnet.Read(gctx, m.gossip, in)
 	}()
 	m.log.Info().Str("peer", m.self).Str("mode", m.cfg.Swarm.Mode).Int64("params", m.model.NumParams()).Msg("miner started")
 	m.awaitPeers(ctx)
@@ -324,36 +325,4 @@ func (m *Miner) awaitPeers(ctx context.Context) {
 		}
 	}
 	m.log.Info().Int("peers", len(m.gossip.Peers())).Msg("joined the run's gossip")
-}
-
-// readGossip decodes the run's gossip for the epoch loop until ctx ends.
-func (m *Miner) readGossip(ctx context.Context, in chan<- inbound) {
-	for {
-		from, msg, err := m.gossip.Next(ctx)
-		if err != nil {
-			return
-		}
-		g := inbound{from: from.String()}
-		switch msg.Type {
-		case progress.GossipType:
-			r, err := progress.UnmarshalReport(g.from, msg.Body)
-			if err != nil {
-				continue // the topic validator already rejected it
-			}
-			g.report = &r
-		case matchmaking.GossipType:
-			env, err := matchmaking.UnmarshalEnvelope(g.from, msg.Body)
-			if err != nil {
-				continue
-			}
-			g.env = &env
-		default:
-			continue
-		}
-		select {
-		case in <- g:
-		case <-ctx.Done():
-			return
-		}
-	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/epoch"
+	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/score"
@@ -36,14 +37,7 @@ type driver struct {
 	started bool            // the scorer exists
 }
 
-// inbound is one decoded gossip message.
-type inbound struct {
-	from   string
-	report *progress.Report
-	env    *matchmaking.Envelope
-}
-
-func (d *driver) loop(in <-chan inbound) error {
+func (d *driver) loop(in <-chan epochnet.Inbound) error {
 	acts := d.mach.Start(clock(), 0, [32]byte{})
 	for {
 		d.do(acts)
@@ -66,8 +60,8 @@ func (d *driver) loop(in <-chan inbound) error {
 
 // input hands a gossip message to the machine, and a miner's report to
 // the scorer as a sighting.
-func (d *driver) input(g inbound) []epoch.Action {
-	if r := g.report; r != nil {
+func (d *driver) input(g epochnet.Inbound) []epoch.Action {
+	if r := g.Report; r != nil {
 		acts, err := d.mach.Observe(clock(), *r)
 		if err == nil && r.Offers && !d.v.trusted(r.Peer) {
 			d.noteMiner(r.Peer)
@@ -79,21 +73,13 @@ func (d *driver) input(g inbound) []epoch.Action {
 		}
 		return acts
 	}
-	e := g.env
-	var key string
-	switch {
-	case e.Ready != nil:
-		key = e.Ready.Run
-	case e.Msg.View != nil:
-		key = e.Msg.View.Run
-	case len(e.Msg.Ready) > 0:
-		key = e.Msg.Ready[0].Run
-	default:
+	mt, ok := epochnet.Match(*g.Env)
+	if !ok {
 		return nil
 	}
-	acts, err := d.mach.ReceiveMatch(clock(), g.from, epoch.Match{To: e.To, Key: key, Epoch: e.Epoch, Ready: e.Ready, Msg: e.Msg})
+	acts, err := d.mach.ReceiveMatch(clock(), g.From, mt)
 	if err != nil {
-		d.v.log.Debug().Err(err).Str("peer", g.from).Msg("matchmaking message rejected")
+		d.v.log.Debug().Err(err).Str("peer", g.From).Msg("matchmaking message rejected")
 	}
 	return acts
 }
@@ -316,38 +302,6 @@ func (v *Validator) trusted(p string) bool {
 		}
 	}
 	return false
-}
-
-// readGossip decodes the run's gossip for the loop until ctx ends.
-func readGossip(ctx context.Context, t netx.Topic, in chan<- inbound) {
-	for {
-		from, msg, err := t.Next(ctx)
-		if err != nil {
-			return
-		}
-		g := inbound{from: from.String()}
-		switch msg.Type {
-		case progress.GossipType:
-			r, err := progress.UnmarshalReport(g.from, msg.Body)
-			if err != nil {
-				continue // the topic validator already rejected it
-			}
-			g.report = &r
-		case matchmaking.GossipType:
-			env, err := matchmaking.UnmarshalEnvelope(g.from, msg.Body)
-			if err != nil {
-				continue
-			}
-			g.env = &env
-		default:
-			continue
-		}
-		select {
-		case in <- g:
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // neighbours are the peers on the run's gossip.

@@ -16,6 +16,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/epoch"
+	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/score"
@@ -169,11 +170,11 @@ func (v *Validator) Run(ctx context.Context) error {
 		return err
 	}
 	d.mach = mach
-	in := make(chan inbound, 1024)
+	in := make(chan epochnet.Inbound, 1024)
 	d.work.Add(1)
 	go func() {
 		defer d.work.Done()
-		readGossip(gctx, v.gossip, in)
+		epochnet.Read(gctx, v.gossip, in)
 	}()
 	v.log.Info().Str("peer", v.self).Int("params", v.length).Int("trusted", len(s.Validators)).Msg("validator started")
 	return d.loop(in)

@@ -1,0 +1,74 @@
+// Package epochnet is what every production driver of node/epoch's
+// Machine (the miner, the validator) needs of the run's gossip: the
+// decoded messages, and matchmaking envelopes as the Machine's Match. It
+// links the libp2p transport (netx), which node/epoch itself must not.
+package epochnet
+
+import (
+	"context"
+
+	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/node/epoch"
+	"github.com/dtrain-dev/dtrain/node/matchmaking"
+	"github.com/dtrain-dev/dtrain/node/progress"
+)
+
+// Inbound is one decoded gossip message: a progress report or a
+// matchmaking envelope from peer From.
+type Inbound struct {
+	From   string
+	Report *progress.Report
+	Env    *matchmaking.Envelope
+}
+
+// Read decodes t's messages into in until ctx ends. Messages of other
+// types, and any the topic's validators should already have refused, are
+// skipped.
+func Read(ctx context.Context, t netx.Topic, in chan<- Inbound) {
+	for {
+		from, msg, err := t.Next(ctx)
+		if err != nil {
+			return
+		}
+		g := Inbound{From: from.String()}
+		switch msg.Type {
+		case progress.GossipType:
+			r, err := progress.UnmarshalReport(g.From, msg.Body)
+			if err != nil {
+				continue
+			}
+			g.Report = &r
+		case matchmaking.GossipType:
+			env, err := matchmaking.UnmarshalEnvelope(g.From, msg.Body)
+			if err != nil {
+				continue
+			}
+			g.Env = &env
+		default:
+			continue
+		}
+		select {
+		case in <- g:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Match is envelope e as the Machine takes it (ReceiveMatch), its key the
+// run field of the announcement or view it carries; false for an envelope
+// that carries neither.
+func Match(e matchmaking.Envelope) (epoch.Match, bool) {
+	var key string
+	switch {
+	case e.Ready != nil:
+		key = e.Ready.Run
+	case e.Msg.View != nil:
+		key = e.Msg.View.Run
+	case len(e.Msg.Ready) > 0:
+		key = e.Msg.Ready[0].Run
+	default:
+		return epoch.Match{}, false
+	}
+	return epoch.Match{To: e.To, Key: key, Epoch: e.Epoch, Ready: e.Ready, Msg: e.Msg}, true
+}
