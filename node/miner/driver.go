@@ -115,7 +115,9 @@ func (d *driver) loop(in <-chan epochnet.Inbound) error {
 			return nil
 		}
 		d.othersReady.Store(d.mach.Phase() == epoch.Training && d.mach.OthersReady())
-		if d.training {
+		if d.training && d.m.cfg.Swarm.Mode == "gradients" {
+			// Only gradients mode stops on the swarm's samples (accumulate):
+			// diloco needs no pass over the reports per message.
 			s, rate := d.mach.OthersProgress(clock())
 			d.others.Store(&othersProgress{samples: s, perSec: rate, at: time.Now()})
 		}
