@@ -181,6 +181,36 @@ func (m *Machine) window(now time.Duration, stage int, T time.Duration) (time.Du
 	return deadline, m.prefix(stage) + strconv.FormatInt(int64(deadline/T), 10)
 }
 
+// earlierWindow reports whether msg announces another contributor ready
+// for this peer's matchmaking in an earlier window that still closes at
+// least T/4 from now, while this peer's window is still collecting. Peers
+// that finish within milliseconds of each other on either side of a grid
+// point's T/2 mark pick different windows before either hears the other;
+// the later one moves down to the earlier window (and so do those that
+// joined it, on the same announcement), so they meet in one group rather
+// than each wait out its window and drop. Moves go only to earlier
+// windows, so they end.
+func (m *Machine) earlierWindow(now time.Duration, from string, msg Match) bool {
+	if (m.phase != Matching && m.phase != Delegating) || msg.Ready == nil || msg.Ready.Role == matchmaking.Aux ||
+		from == m.cfg.Self || msg.Epoch != m.epoch || m.mm == nil || !m.mm.Collecting() {
+		return false
+	}
+	prefix := m.prefix(m.stage)
+	if !strings.HasPrefix(msg.Key, prefix) || !strings.HasPrefix(m.mmKey, prefix) {
+		return false
+	}
+	w, err := strconv.ParseInt(msg.Key[len(prefix):], 10, 64)
+	cur, err2 := strconv.ParseInt(m.mmKey[len(prefix):], 10, 64)
+	if err != nil || err2 != nil || w <= 0 || w >= cur {
+		return false
+	}
+	T := m.cfg.MatchTimeout
+	if m.stage == 2 {
+		T = m.cfg.DelegateTimeout
+	}
+	return time.Duration(w) <= math.MaxInt64/T && time.Duration(w)*T >= now+T/4
+}
+
 // OthersReady reports whether another contributor has announced that it
 // is ready to average this peer's epoch from the same state: a peer still
 // training may stop early and contribute what it has, weighted by its
@@ -203,6 +233,10 @@ func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Act
 		m.inbox.ready[m.epoch] = true
 	}
 	active := (m.phase == Matching || m.phase == Delegating) && msg.Key == m.mmKey && msg.Epoch == m.epoch
+	if !active && m.earlierWindow(now, from, msg) {
+		m.inbox.put(from, msg, m.epoch)
+		return m.startMatch(now, m.stage, m.ready.Weight), nil
+	}
 	if !active {
 		m.inbox.put(from, msg, m.epoch)
 		return nil, nil

@@ -76,6 +76,74 @@ func TestJoinsAnnouncedWindow(t *testing.T) {
 	}
 }
 
+// TestMovesToEarlierWindow: two peers that finish within milliseconds of
+// each other on either side of a grid point's T/2 mark announce for
+// different windows before either hears the other. The one in the later
+// window moves to the earlier one when it hears of it, while that window
+// still closes T/4 or more away; otherwise each would wait out its window
+// alone and drop the epoch (TestSwarmGradients failed so in CI).
+func TestMovesToEarlierWindow(t *testing.T) {
+	const T = 4 * time.Second
+	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: T, DelegateTimeout: T, RoundTimeout: T, Heartbeat: time.Second, Expiry: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := [32]byte{1}
+	start := func(m *Machine) {
+		t.Helper()
+		m.Start(0, 0, h)
+		if _, err := m.Observe(time.Second, progress.Report{Peer: "b", Epoch: 0, StateHash: h, Offers: true, Time: 1000}); err != nil {
+			t.Fatal(err)
+		}
+		m.Tick(3 * time.Second)
+	}
+	start(m)
+	keys := func(acts []Action) (ks []string) {
+		for _, a := range acts {
+			if a.Kind == PublishMatch {
+				ks = append(ks, a.Match.Key)
+			}
+		}
+		return ks
+	}
+	early, late := fmt.Sprintf("r/1/%x/2", h[:8]), fmt.Sprintf("r/1/%x/3", h[:8])
+	// At 6.01 s its own window closes at 12 s (8 s is less than T/2 away).
+	if ks := keys(m.Trained(6010*time.Millisecond, 3)); len(ks) == 0 || ks[0] != late {
+		t.Fatalf("announced under %v, want %s", ks, late)
+	}
+	announce := func(now time.Duration, peer, key string, role matchmaking.Role) []Action {
+		t.Helper()
+		ready := matchmaking.Ready{Run: key, Epoch: 0, Peer: peer, Role: role, Weight: 3}
+		acts, err := m.ReceiveMatch(now, peer, Match{Key: key, Epoch: 0, Ready: &ready,
+			Msg: matchmaking.Msg{Ready: []matchmaking.Ready{ready}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return acts
+	}
+	// A validator's announcement moves nobody: it adds nothing to average.
+	if ks := keys(announce(6020*time.Millisecond, "v", early, matchmaking.Aux)); len(ks) != 0 {
+		t.Fatalf("an aux announcement for the earlier window: published %v, want nothing", ks)
+	}
+	// b announced at 5.99 s for the window closing at 8 s.
+	if ks := keys(announce(6030*time.Millisecond, "b", early, matchmaking.Full)); len(ks) == 0 || ks[0] != early {
+		t.Fatalf("after b's announcement for the earlier window: published %v, want to announce under %s", ks, early)
+	}
+	if m.mm.Announced() < 2 {
+		t.Fatalf("the earlier window holds %d ready peers, want this one and b", m.mm.Announced())
+	}
+	// A window less than T/4 from closing is left alone.
+	m2, _ := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: T, DelegateTimeout: T, RoundTimeout: T, Heartbeat: time.Second, Expiry: 10 * time.Second})
+	start(m2)
+	m2.Trained(6010*time.Millisecond, 3)
+	m = m2
+	if ks := keys(announce(7100*time.Millisecond, "b", early, matchmaking.Full)); len(ks) != 0 {
+		t.Fatalf("an announcement for a window closing in 0.9 s: published %v, want to stay in %s", ks, late)
+	}
+}
+
 // TestLoadsSuccessorWhileMatching: a peer still looking for a group of its
 // epoch when two others report the same state of the next one (they
 // averaged without it: it finished the epoch after their window closed)
