@@ -40,7 +40,11 @@
 //   - Windows: matchmaking windows end on a grid of the collect time on the
 //     shared clock, and the window is part of the key: the peers of an
 //     epoch close at the same instant and see the same ready set, and a
-//     peer that misses a window meets only those that missed it too.
+//     peer that misses a window meets only those that missed it too. A
+//     peer joins (or, already collecting, moves down to) an earlier window
+//     another contributor announced for while it closes at least T/4 away,
+//     so peers that finish within milliseconds on either side of a grid
+//     point's T/2 mark still meet.
 //   - Across groups: when the epoch's ready peers split into several
 //     groups, each group's lowest-id contributor (its delegate) carries the
 //     group's mean, weighted by the group's samples, into a second round
