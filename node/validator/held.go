@@ -46,11 +46,12 @@ const holdTimeout = 5 * time.Minute
 // (node/state Load), in the background, while the validator goes on
 // following the state by hash. It keeps the states of the last two epochs
 // it moved to, so e's audits, which run after e's round, find θ_e while
-// the load of e+1 runs, and e+1's previous average follows from the
-// outer momentum of both (prevMean). Memory: per kept epoch its
-// parameters and outer momentum (and, once asked, its previous average),
-// 12 bytes per parameter, plus the loads in flight (at most two, each
-// the blob and its decoding, 16 bytes per parameter).
+// the load of e+1 runs. When e's load ends and e−1's state is held, e's
+// previous average follows from the outer momenta of both (prevMean); a
+// validator that joined at e, or whose e−1 load failed, audits e without
+// it. Memory: per kept epoch its parameters, outer momentum and previous
+// average, 12 bytes per parameter, plus the loads in flight (at most two,
+// each the blob and its decoding, 16 bytes per parameter).
 type holder struct {
 	node  netx.Host
 	run   string
@@ -70,8 +71,7 @@ type heldState struct {
 	snap   state.Snapshot
 	err    error
 
-	prevOnce sync.Once
-	prevMean []float32 // derived from this and the previous held state
+	prevMean []float32 // derived from the previous epoch's state and this one, or nil
 }
 
 // hold starts loading epoch e's state of hash from donors unless it is
@@ -108,6 +108,16 @@ func (h *holder) hold(ctx context.Context, wg *sync.WaitGroup, e uint64, hash [3
 		}
 		// The blob is dropped here; the audits need the decoded values.
 		hs.snap, hs.err = state.Snapshot{Epoch: s.Epoch, Step: s.Step, Params: s.Params, Momentum: s.Momentum}, err
+		if err == nil && e > 0 {
+			// The previous average needs e−1's state, which the next
+			// hold may forget before e's audits run: derive it now.
+			h.mu.Lock()
+			prev := h.held[e-1]
+			h.mu.Unlock()
+			if prev != nil && prev.loaded() {
+				hs.prevMean = h.prevMean(prev.snap, hs.snap)
+			}
+		}
 		close(hs.ready)
 		if h.log != nil && ctx.Err() == nil {
 			h.log(e, err, time.Since(t0))
@@ -118,10 +128,7 @@ func (h *holder) hold(ctx context.Context, wg *sync.WaitGroup, e uint64, hash [3
 // EpochState implements StateSource.
 func (h *holder) EpochState(ctx context.Context, e uint64) (EpochState, error) {
 	h.mu.Lock()
-	hs, prev := h.held[e], (*heldState)(nil)
-	if e > 0 {
-		prev = h.held[e-1]
-	}
+	hs := h.held[e]
 	h.mu.Unlock()
 	if hs == nil {
 		return EpochState{}, ErrNoState
@@ -129,12 +136,17 @@ func (h *holder) EpochState(ctx context.Context, e uint64) (EpochState, error) {
 	if err := hs.wait(ctx); err != nil {
 		return EpochState{}, err
 	}
-	st := EpochState{Start: hs.snap.Params, Step: hs.snap.Step}
-	if prev != nil && prev.wait(ctx) == nil {
-		hs.prevOnce.Do(func() { hs.prevMean = h.prevMean(prev.snap, hs.snap) })
-		st.PrevMean = hs.prevMean
+	return EpochState{Start: hs.snap.Params, PrevMean: hs.prevMean, Step: hs.snap.Step}, nil
+}
+
+// loaded reports whether the load has ended well.
+func (hs *heldState) loaded() bool {
+	select {
+	case <-hs.ready:
+		return hs.err == nil
+	default:
+		return false
 	}
-	return st, nil
 }
 
 // wait waits for the load; its error, or ctx's.
