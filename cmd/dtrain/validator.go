@@ -19,7 +19,8 @@ func validatorCommand() *cli.Command {
 		Usage: "follow a run, join its groups as aux, probe and audit miners, and write their weights every epoch",
 		Description: "Without --config, validates the default configuration (`dtrain config init --role validator` prints it).\n" +
 			"Miners take it into their groups only when its peer id (logged at start, fixed by net.key_file) is in\n" +
-			"their swarm.validators. Each epoch's weights go to weights.jsonl (relative to out_dir) and weights.http_url.",
+			"their swarm.validators. Each epoch's weights go to weights.jsonl (relative to out_dir) and weights.http_url.\n" +
+			"With verify.run_config naming the miners' config file, it checks the work behind diloco updates (node/verify).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration file"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "override net.bootstrap (repeatable)"},
@@ -84,7 +85,27 @@ func runValidator(c *cli.Context) error {
 	for _, a := range nd.Addrs() {
 		log.Info().Str("addr", a).Msg("listening")
 	}
-	v, err := validator.New(ctx, validator.Options{Config: cfg, Node: nd, Log: log.Logger})
+	opts := validator.Options{Config: cfg, Node: nd, Log: log.Logger}
+	if cfg.Verify.Mode == "auto" && cfg.Verify.RunConfig != "" {
+		run, err := config.LoadMiner(cfg.Verify.RunConfig)
+		if err != nil {
+			return fmt.Errorf("verify.run_config: %w", err)
+		}
+		if run.Swarm.Mode == "diloco" {
+			// The miners' training data, to recompute their batches.
+			trainDS, valDS, err := openTrainData(ctx, run.Train)
+			if err != nil {
+				return fmt.Errorf("verify.run_config: %w", err)
+			}
+			defer trainDS.Close()
+			if valDS != nil {
+				valDS.Close()
+			}
+			opts.Train = trainDS
+		}
+		opts.Run = &run
+	}
+	v, err := validator.New(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ type Validator struct {
 	Probe   Probe          `toml:"probe"`
 	Score   Score          `toml:"score"`
 	Weights Weights        `toml:"weights"`
+	Verify  Verify         `toml:"verify"`
 	Metrics Metrics        `toml:"metrics"`
 }
 
@@ -62,6 +63,14 @@ type Score struct {
 	Alpha      float64 `toml:"alpha" doc:"weight of a new epoch in each miner's moving averages, in (0, 1]"`
 }
 
+// Verify is how a validator checks the work behind the updates it audits.
+type Verify struct {
+	Mode        string `toml:"mode" doc:"auto: node/verify's checks of diloco work (AdamW's step bound, replays, copies, stale updates, the lane test on the miners' recomputed batches) whenever run_config is set, the run is in diloco mode and the epoch's state is loaded from the miners; the norm checks otherwise. norm: only the norm checks (non-finite, zero, copied, or far larger per sample than the others), which need no model, data or state"`
+	RunConfig   string `toml:"run_config" doc:"the run's miner config (the TOML file the miners run with): the validator takes the model, the data (data.train must be readable here), seed, optimizer, schedule and swarm.inner_steps from it to recompute each miner's batches and bound its steps; relative to the working directory; empty = the norm checks only"`
+	EveryEpochs int    `toml:"every_epochs" doc:"run node/verify's checks in every this many epochs (those whose number is a multiple), the norm checks in the others: its lane test costs about 128 one-window forward passes per audited miner, 27% of a demo miner's epoch of 160 windows but 0.13% of a 500-step epoch of 64 windows a step (node/verify, Cost), so a validator of a run with short epochs checks every few"`
+	Device      string `toml:"device" doc:"where the validator's model runs its forward passes: cpu, cuda or cuda:N"`
+}
+
 // Weights says where a validator writes the weights it sets every epoch.
 type Weights struct {
 	JSONL   string `toml:"jsonl" doc:"JSONL file of every epoch's weights, relative to out_dir unless absolute; empty = none"`
@@ -91,6 +100,7 @@ var validatorSectionDocs = map[string]string{
 	"probe":   "Probes of the miners' links (RTT, upload and download), on a schedule bounded per miner.",
 	"score":   "Thresholds of the scores that become weights.",
 	"weights": "Where the weights of every epoch go.",
+	"verify":  "How the updates the validator fetches from miners are checked for the work behind them.",
 	"metrics": "Where the validator's metrics go besides the log.",
 }
 
@@ -107,6 +117,7 @@ func DefaultValidator() Validator {
 		Probe:   Probe{EveryEpochs: 5, MaxMiners: 4, Bytes: 1 << 20, Seconds: 10},
 		Score:   Score{MinMbps: 10, TargetMbps: 200, GoodRTTMs: 20, MaxRTTMs: 500, Alpha: 0.3},
 		Weights: Weights{JSONL: "weights.jsonl"},
+		Verify:  Verify{Mode: "auto", EveryEpochs: 1, Device: "cpu"},
 		Metrics: Metrics{JSONL: "metrics.jsonl"},
 	}
 }
@@ -162,6 +173,15 @@ func (v Validator) Validate() error {
 	}
 	if u := v.Weights.HTTPURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		c.fail("weights.http_url", "must be an http:// or https:// URL", u)
+	}
+	switch v.Verify.Mode {
+	case "auto", "norm":
+	default:
+		c.fail("verify.mode", "must be auto or norm", v.Verify.Mode)
+	}
+	c.atLeast("verify.every_epochs", v.Verify.EveryEpochs, 1)
+	if !validDevice(v.Verify.Device) {
+		c.fail("verify.device", "must be cpu, cuda or cuda:N", v.Verify.Device)
 	}
 	if len(v.Net.Listen) == 0 {
 		c.fail("net.listen", "must name at least one address", v.Net.Listen)

@@ -16,7 +16,7 @@ func TestValidatorTemplateLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"\n[swarm]\n", "validators = []", "\n[probe]\n", "\n[score]\n", "\n[weights]\n", "jsonl = \"weights.jsonl\"",
-		"# The run's rules the validator follows"} {
+		"# The run's rules the validator follows", "\n[verify]\n", "mode = \"auto\"", "run_config = \"\""} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("validator template lacks %q", want)
 		}
@@ -51,6 +51,10 @@ alpha = 1.5
 [weights]
 http_url = "ftp://x"
 sinks = "x"
+[verify]
+mode = "lane"
+every_epochs = 0
+device = "tpu"
 `
 	path := filepath.Join(t.TempDir(), "validator.toml")
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
@@ -60,7 +64,7 @@ sinks = "x"
 	if err == nil {
 		t.Fatal("bad validator config accepted")
 	}
-	for _, key := range []string{"run_id", "swarm.validators", "swarm.min_group", "probe.max_miners", "score.target_mbps", "score.alpha", "weights.http_url", "weights.sinks"} {
+	for _, key := range []string{"run_id", "swarm.validators", "swarm.min_group", "probe.max_miners", "score.target_mbps", "score.alpha", "weights.http_url", "weights.sinks", "verify.mode", "verify.every_epochs", "verify.device"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error lacks %s:\n%v", key, err)
 		}

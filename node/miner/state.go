@@ -8,7 +8,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 
-	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/torch"
 )
@@ -102,4 +101,4 @@ func (m *Miner) resume() (bool, error) {
 
 // stateProto is the stream protocol peers serve and fetch the run's state
 // on.
-func (m *Miner) stateProto() protocol.ID { return netx.Protocol(m.cfg.RunID, "state") }
+func (m *Miner) stateProto() protocol.ID { return state.Protocol(m.cfg.RunID) }

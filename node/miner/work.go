@@ -7,8 +7,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
@@ -186,25 +184,12 @@ func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32
 func (d *driver) load(a epoch.Action) {
 	m := d.m
 	mode, numel := stateMode(m.cfg.Swarm.Mode), m.model.NumParams()
-	want := state.Offer{Run: m.cfg.RunID, Epoch: a.Epoch, Hash: a.Hash, Size: state.SnapshotSize(mode, numel)}
-	ids := make([]peer.ID, 0, len(a.Donors))
-	for _, s := range a.Donors {
-		if id, err := peer.Decode(s); err == nil {
-			ids = append(ids, id)
-		}
-	}
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
 		fctx, cancel := context.WithTimeout(ctx, loadTimeout)
-		blob, stats, err := state.Fetch(fctx, m.node, m.stateProto(), want, ids, state.FetchOptions{})
+		_, blob, stats, err := state.Load(fctx, m.node, m.cfg.RunID, a.Epoch, a.Hash, a.Donors, mode, numel, state.FetchOptions{})
 		cancel()
-		if err == nil {
-			var s state.Snapshot
-			if s, err = state.UnmarshalSnapshot(blob, mode, numel); err == nil && s.Epoch != a.Epoch {
-				err = fmt.Errorf("the donors' state is of epoch %d, not %d", s.Epoch, a.Epoch)
-			}
-		}
 		if err != nil {
-			err = fmt.Errorf("load state of epoch %d from %d peers: %w", a.Epoch, len(ids), err)
+			err = fmt.Errorf("load state of epoch %d from %d peers: %w", a.Epoch, len(a.Donors), err)
 		}
 		return func() ([]epoch.Action, error) {
 			if ctx.Err() != nil {
@@ -217,7 +202,7 @@ func (d *driver) load(a epoch.Action) {
 			}
 			if err != nil {
 				m.log.Warn().Err(err).Msg("could not load the swarm's state")
-				ev.Bytes, ev.BytesPerSec, ev.Donors, ev.Err = 0, 0, len(ids), err.Error()
+				ev.Bytes, ev.BytesPerSec, ev.Donors, ev.Err = 0, 0, len(a.Donors), err.Error()
 			} else {
 				ev.ParamHash = shortHash(d.hash)
 			}

@@ -18,10 +18,24 @@
 //     vectors from the miners, rotating with the epoch (node/allreduce/p2p
 //     FetchContribution, checked against the roots the group agreed on, so
 //     the values audited are provably those that entered the average), and
-//     hands them to a Verifier. NormCheck, the built-in one, catches
+//     hands them to a Verifier, once per epoch (the validator announces,
+//     so joins a group, once per epoch). WorkCheck, chosen when the
+//     validator has the run's miner config and data (verify.run_config)
+//     and the run is in diloco mode, runs node/verify on them: it builds
+//     verify's Epoch from the state of that epoch the validator loaded
+//     (see State) and the run's schedule, recomputes each miner's
+//     micro-batches from its public lane (node/data), draws the reference
+//     windows from a lane of an id only it knows, logs each miner's
+//     evidence and its compute against the audited miners' (forward
+//     tokens; a training token counts 3). With fewer than three audits,
+//     verify's comparisons between updates do not run (its vector checks
+//     and an unpaired lane test do). NormCheck, the fallback (no run
+//     config, gradients mode, verify.mode norm, an epoch outside
+//     verify.every_epochs, a state that did not load), catches
 //     non-finite, all-zero and copied updates and those whose norm per
-//     claimed sample is far above the others'; node/verify plugs in through
-//     the same interface. The epoch's weights wait for the audits.
+//     claimed sample is far above the others'. Every vector is checked
+//     for the model's length and finite values before any use. The
+//     epoch's weights wait for the audits.
 //   - Probes: RTT and both directions' bandwidth (netx.Ping,
 //     netx.MeasureBandwidth on the run's probe protocol), each miner at most
 //     once every probe.every_epochs epochs and at most probe.max_miners per
@@ -34,12 +48,18 @@
 // probes are done, it closes e in the scorer and writes the weights (score.Weights, with the Bittensor form) to its sinks
 // and logs one line per miner.
 //
-// State. A validator needs the swarm's state only to match the miners'
-// matchmaking key (the hash of the state they start from), so it follows
-// the state by hash: when the epoch rules (node/epoch) say to load a state
-// that two or more peers hold, it takes that (epoch, hash) without
-// fetching the parameters, and its progress reports offer nothing. A work
-// check that needs the parameters (loss before/after) loads them itself.
+// State. A validator follows the swarm's state by hash: when the epoch
+// rules (node/epoch) say to load a state that two or more peers hold, it
+// takes that (epoch, hash) at once, and its progress reports offer
+// nothing. With a WorkCheck it also loads that state from those peers as
+// a miner does (node/state Load), in the background, and keeps the last
+// two epochs' (holder: parameters, outer momentum and previous average,
+// 12 bytes per parameter each, plus at most two loads in flight): an
+// epoch's audits wait for its state. The previous epoch's average, which
+// verify's echo, replay and stale checks need, is recovered from two
+// consecutive states' outer momenta (v_e = μ·v_{e−1} + Δ), checked
+// against their parameters; it is nil for the first state a validator
+// loads and after a change of lineage.
 //
 // Trust. Miners take an aux member only from the run's validator list
 // (swarm.validators); they neither expect validators in their matchmaking

@@ -137,8 +137,13 @@ func (d *driver) act(a epoch.Action) []epoch.Action {
 	case epoch.Load:
 		// Follow the state by hash (doc.go, "State"): the rules chose it
 		// from the live reports, and two or more peers hold it.
+		// A WorkCheck needs the parameters too: they load in the
+		// background, and the epoch's audits wait for them.
 		if a.Epoch != d.mach.Epoch() {
 			v.log.Info().Uint64("epoch", a.Epoch).Str("hash", hex8(a.Hash)).Int("holders", len(a.Donors)).Msg("following the swarm's state")
+		}
+		if v.holder != nil {
+			v.holder.hold(d.ctx, &d.work, a.Epoch, a.Hash, a.Donors)
 		}
 		return d.mach.Loaded(clock(), a.Epoch, a.Hash, nil)
 	case epoch.Restore:

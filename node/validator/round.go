@@ -170,7 +170,7 @@ func (v *Validator) audit(ctx context.Context, g matchmaking.Group, contributors
 		}
 		audits = append(audits, Audit{Epoch: g.Epoch, Miner: id, Weight: mb.Weight, Update: vals})
 	}
-	for _, vd := range v.verifier.Verify(audits) {
+	for _, vd := range v.verifier.Verify(ctx, audits) {
 		obs = append(obs, vd)
 	}
 	return obs

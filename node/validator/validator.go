@@ -15,11 +15,13 @@ import (
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/score"
+	"github.com/dtrain-dev/dtrain/node/train"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -36,8 +38,15 @@ type Options struct {
 	Config config.Validator
 	Node   netx.Network
 	Log    zerolog.Logger
-	// Verifier checks the audited contributions; nil: NormCheck.
+	// Verifier checks the audited contributions; nil: the one the config
+	// chooses (verify.mode): a WorkCheck when Run and Train are given,
+	// the run is in diloco mode and the mode is auto, NormCheck otherwise.
 	Verifier Verifier
+	// Run is the run's miner config and Train the run's training data
+	// (what the miners read), which a WorkCheck needs to recompute each
+	// miner's batches; nil: none.
+	Run   *config.Miner
+	Train *data.Dataset
 	// Observer receives every epoch's weights once written; nil: none.
 	Observer func(score.Weights)
 }
@@ -52,6 +61,8 @@ type Validator struct {
 	codec    allreduce.Codec
 	length   int // elements of the run's all-reduce vector
 	verifier Verifier
+	// holder loads the swarm's states for the WorkCheck; nil without one.
+	holder *holder
 
 	gossip  netx.Topic
 	scorer  *score.Scorer
@@ -81,7 +92,10 @@ func New(ctx context.Context, o Options) (*Validator, error) {
 		length:   int(torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize))),
 		verifier: o.Verifier, probed: map[string]uint64{}}
 	if v.verifier == nil {
-		v.verifier = NormCheck{}
+		if err := v.chooseVerifier(); err != nil {
+			v.Close()
+			return nil, err
+		}
 	}
 	if !slices.Contains(cfg.Swarm.Validators, v.self) {
 		v.log.Warn().Str("peer", v.self).Msg("this validator is not in swarm.validators: miners will refuse it as an aux member, so it observes no round")
@@ -103,6 +117,54 @@ func New(ctx context.Context, o Options) (*Validator, error) {
 		return err
 	})
 	return v, nil
+}
+
+// chooseVerifier sets the Verifier verify.mode asks for: a WorkCheck over
+// the states this validator loads, or NormCheck where node/verify cannot
+// run (the log says why).
+func (v *Validator) chooseVerifier() error {
+	v.verifier = NormCheck{}
+	vc, run := v.cfg.Verify, v.opts.Run
+	why := ""
+	switch {
+	case vc.Mode == "norm":
+		why = "verify.mode is norm"
+	case run == nil || v.opts.Train == nil:
+		why = "no run config (verify.run_config) or no training data"
+	case run.Swarm.Mode != "diloco":
+		why = "node/verify checks diloco runs only, the run is in " + run.Swarm.Mode + " mode"
+	}
+	if why != "" {
+		v.log.Info().Str("why", why).Msg("work checks: norm checks only")
+		return nil
+	}
+	if run.RunID != v.cfg.RunID {
+		return fmt.Errorf("validator: the run config is of run %q, the validator's run_id is %q", run.RunID, v.cfg.RunID)
+	}
+	md := run.Model
+	if n := torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize)); n != int64(v.length) {
+		return fmt.Errorf("validator: the run config's model has %d parameters, the validator's [model] %d", n, v.length)
+	}
+	dev, err := torch.ParseDevice(vc.Device)
+	if err != nil {
+		return err
+	}
+	h := &holder{node: v.node, run: v.cfg.RunID, numel: int64(v.length),
+		outer: train.OuterNesterov{LR: run.Swarm.OuterLR, Momentum: run.Swarm.OuterMomentum}}
+	h.log = func(e uint64, err error, took time.Duration) {
+		if err != nil {
+			v.log.Warn().Err(err).Uint64("epoch", e).Msg("state for audits")
+			return
+		}
+		v.log.Info().Uint64("epoch", e).Dur("took", took).Msg("state loaded for audits")
+	}
+	w, err := NewWorkCheck(*run, v.opts.Train, h, WorkOptions{Every: vc.EveryEpochs, Device: dev, Log: v.log})
+	if err != nil {
+		return err
+	}
+	v.verifier, v.holder, v.closers = w, h, append(v.closers, w.Close)
+	v.log.Info().Int("every_epochs", vc.EveryEpochs).Str("device", dev.String()).Msg("work checks: node/verify on the states loaded from the miners")
+	return nil
 }
 
 // openSinks opens the configured weights sinks.

@@ -1,6 +1,7 @@
 package validator
 
 import (
+	"context"
 	"math"
 	"slices"
 
@@ -20,9 +21,10 @@ type Audit struct {
 
 // Verifier checks the audited contributions of one round and returns a
 // verdict per miner it could judge. Audits of one call are the same group
-// and epoch, so a check may compare them with each other.
+// and epoch, so a check may compare them with each other. A check that
+// waits (for the epoch's state) stops waiting when ctx ends.
 type Verifier interface {
-	Verify(audits []Audit) []score.Verdict
+	Verify(ctx context.Context, audits []Audit) []score.Verdict
 }
 
 // NormCheck is the built-in Verifier: it catches what needs no model.
@@ -33,7 +35,7 @@ type Verifier interface {
 // fewer steps, stopping when the others were ready, moved less); two audits with bitwise-equal
 // updates are both Cheats (a copy: honest miners train on different
 // lanes and dropout seeds). Anything else is Inconclusive: a norm says
-// nothing about whether the work was done, which is node/verify's check.
+// nothing about whether the work was done, which is WorkCheck's.
 type NormCheck struct {
 	// OutlierRatio is the ratio to the median norm per sample above which
 	// an update is a cheat; 0 means 4.
@@ -41,7 +43,7 @@ type NormCheck struct {
 }
 
 // Verify implements Verifier.
-func (c NormCheck) Verify(audits []Audit) []score.Verdict {
+func (c NormCheck) Verify(_ context.Context, audits []Audit) []score.Verdict {
 	ratio := c.OutlierRatio
 	if ratio <= 0 {
 		ratio = 4

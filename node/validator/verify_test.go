@@ -1,6 +1,7 @@
 package validator
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -49,7 +50,7 @@ func TestNormCheck(t *testing.T) {
 				audits = append(audits, Audit{Epoch: 3, Miner: string(rune('a' + i)), Weight: s, Update: u})
 			}
 			audits = append(audits, Audit{Epoch: 3, Miner: "x", Weight: 50, Update: tc.cheat(honest)})
-			vs := NormCheck{}.Verify(audits)
+			vs := NormCheck{}.Verify(context.Background(), audits)
 			for _, v := range vs {
 				want, reason := score.Inconclusive, ""
 				if v.Miner == "x" && tc.reason != "" {

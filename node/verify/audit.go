@@ -217,7 +217,7 @@ func (a *audit) peerChecks() []float32 {
 		r := second.relate(i, u.Vector, ep.PrevMean, a.norm2[i], pp)
 		ev := &a.out[i].Evidence
 		ev.PeerCos, ev.Now, ev.Prev = r.peerCos, r.now, r.before
-		if a.reason[i] == "" && ep.steps(u.Samples) >= cfg.StaleMinSteps && r.before-r.now > cfg.StaleMargin {
+		if a.reason[i] == "" && ep.steps(u.Samples) >= cfg.StaleMinSteps && second.others(i) >= cfg.StaleMinPeers && r.before-r.now > cfg.StaleMargin {
 			a.catch(i, ReasonStale)
 			in[i] = false
 		}

@@ -45,8 +45,10 @@
 //     that, by least squares on the unit vectors of that mean and of the
 //     previous average, lies more along the previous average (by
 //     StaleMargin) was trained from the previous epoch's parameters.
-//     Checked for claims of StaleMinSteps steps or more: AdamW's first
-//     moment carries about 1/(1−β1) steps of the previous epoch's gradients
+//     Checked against a mean of StaleMinPeers other updates or more (the
+//     mean of fewer carries their own parts as much as the epoch's
+//     direction), and for claims of StaleMinSteps steps or more: AdamW's
+//     first moment carries about 1/(1−β1) steps of the previous epoch's gradients
 //     into the next, so an honest epoch's first steps do point along the
 //     previous average.
 //  4. The lane test (lane.go), forward passes only: does the update fit
