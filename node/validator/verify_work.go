@@ -183,7 +183,7 @@ func (w *WorkCheck) Verify(ctx context.Context, audits []Audit) []score.Verdict 
 			continue
 		}
 		lane := w.rules.order.Lane(e, a.Miner)
-		ups = append(ups, verify.Update{Miner: a.Miner, Vector: a.Update, Samples: claimedSamples(a.Weight), Batches: w.rules.batches(lane)})
+		ups = append(ups, verify.Update{Miner: a.Miner, Vector: a.Update, Samples: claimedSamples(a.Weight), Batches: w.rules.batches(ctx, lane)})
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -241,7 +241,7 @@ func (w *WorkCheck) epoch(ctx context.Context, e uint64) (verify.Epoch, error) {
 	}
 	ref := r.order.Lane(e, w.referenceID(e))
 	return verify.Epoch{Number: e, Start: st.Start, PrevMean: st.PrevMean, LR: lr, AdamW: r.adamw,
-		MicroBatch: r.micro, Accum: r.accum, Reference: r.batches(ref)}, nil
+		MicroBatch: r.micro, Accum: r.accum, Reference: r.batches(ctx, ref)}, nil
 }
 
 // referenceID is the id whose lane gives epoch e's reference windows: a
@@ -255,9 +255,15 @@ func (w *WorkCheck) referenceID(e uint64) string {
 }
 
 // batches returns micro-batch k of lane as the miners build it (node/miner
-// trains micro-batch k on the lane's windows MicroBatch(micro, k)).
-func (r workRules) batches(lane data.Lane) func(k int) (torch.Batch, error) {
+// trains micro-batch k on the lane's windows MicroBatch(micro, k)). Once ctx
+// is done it returns ctx's error, which ends an audit in progress (its lane
+// tests are Inconclusive) so that a stopping validator does not wait for
+// the epoch's forward passes.
+func (r workRules) batches(ctx context.Context, lane data.Lane) func(k int) (torch.Batch, error) {
 	return func(k int) (torch.Batch, error) {
+		if err := ctx.Err(); err != nil {
+			return torch.Batch{}, err
+		}
 		windows, err := lane.MicroBatch(r.micro, int64(k))
 		if err != nil {
 			return torch.Batch{}, err

@@ -106,7 +106,7 @@ func (m *testMiner) train(t *testing.T, run config.Miner, rules workRules, start
 	if err := m.model.SetParams(start); err != nil {
 		t.Fatal(err)
 	}
-	batch, accum := rules.batches(lane), max(1, run.AccumSteps())
+	batch, accum := rules.batches(context.Background(), lane), max(1, run.AccumSteps())
 	k := 0
 	for s := 0; s < steps; s++ {
 		if err := m.model.ZeroGrad(); err != nil {
