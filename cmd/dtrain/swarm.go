@@ -55,7 +55,7 @@ func swarmCommand() *cli.Command {
 			&cli.StringFlag{Name: "kill-after", Value: "0.5", Usage: "when miner 2 is killed (and restarted 5 s later): a fraction of --minutes or a duration"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines (one object per event) instead of text"},
 			&cli.BoolFlag{Name: "chaos", Usage: "chaos test: kill, restart and freeze random miners throughout the run, then print how the swarm held up (see above)"},
-			&cli.Uint64Flag{Name: "seed", Usage: "--chaos: the plan's seed, printed so that a plan can be repeated; --cheat: the run's data seed and the cheat's", DefaultText: "a random one"},
+			&cli.Uint64Flag{Name: "seed", Usage: "--chaos: the plan's seed, printed so that a plan can be repeated; --cheat, --validators: the run's seed (model init, data order) and the cheat's", DefaultText: "with --chaos a random one, else the config's seed"},
 			&cli.IntFlag{Name: "validators", Usage: "validators to run beside the miners, 0 to 4 (trusted by the run: swarm.validators); each prints every epoch's weights", DefaultText: "0, or 1 with --cheat"},
 			&cli.StringFlag{Name: "cheat", Usage: "the last miner cheats, from --cheat-from on: " + strings.Join(miner.CheatKinds, ", ") + " (no churn)"},
 			&cli.Uint64Flag{Name: "cheat-from", Value: 1, Usage: "--cheat: the first epoch the cheater cheats in"},
@@ -128,8 +128,8 @@ func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 func parseChaosOptions(c *cli.Context, o *swarmOptions) error {
 	o.chaos = c.Bool("chaos")
 	if !o.chaos {
-		if c.IsSet("seed") && c.String("cheat") == "" {
-			return errors.New("--seed is for --chaos or --cheat")
+		if c.IsSet("seed") && c.String("cheat") == "" && c.Int("validators") == 0 {
+			return errors.New("--seed is for --chaos, --cheat or --validators")
 		}
 		o.seed = c.Uint64("seed")
 		return nil
@@ -187,7 +187,7 @@ func swarmConfig(o swarmOptions) (config.Miner, error) {
 	}
 	cfg.Threads = 1
 	cfg.Swarm.Mode = o.mode
-	if o.cheat != "" && o.seed != 0 {
+	if (o.cheat != "" || o.validators > 0) && o.seed != 0 {
 		cfg.Seed = o.seed // another seed, other lanes and another start
 	}
 	cfg.Net.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
