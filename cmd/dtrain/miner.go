@@ -31,6 +31,11 @@ func minerCommand() *cli.Command {
 			&cli.StringFlag{Name: "mode", Usage: "override swarm.mode: diloco or gradients"},
 			&cli.Float64Flag{Name: "max-minutes", Usage: "override train.max_minutes: stop after the epoch in which this much time has passed"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics here (overrides metrics.addr), e.g. 127.0.0.1:9100"},
+			// A test and demo facility (node/miner Cheat, dtrain swarm --cheat), kept out of --help.
+			&cli.StringFlag{Name: "cheat", Hidden: true},
+			&cli.Uint64Flag{Name: "cheat-from", Value: 1, Hidden: true},
+			&cli.StringFlag{Name: "cheat-dir", Hidden: true},
+			&cli.Uint64Flag{Name: "cheat-seed", Hidden: true},
 		}, deviceFlags()...),
 		Action: runMiner,
 	}
@@ -75,6 +80,10 @@ func runMiner(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	cheat := miner.Cheat{Kind: c.String("cheat"), From: c.Uint64("cheat-from"), Dir: c.String("cheat-dir"), Seed: c.Uint64("cheat-seed")}
+	if err := cheat.Check(); err != nil {
+		return err
+	}
 	if cfg.Threads > 0 {
 		if err := torch.SetThreads(cfg.Threads); err != nil {
 			return err
@@ -90,11 +99,12 @@ func runMiner(c *cli.Context) error {
 		return err
 	}
 	defer obs.close()
-	return mine(ctx, cfg, obs)
+	return mine(ctx, cfg, cheat, obs)
 }
 
-// mine runs the miner of cfg, its events to obs, until it stops.
-func mine(ctx context.Context, cfg config.Miner, obs *minerObserver) (err error) {
+// mine runs the miner of cfg, its events to obs, until it stops; cheat
+// is the zero Cheat but in tests and demos.
+func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerObserver) (err error) {
 	ran := false
 	defer func() {
 		if err != nil && !ran {
@@ -132,7 +142,7 @@ func mine(ctx context.Context, cfg config.Miner, obs *minerObserver) (err error)
 	if valDS != nil {
 		defer valDS.Close()
 	}
-	m, err := miner.New(ctx, miner.Options{Config: cfg, Node: nd, Train: trainDS, Val: valDS, Log: log.Logger, Events: obs.event})
+	m, err := miner.New(ctx, miner.Options{Config: cfg, Node: nd, Train: trainDS, Val: valDS, Log: log.Logger, Events: obs.event, Cheat: cheat})
 	if err != nil {
 		return err
 	}

@@ -9,12 +9,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/miner"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -53,7 +55,10 @@ func swarmCommand() *cli.Command {
 			&cli.StringFlag{Name: "kill-after", Value: "0.5", Usage: "when miner 2 is killed (and restarted 5 s later): a fraction of --minutes or a duration"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines (one object per event) instead of text"},
 			&cli.BoolFlag{Name: "chaos", Usage: "chaos test: kill, restart and freeze random miners throughout the run, then print how the swarm held up (see above)"},
-			&cli.Uint64Flag{Name: "seed", Usage: "--chaos: the plan's seed, printed so that a plan can be repeated", DefaultText: "a random one"},
+			&cli.Uint64Flag{Name: "seed", Usage: "--chaos: the plan's seed, printed so that a plan can be repeated; --cheat, --validators: the run's seed (model init, data order) and the cheat's", DefaultText: "with --chaos a random one, else the config's seed"},
+			&cli.IntFlag{Name: "validators", Usage: "validators to run beside the miners, 0 to 4 (trusted by the run: swarm.validators); each prints every epoch's weights", DefaultText: "0, or 1 with --cheat"},
+			&cli.StringFlag{Name: "cheat", Usage: "the last miner cheats, from --cheat-from on: " + strings.Join(miner.CheatKinds, ", ") + " (no churn)"},
+			&cli.Uint64Flag{Name: "cheat-from", Value: 1, Usage: "--cheat: the first epoch the cheater cheats in"},
 		},
 		Action: runSwarm,
 	}
@@ -72,6 +77,11 @@ type swarmOptions struct {
 	json      bool
 	chaos     bool
 	seed      uint64
+	// validators run beside the miners; the last miner plays cheat (""
+	// none) from epoch cheatFrom on.
+	validators int
+	cheat      string
+	cheatFrom  uint64
 }
 
 // restartDelay is how long the killed miner stays down.
@@ -84,6 +94,9 @@ func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 		return o, fmt.Errorf("swarm takes no arguments, got %q", c.Args().Slice())
 	}
 	if err := parseChaosOptions(c, &o); err != nil {
+		return o, err
+	}
+	if err := parseValidatorOptions(c, &o); err != nil {
 		return o, err
 	}
 	if o.miners < 2 || o.miners > 8 {
@@ -115,9 +128,10 @@ func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 func parseChaosOptions(c *cli.Context, o *swarmOptions) error {
 	o.chaos = c.Bool("chaos")
 	if !o.chaos {
-		if c.IsSet("seed") {
-			return errors.New("--seed is for --chaos")
+		if c.IsSet("seed") && c.String("cheat") == "" && c.Int("validators") == 0 {
+			return errors.New("--seed is for --chaos, --cheat or --validators")
 		}
+		o.seed = c.Uint64("seed")
 		return nil
 	}
 	for _, f := range []string{"late-after", "kill-after"} {
@@ -173,6 +187,9 @@ func swarmConfig(o swarmOptions) (config.Miner, error) {
 	}
 	cfg.Threads = 1
 	cfg.Swarm.Mode = o.mode
+	if (o.cheat != "" || o.validators > 0) && o.seed != 0 {
+		cfg.Seed = o.seed // another seed, other lanes and another start
+	}
 	cfg.Net.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
 	cfg.Net.Announce, cfg.Net.NAT = nil, false
 	// The swarm reads each miner's events from its out dir; miners on one
@@ -211,6 +228,14 @@ func runSwarm(c *cli.Context) error {
 	if dir, err = filepath.Abs(dir); err != nil {
 		return err
 	}
+	if o.validators > 0 {
+		if cfg.Swarm.Validators, err = validatorKeys(dir, o.validators); err != nil {
+			return err
+		}
+		if err := writeValidatorConfig(filepath.Join(dir, "validator.toml"), cfg); err != nil {
+			return err
+		}
+	}
 	cfgPath := filepath.Join(dir, "miner.toml")
 	if err := writeMinerConfig(cfgPath, cfg); err != nil {
 		return err
@@ -218,7 +243,7 @@ func runSwarm(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s := &swarm{opts: o, exe: exe, dir: dir, cfgPath: cfgPath, lines: make(chan childLine, 256), quit: make(chan struct{}),
-		children: map[int]*child{}, tails: map[int]*eventTail{}}
+		children: map[int]*child{}, tails: map[int]*eventTail{}, vtails: map[int]*eventTail{}}
 	s.rep = newSwarmReport(c.App.Writer, o.json, time.Now(), tokensPerEpoch(cfg, o.miners))
 	s.rep.logs = filepath.Join(dir, "miner-N.log")
 	if o.chaos {
@@ -278,7 +303,8 @@ func (s *swarm) header(cfg config.Miner) {
 	if o.json {
 		s.rep.emit(map[string]any{"event": "swarm", "miners": o.miners, "mode": o.mode, "seconds": o.duration.Seconds(),
 			"params": params, "n_layer": m.NLayer, "n_embd": m.NEmbd, "data": data, "dir": s.dir,
-			"tokens_per_epoch": tokensPerEpoch(cfg, o.miners), "churn": o.churn, "chaos": o.chaos})
+			"tokens_per_epoch": tokensPerEpoch(cfg, o.miners), "churn": o.churn, "chaos": o.chaos,
+			"validators": o.validators, "cheat": o.cheat, "cheater": o.cheater(), "cheat_from": o.cheatFrom})
 		if s.chaos != nil {
 			s.rep.emit(s.chaos.planJSON())
 		}
@@ -300,6 +326,12 @@ func (s *swarm) header(cfg config.Miner) {
 		fmt.Fprintf(w, "churn: miner %d joins at %s; miner 2 is killed at %s and restarted %s later\n",
 			o.miners+1, fmtClock(o.lateAfter), fmtClock(o.killAfter), restartDelay)
 	}
+	if o.validators > 0 {
+		fmt.Fprintf(w, "validators: %d beside the miners, trusted by the run (swarm.validators); each prints its weights every epoch\n", o.validators)
+	}
+	if o.cheat != "" {
+		fmt.Fprintf(w, "cheat: miner %d plays %q from epoch %d on%s\n", o.cheater(), o.cheat, o.cheatFrom, copyNote(o))
+	}
 	if s.chaos != nil {
 		fmt.Fprintf(w, "chaos (seed %d): a random miner killed every %.0f-%.0f s and restarted %.0f-%.0f s later, twice two at once, "+
 			"once one frozen (SIGSTOP) for %.0f s instead:\n", s.chaos.seed, chaosEveryMin.Seconds(), chaosEveryMax.Seconds(),
@@ -318,6 +350,11 @@ var errAllExited = errors.New("every miner exited; see their logs")
 func (s *swarm) run(ctx context.Context) (string, error) {
 	if err := s.startBootstrap(ctx); err != nil {
 		return "", err
+	}
+	for v := 1; v <= s.opts.validators; v++ {
+		if err := s.startValidator(v); err != nil {
+			return "", err
+		}
 	}
 	for i := 1; i <= s.opts.miners; i++ {
 		if err := s.startMiner(i, false); err != nil {

@@ -171,6 +171,7 @@ type swarm struct {
 	quit     chan struct{}      // closed at the very end: readers stop sending
 	children map[int]*child     // 0: bootstrap; i: miner i, its latest process
 	tails    map[int]*eventTail // miner i's metrics.jsonl, across its processes
+	vtails   map[int]*eventTail // validator v's weights.jsonl
 	chaos    *chaosRun          // nil without --chaos
 	all      []*child           // every process started, for shutdown
 	down     bool
@@ -223,6 +224,7 @@ func (s *swarm) startMiner(i int, late bool) error {
 	args := []string{"--log-level", "info", "--threads", "1", "miner", "--config", s.cfgPath,
 		"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--bootstrap", s.boot,
 		"--out-dir", s.minerDir(i), "--mode", s.opts.mode}
+	args = append(args, s.minerCheatArgs(i)...)
 	logPath := filepath.Join(s.dir, fmt.Sprintf("miner-%d.log", i))
 	if s.tails[i] == nil {
 		s.tails[i] = newEventTail(filepath.Join(s.minerDir(i), minerEvents))
@@ -233,6 +235,7 @@ func (s *swarm) startMiner(i int, late bool) error {
 	}
 	now := time.Now()
 	s.rep.started(i, c.pid(), late)
+	s.rep.miner(i).cheat = cheatOf(s.opts, i)
 	if s.chaos != nil {
 		s.chaos.tally.started(now, i)
 	}
@@ -276,6 +279,14 @@ func (s *swarm) start(who, gen int, args []string, logPath string) (*child, erro
 // their logs only.
 func (s *swarm) handle(l childLine) {
 	now := time.Now()
+	if l.who < 0 {
+		if c := s.children[l.who]; l.exited && c != nil && !c.expected() {
+			s.pollValidator(now, -l.who)
+			s.rep.event(now, "exited", fmt.Sprintf("validator %d exited (%v); see its log", -l.who, l.err),
+				map[string]any{"role": "validator", "validator": -l.who, "status": fmt.Sprint(l.err)})
+		}
+		return
+	}
 	if l.who == 0 {
 		if l.exited && !s.children[0].expected() {
 			s.rep.event(now, "exited", fmt.Sprintf("the bootstrap node exited (%v); running miners keep their peers", l.err),
@@ -299,6 +310,21 @@ func (s *swarm) poll() {
 	for _, i := range slices.Sorted(maps.Keys(s.tails)) {
 		s.pollMiner(now, i)
 	}
+	for _, v := range slices.Sorted(maps.Keys(s.vtails)) {
+		s.pollValidator(now, v)
+	}
+}
+
+// pollValidator passes validator v's new weights to the report.
+func (s *swarm) pollValidator(now time.Time, v int) {
+	lines, err := s.vtails[v].read()
+	if err != nil {
+		s.rep.event(now, "error", fmt.Sprintf("validator %d's weights: %v", v, err), map[string]any{"validator": v, "error": err.Error()})
+		return
+	}
+	for _, text := range lines {
+		s.rep.weights(now, v, text)
+	}
 }
 
 // pollMiner passes miner i's new events to the report and the chaos tally.
@@ -319,7 +345,7 @@ func (s *swarm) pollMiner(now time.Time, i int) {
 // allExited: no miner is running any more.
 func (s *swarm) allExited() bool {
 	for who, c := range s.children {
-		if who != 0 && c.alive() {
+		if who > 0 && c.alive() {
 			return false
 		}
 	}

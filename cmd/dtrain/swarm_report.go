@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/dtrain-dev/dtrain/node/score"
 )
 
 // minerStat is what the swarm knows about one miner.
@@ -32,6 +34,11 @@ type minerStat struct {
 	// it measured them; role the all-reduce role it announced.
 	up, down float64
 	role     string
+	// cheat is the cheat it plays (--cheat), "" if honest; weight its
+	// last weight from validator 1, of epoch weightEpoch (nil: none yet).
+	cheat       string
+	weight      *score.MinerWeight
+	weightEpoch uint64
 }
 
 type epochReport struct {

@@ -40,6 +40,14 @@ type minerSummary struct {
 	UpMbps   float64 `json:"up_mbps"`
 	DownMbps float64 `json:"down_mbps"`
 	Role     string  `json:"role,omitempty"`
+	// Cheat is the cheat it played (--cheat; "copysource" for the copy
+	// cheater's source), "" for an honest miner. Weight, Gate and Strikes
+	// are from validator 1's last weights (of WeightEpoch); null without.
+	Cheat       string   `json:"cheat"`
+	Weight      *float64 `json:"weight"`
+	Gate        *float64 `json:"gate,omitempty"`
+	Strikes     int      `json:"strikes,omitempty"`
+	WeightEpoch *uint64  `json:"weight_epoch,omitempty"`
 }
 
 // summary prints what a person wants after the run: how far the loss fell,
@@ -60,10 +68,17 @@ func (r *swarmReport) summary(now time.Time, why string) {
 			s.LastVal, s.LastValEpch = l.ValLoss, l.Epoch
 		}
 	}
+	weights := false
 	for _, m := range r.miners {
-		s.Miners = append(s.Miners, minerSummary{Miner: m.idx, Peer: m.peer, Epochs: m.epochs, Tokens: m.tokens,
+		ms := minerSummary{Miner: m.idx, Peer: m.peer, Epochs: m.epochs, Tokens: m.tokens,
 			BytesSent: m.bytes, ValLoss: m.val, Starts: m.gen, Late: m.late, Loads: m.loads, Exit: m.exit,
-			UpMbps: m.up, DownMbps: m.down, Role: m.role})
+			UpMbps: m.up, DownMbps: m.down, Role: m.role, Cheat: m.cheat}
+		if w := m.weight; w != nil {
+			weights = true
+			e := m.weightEpoch
+			ms.Weight, ms.Gate, ms.Strikes, ms.WeightEpoch = &w.Weight, &w.Gate, w.Strikes, &e
+		}
+		s.Miners = append(s.Miners, ms)
 	}
 	if r.json {
 		r.emit(s)
@@ -79,7 +94,20 @@ func (r *swarmReport) summary(now time.Time, why string) {
 	if s.FirstValEp >= 0 {
 		fmt.Fprintf(w, "held-out loss: %.4f at epoch %d -> %.4f at epoch %d\n", s.FirstVal, s.FirstValEp, s.LastVal, s.LastValEpch)
 	}
-	fmt.Fprintf(w, "%5s  %-20s %6s %8s %9s %9s %15s  %s\n", "miner", "peer", "epochs", "tokens", "sent", "held-out", "up/down Mbit/s", "notes")
+	wcol := func(m minerSummary) string {
+		if !weights {
+			return ""
+		}
+		if m.Weight == nil {
+			return fmt.Sprintf(" %7s", "-")
+		}
+		return fmt.Sprintf(" %7.3f", *m.Weight)
+	}
+	whead := ""
+	if weights {
+		whead = fmt.Sprintf(" %7s", "weight")
+	}
+	fmt.Fprintf(w, "%5s  %-20s %6s %8s %9s %9s %15s%s  %s\n", "miner", "peer", "epochs", "tokens", "sent", "held-out", "up/down Mbit/s", whead, "notes")
 	for _, m := range s.Miners {
 		val := "-"
 		if m.ValLoss > 0 {
@@ -101,12 +129,18 @@ func (r *swarmReport) summary(now time.Time, why string) {
 		if m.Exit != "" {
 			notes = append(notes, m.Exit)
 		}
+		if m.Cheat != "" {
+			notes = append(notes, "cheat: "+m.Cheat)
+		}
+		if m.Strikes > 0 {
+			notes = append(notes, fmt.Sprintf("caught %d×", m.Strikes))
+		}
 		link := "-"
 		if m.UpMbps > 0 || m.DownMbps > 0 {
 			link = fmt.Sprintf("%s/%s", fmtRate(m.UpMbps), fmtRate(m.DownMbps))
 		}
-		fmt.Fprintf(w, "%5d  %-20s %6d %8s %9s %9s %15s  %s\n", m.Miner, shortPeer(m.Peer), m.Epochs, fmtCount(m.Tokens),
-			fmtBytes(m.BytesSent), val, link, strings.Join(notes, ", "))
+		fmt.Fprintf(w, "%5d  %-20s %6d %8s %9s %9s %15s%s  %s\n", m.Miner, shortPeer(m.Peer), m.Epochs, fmtCount(m.Tokens),
+			fmtBytes(m.BytesSent), val, link, wcol(m), strings.Join(notes, ", "))
 	}
 	if r.logs != "" {
 		fmt.Fprintf(w, "logs: %s\n", r.logs)

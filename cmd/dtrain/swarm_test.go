@@ -201,33 +201,7 @@ func TestSwarmEndToEnd(t *testing.T) {
 	}
 	t.Setenv("DTRAIN_TEST_AS_MAIN", "1") // the children are this test binary run as dtrain
 	dir := t.TempDir()
-	toks := make([]int32, 20000)
-	for i := range toks {
-		toks[i] = int32((i*7)%97 + (i/13)%5)
-	}
-	must(t, data.WriteShard(filepath.Join(dir, "train_000000.bin"), toks[:18000]))
-	must(t, data.WriteShard(filepath.Join(dir, "val_000000.bin"), toks[18000:]))
-	cfg := filepath.Join(dir, "miner.toml")
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
-[model]
-n_layer = 1
-n_head = 2
-n_embd = 16
-n_positions = 16
-vocab_size = 50257
-[data]
-train = %q
-seq_len = 8
-[train]
-max_steps = 100000
-batch_tokens = 32
-micro_batch = 4
-eval_tokens = 64
-[swarm]
-inner_steps = 2
-match_seconds = 3
-round_seconds = 5
-`, dir)), 0o644))
+	cfg := tinySwarmConfig(t, dir)
 	out, err := run(t, "swarm", "--miners", "2", "--minutes", "0.15", "--no-churn", "--json",
 		"--config", cfg, "--dir", filepath.Join(dir, "swarm"))
 	if err != nil {
@@ -265,4 +239,38 @@ round_seconds = 5
 			t.Errorf("work dir: %v", err)
 		}
 	}
+}
+
+// tinySwarmConfig writes a one-block model's miner config over a
+// generated token shard in dir, for swarm runs of a few seconds.
+func tinySwarmConfig(t *testing.T, dir string) string {
+	t.Helper()
+	toks := make([]int32, 20000)
+	for i := range toks {
+		toks[i] = int32((i*7)%97 + (i/13)%5)
+	}
+	must(t, data.WriteShard(filepath.Join(dir, "train_000000.bin"), toks[:18000]))
+	must(t, data.WriteShard(filepath.Join(dir, "val_000000.bin"), toks[18000:]))
+	cfg := filepath.Join(dir, "miner.toml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[model]
+n_layer = 1
+n_head = 2
+n_embd = 16
+n_positions = 16
+vocab_size = 50257
+[data]
+train = %q
+seq_len = 8
+[train]
+max_steps = 100000
+batch_tokens = 32
+micro_batch = 4
+eval_tokens = 64
+[swarm]
+inner_steps = 2
+match_seconds = 3
+round_seconds = 5
+`, dir)), 0o644))
+	return cfg
 }

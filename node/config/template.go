@@ -90,6 +90,16 @@ func MarshalMiner(m Miner) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// MarshalValidator writes v as a commented validator config file, as
+// MarshalMiner does a miner's; LoadValidator reads it back to v.
+func MarshalValidator(v Validator) ([]byte, error) {
+	var b bytes.Buffer
+	if err := writeTable(&b, "", reflect.ValueOf(v), validatorSchema); err != nil {
+		return nil, fmt.Errorf("validator config: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
 // writeTable writes v's plain keys that the role s reads, then each nested
 // struct as a [table] (TOML requires a table's own keys before its
 // sub-tables).

@@ -79,3 +79,29 @@ device = "tpu"
 		t.Fatalf("miner with a valid validator id: %v", err)
 	}
 }
+
+// TestMarshalValidatorLoadsBack: a validator config written by
+// MarshalValidator (what dtrain swarm --validators gives its validators)
+// loads back to itself.
+func TestMarshalValidatorLoadsBack(t *testing.T) {
+	v := DefaultValidator()
+	v.RunID, v.OutDir = "swarm-2", "v1"
+	v.Net.Listen, v.Net.Bootstrap = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, []string{}
+	v.Swarm.Validators = []string{"12D3KooWLRPJAA5o6Z6HgxPFA9BVySeWPBZDXXTnrBnvjDbbbBWh"}
+	v.Probe.EveryEpochs, v.Weights.JSONL = 2, "w.jsonl"
+	text, err := MarshalValidator(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "validator.toml")
+	if err := os.WriteFile(path, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadValidator(path)
+	if err != nil {
+		t.Fatalf("LoadValidator(MarshalValidator(v)): %v\n%s", err, text)
+	}
+	if !reflect.DeepEqual(got, v) {
+		t.Errorf("loads back as\n%+v\nwant\n%+v", got, v)
+	}
+}

@@ -221,6 +221,7 @@ func (d *driver) act(a epoch.Action) error {
 		d.average(a)
 	case epoch.Apply:
 		d.ev.Contributors = a.Contributors
+		m.cheat.applied(d.mean)
 		return d.advance(d.mean)
 	case epoch.ApplyAlone:
 		d.ev.Contributors, d.ev.Alone = 1, a.Reason

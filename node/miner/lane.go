@@ -27,7 +27,7 @@ type epochLane struct {
 // Lane): a function of (run, seed, dataset, epoch, this miner's id) alone,
 // so anyone who hears its progress reports can recompute it.
 func (m *Miner) epochLane() *epochLane {
-	lane, micro := m.order.Lane(m.epoch, m.self), m.cfg.Loop.MicroBatch
+	lane, micro := m.order.Lane(m.epoch, m.cheat.lanePeer(m.epoch, m.self)), m.cfg.Loop.MicroBatch
 	return &epochLane{
 		windows: func(k int64) ([]int64, error) { return lane.MicroBatch(micro, k) },
 		seed:    lane.DropoutSeed,

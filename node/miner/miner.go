@@ -36,6 +36,8 @@ type Options struct {
 	Log      zerolog.Logger
 	Observer func(EpochEvent) // nil: none; sees the epochs that Events sees too
 	Events   func(Event)      // nil: none; called one event at a time
+	// Cheat makes the miner cheat (cheat.go): tests and demos only.
+	Cheat Cheat
 }
 
 // EpochEvent reports one finished epoch.
@@ -79,6 +81,7 @@ type Miner struct {
 	node  netx.Network
 	self  string
 	codec allreduce.Codec
+	cheat *cheater // nil: honest
 	// feedback carries int8 (or fp16/bf16) rounding error into the next
 	// epoch's contribution; nil without compression.
 	feedback *allreduce.ErrorFeedback
@@ -131,6 +134,9 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	m := &Miner{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec,
 		accum: max(1, cfg.AccumSteps())}
 	m.sched = schedule(cfg)
+	if m.cheat, err = newCheater(o.Cheat, o.Log); err != nil {
+		return nil, err
+	}
 	dev, err := torch.ParseDevice(cfg.Device)
 	if err != nil {
 		return nil, err
