@@ -111,6 +111,9 @@ func writeValidatorConfig(path string, cfg config.Miner) error {
 		MatchSeconds: sw.MatchSeconds, RoundSeconds: sw.RoundSeconds, Compress: sw.Compress}
 	v.Probe.EveryEpochs, v.Probe.Bytes, v.Probe.Seconds = 2, 256<<10, 5
 	v.Weights.JSONL, v.Metrics.JSONL = validatorEvents, ""
+	// node/verify's work checks read the miners' config (written beside
+	// this one, the swarm's miner.toml) for their model, data and schedule.
+	v.Verify.RunConfig = filepath.Join(filepath.Dir(path), "miner.toml")
 	text, err := config.MarshalValidator(v)
 	if err != nil {
 		return err
