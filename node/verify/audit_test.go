@@ -192,3 +192,55 @@ func TestAuditEchoAndCopy(t *testing.T) {
 		}
 	}
 }
+
+// TestLanePower: each threshold of the lane test catches only where the
+// median of its statistic over the last LaneEpochs audited epochs clears
+// it by PowerMargin (DefaultConfig: 2), whatever the other statistics do.
+func TestLanePower(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, c := range []struct {
+		name        string
+		epochs      int
+		honest, low LaneStats // every epoch, four honest miners and one low
+		want        string    // the low miner's reason in the last epoch
+	}{
+		{"weak run: a low mean is not caught", 3, LaneStats{1.8, 1.8, 1.8}, LaneStats{1, 1, 1}, ""},
+		{"weak run: not even an untrained update", 3, LaneStats{3, 1.5, 3}, LaneStats{0, 0, 0}, ""},
+		{"powered run: an untrained update", 3, LaneStats{5, 4, 5}, LaneStats{0, 0, 0}, ReasonLane},
+		{"All powered, Tail not: a low Tail", 3, LaneStats{4, 3, 3}, LaneStats{4, 4, 0.5}, ""},
+		{"Tail powered: a low Tail", 3, LaneStats{4, 3, 4.5}, LaneStats{4, 4, 0.5}, ReasonTail},
+		{"Head powered: a low Head", 3, LaneStats{4, 2.5, 4.5}, LaneStats{4, -0.5, 4}, ReasonHead},
+		{"Head not powered", 3, LaneStats{4, 1.5, 4.5}, LaneStats{4, -0.5, 4}, ""},
+		{"one audit under LaneFloor, powered", 1, LaneStats{3, 3, 3}, LaneStats{-1.5, 3, 3}, ReasonLane},
+		{"one audit under LaneFloor, weak", 1, LaneStats{0.5, 3, 3}, LaneStats{-1.5, 3, 3}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := &Verifier{cfg: cfg, history: newHistory(cfg)}
+			ids := []string{"h0", "h1", "h2", "h3", "low"}
+			for e := range c.epochs {
+				a := &audit{v: v, ep: Epoch{Number: uint64(e)}, out: make([]Outcome, len(ids)),
+					reason: make([]string, len(ids)), tested: make([]bool, len(ids)), copyOf: make([]int, len(ids))}
+				for i, id := range ids {
+					a.ups = append(a.ups, Update{Miner: id})
+					a.out[i].Evidence = blankEvidence()
+					a.out[i].Evidence.Lane = c.honest
+					a.tested[i], a.copyOf[i] = true, -1
+				}
+				a.out[len(ids)-1].Evidence.Lane = c.low
+				a.decide()
+				for i, o := range a.out {
+					if i < len(ids)-1 && o.Verdict.Kind == score.Cheat {
+						t.Errorf("epoch %d: honest %s caught: %q", e, ids[i], o.Verdict.Reason)
+					}
+				}
+				low := a.out[len(ids)-1].Verdict
+				if e < c.epochs-1 {
+					continue
+				}
+				if got := map[bool]string{true: low.Reason}[low.Kind == score.Cheat]; got != c.want {
+					t.Errorf("epoch %d: the low miner's verdict %v %q, want %q (power %+v)", e, low.Kind, low.Reason, c.want, a.out[0].Evidence.Power)
+				}
+			}
+		})
+	}
+}

@@ -21,7 +21,8 @@ type Config struct {
 	// and the second half of a miner's claimed samples (more in the second:
 	// it is where a claim of samples never trained shows, and an honest
 	// miner fits its recent windows best); RefWindows the reference
-	// windows. An audit evaluates every one of them twice.
+	// windows. An audit evaluates every one of them twice. WithWindows
+	// sets all three from one count.
 	HeadWindows, TailWindows, RefWindows int
 
 	// The lane test's decisions (see LaneStats). A miner is caught when,
@@ -32,11 +33,13 @@ type Config struct {
 	// Inconclusive.
 	LaneFloor, AllMean, HeadMean, TailMean, LanePass float64
 	LaneEpochs                                       int
-	// PowerFloor: when the median All statistic of an epoch's tested
-	// updates is below this, the lane test cannot tell honest miners from
-	// others in this run at these sample sizes (a small learning rate, a
-	// large batch, data with little to fit), and it catches no one.
-	PowerFloor float64
+	// PowerMargin: each of those thresholds catches only when the median
+	// of its statistic over the tested updates of the last LaneEpochs
+	// audited epochs is at least this far above it (t units). Below, the
+	// lane test cannot tell honest miners from others there in this run at
+	// these sample sizes (a small learning rate, a large batch, few
+	// windows, data with little to fit), and catches no one by it.
+	PowerMargin float64
 
 	// BoundSlack is how far past AdamW's bound a coordinate may go before
 	// the update is refused: room for float32 rounding and for the
@@ -84,13 +87,29 @@ func DefaultConfig() Config {
 	return Config{
 		HeadWindows: 12, TailWindows: 20, RefWindows: 32,
 		LaneFloor: -1, AllMean: 1.5, HeadMean: 0, TailMean: 2, LanePass: 2, LaneEpochs: 3,
-		PowerFloor: 3,
-		BoundSlack: 1.05,
-		CopyCos:    0.99, ReplayCos: 0.95,
+		PowerMargin: 2,
+		BoundSlack:  1.05,
+		CopyCos:     0.99, ReplayCos: 0.95,
 		Uncorrelated: 0.25,
 		StaleMargin:  0.1, StaleMinSteps: 20, StaleMinPeers: 4,
 		SketchDim: 1024, HistoryEpochs: 4, MaxMiners: 4096,
 	}
+}
+
+// MinWindows is the fewest miner windows WithWindows accepts: two in
+// each half, as Welch's t needs.
+const MinWindows = 6
+
+// WithWindows returns c evaluating n of a miner's windows per audit, 3/8
+// of them in the head and the rest in the tail (DefaultConfig's split of
+// 32), against n reference windows. The lane test's statistics of an
+// honest miner grow about as √n (each half's windows are at most the
+// samples it holds); a cheater's stay about N(0, 1).
+func (c Config) WithWindows(n int) Config {
+	c.HeadWindows = max(2, 3*n/8)
+	c.TailWindows = max(2, n-c.HeadWindows)
+	c.RefWindows = max(2, n)
+	return c
 }
 
 // Validate reports the first impossible setting.
@@ -102,8 +121,10 @@ func (c Config) Validate() error {
 		return bad("HeadWindows and TailWindows", [2]int{c.HeadWindows, c.TailWindows})
 	case c.RefWindows < 2:
 		return bad("RefWindows", c.RefWindows)
-	case !finite(c.LaneFloor) || !finite(c.AllMean) || !finite(c.HeadMean) || !finite(c.TailMean) || !finite(c.LanePass) || !finite(c.PowerFloor):
+	case !finite(c.LaneFloor) || !finite(c.AllMean) || !finite(c.HeadMean) || !finite(c.TailMean) || !finite(c.LanePass) || !finite(c.PowerMargin):
 		return errors.New("verify config: lane thresholds must be finite")
+	case c.PowerMargin < 0:
+		return bad("PowerMargin", c.PowerMargin)
 	case c.LaneEpochs < 1:
 		return bad("LaneEpochs", c.LaneEpochs)
 	case !(c.BoundSlack >= 1) || !finite(c.BoundSlack):

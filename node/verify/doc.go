@@ -69,8 +69,23 @@
 // LaneFloor in one audit, or when the mean of All, Head or Tail over its
 // last LaneEpochs audits falls under AllMean, HeadMean or TailMean; it
 // passes when All and Tail reach LanePass; otherwise the audit is
-// Inconclusive. When the epoch's median All is under PowerFloor, the test
-// is too weak in this run to tell honest from not, and catches no one.
+// Inconclusive.
+//
+// Each threshold catches only where the test has power there in this run:
+// where the median of its statistic over the tested updates of the last
+// LaneEpochs audited epochs (Evidence.Power) clears it by PowerMargin (2,
+// in t). An honest miner's statistic spreads about that median (about ±1
+// of t noise in one audit, more for a miner that fits less than the
+// others), while an untrained update's is about N(0, 1) in any run: where
+// the honest median sits within PowerMargin of a threshold, a catch there
+// could as well fall on an honest miner as on a cheater, so the test
+// catches no one by that threshold and the audit is Pass or Inconclusive.
+// With DefaultConfig, the single-audit floor needs a median All (Tail) of
+// 1, the means a median All of 3.5, Tail of 4 and Head of 2; the copy
+// rule below a median All of copyMargin (3). The sample sets how far
+// honest statistics reach: they grow about as the square root of the
+// windows (WithWindows; a miner's half holds at most its claimed
+// samples).
 //
 // Windows are drawn with the validator's private randomness, after the
 // miner committed to its update, uniformly over the claimed samples but
@@ -198,20 +213,22 @@
 //   - The lane test's power depends on the run: the learning rate, the
 //     windows per step (a window's share of a step), the model's capacity
 //     and how much of each window can be fit. Its thresholds are in t
-//     units, and DefaultConfig is what the simulation supports; a run
-//     should log Evidence for its honest miners and raise the windows (the
-//     statistic grows as their square root) until their All and Tail means
-//     sit well above the thresholds. PowerFloor stops the worst case (a
-//     run where the test cannot tell) from catching honest miners, not a
-//     marginal one.
+//     units, and DefaultConfig is what the simulation supports. In a run
+//     whose honest medians sit within PowerMargin of a threshold, the test
+//     catches no one by it (honest miner or cheater): such a run should
+//     log Evidence (Lane, Power) and raise the windows (WithWindows) until
+//     the medians clear the thresholds. The margin is on the median: an
+//     honest miner that fits much less than the others (far fewer steps,
+//     a different data distribution) can still fall under a threshold.
 //   - A miner that trains only part of its claim (the head, say) is caught
 //     only as far as All, Head and Tail weaken; one that skips the last
 //     ⌊1/(1−β1)⌋ steps is not caught at all (10 of S steps).
 //   - The comparisons assume most audited updates are honest: a majority
-//     of cheaters moves the median cosine, the mean M and PowerFloor's
-//     median. A miner that trains on a victim's lane and joins the audit
-//     puts 1/m of that into M and so lowers the victim's statistic by up
-//     to about 1/m.
+//     of cheaters moves the median cosine, the mean M and the lane test's
+//     power medians (enough untrained updates among the tested ones turn
+//     the lane test off). A miner that trains on a victim's lane and joins
+//     the audit puts 1/m of that into M and so lowers the victim's
+//     statistic by up to about 1/m.
 //   - Gradients mode is not covered: its update is a mean gradient, with
 //     no AdamW bound and no end point to apply.
 package verify
