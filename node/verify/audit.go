@@ -201,9 +201,14 @@ func (a *audit) peerChecks() []float32 {
 	// the model, its stage of training and the inner steps, while an
 	// update that is not training on this model (noise) has a cosine of
 	// about 1/√n with anything.
+	rootN := math.Sqrt(float64(a.n))
 	if med := median(cos); med > 0 {
 		for i := range a.ups {
-			if in[i] && first.others(i) >= 2 && rel[i].peerCos < cfg.Uncorrelated*med {
+			if !in[i] || first.others(i) < 2 {
+				continue
+			}
+			c := rel[i].peerCos
+			if c < cfg.Uncorrelated*med && (first.others(i) >= cfg.UncorrelatedMinPeers || math.Abs(c)*rootN < cfg.RandomZ) {
 				a.catch(i, ReasonUncorrelated)
 				in[i] = false
 			}

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -242,5 +243,42 @@ func TestLanePower(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUncorrelatedFewPeers: against the mean of fewer than
+// UncorrelatedMinPeers others, only an update whose cosine is what a
+// random direction's would be is unrelated; against more, one far under
+// the epoch's median cosine is, as in a swarm an update pointing away from
+// the others' training is.
+func TestUncorrelatedFewPeers(t *testing.T) {
+	mix := func(f *auditFixture, g float32, seed uint64) []float32 {
+		v, d := f.small(seed), f.small(100)
+		for j := range v {
+			v[j] = 0.5*v[j] + g*d[j]
+		}
+		return v
+	}
+	for _, c := range []struct {
+		aligned int
+		away    bool // the update pointing away from the others is caught
+	}{{2, false}, {5, true}} {
+		f := newAuditFixture(t)
+		var ups []Update
+		for k := range c.aligned {
+			ups = append(ups, f.update(fmt.Sprint("aligned", k), mix(f, 1, uint64(20+k)), 40))
+		}
+		ups = append(ups, f.update("away", mix(f, -0.3, 30), 40), f.update("random", f.small(31), 40))
+		out, _, err := f.v.Audit(f.ep, ups)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range out {
+			want := o.Verdict.Miner == "random" || c.away && o.Verdict.Miner == "away"
+			if got := o.Verdict.Kind == score.Cheat && o.Verdict.Reason == ReasonUncorrelated; got != want {
+				t.Errorf("%d others: %s (peer cosine %.3f, √n·cos %.1f): uncorrelated %v, want %v",
+					len(ups)-1, ups[i].Miner, o.Evidence.PeerCos, o.Evidence.PeerCos*math.Sqrt(float64(f.n)), got, want)
+			}
+		}
 	}
 }

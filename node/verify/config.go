@@ -55,8 +55,18 @@ type Config struct {
 	CopyCos, ReplayCos float64
 	// Uncorrelated: an update whose cosine with the mean of the others is
 	// below this fraction of the epoch's median such cosine is unrelated
-	// to the training the others did.
-	Uncorrelated float64
+	// to the training the others did. That comparison runs only against a
+	// mean of UncorrelatedMinPeers other updates or more: the mean of two
+	// or three others carries their own parts as much as the epoch's
+	// direction (in node/validator's test of three honest miners, one
+	// honest update of epoch 0 had a cosine of −0.09 with the mean of the
+	// other two, whose median was 0.25). Against fewer, an update is
+	// unrelated only when its cosine is what a random direction's would
+	// be, |cos|·√n under RandomZ (n the parameters; a random direction's
+	// cosine with a given vector is about N(0, 1/n)).
+	Uncorrelated         float64
+	UncorrelatedMinPeers int
+	RandomZ              float64
 	// StaleMargin: an update whose coordinate along the previous average
 	// exceeds its coordinate along this epoch's mean by more than this
 	// was trained from the previous epoch's parameters. It is checked
@@ -90,8 +100,8 @@ func DefaultConfig() Config {
 		PowerMargin: 2,
 		BoundSlack:  1.05,
 		CopyCos:     0.99, ReplayCos: 0.95,
-		Uncorrelated: 0.25,
-		StaleMargin:  0.1, StaleMinSteps: 20, StaleMinPeers: 4,
+		Uncorrelated: 0.25, UncorrelatedMinPeers: 4, RandomZ: 5,
+		StaleMargin: 0.1, StaleMinSteps: 20, StaleMinPeers: 4,
 		SketchDim: 1024, HistoryEpochs: 4, MaxMiners: 4096,
 	}
 }
@@ -135,6 +145,8 @@ func (c Config) Validate() error {
 		return bad("ReplayCos", c.ReplayCos)
 	case !(c.Uncorrelated >= 0 && c.Uncorrelated < 1):
 		return bad("Uncorrelated", c.Uncorrelated)
+	case c.UncorrelatedMinPeers < 2 || !(c.RandomZ >= 0) || !finite(c.RandomZ):
+		return bad("UncorrelatedMinPeers and RandomZ", [2]any{c.UncorrelatedMinPeers, c.RandomZ})
 	case !finite(c.StaleMargin) || c.StaleMinSteps < 0 || c.StaleMinPeers < 0:
 		return bad("StaleMargin", c.StaleMargin)
 	case c.SketchDim < 16:

@@ -41,16 +41,19 @@
 //     exact cosine).
 //  3. Peer checks, products with the sum of the updates that passed: an
 //     update whose cosine with the mean of the others is under
-//     Uncorrelated × the epoch's median is not training this model; one
-//     that, by least squares on the unit vectors of that mean and of the
-//     previous average, lies more along the previous average (by
-//     StaleMargin) was trained from the previous epoch's parameters.
-//     Checked against a mean of StaleMinPeers other updates or more (the
-//     mean of fewer carries their own parts as much as the epoch's
-//     direction), and for claims of StaleMinSteps steps or more: AdamW's
-//     first moment carries about 1/(1−β1) steps of the previous epoch's gradients
-//     into the next, so an honest epoch's first steps do point along the
-//     previous average.
+//     Uncorrelated × the epoch's median is not training this model
+//     (against a mean of fewer than UncorrelatedMinPeers others, whose
+//     own parts make honest cosines spread to 0 and below, only when
+//     the cosine is also what a random direction's is, |cos|·√n under
+//     RandomZ); one that, by least squares on the unit vectors of that
+//     mean and of the previous average, lies more along the previous
+//     average (by StaleMargin) was trained from the previous epoch's
+//     parameters. Checked against a mean of StaleMinPeers other updates
+//     or more (the mean of fewer carries their own parts as much as the
+//     epoch's direction), and for claims of StaleMinSteps steps or more:
+//     AdamW's first moment carries about 1/(1−β1) steps of the previous
+//     epoch's gradients into the next, so an honest epoch's first steps
+//     do point along the previous average.
 //  4. The lane test (lane.go), forward passes only: does the update fit
 //     the miner's own windows better than windows nobody trained on?
 //
@@ -98,8 +101,9 @@
 //
 //   - Random update of an honest norm: its cosine with the others' mean is
 //     about 1/√n (n the parameters; at most 0.014 in the simulation)
-//     against honest cosines of 0.44 and more: Uncorrelated. The lane test
-//     would also see N(0, 1).
+//     against honest cosines of 0.44 and more: Uncorrelated; with fewer
+//     than UncorrelatedMinPeers others, |cos|·√n is about |N(0, 1)|, under
+//     RandomZ (5). The lane test would also see N(0, 1).
 //   - Zero update: the vector check.
 //   - Honest update ×5: AdamW cannot move a coordinate further than
 //     Σ lr·(1.165 + λ|θ|); honest updates reach 0.54–0.94 of that (a
