@@ -267,14 +267,15 @@ const copyMargin = 3
 //
 // Each threshold of the lane test catches only where it has power in this
 // run: where the median of its statistic over the tested updates of the
-// last LaneEpochs audited epochs (Evidence.Power) sits at least
-// PowerMargin above it. An honest miner's statistic spreads about that
-// median (its t noise, about ±1 in one audit, and how much less than the
-// others it fits: a slower miner, a weak epoch), while an update not
+// last LaneEpochs audited epochs (Evidence.Power) sits PowerZ noise
+// widths above it: a width is 1 for one audit's t statistic and
+// 1/√LaneEpochs for a mean of LaneEpochs of them. An honest miner's
+// statistic spreads about that median (that noise, and how much less than
+// the others it fits: a slower miner, a weak epoch), while an update not
 // trained on its lane scores about N(0, 1) whatever the run; a run whose
 // honest miners sit near a threshold cannot tell the two apart there, and
-// a catch would be as likely an honest miner as a cheater. The median
-// holds while most tested updates are honest.
+// a catch would as likely fall on an honest miner as on a cheater. The
+// median holds while most tested updates are honest.
 func (a *audit) decide() {
 	cfg, e := a.v.cfg, a.ep.Number
 	var stats []LaneStats
@@ -284,7 +285,8 @@ func (a *audit) decide() {
 		}
 	}
 	pw := a.v.history.power(e, stats)
-	powered := func(median, threshold float64) bool { return median-threshold >= cfg.PowerMargin }
+	one, mean := cfg.PowerZ, cfg.PowerZ/math.Sqrt(float64(cfg.LaneEpochs))
+	powered := func(median, threshold, margin float64) bool { return median-threshold >= margin }
 	for i, u := range a.ups {
 		o := &a.out[i]
 		o.Verdict = score.Verdict{Epoch: e, Miner: u.Miner, Kind: score.Inconclusive}
@@ -303,11 +305,11 @@ func (a *audit) decide() {
 		}
 		reason := ""
 		switch {
-		case st.All < cfg.LaneFloor && powered(pw.All, cfg.LaneFloor) || full && m.All < cfg.AllMean && powered(pw.All, cfg.AllMean):
+		case st.All < cfg.LaneFloor && powered(pw.All, cfg.LaneFloor, one) || full && m.All < cfg.AllMean && powered(pw.All, cfg.AllMean, mean):
 			reason = ReasonLane
-		case st.Tail < cfg.LaneFloor && powered(pw.Tail, cfg.LaneFloor) || full && m.Tail < cfg.TailMean && powered(pw.Tail, cfg.TailMean):
+		case st.Tail < cfg.LaneFloor && powered(pw.Tail, cfg.LaneFloor, one) || full && m.Tail < cfg.TailMean && powered(pw.Tail, cfg.TailMean, mean):
 			reason = ReasonTail
-		case full && m.Head < cfg.HeadMean && powered(pw.Head, cfg.HeadMean):
+		case full && m.Head < cfg.HeadMean && powered(pw.Head, cfg.HeadMean, mean):
 			reason = ReasonHead
 		}
 		// Two nearly equal updates: the one whose lane it helps is the

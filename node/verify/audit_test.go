@@ -196,7 +196,9 @@ func TestAuditEchoAndCopy(t *testing.T) {
 
 // TestLanePower: each threshold of the lane test catches only where the
 // median of its statistic over the last LaneEpochs audited epochs clears
-// it by PowerMargin (DefaultConfig: 2), whatever the other statistics do.
+// it by PowerZ noise widths (DefaultConfig: 2 for one audit's floor, 2/√3
+// for the 3-audit means: a median All of 1 for the floor, means of All
+// 2.65, Tail 3.15, Head 1.15), whatever the other statistics do.
 func TestLanePower(t *testing.T) {
 	cfg := DefaultConfig()
 	for _, c := range []struct {
@@ -206,12 +208,12 @@ func TestLanePower(t *testing.T) {
 		want        string    // the low miner's reason in the last epoch
 	}{
 		{"weak run: a low mean is not caught", 3, LaneStats{1.8, 1.8, 1.8}, LaneStats{1, 1, 1}, ""},
-		{"weak run: not even an untrained update", 3, LaneStats{3, 1.5, 3}, LaneStats{0, 0, 0}, ""},
+		{"weak run: not even an untrained update", 3, LaneStats{2.5, 1, 3}, LaneStats{0, 0, 0}, ""},
 		{"powered run: an untrained update", 3, LaneStats{5, 4, 5}, LaneStats{0, 0, 0}, ReasonLane},
 		{"All powered, Tail not: a low Tail", 3, LaneStats{4, 3, 3}, LaneStats{4, 4, 0.5}, ""},
 		{"Tail powered: a low Tail", 3, LaneStats{4, 3, 4.5}, LaneStats{4, 4, 0.5}, ReasonTail},
 		{"Head powered: a low Head", 3, LaneStats{4, 2.5, 4.5}, LaneStats{4, -0.5, 4}, ReasonHead},
-		{"Head not powered", 3, LaneStats{4, 1.5, 4.5}, LaneStats{4, -0.5, 4}, ""},
+		{"Head not powered", 3, LaneStats{4, 1, 4.5}, LaneStats{4, -0.5, 4}, ""},
 		{"one audit under LaneFloor, powered", 1, LaneStats{3, 3, 3}, LaneStats{-1.5, 3, 3}, ReasonLane},
 		{"one audit under LaneFloor, weak", 1, LaneStats{0.5, 3, 3}, LaneStats{-1.5, 3, 3}, ""},
 	} {

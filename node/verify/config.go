@@ -33,13 +33,15 @@ type Config struct {
 	// Inconclusive.
 	LaneFloor, AllMean, HeadMean, TailMean, LanePass float64
 	LaneEpochs                                       int
-	// PowerMargin: each of those thresholds catches only when the median
-	// of its statistic over the tested updates of the last LaneEpochs
-	// audited epochs is at least this far above it (t units). Below, the
-	// lane test cannot tell honest miners from others there in this run at
-	// these sample sizes (a small learning rate, a large batch, few
-	// windows, data with little to fit), and catches no one by it.
-	PowerMargin float64
+	// PowerZ: each of those thresholds catches only when the median of
+	// its statistic over the tested updates of the last LaneEpochs
+	// audited epochs clears it by PowerZ times the t noise of what is
+	// compared (1 for one audit's statistic, 1/√LaneEpochs for a mean of
+	// them). Below, the lane test cannot tell honest miners from others
+	// there in this run at these sample sizes (a small learning rate, a
+	// large batch, few windows, data with little to fit), and catches no
+	// one by it.
+	PowerZ float64
 
 	// BoundSlack is how far past AdamW's bound a coordinate may go before
 	// the update is refused: room for float32 rounding and for the
@@ -97,9 +99,9 @@ func DefaultConfig() Config {
 	return Config{
 		HeadWindows: 12, TailWindows: 20, RefWindows: 32,
 		LaneFloor: -1, AllMean: 1.5, HeadMean: 0, TailMean: 2, LanePass: 2, LaneEpochs: 3,
-		PowerMargin: 2,
-		BoundSlack:  1.05,
-		CopyCos:     0.99, ReplayCos: 0.95,
+		PowerZ:     2,
+		BoundSlack: 1.05,
+		CopyCos:    0.99, ReplayCos: 0.95,
 		Uncorrelated: 0.25, UncorrelatedMinPeers: 4, RandomZ: 5,
 		StaleMargin: 0.1, StaleMinSteps: 20, StaleMinPeers: 4,
 		SketchDim: 1024, HistoryEpochs: 4, MaxMiners: 4096,
@@ -131,10 +133,10 @@ func (c Config) Validate() error {
 		return bad("HeadWindows and TailWindows", [2]int{c.HeadWindows, c.TailWindows})
 	case c.RefWindows < 2:
 		return bad("RefWindows", c.RefWindows)
-	case !finite(c.LaneFloor) || !finite(c.AllMean) || !finite(c.HeadMean) || !finite(c.TailMean) || !finite(c.LanePass) || !finite(c.PowerMargin):
+	case !finite(c.LaneFloor) || !finite(c.AllMean) || !finite(c.HeadMean) || !finite(c.TailMean) || !finite(c.LanePass) || !finite(c.PowerZ):
 		return errors.New("verify config: lane thresholds must be finite")
-	case c.PowerMargin < 0:
-		return bad("PowerMargin", c.PowerMargin)
+	case c.PowerZ < 0:
+		return bad("PowerZ", c.PowerZ)
 	case c.LaneEpochs < 1:
 		return bad("LaneEpochs", c.LaneEpochs)
 	case !(c.BoundSlack >= 1) || !finite(c.BoundSlack):

@@ -76,17 +76,18 @@
 //
 // Each threshold catches only where the test has power there in this run:
 // where the median of its statistic over the tested updates of the last
-// LaneEpochs audited epochs (Evidence.Power) clears it by PowerMargin (2,
-// in t). An honest miner's statistic spreads about that median (about ±1
-// of t noise in one audit, more for a miner that fits less than the
-// others), while an untrained update's is about N(0, 1) in any run: where
-// the honest median sits within PowerMargin of a threshold, a catch there
-// could as well fall on an honest miner as on a cheater, so the test
-// catches no one by that threshold and the audit is Pass or Inconclusive.
-// With DefaultConfig, the single-audit floor needs a median All (Tail) of
-// 1, the means a median All of 3.5, Tail of 4 and Head of 2; the copy
-// rule below a median All of copyMargin (3). The sample sets how far
-// honest statistics reach: they grow about as the square root of the
+// LaneEpochs audited epochs (Evidence.Power) clears it by PowerZ (2) noise
+// widths, a width being 1 for one audit's t statistic and 1/√LaneEpochs
+// for a mean of LaneEpochs of them. An honest miner's statistic spreads
+// about that median (that noise, and more for a miner that fits less than
+// the others), while an untrained update's is about N(0, 1) in any run:
+// where the honest median sits near a threshold, a catch there could as
+// well fall on an honest miner as on a cheater, so the test catches no one
+// by that threshold and the audit is Pass or Inconclusive. With
+// DefaultConfig, the single-audit floor needs a median All (Tail) of 1,
+// the 3-audit means a median All of 2.65, Tail of 3.15 and Head of 1.15;
+// the copy rule below a median All of copyMargin (3). The sample sets how
+// far honest statistics reach: they grow about as the square root of the
 // windows (WithWindows; a miner's half holds at most its claimed
 // samples).
 //
@@ -218,8 +219,8 @@
 //     windows per step (a window's share of a step), the model's capacity
 //     and how much of each window can be fit. Its thresholds are in t
 //     units, and DefaultConfig is what the simulation supports. In a run
-//     whose honest medians sit within PowerMargin of a threshold, the test
-//     catches no one by it (honest miner or cheater): such a run should
+//     whose honest medians sit within PowerZ noise widths of a threshold,
+//     the test catches no one by it (honest miner or cheater): such a run should
 //     log Evidence (Lane, Power) and raise the windows (WithWindows) until
 //     the medians clear the thresholds. The margin is on the median: an
 //     honest miner that fits much less than the others (far fewer steps,
