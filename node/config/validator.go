@@ -67,7 +67,8 @@ type Score struct {
 type Verify struct {
 	Mode        string `toml:"mode" doc:"auto: node/verify's checks of diloco work (AdamW's step bound, replays, copies, stale updates, the lane test on the miners' recomputed batches) whenever run_config is set, the run is in diloco mode and the epoch's state is loaded from the miners; the norm checks otherwise. norm: only the norm checks (non-finite, zero, copied, or far larger per sample than the others), which need no model, data or state"`
 	RunConfig   string `toml:"run_config" doc:"the run's miner config (the TOML file the miners run with): the validator takes the model, the data (data.train must be readable here), seed, optimizer, schedule and swarm.inner_steps from it to recompute each miner's batches and bound its steps; relative to the working directory; empty = the norm checks only"`
-	EveryEpochs int    `toml:"every_epochs" doc:"run node/verify's checks in every this many epochs (those whose number is a multiple), the norm checks in the others: its lane test costs about 128 one-window forward passes per audited miner, 27% of a demo miner's epoch of 160 windows but 0.13% of a 500-step epoch of 64 windows a step (node/verify, Cost), so a validator of a run with short epochs checks every few"`
+	EveryEpochs int    `toml:"every_epochs" doc:"run node/verify's checks in every this many epochs (those whose number is a multiple), the norm checks in the others: its lane test costs about 4 one-window forward passes per window of verify.windows per audited miner (fewer when a miner holds fewer windows), about 3/4 of a demo miner's training at the default 96 (an epoch of 160 windows) but 0.4% of a 500-step epoch of 64 windows a step (node/verify, Cost), so a validator of a run with short epochs checks every few"`
+	Windows     int    `toml:"windows" doc:"the lane test's sample: of each audited miner's windows this many are evaluated (3/8 from the first half of its claimed samples, 5/8 from the second, at most all of them), against as many windows of a lane only the validator knows; an audit costs about 4 one-window forward passes per window. An honest miner's lane statistics grow as the square root of this, a cheater's do not: the audit lines log them (lane_*) and the medians the test compares its thresholds with (power_*); where a median sits near its threshold the lane test catches no one by it, and the run should raise this (at least 6). On a tiny run (three miners of 60 steps of 4 windows) the lowest honest 3-audit means were All 1.58 and Tail 1.79 at 32, at the thresholds of 1.5 and 2, and 2.76 and 3.19 at 96"`
 	Device      string `toml:"device" doc:"where the validator's model runs its forward passes: cpu, cuda or cuda:N"`
 }
 
@@ -117,7 +118,7 @@ func DefaultValidator() Validator {
 		Probe:   Probe{EveryEpochs: 5, MaxMiners: 4, Bytes: 1 << 20, Seconds: 10},
 		Score:   Score{MinMbps: 10, TargetMbps: 200, GoodRTTMs: 20, MaxRTTMs: 500, Alpha: 0.3},
 		Weights: Weights{JSONL: "weights.jsonl"},
-		Verify:  Verify{Mode: "auto", EveryEpochs: 1, Device: "cpu"},
+		Verify:  Verify{Mode: "auto", EveryEpochs: 1, Windows: 96, Device: "cpu"},
 		Metrics: Metrics{JSONL: "metrics.jsonl"},
 	}
 }
@@ -180,6 +181,7 @@ func (v Validator) Validate() error {
 		c.fail("verify.mode", "must be auto or norm", v.Verify.Mode)
 	}
 	c.atLeast("verify.every_epochs", v.Verify.EveryEpochs, 1)
+	c.atLeast("verify.windows", v.Verify.Windows, 6) // node/verify's MinWindows: two in each half
 	if !validDevice(v.Verify.Device) {
 		c.fail("verify.device", "must be cpu, cuda or cuda:N", v.Verify.Device)
 	}

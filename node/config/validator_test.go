@@ -54,6 +54,7 @@ sinks = "x"
 [verify]
 mode = "lane"
 every_epochs = 0
+windows = 5
 device = "tpu"
 `
 	path := filepath.Join(t.TempDir(), "validator.toml")
@@ -64,7 +65,7 @@ device = "tpu"
 	if err == nil {
 		t.Fatal("bad validator config accepted")
 	}
-	for _, key := range []string{"run_id", "swarm.validators", "swarm.min_group", "probe.max_miners", "score.target_mbps", "score.alpha", "weights.http_url", "weights.sinks", "verify.mode", "verify.every_epochs", "verify.device"} {
+	for _, key := range []string{"run_id", "swarm.validators", "swarm.min_group", "probe.max_miners", "score.target_mbps", "score.alpha", "weights.http_url", "weights.sinks", "verify.mode", "verify.every_epochs", "verify.windows", "verify.device"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error lacks %s:\n%v", key, err)
 		}

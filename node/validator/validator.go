@@ -22,6 +22,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/score"
 	"github.com/dtrain-dev/dtrain/node/train"
+	"github.com/dtrain-dev/dtrain/node/verify"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -158,12 +159,13 @@ func (v *Validator) chooseVerifier() error {
 		}
 		v.log.Info().Uint64("epoch", e).Dur("took", took).Msg("state loaded for audits")
 	}
-	w, err := NewWorkCheck(*run, v.opts.Train, h, WorkOptions{Every: vc.EveryEpochs, Device: dev, Log: v.log})
+	w, err := NewWorkCheck(*run, v.opts.Train, h, WorkOptions{Every: vc.EveryEpochs, Device: dev,
+		Verify: verify.DefaultConfig().WithWindows(vc.Windows), Log: v.log})
 	if err != nil {
 		return err
 	}
 	v.verifier, v.holder, v.closers = w, h, append(v.closers, w.Close)
-	v.log.Info().Int("every_epochs", vc.EveryEpochs).Str("device", dev.String()).Msg("work checks: node/verify on the states loaded from the miners")
+	v.log.Info().Int("every_epochs", vc.EveryEpochs).Int("windows", vc.Windows).Str("device", dev.String()).Msg("work checks: node/verify on the states loaded from the miners")
 	return nil
 }
 

@@ -299,6 +299,7 @@ func (w *WorkCheck) logOutcome(e uint64, o verify.Outcome) {
 		Float64("closest", ev.Closest).Str("copy", ev.Copy).Float64("past_cos", ev.PastCos).Int64("replay", ev.Replay).
 		Float64("lane_all", ev.Lane.All).Float64("lane_head", ev.Lane.Head).Float64("lane_tail", ev.Lane.Tail).
 		Float64("mean_all", ev.LaneMean.All).Float64("mean_head", ev.LaneMean.Head).Float64("mean_tail", ev.LaneMean.Tail).
+		Float64("power_all", ev.Power.All).Float64("power_head", ev.Power.Head).Float64("power_tail", ev.Power.Tail).
 		Float64("gain", ev.Gain).Int64("tokens", ev.Cost.Tokens)
 	if o.Err != nil {
 		l = l.AnErr("lane_err", o.Err)

@@ -80,7 +80,7 @@ type audit struct {
 func blankEvidence() Evidence {
 	nan := math.NaN()
 	return Evidence{Norm: nan, Bound: nan, PeerCos: nan, PrevCos: nan, Now: nan, Prev: nan,
-		Closest: math.Inf(-1), PastCos: math.Inf(-1), Replay: -1, Lane: LaneStats{nan, nan, nan}, LaneMean: LaneStats{nan, nan, nan}, Gain: nan}
+		Closest: math.Inf(-1), PastCos: math.Inf(-1), Replay: -1, Lane: LaneStats{nan, nan, nan}, LaneMean: LaneStats{nan, nan, nan}, Power: LaneStats{nan, nan, nan}, Gain: nan}
 }
 
 func (a *audit) catch(i int, reason string) {
@@ -201,9 +201,14 @@ func (a *audit) peerChecks() []float32 {
 	// the model, its stage of training and the inner steps, while an
 	// update that is not training on this model (noise) has a cosine of
 	// about 1/√n with anything.
+	rootN := math.Sqrt(float64(a.n))
 	if med := median(cos); med > 0 {
 		for i := range a.ups {
-			if in[i] && first.others(i) >= 2 && rel[i].peerCos < cfg.Uncorrelated*med {
+			if !in[i] || first.others(i) < 2 {
+				continue
+			}
+			c := rel[i].peerCos
+			if c < cfg.Uncorrelated*med && (first.others(i) >= cfg.UncorrelatedMinPeers || math.Abs(c)*rootN < cfg.RandomZ) {
 				a.catch(i, ReasonUncorrelated)
 				in[i] = false
 			}
@@ -259,15 +264,29 @@ const copyMargin = 3
 
 // decide turns each miner's checks into its verdict and records its lane
 // statistics in the history.
+//
+// Each threshold of the lane test catches only where it has power in this
+// run: where the median of its statistic over the tested updates of the
+// last LaneEpochs audited epochs (Evidence.Power) sits PowerZ noise
+// widths above it: a width is 1 for one audit's t statistic and
+// 1/√LaneEpochs for a mean of LaneEpochs of them. An honest miner's
+// statistic spreads about that median (that noise, and how much less than
+// the others it fits: a slower miner, a weak epoch), while an update not
+// trained on its lane scores about N(0, 1) whatever the run; a run whose
+// honest miners sit near a threshold cannot tell the two apart there, and
+// a catch would as likely fall on an honest miner as on a cheater. The
+// median holds while most tested updates are honest.
 func (a *audit) decide() {
 	cfg, e := a.v.cfg, a.ep.Number
-	var all []float64
+	var stats []LaneStats
 	for i, ok := range a.tested {
 		if ok {
-			all = append(all, a.out[i].Evidence.Lane.All)
+			stats = append(stats, a.out[i].Evidence.Lane)
 		}
 	}
-	powered := median(all) >= cfg.PowerFloor
+	pw := a.v.history.power(e, stats)
+	one, mean := cfg.PowerZ, cfg.PowerZ/math.Sqrt(float64(cfg.LaneEpochs))
+	powered := func(median, threshold, margin float64) bool { return median-threshold >= margin }
 	for i, u := range a.ups {
 		o := &a.out[i]
 		o.Verdict = score.Verdict{Epoch: e, Miner: u.Miner, Kind: score.Inconclusive}
@@ -278,29 +297,28 @@ func (a *audit) decide() {
 		if !a.tested[i] {
 			continue // the lane test could not run: Inconclusive
 		}
+		o.Evidence.Power = pw
 		st := o.Evidence.Lane
 		m, full := a.v.history.lane(u.Miner, e, st)
 		if full {
 			o.Evidence.LaneMean = m
 		}
-		if !powered {
-			continue
-		}
 		reason := ""
 		switch {
-		case st.All < cfg.LaneFloor || full && m.All < cfg.AllMean:
+		case st.All < cfg.LaneFloor && powered(pw.All, cfg.LaneFloor, one) || full && m.All < cfg.AllMean && powered(pw.All, cfg.AllMean, mean):
 			reason = ReasonLane
-		case st.Tail < cfg.LaneFloor || full && m.Tail < cfg.TailMean:
+		case st.Tail < cfg.LaneFloor && powered(pw.Tail, cfg.LaneFloor, one) || full && m.Tail < cfg.TailMean && powered(pw.Tail, cfg.TailMean, mean):
 			reason = ReasonTail
-		case full && m.Head < cfg.HeadMean:
+		case full && m.Head < cfg.HeadMean && powered(pw.Head, cfg.HeadMean, mean):
 			reason = ReasonHead
 		}
 		// Two nearly equal updates: the one whose lane it helps is the
 		// original, the other copied it. The margin keeps an original
 		// with a weak statistic from being taken for the copy: under a
-		// copier the statistic is about N(0, 1).
+		// copier the statistic is about N(0, 1), so the comparison runs
+		// only where honest miners' median reaches copyMargin.
 		if j := a.copyOf[i]; j >= 0 {
-			if reason != "" || st.All < cfg.LanePass && a.tested[j] && a.out[j].Evidence.Lane.All >= st.All+copyMargin {
+			if reason != "" || pw.All >= copyMargin && st.All < cfg.LanePass && a.tested[j] && a.out[j].Evidence.Lane.All >= st.All+copyMargin {
 				reason = ReasonCopy
 			}
 		}

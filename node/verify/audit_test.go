@@ -2,6 +2,7 @@ package verify
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -189,6 +190,97 @@ func TestAuditEchoAndCopy(t *testing.T) {
 	for _, o := range out {
 		if o.Verdict.Kind != score.Cheat || o.Verdict.Reason != ReasonReplay || o.Evidence.Replay != 2 {
 			t.Errorf("%s: %+v, replay %d", o.Verdict.Miner, o.Verdict, o.Evidence.Replay)
+		}
+	}
+}
+
+// TestLanePower: each threshold of the lane test catches only where the
+// median of its statistic over the last LaneEpochs audited epochs clears
+// it by PowerZ noise widths (DefaultConfig: 2 for one audit's floor, 2/√3
+// for the 3-audit means: a median All of 1 for the floor, means of All
+// 2.65, Tail 3.15, Head 1.15), whatever the other statistics do.
+func TestLanePower(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, c := range []struct {
+		name        string
+		epochs      int
+		honest, low LaneStats // every epoch, four honest miners and one low
+		want        string    // the low miner's reason in the last epoch
+	}{
+		{"weak run: a low mean is not caught", 3, LaneStats{1.8, 1.8, 1.8}, LaneStats{1, 1, 1}, ""},
+		{"weak run: not even an untrained update", 3, LaneStats{2.5, 1, 3}, LaneStats{0, 0, 0}, ""},
+		{"powered run: an untrained update", 3, LaneStats{5, 4, 5}, LaneStats{0, 0, 0}, ReasonLane},
+		{"All powered, Tail not: a low Tail", 3, LaneStats{4, 3, 3}, LaneStats{4, 4, 0.5}, ""},
+		{"Tail powered: a low Tail", 3, LaneStats{4, 3, 4.5}, LaneStats{4, 4, 0.5}, ReasonTail},
+		{"Head powered: a low Head", 3, LaneStats{4, 2.5, 4.5}, LaneStats{4, -0.5, 4}, ReasonHead},
+		{"Head not powered", 3, LaneStats{4, 1, 4.5}, LaneStats{4, -0.5, 4}, ""},
+		{"one audit under LaneFloor, powered", 1, LaneStats{3, 3, 3}, LaneStats{-1.5, 3, 3}, ReasonLane},
+		{"one audit under LaneFloor, weak", 1, LaneStats{0.5, 3, 3}, LaneStats{-1.5, 3, 3}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := &Verifier{cfg: cfg, history: newHistory(cfg)}
+			ids := []string{"h0", "h1", "h2", "h3", "low"}
+			for e := range c.epochs {
+				a := &audit{v: v, ep: Epoch{Number: uint64(e)}, out: make([]Outcome, len(ids)),
+					reason: make([]string, len(ids)), tested: make([]bool, len(ids)), copyOf: make([]int, len(ids))}
+				for i, id := range ids {
+					a.ups = append(a.ups, Update{Miner: id})
+					a.out[i].Evidence = blankEvidence()
+					a.out[i].Evidence.Lane = c.honest
+					a.tested[i], a.copyOf[i] = true, -1
+				}
+				a.out[len(ids)-1].Evidence.Lane = c.low
+				a.decide()
+				for i, o := range a.out {
+					if i < len(ids)-1 && o.Verdict.Kind == score.Cheat {
+						t.Errorf("epoch %d: honest %s caught: %q", e, ids[i], o.Verdict.Reason)
+					}
+				}
+				low := a.out[len(ids)-1].Verdict
+				if e < c.epochs-1 {
+					continue
+				}
+				if got := map[bool]string{true: low.Reason}[low.Kind == score.Cheat]; got != c.want {
+					t.Errorf("epoch %d: the low miner's verdict %v %q, want %q (power %+v)", e, low.Kind, low.Reason, c.want, a.out[0].Evidence.Power)
+				}
+			}
+		})
+	}
+}
+
+// TestUncorrelatedFewPeers: against the mean of fewer than
+// UncorrelatedMinPeers others, only an update whose cosine is what a
+// random direction's would be is unrelated; against more, one far under
+// the epoch's median cosine is, as in a swarm an update pointing away from
+// the others' training is.
+func TestUncorrelatedFewPeers(t *testing.T) {
+	mix := func(f *auditFixture, g float32, seed uint64) []float32 {
+		v, d := f.small(seed), f.small(100)
+		for j := range v {
+			v[j] = 0.5*v[j] + g*d[j]
+		}
+		return v
+	}
+	for _, c := range []struct {
+		aligned int
+		away    bool // the update pointing away from the others is caught
+	}{{2, false}, {5, true}} {
+		f := newAuditFixture(t)
+		var ups []Update
+		for k := range c.aligned {
+			ups = append(ups, f.update(fmt.Sprint("aligned", k), mix(f, 1, uint64(20+k)), 40))
+		}
+		ups = append(ups, f.update("away", mix(f, -0.3, 30), 40), f.update("random", f.small(31), 40))
+		out, _, err := f.v.Audit(f.ep, ups)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range out {
+			want := o.Verdict.Miner == "random" || c.away && o.Verdict.Miner == "away"
+			if got := o.Verdict.Kind == score.Cheat && o.Verdict.Reason == ReasonUncorrelated; got != want {
+				t.Errorf("%d others: %s (peer cosine %.3f, √n·cos %.1f): uncorrelated %v, want %v",
+					len(ups)-1, ups[i].Miner, o.Evidence.PeerCos, o.Evidence.PeerCos*math.Sqrt(float64(f.n)), got, want)
+			}
 		}
 	}
 }

@@ -7,14 +7,18 @@ import (
 )
 
 // history is what a Verifier remembers between epochs: each miner's
-// recent lane statistics, and sketches of the updates it audited and of
-// the averages of the last HistoryEpochs epochs. Its size is bounded by
-// MaxMiners lane records of LaneEpochs values, and by the sketches of
-// HistoryEpochs epochs of audits (SketchDim float64s each).
+// recent lane statistics, the lane statistics of every tested update of
+// the last LaneEpochs audited epochs (the lane test's power), and
+// sketches of the updates it audited and of the averages of the last
+// HistoryEpochs epochs. Its size is bounded by MaxMiners lane records of
+// LaneEpochs values, by LaneEpochs epochs of audits' statistics, and by
+// the sketches of HistoryEpochs epochs of audits (SketchDim float64s
+// each).
 type history struct {
 	cfg     Config
 	lanes   map[string]*laneRecord
-	clock   uint64 // audits so far, to find the least recently audited miner
+	tested  []epochTested // by epoch, the last LaneEpochs audited
+	clock   uint64        // audits so far, to find the least recently audited miner
 	recent  []pastVector
 	highest uint64 // the highest epoch audited
 }
@@ -27,6 +31,12 @@ type laneRecord struct {
 type epochStats struct {
 	epoch uint64
 	s     LaneStats
+}
+
+// epochTested is the lane statistics of an epoch's tested updates.
+type epochTested struct {
+	epoch uint64
+	s     []LaneStats
 }
 
 // pastVector is a sketch of an earlier epoch's update of a miner, or of
@@ -102,6 +112,26 @@ func (h *history) lane(miner string, e uint64, st LaneStats) (LaneStats, bool) {
 	}
 	k := float64(len(r.stats))
 	return LaneStats{m.All / k, m.Head / k, m.Tail / k}, len(r.stats) == h.cfg.LaneEpochs
+}
+
+// power records the lane statistics of epoch e's tested updates
+// (replacing those of an earlier audit of e) and returns the median of
+// each statistic over the tested updates of the last LaneEpochs epochs
+// audited, NaN where there are none.
+func (h *history) power(e uint64, st []LaneStats) LaneStats {
+	h.tested = slices.DeleteFunc(h.tested, func(t epochTested) bool { return t.epoch == e })
+	h.tested = append(h.tested, epochTested{e, st})
+	slices.SortFunc(h.tested, func(a, b epochTested) int { return cmp.Compare(a.epoch, b.epoch) })
+	if len(h.tested) > h.cfg.LaneEpochs {
+		h.tested = h.tested[len(h.tested)-h.cfg.LaneEpochs:]
+	}
+	var all, head, tail []float64
+	for _, t := range h.tested {
+		for _, s := range t.s {
+			all, head, tail = append(all, s.All), append(head, s.Head), append(tail, s.Tail)
+		}
+	}
+	return LaneStats{median(all), median(head), median(tail)}
 }
 
 // evict forgets the least recently audited miner.

@@ -283,6 +283,9 @@ func (mg *margins) add(tr *simTrial) {
 			note(mg.honest, "All mean (min)", ev.LaneMean.All, false)
 			note(mg.honest, "Head mean (min)", ev.LaneMean.Head, false)
 			note(mg.honest, "Tail mean (min)", ev.LaneMean.Tail, false)
+			note(mg.honest, "power All (min)", ev.Power.All, false)
+			note(mg.honest, "power Head (min)", ev.Power.Head, false)
+			note(mg.honest, "power Tail (min)", ev.Power.Tail, false)
 		}
 	}
 }

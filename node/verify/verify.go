@@ -90,6 +90,12 @@ type Evidence struct {
 	// LaneMean their means over this miner's last LaneEpochs audits (NaN
 	// until it has that many).
 	Lane, LaneMean LaneStats
+	// Power holds the medians of the lane statistics over the tested
+	// updates of the last LaneEpochs audited epochs, this one's included:
+	// a threshold of the lane test catches only where the median of its
+	// statistic clears it by PowerZ noise widths (NaN when no update was
+	// tested).
+	Power LaneStats
 	// Gain is the relative loss improvement on the reference windows when
 	// Δ is applied: (L(θ) − L(θ−Δ)) / L(θ) (Templar's gradient score).
 	Gain float64
