@@ -59,6 +59,7 @@ func swarmCommand() *cli.Command {
 			&cli.IntFlag{Name: "validators", Usage: "validators to run beside the miners, 0 to 4 (trusted by the run: swarm.validators); each prints every epoch's weights", DefaultText: "0, or 1 with --cheat"},
 			&cli.StringFlag{Name: "cheat", Usage: "the last miner cheats, from --cheat-from on: " + strings.Join(miner.CheatKinds, ", ") + " (no churn)"},
 			&cli.Uint64Flag{Name: "cheat-from", Value: 1, Usage: "--cheat: the first epoch the cheater cheats in"},
+			&cli.StringFlag{Name: "verify", Value: "auto", Usage: "the validators' verify.mode: auto (node/verify's work checks on the miners' diloco updates) or norm (the norm checks only, which need no model: for epochs of a second or less, which a work check cannot keep up with)"},
 		},
 		Action: runSwarm,
 	}
@@ -82,6 +83,7 @@ type swarmOptions struct {
 	validators int
 	cheat      string
 	cheatFrom  uint64
+	verify     string // the validators' verify.mode
 }
 
 // restartDelay is how long the killed miner stays down.
@@ -184,6 +186,14 @@ func swarmConfig(o swarmOptions) (config.Miner, error) {
 		if o.mode == "gradients" {
 			cfg.Swarm.EvalEvery = 5 // an epoch is one step: evaluating each would take most of the time
 		}
+		if o.validators > 0 && o.mode == "diloco" {
+			// A validator's work check costs about 4·verify.windows
+			// one-window forward passes per audited miner whatever the
+			// epoch's length: 30 steps of 16 windows keep it near a tenth of
+			// the miners' compute (10 steps: 0.3), and the validator keeps
+			// up with the epochs on this machine's cores.
+			cfg.Swarm.InnerSteps = 30
+		}
 	}
 	cfg.Threads = 1
 	cfg.Swarm.Mode = o.mode
@@ -232,7 +242,7 @@ func runSwarm(c *cli.Context) error {
 		if cfg.Swarm.Validators, err = validatorKeys(dir, o.validators); err != nil {
 			return err
 		}
-		if err := writeValidatorConfig(filepath.Join(dir, "validator.toml"), cfg); err != nil {
+		if err := writeValidatorConfig(filepath.Join(dir, "validator.toml"), cfg, o.verify); err != nil {
 			return err
 		}
 	}

@@ -94,13 +94,21 @@ func TestSwarmCatchesZeroCheater(t *testing.T) {
 	dir := t.TempDir()
 	cfg := tinySwarmConfig(t, dir)
 	began := time.Now()
-	out, err := run(t, "swarm", "--miners", "3", "--validators", "1", "--cheat", "zero", "--minutes", "0.3", "--json",
+	// Epochs of a fraction of a second: the norm checks, which catch a
+	// zero update, keep up; a work check would not (node/validator's
+	// tests check work).
+	out, err := run(t, "swarm", "--miners", "3", "--validators", "1", "--cheat", "zero", "--verify", "norm", "--minutes", "0.3", "--json",
 		"--config", cfg, "--dir", filepath.Join(dir, "swarm"))
 	if err != nil {
 		t.Fatalf("swarm: %v\n%s", err, out)
 	}
 	r := parseCheatRun(t, out)
 	t.Logf("%d epochs, %d weights lines in %s", r.summary.Epochs, len(r.weights), time.Since(began).Round(time.Second))
+	defer func() {
+		if t.Failed() {
+			logAudits(t, filepath.Join(dir, "swarm", "validator-1.log"))
+		}
+	}()
 	if e := r.caughtAt("zero", 1); e < 0 || e > 3 {
 		t.Errorf("cheater caught at epoch %d, want 1 to 3 (weights lines: %d)", e, len(r.weights))
 	}
@@ -211,7 +219,9 @@ func TestSwarmCheatFlags(t *testing.T) {
 // DTRAIN_CHEAT_TRIALS names the kinds (comma-separated; "honest" for runs
 // with honest miners only; "all" for every kind and honest), with
 // DTRAIN_CHEAT_TRIALS_N seeded runs each (default 20) of
-// DTRAIN_CHEAT_TRIALS_MINUTES (default 0.3) and 3 miners: a cheat is
+// DTRAIN_CHEAT_TRIALS_MINUTES (default 0.3) and 3 miners (the tiny model
+// and the norm checks, or with DTRAIN_CHEAT_TRIALS_DEMO the demo model and
+// node/verify's work checks): a cheat is
 // caught in a run when its weight falls below 10% of the median honest
 // miner's within 3 epochs of starting (epoch 1); an honest run fails when
 // an honest miner's final weight is below 50% of the median. It asks 19
@@ -232,6 +242,9 @@ func TestCheatTrials(t *testing.T) {
 	if s := os.Getenv("DTRAIN_CHEAT_TRIALS_MINUTES"); s != "" {
 		minutes = s
 	}
+	// DTRAIN_CHEAT_TRIALS_DEMO=1 runs the built-in demo model instead of the
+	// tiny one (give it DTRAIN_CHEAT_TRIALS_MINUTES of 4 or so).
+	demo := os.Getenv("DTRAIN_CHEAT_TRIALS_DEMO") != ""
 	kinds := strings.Split(spec, ",")
 	if spec == "all" {
 		kinds = append(slices.Clone(miner.CheatKinds), "honest")
@@ -244,8 +257,16 @@ func TestCheatTrials(t *testing.T) {
 		var took time.Duration
 		var notes []string
 		for seed := 1; seed <= n; seed++ {
-			args := []string{"swarm", "--miners", "3", "--validators", "1", "--minutes", minutes, "--json", "--config", cfg,
+			args := []string{"swarm", "--miners", "3", "--validators", "1", "--minutes", minutes, "--json",
 				"--seed", strconv.Itoa(seed), "--dir", filepath.Join(dir, fmt.Sprintf("%s-%d", kind, seed))}
+			if demo {
+				// The built-in demo model, 30 inner steps an epoch with
+				// validators: node/verify's work checks keep up.
+			} else {
+				// The tiny model's epochs take a fraction of a second: the
+				// norm checks only.
+				args = append(args, "--config", cfg, "--verify", "norm")
+			}
 			if kind == "honest" {
 				args = append(args, "--no-churn")
 			} else {
@@ -300,4 +321,19 @@ func finalWeights(s swarmSummary) []minerWeight {
 		ws = append(ws, w)
 	}
 	return ws
+}
+
+// logAudits logs a validator log's audit verdicts and work-check lines,
+// for a failed test.
+func logAudits(t *testing.T, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, `"message":"audit"`) || strings.Contains(l, "work check") || strings.Contains(l, "skipped") || strings.Contains(l, "cheat caught") {
+			t.Log(l)
+		}
+	}
 }

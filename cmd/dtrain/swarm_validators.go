@@ -25,7 +25,10 @@ const validatorEvents = "weights.jsonl"
 // and no scripted churn (a killed or late miner would blur what the
 // weights show).
 func parseValidatorOptions(c *cli.Context, o *swarmOptions) error {
-	o.validators, o.cheat, o.cheatFrom = c.Int("validators"), c.String("cheat"), c.Uint64("cheat-from")
+	o.validators, o.cheat, o.cheatFrom, o.verify = c.Int("validators"), c.String("cheat"), c.Uint64("cheat-from"), c.String("verify")
+	if o.verify != "auto" && o.verify != "norm" {
+		return fmt.Errorf("--verify %q: want auto or norm", o.verify)
+	}
 	if o.validators < 0 || o.validators > 4 {
 		return fmt.Errorf("--validators must be 0 to 4, got %d", o.validators)
 	}
@@ -99,7 +102,7 @@ func validatorKeys(dir string, n int) ([]string, error) {
 // writeValidatorConfig writes the validators' configuration: the miners'
 // run, model and swarm rules, loopback, and probes small and every other
 // epoch so that a demo's short epochs see every miner probed.
-func writeValidatorConfig(path string, cfg config.Miner) error {
+func writeValidatorConfig(path string, cfg config.Miner, verifyMode string) error {
 	v := config.DefaultValidator()
 	v.RunID, v.OutDir = cfg.RunID, "."
 	v.Net.Listen, v.Net.Announce, v.Net.NAT, v.Net.Bootstrap = cfg.Net.Listen, []string{}, false, []string{}
@@ -113,7 +116,7 @@ func writeValidatorConfig(path string, cfg config.Miner) error {
 	v.Weights.JSONL, v.Metrics.JSONL = validatorEvents, ""
 	// node/verify's work checks read the miners' config (written beside
 	// this one, the swarm's miner.toml) for their model, data and schedule.
-	v.Verify.RunConfig = filepath.Join(filepath.Dir(path), "miner.toml")
+	v.Verify.RunConfig, v.Verify.Mode = filepath.Join(filepath.Dir(path), "miner.toml"), verifyMode
 	text, err := config.MarshalValidator(v)
 	if err != nil {
 		return err

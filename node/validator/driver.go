@@ -27,14 +27,16 @@ type driver struct {
 	work sync.WaitGroup
 	done chan func() []epoch.Action
 
-	open    uint64 // the epoch observations go to
-	waiting bool   // a Train action is out (announce)
-	tried   bool   // announced in epoch triedAt
-	triedAt uint64
-	pending map[uint64]int  // work begun per epoch and not ended
-	miners  map[string]bool // peers seen offering a state: the ones probed
-	probing bool            // a probe run is out
-	started bool            // the scorer exists
+	open      uint64 // the epoch observations go to
+	waiting   bool   // a Train action is out (announce)
+	tried     bool   // announced in epoch triedAt
+	triedAt   uint64
+	pending   map[uint64]int  // work begun per epoch and not ended
+	miners    map[string]bool // peers seen offering a state: the ones probed
+	probing   bool            // a probe run is out
+	auditing  bool            // an audit by the verifier is out
+	normAudit bool            // an audit by NormCheck is out
+	started   bool            // the scorer exists
 }
 
 func (d *driver) loop(in <-chan epochnet.Inbound) error {

@@ -61,16 +61,36 @@ func (d *driver) average(a epoch.Action) {
 
 // auditLater audits g's contributors in the background: the validator
 // follows the swarm into the next epoch meanwhile, and the epoch's weights
-// wait for the verdicts (begin, end).
+// wait for the verdicts (begin, end). One audit by the configured verifier
+// runs at a time, and one by NormCheck beside it: a round that ends while
+// the verifier is still busy with an earlier epoch gets the norm checks
+// only (they need no model and take milliseconds), and one that ends while
+// both are busy is not audited. A validator slower than the epochs so
+// checks work every other epoch (or fewer) instead of queueing audits, and
+// the fetched vectors they hold, without bound.
 func (d *driver) auditLater(g matchmaking.Group, contributors []string) {
 	v := d.v
+	var vf Verifier
+	var busy *bool
+	switch {
+	case !d.auditing:
+		vf, busy = v.verifier, &d.auditing
+	case !d.normAudit:
+		vf, busy = NormCheck{}, &d.normAudit
+		v.log.Debug().Uint64("epoch", g.Epoch).Msg("norm checks only: the last work check is still running")
+	default:
+		v.log.Info().Uint64("epoch", g.Epoch).Msg("audit skipped: the last ones are still running")
+		return
+	}
+	*busy = true
 	d.begin(g.Epoch)
 	d.goWork(func(ctx context.Context) func() []epoch.Action {
-		obs := v.audit(ctx, g, contributors)
+		obs := v.audit(ctx, g, contributors, vf)
 		return func() []epoch.Action {
 			for _, o := range obs {
 				d.observe(o)
 			}
+			*busy = false
 			d.end(g.Epoch)
 			return nil
 		}
@@ -131,11 +151,10 @@ func (v *Validator) runRound(ctx context.Context, g matchmaking.Group) roundOutc
 }
 
 // audit fetches up to maxAudits contributors' committed updates, each
-// checked against the root the group agreed on, and hands them to the
-// verifier. A contributor that does not serve its committed update (or
+// checked against the root the group agreed on, and hands them to vf. A contributor that does not serve its committed update (or
 // serves other bytes) gets an Inconclusive verdict: it may have restarted,
 // and its round's parts were checked by their owners anyway.
-func (v *Validator) audit(ctx context.Context, g matchmaking.Group, contributors []string) []score.Observation {
+func (v *Validator) audit(ctx context.Context, g matchmaking.Group, contributors []string, vf Verifier) []score.Observation {
 	byID := map[string]matchmaking.Member{}
 	for _, mb := range g.Members {
 		byID[mb.ID] = mb
@@ -170,7 +189,10 @@ func (v *Validator) audit(ctx context.Context, g matchmaking.Group, contributors
 		}
 		audits = append(audits, Audit{Epoch: g.Epoch, Miner: id, Weight: mb.Weight, Update: vals})
 	}
-	for _, vd := range v.verifier.Verify(ctx, audits) {
+	for _, vd := range vf.Verify(ctx, audits) {
+		if vd.Kind == score.Cheat {
+			v.log.Info().Uint64("epoch", vd.Epoch).Str("miner", vd.Miner).Str("reason", vd.Reason).Msg("cheat caught")
+		}
 		obs = append(obs, vd)
 	}
 	return obs

@@ -101,7 +101,7 @@ func DefaultConfig() Config {
 		LaneFloor: -1, AllMean: 1.5, HeadMean: 0, TailMean: 2, LanePass: 2, LaneEpochs: 3,
 		PowerZ:     2,
 		BoundSlack: 1.05,
-		CopyCos:    0.999, ReplayCos: 0.999,
+		CopyCos:    0.99999, ReplayCos: 0.99999,
 		Uncorrelated: 0.25, UncorrelatedMinPeers: 4, RandomZ: 5,
 		StaleMargin: 0.1, StaleMinSteps: 20, StaleMinPeers: 4,
 		SketchDim: 1024, HistoryEpochs: 4, MaxMiners: 4096,

@@ -123,7 +123,7 @@
 //     own or another's): the sketch of a replay equals the kept one
 //     (sketch cosine 1 against at most 0.64 between honest updates of
 //     different epochs in the simulation, 0.98 early in the demo run of
-//     dtrain swarm); and AdamW's bound for this
+//     dtrain swarm, 0.9992 in a tiny one: see Tolerances); and AdamW's bound for this
 //     epoch's rates and θ often refuses it too. Stale, trained from the
 //     previous epoch's parameters on this epoch's lane: it is an update of
 //     the previous epoch, so it lies along the previous average rather than
@@ -234,15 +234,19 @@
 // all-reduce's codecs and error feedback. The lane test compares losses
 // the validator computes itself, twice per window on the same machine, so
 // CPU differences between machines move a statistic by far less than its
-// own noise (about 1 under a cheater). Cosine thresholds (0.999 for
-// copies, echoes and sketches) sit above the largest honest values seen:
-// 0.84 between two miners' sketches and 0.64 between epochs in the
-// simulation, but 0.94 and 0.98 in the first epochs of dtrain swarm's demo
-// model (6.85M parameters, loss falling from 10 to 6: every update then
-// points mostly along the same few directions), where 0.95 called every
-// honest miner a replay. A replay, echo or copy sent as it was is at 1; one
-// with noise added to get under the threshold still trained on no lane of
-// this epoch's, which the lane test sees.
+// own noise (about 1 under a cheater). Cosine thresholds (0.99999 for
+// copies, echoes and sketches) sit above every honest value seen: 0.84
+// between two miners' sketches and 0.64 between epochs in the simulation,
+// but 0.94 and 0.98 in the first epochs of dtrain swarm's demo model (6.85M
+// parameters, loss falling from 10 to 6: every update then points mostly
+// along the same few directions), and 0.9992 with the previous average in
+// cmd/dtrain's tiny swarm (2 inner steps: AdamW's first steps move each
+// coordinate by about lr·sign(g), the same signs epoch after epoch), where
+// 0.95 and 0.99 called honest miners replays and echoes. A replay, echo or
+// copy sent as it was is at 1 (bit for bit; within 1e-5 through int8's
+// quantization); one with noise added to get under the threshold still
+// trained on no lane of this epoch's, which only the lane test sees, and
+// only in a run where it has power.
 //
 // # Limits
 //
