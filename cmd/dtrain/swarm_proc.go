@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -265,7 +266,16 @@ func (s *swarm) minerPIDs() string {
 }
 
 func (s *swarm) start(who, gen int, args []string, logPath string) (*child, error) {
-	c, err := startChild(who, gen, s.exe, args, logPath, s.lines, s.quit)
+	exe := s.exe
+	if who > 0 && s.opts.validators > 0 {
+		// One machine stands in for many: a real validator has its own.
+		// Miners run at a lower priority than the validators here (nice
+		// execs the miner, so every thread it starts inherits it), so that
+		// a validator's audits, a tenth of the miners' compute, get the
+		// cores when they need them rather than a fifth of one.
+		exe, args = "nice", append([]string{"-n", strconv.Itoa(minerNice), s.exe}, args...)
+	}
+	c, err := startChild(who, gen, exe, args, logPath, s.lines, s.quit)
 	if err != nil {
 		return nil, err
 	}
@@ -273,6 +283,9 @@ func (s *swarm) start(who, gen int, args []string, logPath string) (*child, erro
 	s.all = append(s.all, c)
 	return c, nil
 }
+
+// minerNice is the nice value of the miners of a swarm with validators.
+const minerNice = 5
 
 // handle passes the exit of the current process of a miner to the
 // report, after the events it wrote; what the processes print goes to
