@@ -133,7 +133,11 @@ func writeValidatorConfig(path string, cfg config.Miner, verifyMode string) erro
 // startValidator starts validator v (child -v, so that miners keep the
 // positive numbers).
 func (s *swarm) startValidator(v int) error {
-	args := []string{"--log-level", "info", "validator", "--config", filepath.Join(s.dir, "validator.toml"),
+	// One libtorch thread, as the miners: on a machine shared by every
+	// process of the swarm, a thread pool wider than a process's share of
+	// the cores waits on its descheduled threads (an audit of 12 CPU
+	// seconds took 44 s of wall time with two).
+	args := []string{"--log-level", "info", "--threads", "1", "validator", "--config", filepath.Join(s.dir, "validator.toml"),
 		"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--bootstrap", s.boot, "--out-dir", s.validatorDir(v)}
 	if s.vtails[v] == nil {
 		s.vtails[v] = newEventTail(filepath.Join(s.validatorDir(v), validatorEvents))
