@@ -245,6 +245,13 @@ func TestCheatTrials(t *testing.T) {
 	// DTRAIN_CHEAT_TRIALS_DEMO=1 runs the built-in demo model instead of the
 	// tiny one (give it DTRAIN_CHEAT_TRIALS_MINUTES of 4 or so).
 	demo := os.Getenv("DTRAIN_CHEAT_TRIALS_DEMO") != ""
+	first := 1 // DTRAIN_CHEAT_TRIALS_FIRST: the first seed
+	if s := os.Getenv("DTRAIN_CHEAT_TRIALS_FIRST"); s != "" {
+		var err error
+		if first, err = strconv.Atoi(s); err != nil || first < 1 {
+			t.Fatalf("DTRAIN_CHEAT_TRIALS_FIRST=%q", s)
+		}
+	}
 	kinds := strings.Split(spec, ",")
 	if spec == "all" {
 		kinds = append(slices.Clone(miner.CheatKinds), "honest")
@@ -256,7 +263,7 @@ func TestCheatTrials(t *testing.T) {
 		good := 0
 		var took time.Duration
 		var notes []string
-		for seed := 1; seed <= n; seed++ {
+		for seed := first; seed < first+n; seed++ {
 			args := []string{"swarm", "--miners", "3", "--validators", "1", "--minutes", minutes, "--json",
 				"--seed", strconv.Itoa(seed), "--dir", filepath.Join(dir, fmt.Sprintf("%s-%d", kind, seed))}
 			if demo {
