@@ -28,14 +28,17 @@ type Verifier interface {
 }
 
 // NormCheck is the built-in Verifier: it catches what needs no model.
-// An update with a non-finite value or none but zeros is a Cheat; with
-// three or more audits, so is one whose L2 norm per claimed sample is over
-// OutlierRatio times the median of the others' (an update scaled up, or
-// random values of implausible size: per sample, since a miner that trained
-// fewer steps, stopping when the others were ready, moved less); two audits with bitwise-equal
-// updates are both Cheats (a copy: honest miners train on different
-// lanes and dropout seeds). Anything else is Inconclusive: a norm says
-// nothing about whether the work was done, which is WorkCheck's.
+// An update with a non-finite value or none but zeros is a Cheat; so is
+// one whose L2 norm per claimed sample is over OutlierRatio times the
+// median of the others' (an update scaled up, or random values of
+// implausible size: per sample, since a miner that trained fewer steps,
+// stopping when the others were ready, moved less), judged only against
+// two or more others that are finite, not zero and claim samples (a zero
+// update among three would halve the median and make an honest miner an
+// outlier); two audits with bitwise-equal updates are both Cheats (a copy:
+// honest miners train on different lanes and dropout seeds). Anything
+// else is Inconclusive: a norm says nothing about whether the work was
+// done, which is WorkCheck's.
 type NormCheck struct {
 	// OutlierRatio is the ratio to the median norm per sample above which
 	// an update is a cheat; 0 means 4.
@@ -49,14 +52,16 @@ func (c NormCheck) Verify(_ context.Context, audits []Audit) []score.Verdict {
 		ratio = 4
 	}
 	norms := make([]float64, len(audits))
-	perSample := make([]float64, 0, len(audits))
+	perSample := make([]float64, len(audits))
+	valid := make([]bool, len(audits))
+	nValid := 0
 	for i, a := range audits {
 		norms[i] = l2(a.Update)
-		if a.Weight > 0 {
-			perSample = append(perSample, norms[i]/a.Weight)
+		if valid[i] = norms[i] > 0 && !math.IsInf(norms[i], 0) && a.Weight > 0; valid[i] {
+			perSample[i] = norms[i] / a.Weight
+			nValid++
 		}
 	}
-	outliers := len(perSample) == len(audits) && len(audits) >= 3
 	out := make([]score.Verdict, len(audits))
 	for i, a := range audits {
 		out[i] = score.Verdict{Epoch: a.Epoch, Miner: a.Miner, Kind: score.Inconclusive}
@@ -65,7 +70,7 @@ func (c NormCheck) Verify(_ context.Context, audits []Audit) []score.Verdict {
 			out[i].Kind, out[i].Reason = score.Cheat, "non-finite update"
 		case norms[i] == 0:
 			out[i].Kind, out[i].Reason = score.Cheat, "zero update"
-		case outliers && perSample[i] > ratio*medianOthers(perSample, i):
+		case valid[i] && nValid >= 3 && perSample[i] > ratio*medianOthers(perSample, valid, i):
 			out[i].Kind, out[i].Reason = score.Cheat, "update norm per sample far above the group's"
 		}
 		for j := range audits {
@@ -86,9 +91,14 @@ func l2(x []float32) float64 {
 	return math.Sqrt(s)
 }
 
-// medianOthers is the median of xs without xs[i].
-func medianOthers(xs []float64, i int) float64 {
-	o := slices.Concat(xs[:i], xs[i+1:])
+// medianOthers is the median of the xs[j] with valid[j], j ≠ i.
+func medianOthers(xs []float64, valid []bool, i int) float64 {
+	var o []float64
+	for j, x := range xs {
+		if j != i && valid[j] {
+			o = append(o, x)
+		}
+	}
 	slices.Sort(o)
 	n := len(o)
 	if n%2 == 1 {

@@ -66,3 +66,32 @@ func TestNormCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestNormCheckZeroAmongThree: a zero update does not count in the median
+// an honest update is judged against. Among two honest updates, one 2.5×
+// the other's norm per sample, and a zero one, the median of the others'
+// was half the smaller honest one's, and the larger one was called a cheat
+// (dtrain swarm's zero-cheater test failed so, 1 run in 6).
+func TestNormCheckZeroAmongThree(t *testing.T) {
+	u := func(scale float32) []float32 {
+		x := make([]float32, 100)
+		for i := range x {
+			x[i] = scale * float32(i%7-3)
+		}
+		return x
+	}
+	audits := []Audit{
+		{Epoch: 1, Miner: "a", Weight: 10, Update: u(1)},
+		{Epoch: 1, Miner: "b", Weight: 10, Update: u(2.5)},
+		{Epoch: 1, Miner: "c", Weight: 10, Update: make([]float32, 100)},
+	}
+	for _, v := range (NormCheck{}).Verify(context.Background(), audits) {
+		want := score.Inconclusive
+		if v.Miner == "c" {
+			want = score.Cheat
+		}
+		if v.Kind != want {
+			t.Errorf("miner %s: verdict %v (%s), want %v", v.Miner, v.Kind, v.Reason, want)
+		}
+	}
+}
