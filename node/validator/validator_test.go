@@ -112,45 +112,18 @@ func TestValidatorScoresHonestSwarm(t *testing.T) {
 	rogueNode := loopbackNode(t, vctx, boot)
 	startValidator("rogue", rogueNode, []string{rogueNode.ID().String()})
 
-	var mwg sync.WaitGroup
 	events := make([][]miner.EpochEvent, 3)
-	ids := make([]string, 3)
-	for i := range 3 {
-		nd := loopbackNode(t, ctx, boot)
-		ids[i] = nd.ID().String()
-		c := mc
-		c.OutDir = t.TempDir()
-		log := zerolog.New(zerolog.NewTestWriter(t)).With().Int("miner", i).Timestamp().Logger().Level(zerolog.InfoLevel)
-		m, err := miner.New(ctx, miner.Options{Config: c, Node: nd, Train: tr, Val: val, Log: log,
-			Observer: func(ev miner.EpochEvent) {
-				mu.Lock()
-				events[i] = append(events[i], ev)
-				mu.Unlock()
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		mwg.Add(1)
-		go func() {
-			defer mwg.Done()
-			if err := m.Run(ctx); err != nil {
-				t.Errorf("miner %d: %v", i, err)
-			}
-		}()
-	}
-	mwg.Wait()
-	// The last epoch closes once the validator sees the miners' final state.
-	deadline := time.Now().Add(40 * time.Second)
-	for time.Now().Before(deadline) {
+	ids := runMiners(t, ctx, mc, boot, tr, val, zerolog.InfoLevel, func(i int, ev miner.EpochEvent) {
 		mu.Lock()
-		n := len(weights["trusted"])
+		events[i] = append(events[i], ev)
 		mu.Unlock()
-		if n >= 4 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	})
+	// The last epoch closes once the validator sees the miners' final state.
+	waitUntil(40*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(weights["trusted"]) >= 4
+	})
 	stopValidators()
 	vwg.Wait()
 
@@ -237,4 +210,46 @@ func countLines(t *testing.T, path string) int {
 		n++
 	}
 	return n
+}
+
+// runMiners runs 3 miners of run mc on loopback, bootstrapping from boot,
+// until they stop at its max_steps, and returns their peer ids; observe
+// (nil: none) sees each miner's epochs.
+func runMiners(t *testing.T, ctx context.Context, mc config.Miner, boot []string, tr, val *data.Dataset,
+	level zerolog.Level, observe func(i int, ev miner.EpochEvent)) []string {
+	t.Helper()
+	var wg sync.WaitGroup
+	ids := make([]string, 3)
+	for i := range ids {
+		nd := loopbackNode(t, ctx, boot)
+		ids[i] = nd.ID().String()
+		c := mc
+		c.OutDir = t.TempDir()
+		log := zerolog.New(zerolog.NewTestWriter(t)).With().Int("miner", i).Timestamp().Logger().Level(level)
+		o := miner.Options{Config: c, Node: nd, Train: tr, Val: val, Log: log}
+		if observe != nil {
+			o.Observer = func(ev miner.EpochEvent) { observe(i, ev) }
+		}
+		m, err := miner.New(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Run(ctx); err != nil {
+				t.Errorf("miner %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return ids
+}
+
+// waitUntil polls done every 100 ms until it holds or d has passed.
+func waitUntil(d time.Duration, done func() bool) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline) && !done(); {
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/dtrain-dev/dtrain/node/miner"
 	"github.com/dtrain-dev/dtrain/node/score"
 	"github.com/dtrain-dev/dtrain/torch"
 )
@@ -80,38 +79,15 @@ func TestValidatorChecksWork(t *testing.T) {
 		}
 	}()
 
-	var mwg sync.WaitGroup
 	ids := map[string]bool{}
-	for i := range 3 {
-		nd := loopbackNode(t, ctx, boot)
-		ids[nd.ID().String()] = true
-		c := mc
-		c.OutDir = t.TempDir()
-		mlog := zerolog.New(zerolog.NewTestWriter(t)).With().Int("miner", i).Timestamp().Logger().Level(zerolog.WarnLevel)
-		m, err := miner.New(ctx, miner.Options{Config: c, Node: nd, Train: tr, Log: mlog})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		mwg.Add(1)
-		go func() {
-			defer mwg.Done()
-			if err := m.Run(ctx); err != nil {
-				t.Errorf("miner %d: %v", i, err)
-			}
-		}()
+	for _, id := range runMiners(t, ctx, mc, boot, tr, nil, zerolog.WarnLevel, nil) {
+		ids[id] = true
 	}
-	mwg.Wait()
-	deadline := time.Now().Add(40 * time.Second)
-	for time.Now().Before(deadline) {
+	waitUntil(40*time.Second, func() bool {
 		mu.Lock()
-		n := len(closed)
-		mu.Unlock()
-		if n >= 4 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(closed) >= 4
+	})
 	stopValidator()
 	vwg.Wait()
 
