@@ -208,7 +208,13 @@ func (a *audit) peerChecks() []float32 {
 				continue
 			}
 			c := rel[i].peerCos
-			if c < cfg.Uncorrelated*med && (first.others(i) >= cfg.UncorrelatedMinPeers || math.Abs(c)*rootN < cfg.RandomZ) {
+			// With fewer than UncorrelatedMinPeers others, only where the
+			// epoch's updates share a direction far beyond noise (median
+			// cosine 2·RandomZ/√n): in node/validator's tiny run an honest
+			// epoch-0 update had a cosine of −0.0003 with the two others,
+			// whose own cosines were as small.
+			few := first.others(i) < cfg.UncorrelatedMinPeers
+			if c < cfg.Uncorrelated*med && (!few || (math.Abs(c)*rootN < cfg.RandomZ && med*rootN >= 2*cfg.RandomZ)) {
 				a.catch(i, ReasonUncorrelated)
 				in[i] = false
 			}
