@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dtrain-dev/dtrain/netx/netns"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/miner"
 	"github.com/dtrain-dev/dtrain/torch"
@@ -59,6 +60,7 @@ func swarmCommand() *cli.Command {
 			&cli.IntFlag{Name: "validators", Usage: "validators to run beside the miners, 0 to 4 (trusted by the run: swarm.validators); each prints every epoch's weights", DefaultText: "0, or 1 with --cheat"},
 			&cli.StringFlag{Name: "cheat", Usage: "the last miner cheats, from --cheat-from on: " + strings.Join(miner.CheatKinds, ", ") + " (no churn)"},
 			&cli.Uint64Flag{Name: "cheat-from", Value: 1, Usage: "--cheat: the first epoch the cheater cheats in"},
+			&cli.StringFlag{Name: "links", Usage: "run every process in its own network namespace, linked through a bridge by a tbf-shaped link: one rate in Mbit/s per miner (e.g. 50,200,200), each way; the bootstrap node, the validators and the late joiner get the fastest (needs root, ip and tc)"},
 			&cli.StringFlag{Name: "verify", Value: "auto", Usage: "the validators' verify.mode: auto (node/verify's work checks on the miners' diloco updates) or norm (the norm checks only, which need no model: for epochs of a second or less, which a work check cannot keep up with)"},
 		},
 		Action: runSwarm,
@@ -84,6 +86,8 @@ type swarmOptions struct {
 	cheat      string
 	cheatFrom  uint64
 	verify     string // the validators' verify.mode
+	// links are the miners' link rates (--links), nil for loopback.
+	links []netns.Rate
 }
 
 // restartDelay is how long the killed miner stays down.
@@ -112,10 +116,13 @@ func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 		return o, fmt.Errorf("--minutes must be > 0 and at most a day (1440), got %v", minutes)
 	}
 	o.duration = time.Duration(minutes * float64(time.Minute))
+	var err error
+	if o.links, err = parseLinks(c.String("links"), o.miners); err != nil {
+		return o, err
+	}
 	if !o.churn {
 		return o, nil
 	}
-	var err error
 	if o.lateAfter, err = parseWhen("--late-after", c.String("late-after"), o.duration); err != nil {
 		return o, err
 	}
@@ -314,15 +321,15 @@ func (s *swarm) header(cfg config.Miner) {
 		s.rep.emit(map[string]any{"event": "swarm", "miners": o.miners, "mode": o.mode, "seconds": o.duration.Seconds(),
 			"params": params, "n_layer": m.NLayer, "n_embd": m.NEmbd, "data": data, "dir": s.dir,
 			"tokens_per_epoch": tokensPerEpoch(cfg, o.miners), "churn": o.churn, "chaos": o.chaos,
-			"validators": o.validators, "cheat": o.cheat, "cheater": o.cheater(), "cheat_from": o.cheatFrom})
+			"validators": o.validators, "cheat": o.cheat, "cheater": o.cheater(), "cheat_from": o.cheatFrom, "links_mbit": linksMbit(o)})
 		if s.chaos != nil {
 			s.rep.emit(s.chaos.planJSON())
 		}
 		return
 	}
 	w := s.rep.w
-	fmt.Fprintf(w, "dtrain swarm: %d miners and a bootstrap node on 127.0.0.1 (QUIC), mode %s, for %s (Ctrl-C stops early)\n",
-		o.miners, o.mode, o.duration.Round(time.Second))
+	fmt.Fprintf(w, "dtrain swarm: %d miners and a bootstrap node %s (QUIC), mode %s, for %s (Ctrl-C stops early)\n",
+		o.miners, linksNote(o), o.mode, o.duration.Round(time.Second))
 	model := "GPT-2 from " + m.Init
 	if m.Init == "" {
 		model = fmt.Sprintf("GPT-2, %d layers × %d wide, %.2fM parameters", m.NLayer, m.NEmbd, float64(params)/1e6)
@@ -358,6 +365,9 @@ var errAllExited = errors.New("every miner exited; see their logs")
 
 // run starts the processes and reports on them until the time is up.
 func (s *swarm) run(ctx context.Context) (string, error) {
+	if err := s.buildLinks(ctx); err != nil {
+		return "", err
+	}
 	if err := s.startBootstrap(ctx); err != nil {
 		return "", err
 	}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dtrain-dev/dtrain/netx/netns"
 )
 
 // childLine is one line a swarm process wrote, or (exited) its end.
@@ -175,6 +177,7 @@ type swarm struct {
 	vtails   map[int]*eventTail // validator v's weights.jsonl
 	chaos    *chaosRun          // nil without --chaos
 	all      []*child           // every process started, for shutdown
+	topo     *netns.Topology    // --links: every process's host; nil on loopback
 	down     bool
 }
 
@@ -187,7 +190,7 @@ func (s *swarm) minerDir(i int) string { return filepath.Join(s.dir, fmt.Sprintf
 
 // startBootstrap runs `dtrain bootstrap` and waits for its address.
 func (s *swarm) startBootstrap(ctx context.Context) error {
-	args := []string{"--log-level", "info", "bootstrap", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1",
+	args := []string{"--log-level", "info", "bootstrap", "--listen", s.listen(0),
 		"--key", filepath.Join(s.dir, "bootstrap.key"), "--relay-service=false"}
 	c, err := s.start(0, 1, args, filepath.Join(s.dir, "bootstrap.log"))
 	if err != nil {
@@ -223,7 +226,7 @@ func (s *swarm) startMiner(i int, late bool) error {
 		gen = old.gen + 1
 	}
 	args := []string{"--log-level", "info", "--threads", "1", "miner", "--config", s.cfgPath,
-		"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--bootstrap", s.boot,
+		"--listen", s.listen(i), "--bootstrap", s.boot,
 		"--out-dir", s.minerDir(i), "--mode", s.opts.mode}
 	args = append(args, s.minerCheatArgs(i)...)
 	logPath := filepath.Join(s.dir, fmt.Sprintf("miner-%d.log", i))
@@ -274,6 +277,11 @@ func (s *swarm) start(who, gen int, args []string, logPath string) (*child, erro
 		// a validator's audits, a tenth of the miners' compute, get the
 		// cores when they need them rather than a fifth of one.
 		exe, args = "nice", append([]string{"-n", strconv.Itoa(minerNice), s.exe}, args...)
+	}
+	if s.topo != nil {
+		// ip execs the program in place: the child is still the process
+		// the swarm signals.
+		exe, args = "ip", append([]string{"netns", "exec", s.topo.Namespace(s.host(who)), exe}, args...)
 	}
 	c, err := startChild(who, gen, exe, args, logPath, s.lines, s.quit)
 	if err != nil {
@@ -373,6 +381,15 @@ func (s *swarm) shutdown() {
 	}
 	s.down = true
 	defer close(s.quit)
+	if s.topo != nil {
+		// After the processes stopped (deferred calls run last first):
+		// Close kills what is left in the namespaces and removes them.
+		defer func() {
+			if err := s.topo.Close(); err != nil {
+				s.rep.event(time.Now(), "links", fmt.Sprintf("removing the network namespaces: %v", err), map[string]any{"error": err.Error()})
+			}
+		}()
+	}
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)

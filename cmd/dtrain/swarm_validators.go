@@ -138,7 +138,7 @@ func (s *swarm) startValidator(v int) error {
 	// the cores waits on its descheduled threads (an audit of 12 CPU
 	// seconds took 44 s of wall time with two).
 	args := []string{"--log-level", "info", "--threads", "1", "validator", "--config", filepath.Join(s.dir, "validator.toml"),
-		"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--bootstrap", s.boot, "--out-dir", s.validatorDir(v)}
+		"--listen", s.listen(-v), "--bootstrap", s.boot, "--out-dir", s.validatorDir(v)}
 	if s.vtails[v] == nil {
 		s.vtails[v] = newEventTail(filepath.Join(s.validatorDir(v), validatorEvents))
 	}
