@@ -85,6 +85,24 @@ func (m *Machine) expected(now time.Duration) int {
 	return n
 }
 
+// expectedAux is how many aux members, this peer included if it is one,
+// should join its epoch's matchmaking: the run's validators whose live
+// report follows this epoch from this peer's state. Matchmaking gives them
+// one message delay after the contributors are complete
+// (matchmaking.Config.ExpectedAux).
+func (m *Machine) expectedAux(now time.Duration) int {
+	n := 0
+	if m.cfg.Role == matchmaking.Aux {
+		n = 1
+	}
+	for _, v := range m.cfg.Validators {
+		if r, ok := m.tracker.Report(now, v); ok && v != m.cfg.Self && r.Epoch == m.epoch && r.StateHash == m.hash {
+			n++
+		}
+	}
+	return n
+}
+
 // unreported is how many of the caller's neighbours (SetNeighbours) have
 // no live report: peers that joined the run but have not decided yet, as
 // every peer of a swarm that starts together has not when the first of

@@ -45,6 +45,12 @@
 //     another contributor announced for while it closes at least T/4 away,
 //     so peers that finish within milliseconds on either side of a grid
 //     point's T/2 mark still meet.
+//   - Validators: a run's trusted validators join groups as aux members
+//     and are never counted among the contributors a peer waits for. A
+//     validator announces once it hears a contributor, so where every
+//     contributor is ready first, collecting goes on for one message
+//     delay (ConfirmTimeout) at most while a validator whose report
+//     follows the epoch from the same state has not announced.
 //   - Across groups: when the epoch's ready peers split into several
 //     groups, each group's lowest-id contributor (its delegate) carries the
 //     group's mean, weighted by the group's samples, into a second round

@@ -281,6 +281,7 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 		// only keep the collection open for them.
 		m.expect = cfg.Expected
 		cfg.Expected += m.unreported(now)
+		cfg.ExpectedAux = m.expectedAux(now)
 	}
 	if stage == 2 {
 		// One group of every delegate: the bound only keeps a wrong

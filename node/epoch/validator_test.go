@@ -97,3 +97,61 @@ func TestAuxAnnouncementIsNotOthersReady(t *testing.T) {
 		t.Fatal("others not ready after a miner's announcement")
 	}
 }
+
+// Miners that finish within milliseconds of each other are complete before
+// the validator that follows their epoch has heard them and announced: a
+// miner keeps collecting one message delay (ConfirmTimeout) longer for it,
+// so that it joins the group, and no longer for a validator that does not
+// follow this epoch.
+func TestMinerWaitsOneMessageDelayForAFollowingValidator(t *testing.T) {
+	for _, follows := range []bool{true, false} {
+		m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+			MatchTimeout: 4 * time.Second, DelegateTimeout: 4 * time.Second, RoundTimeout: time.Second,
+			ConfirmTimeout: time.Second, Heartbeat: time.Second, Expiry: 10 * time.Second, Validators: []string{"v"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := [32]byte{1}
+		m.Start(0, 0, h)
+		vEpoch := uint64(0)
+		if !follows {
+			vEpoch = 7 // it follows another epoch (still loading, say)
+		}
+		must := func(_ []Action, err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(m.Observe(time.Second, progress.Report{Peer: "b", Epoch: 0, StateHash: h, Offers: true, Time: 1000}))
+		must(m.Observe(time.Second, progress.Report{Peer: "v", Epoch: vEpoch, StateHash: h, Time: 1000}))
+		m.Tick(3 * time.Second)
+		var key string
+		for _, a := range m.Trained(3*time.Second, 5) {
+			if a.Kind == PublishMatch {
+				key = a.Match.Key
+			}
+		}
+		ready := func(p string, role matchmaking.Role, w float64) Match {
+			r := matchmaking.Ready{Run: key, Epoch: 0, Peer: p, Role: role, Weight: w}
+			return Match{Key: key, Epoch: 0, Ready: &r, Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}
+		}
+		must(m.ReceiveMatch(3010*time.Millisecond, "b", ready("b", matchmaking.Full, 4)))
+		if !follows {
+			if m.mm.Collecting() {
+				t.Fatal("still collecting with the contributors complete, for a validator that follows another epoch")
+			}
+			continue
+		}
+		if !m.mm.Collecting() {
+			t.Fatal("closed with the contributors complete, before the validator following the epoch could announce")
+		}
+		must(m.ReceiveMatch(3200*time.Millisecond, "v", ready("v", matchmaking.Aux, 0)))
+		if m.mm.Collecting() {
+			t.Fatal("still collecting with the contributors and the validator ready")
+		}
+		if got := m.mm.Announced(); got != 3 {
+			t.Fatalf("announced %d, want 3: both miners and the validator", got)
+		}
+	}
+}

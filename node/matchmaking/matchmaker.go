@@ -23,10 +23,20 @@ type Config struct {
 	// Deadline is when collecting Ready announcements ends.
 	Deadline time.Duration
 	// Expected, when > 0, ends collecting as soon as that many peers (self
-	// included) are ready, before the deadline. Aux members do not count:
-	// they contribute nothing, so a validator never holds miners up, and
-	// one that announces after the contributors is left out.
+	// included) are ready, before the deadline. Aux members do not count
+	// toward it: they contribute nothing.
 	Expected int
+	// ExpectedAux is how many aux members (self included) the caller
+	// expects, the trusted validators that follow this epoch. A validator
+	// announces once it has heard a contributor's announcement, so it
+	// comes a message delay after the first contributor; where the
+	// contributors all finish within that delay they would be complete
+	// first and leave it out. Once Expected contributors are ready,
+	// collecting goes on until ExpectedAux aux members are too, for at most
+	// ConfirmTimeout (the bound on the message delay) and never past the
+	// deadline: a validator that does not come holds the miners up by that
+	// much at most.
+	ExpectedAux int
 	// Validators, when set, says which peers may join as aux: an aux
 	// announcement from any other peer is refused (ErrUntrustedAux), since
 	// an aux member owns a span and so reduces the others' values. Nil
@@ -81,8 +91,10 @@ type Outgoing struct {
 type Matchmaker struct {
 	cfg      Config
 	ready    []Ready
-	index    readyIndex // finds a peer's position in ready
-	contrib  int        // ready peers that are not aux
+	index    readyIndex    // finds a peer's position in ready
+	contrib  int           // ready peers that are not aux
+	aux      int           // ready aux peers
+	closeBy  time.Duration // collecting ends here (Deadline, or earlier once the contributors are complete)
 	closed   bool
 	closedAt time.Duration
 
@@ -121,8 +133,8 @@ func (m *Matchmaker) Reset(cfg Config) error {
 		return errors.New("matchmaking: config: empty Self")
 	case cfg.MinGroup < 1 || cfg.MaxGroup < cfg.MinGroup:
 		return fmt.Errorf("matchmaking: config: want 1 <= MinGroup <= MaxGroup, got %d and %d", cfg.MinGroup, cfg.MaxGroup)
-	case cfg.Deadline < 0 || cfg.ConfirmTimeout < 0 || cfg.MaxRounds < 0 || cfg.Expected < 0:
-		return fmt.Errorf("matchmaking: config: negative Deadline, ConfirmTimeout, MaxRounds or Expected: %+v", cfg)
+	case cfg.Deadline < 0 || cfg.ConfirmTimeout < 0 || cfg.MaxRounds < 0 || cfg.Expected < 0 || cfg.ExpectedAux < 0:
+		return fmt.Errorf("matchmaking: config: negative Deadline, ConfirmTimeout, MaxRounds, Expected or ExpectedAux: %+v", cfg)
 	}
 	if cfg.ConfirmTimeout == 0 {
 		cfg.ConfirmTimeout = DefaultConfirmTimeout
@@ -140,7 +152,7 @@ func (m *Matchmaker) Reset(cfg Config) error {
 	}
 	clear(pending)
 	clear(agreed)
-	*m = Matchmaker{cfg: cfg, ready: ready[:0], index: index, pending: pending, agreed: agreed}
+	*m = Matchmaker{cfg: cfg, ready: ready[:0], index: index, pending: pending, agreed: agreed, closeBy: cfg.Deadline}
 	m.index.reset(nil, cfg.Expected)
 	return nil
 }
@@ -195,7 +207,7 @@ func (m *Matchmaker) Tick(now time.Duration) []Outgoing {
 		return nil
 	}
 	if !m.closed {
-		if now < m.cfg.Deadline {
+		if now < m.closeBy {
 			return nil
 		}
 		return m.close(now)
@@ -212,7 +224,7 @@ func (m *Matchmaker) NextTick() (time.Duration, bool) {
 	case m.done:
 		return 0, false
 	case !m.closed:
-		return m.cfg.Deadline, true
+		return m.closeBy, true
 	}
 	return m.roundEnd, true
 }
@@ -256,9 +268,16 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	m.index.add(m.ready)
 	if r.Role != Aux {
 		m.contrib++
+	} else {
+		m.aux++
 	}
 	if m.cfg.Expected > 0 && m.contrib >= m.cfg.Expected {
-		return m.close(now), nil
+		if m.aux >= m.cfg.ExpectedAux {
+			return m.close(now), nil
+		}
+		// The contributors are complete; the expected validators get
+		// one message delay more.
+		m.closeBy = min(m.closeBy, now+m.cfg.ConfirmTimeout)
 	}
 	return nil, nil
 }
