@@ -135,11 +135,14 @@ func groupLoad(bandwidth []float64, reduces, contributes []bool) []load {
 // (a_i+c_i)/b_i when c_i < 0 (f_i ≤ 1). Every feasible T ≥ T0.
 //
 // Case A, some eligible member has c_i ≤ 0 (K ≤ 2: its load does not grow
-// with f_i, or shrinks). Give the whole vector to those members (split by
-// bandwidth): each such member's load is then at most its load at f=0 when
-// c=0, or exactly a_i+c_i when c<0 (only one member can have c<0: K = 1 and it
-// is the lone contributor, so it takes f = 1); every other member has f = 0.
-// All loads are then at their least values, so T = T0: optimal.
+// with f_i, or shrinks). Every other eligible member i (c_i > 0: an aux
+// member) takes f_i = min((T0·b_i − a_i)/c_i, 1/reducers) ≥ 0, which keeps
+// its load within T0; those with c_i ≤ 0 split the rest (at least 1/reducers
+// of the vector) by bandwidth, and stay at their least load when c=0. Only
+// one member can have c<0: K = 1 and it is the lone contributor; no member
+// then has unavoidable traffic (a_i > 0 means contributing), so T0 = 0, the
+// caps are 0 and it takes f = 1, its least load a_i+c_i = 0. Every load is
+// at most T0, so T = T0: optimal.
 //
 // Case B, every eligible c_i > 0. A feasible f needs f_i ≤ (T·b_i − a_i)/c_i;
 // summing over eligible i, 1 ≤ T·Σ b_i/c_i − Σ a_i/c_i, so
@@ -160,9 +163,27 @@ func optimalFractions(loads []load) []float64 {
 		}
 	}
 	if free > 0 {
+		// Any share for a member whose load grows with it (an aux member
+		// where K = 2) that keeps its load within T0 costs nothing; each
+		// takes that much, up to an equal share of the reducers, so that a
+		// validator in a group of two miners still owns a span and sees
+		// their parts.
+		t0, reducers := floorTime(loads), 0
+		for _, l := range loads {
+			if l.eligible {
+				reducers++
+			}
+		}
+		rest := 1.0
+		for i, l := range loads {
+			if l.eligible && l.c > 0 {
+				f[i] = math.Min(math.Max(0, (float64(t0*l.b)-l.a)/l.c), 1/float64(reducers)) // float64(): no FMA on arm64 (see roundFractions)
+				rest -= f[i]
+			}
+		}
 		for i, l := range loads {
 			if l.eligible && l.c <= 0 {
-				f[i] = l.b / free
+				f[i] = rest * l.b / free
 			}
 		}
 		return f

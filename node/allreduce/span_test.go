@@ -194,6 +194,14 @@ func TestOptimalFractionsKnownCases(t *testing.T) {
 		// by which the fast one can take the whole vector.
 		{"faster member owns more", []float64{1, 1, 2},
 			[]bool{true, true, true}, []bool{true, true, true}, []float64{0, 0, 1}},
+		// K = 2: the full members' loads do not grow with their shares, so
+		// the aux member takes what keeps its 2f within T0 = 1, up to an
+		// equal third (a validator among two miners owns a span).
+		{"aux among two full members owns an equal share", []float64{1, 1, 1},
+			[]bool{true, true, true}, []bool{true, true, false}, []float64{1. / 3, 1. / 3, 1. / 3}},
+		// 2f ≤ T0·0.5 → f_aux = 0.25; the full members split the rest.
+		{"slow aux among two full members owns what its link allows", []float64{1, 1, 0.5},
+			[]bool{true, true, true}, []bool{true, true, false}, []float64{.375, .375, .25}},
 		{"lone contributor keeps everything", []float64{1, 1},
 			[]bool{true, true}, []bool{true, false}, []float64{1, 0}},
 		{"unmeasured reducer gets nothing", []float64{2, 0, 2},
