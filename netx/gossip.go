@@ -338,8 +338,10 @@ func decodeGossip(data []byte) (run string, m GossipMessage, err error) {
 		}
 		next = num + 1
 	}
-	if next <= fieldVersion {
-		return "", GossipMessage{}, fmt.Errorf("decode gossip message: missing field %d", next)
+	// Fields come in order, so a version skipped on the way to the body
+	// is missing too: Version is 0 only if field 3 never came.
+	if next <= fieldVersion || m.Version == 0 {
+		return "", GossipMessage{}, fmt.Errorf("decode gossip message: missing field %d", max(next, fieldVersion))
 	}
 	if err := ValidateRunID(run); err != nil {
 		return "", GossipMessage{}, fmt.Errorf("decode gossip message: %w", err)

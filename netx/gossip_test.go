@@ -55,6 +55,9 @@ func TestGossipDecodeRejects(t *testing.T) {
 		"bad run id":      mustEncodeRaw(t, "a/b", "t", 1),
 		"empty type":      mustEncodeRaw(t, "run", "", 1),
 		"oversized type":  mustEncodeRaw(t, "run", strings.Repeat("t", MaxGossipTypeLen+1), 1),
+		// The fuzzer's crasher: run, type, then the body with no version
+		// between them; it decoded as version 0, which does not re-encode.
+		"version skipped": []byte("\n\x0500000\x12\b00000000\"\x040000"),
 	}
 	for name, data := range cases {
 		if _, _, err := decodeGossip(data); err == nil {
@@ -84,6 +87,7 @@ func FuzzDecodeGossip(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte("\n\x0500000\x12\b00000000\"\x040000"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		run, m, err := decodeGossip(data)
 		if err != nil {
