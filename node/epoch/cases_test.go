@@ -51,6 +51,30 @@ func TestFailedAveragingDrops(t *testing.T) {
 	t.Log(s.summary())
 }
 
+// A mean a miner cannot apply (a member's values overflow its step) ends
+// the epoch as a failed round does: every miner drops it, none applies
+// alone or exits, and the epoch is averaged on the next try.
+func TestUnusableMeanDrops(t *testing.T) {
+	s := fourMiners(t)
+	failed := map[string]bool{}
+	s.failApply = func(id string, epoch uint64) bool {
+		if epoch != 2 || failed[id] {
+			return false
+		}
+		failed[id] = true
+		return true
+	}
+	s.net.RunUntil(2 * time.Minute)
+	s.checkOneVersion(t)
+	o := s.outcomes[2]
+	if len(failed) != 4 || o == nil || o.dropped < 4 || o.alone != 0 || o.averaged != 4 {
+		t.Fatalf("epoch 2: %d miners refused the mean; %+v, want all 4 to drop it, none alone, then all 4 to average it", len(failed), o)
+	}
+	if st := s.states(); len(st) != 1 {
+		t.Errorf("miners end in %d states: %v", len(st), st)
+	}
+}
+
 // Two miners whose round failed while the other two averaged take the
 // averaged state; the two that averaged never load the dropped one.
 func TestDroppedNeverReplacesAveraged(t *testing.T) {

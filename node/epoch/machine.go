@@ -321,6 +321,17 @@ func (m *Machine) Advanced(now time.Duration, hash [32]byte) []Action {
 	return m.decide(now)
 }
 
+// ApplyFailed says the peer could not take the mean an Apply action
+// handed it (a group member sent values the mean or the step cannot hold):
+// the epoch ends as a failed round does, dropped, and the peer keeps the
+// epoch's start state.
+func (m *Machine) ApplyFailed(now time.Duration, why string) []Action {
+	if m.phase != Applying {
+		return nil
+	}
+	return m.fail(now, "apply: "+why)
+}
+
 // Loaded reports the end of a Load: the peer now holds (epoch, hash), or
 // err says why the load failed (the peer kept its state).
 func (m *Machine) Loaded(now time.Duration, epoch uint64, hash [32]byte, err error) []Action {

@@ -51,6 +51,7 @@ type swarm struct {
 	rejected  int
 	relayOf   func(id string) sim.ID             // nil: by hash of the id
 	failRound func(id string, epoch uint64) bool // a round this miner sees fail
+	failApply func(id string, epoch uint64) bool // a mean this miner cannot apply
 	loadsBy   map[string]int
 	reasons   map[string]int
 	rejects   map[string]int
@@ -301,6 +302,10 @@ func (s *swarm) do(p *miner, now time.Duration, acts []Action) {
 		case Average:
 			s.startRound(p, now, a)
 		case Apply:
+			if s.failApply != nil && s.failApply(p.id, a.Epoch) {
+				s.do(p, now, p.m.ApplyFailed(now, "the mean overflows"))
+				continue
+			}
 			next := make([]float32, s.dim)
 			for i := range next {
 				next[i] = p.theta[i] - p.mean[i]

@@ -222,7 +222,14 @@ func (d *driver) act(a epoch.Action) error {
 	case epoch.Apply:
 		d.ev.Contributors = a.Contributors
 		m.cheat.applied(d.mean)
-		return d.advance(d.mean)
+		err := d.advance(d.mean)
+		if errors.Is(err, errBadAverage) {
+			// The group's mean is unusable: drop the epoch, as after a
+			// failed round.
+			m.log.Warn().Err(err).Uint64("epoch", a.Epoch).Msg("refusing the group's averaged update")
+			return d.do(d.mach.ApplyFailed(clock(), err.Error()))
+		}
+		return err
 	case epoch.ApplyAlone:
 		d.ev.Contributors, d.ev.Alone = 1, a.Reason
 		m.log.Warn().Str("reason", a.Reason).Uint64("epoch", a.Epoch).Msg("no other miner is live: applying this miner's own update alone")

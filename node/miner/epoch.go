@@ -2,6 +2,7 @@ package miner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -142,25 +143,46 @@ func (m *Miner) microStep(lane *epochLane, k, n int, l float64) (float64, error)
 	return l + loss/float64(n), nil
 }
 
+// errBadAverage is apply's refusal of an averaged update it cannot take: a
+// group member can send values that make the mean, or the step taken from
+// it, overflow. The epoch is dropped; the miner goes on.
+var errBadAverage = errors.New("bad averaged update")
+
 // apply takes the epoch's step from the averaged vector: the outer
 // Nesterov step from the epoch's start parameters in diloco, the AdamW
-// step in gradients mode. A non-finite mean is refused, so a bad average
-// never touches the model. It returns the new parameters: diloco computes
-// them on the host, gradients mode copies them off the device once.
+// step in gradients mode. A mean that is not finite, or (diloco) whose
+// step is not, or (gradients) whose norm is past float32's range, is
+// refused with errBadAverage before it touches the model or the optimizer
+// state. It returns the new parameters: diloco computes them on the host,
+// gradients mode copies them off the device once.
 func (m *Miner) apply(start, mean []float32) ([]float32, error) {
+	var sumSq float64
 	for i, v := range mean {
 		if v-v != 0 {
-			return nil, fmt.Errorf("averaged update holds %v at %d", v, i)
+			return nil, fmt.Errorf("%w: it holds %v at %d", errBadAverage, v, i)
 		}
+		sumSq += float64(v) * float64(v)
 	}
 	if m.cfg.Swarm.Mode == "diloco" {
-		m.step = min(m.step+m.cfg.Swarm.InnerSteps, m.cfg.Loop.MaxSteps)
 		outer := train.OuterNesterov{LR: m.cfg.Swarm.OuterLR, Momentum: m.cfg.Swarm.OuterMomentum}
-		next := slices.Clone(start)
-		if err := outer.Step(next, mean, m.momentum); err != nil {
+		next, momentum := slices.Clone(start), slices.Clone(m.momentum)
+		if err := outer.Step(next, mean, momentum); err != nil {
 			return nil, err
 		}
+		if i := nonFinite(next); i >= 0 {
+			return nil, fmt.Errorf("%w: the outer step takes parameter %d to %v", errBadAverage, i, next[i])
+		}
+		if i := nonFinite(momentum); i >= 0 {
+			return nil, fmt.Errorf("%w: the outer step takes momentum %d to %v", errBadAverage, i, momentum[i])
+		}
+		m.step = min(m.step+m.cfg.Swarm.InnerSteps, m.cfg.Loop.MaxSteps)
+		copy(m.momentum, momentum)
 		return next, m.model.SetParams(next)
+	}
+	// libtorch computes the gradients' norm for clipping in float32: past
+	// its range the norm is Inf and the clipped step NaN.
+	if norm := math.Sqrt(sumSq); norm > math.MaxFloat32 {
+		return nil, fmt.Errorf("%w: norm %.3g", errBadAverage, norm)
 	}
 	if err := m.model.SetGrads(mean); err != nil {
 		return nil, err
@@ -174,6 +196,16 @@ func (m *Miner) apply(start, mean []float32) ([]float32, error) {
 	m.step++
 	params := make([]float32, m.model.NumParams())
 	return params, m.model.Params(params)
+}
+
+// nonFinite is the index of the first NaN or ±Inf in v, or -1.
+func nonFinite(v []float32) int {
+	for i, x := range v {
+		if x-x != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // heldOutLoss is the model's mean loss over loop.eval_tokens of the

@@ -1,6 +1,7 @@
 package miner
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"testing"
@@ -76,5 +77,46 @@ func TestApplyReturnsTheModelsParameters(t *testing.T) {
 	if !slices.Equal(next, held) || slices.Equal(next, start) || m.step != 1 {
 		t.Fatalf("apply returned parameters equal to the model's: %v, to the start: %v; step %d",
 			slices.Equal(next, held), slices.Equal(next, start), m.step)
+	}
+}
+
+// TestApplyRefusesAnOverflowingAverage is issue 17's finding: a group
+// member claiming a huge weight and sending values near float32's largest
+// makes the group's mean finite but the outer step overflow to ±Inf, and
+// SetParams' failure ended Miner.Run. apply now refuses such a mean with
+// errBadAverage (the driver drops the epoch) and leaves the model, the
+// momentum and the step as they were; in gradients mode it refuses a mean
+// whose norm is past float32's range, which libtorch's clipping cannot
+// take.
+func TestApplyRefusesAnOverflowingAverage(t *testing.T) {
+	for _, mode := range []string{"diloco", "gradients"} {
+		m := bareMiner(t, mode, 1)
+		n := m.model.NumParams()
+		start := make([]float32, n)
+		if err := m.model.Params(start); err != nil {
+			t.Fatal(err)
+		}
+		if m.momentum != nil {
+			m.momentum[0] = 0.5
+		}
+		momentum, step := slices.Clone(m.momentum), m.step
+		mean := make([]float32, n)
+		for i := range mean {
+			mean[i] = 3e38 * float32(1-2*(i%2))
+		}
+		if _, err := m.apply(start, mean); !errors.Is(err, errBadAverage) {
+			t.Fatalf("%s: apply of a mean near float32's largest: %v, want errBadAverage", mode, err)
+		}
+		held := make([]float32, n)
+		if err := m.model.Params(held); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(held, start) || !slices.Equal(m.momentum, momentum) || m.step != step {
+			t.Fatalf("%s: the refused mean changed the model, the momentum or the step", mode)
+		}
+		mean[3] = float32(math.Inf(1))
+		if _, err := m.apply(start, mean); !errors.Is(err, errBadAverage) {
+			t.Fatalf("%s: apply of a mean holding +Inf: %v, want errBadAverage", mode, err)
+		}
 	}
 }
