@@ -25,7 +25,7 @@ type Miner struct {
 // Hub is the run's public record on the HuggingFace Hub.
 type Hub struct {
 	Repo        string `toml:"repo" doc:"HF model repo (org/name) the run is published to, and loaded from when no peer offers the swarm's state; empty = none"`
-	Endpoint    string `toml:"endpoint" doc:"Hub URL; empty = $HF_ENDPOINT, else https://huggingface.co"`
+	Endpoint    string `toml:"endpoint" doc:"Hub URL; empty = $HF_ENDPOINT, else https://huggingface.co; the token ($HF_TOKEN) goes to it only if it is the default Hub or $HF_ENDPOINT names it too"`
 	UploadEvery int    `toml:"upload_every" doc:"publish the model and state every this many epochs as a commit tagged <run_id>.<epoch> (token from HF_TOKEN); 0 = never"`
 }
 

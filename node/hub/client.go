@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -47,6 +48,8 @@ func WithEndpoint(u string) Option { return func(c *Client) { c.setEndpoint(u) }
 
 // WithToken sets the access token (default $HF_TOKEN, else
 // $HUGGING_FACE_HUB_TOKEN). An empty token sends no Authorization header.
+// The token goes only to the endpoint's host, over https (or plain http to
+// a loopback address), and is dropped on any redirect elsewhere.
 func WithToken(t string) Option { return func(c *Client) { c.token = t } }
 
 // WithCacheDir sets the cache root (default $HF_HUB_CACHE, else $HF_HOME/hub,
@@ -223,8 +226,8 @@ func (c *Client) sendOnce(ctx context.Context, cl call) (*http.Response, error) 
 		req.Header[k] = v
 	}
 	// The token goes to the Hub only, never to the storage hosts that LFS
-	// upload and download URLs point at.
-	if c.token != "" && req.URL.Host == c.endpoint.Host {
+	// upload and download URLs point at, and never in clear text.
+	if c.sendsToken(req.URL) {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("User-Agent", "dtrain-hub/1")
@@ -236,11 +239,12 @@ func (c *Client) sendOnce(ctx context.Context, cl call) (*http.Response, error) 
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
 		}
-		if r.URL.Host != c.endpoint.Host {
+		if !c.sendsToken(r.URL) {
+			// Off the Hub's host, or from https down to http on it.
 			r.Header.Del("Authorization")
-			if cl.noRedirect {
-				return http.ErrUseLastResponse
-			}
+		}
+		if r.URL.Host != c.endpoint.Host && cl.noRedirect {
+			return http.ErrUseLastResponse
 		}
 		return nil
 	}
@@ -251,6 +255,21 @@ func (c *Client) sendOnce(ctx context.Context, cl call) (*http.Response, error) 
 	}
 	resp.Body = cancelOnClose{resp.Body, cancel}
 	return resp, nil
+}
+
+// sendsToken reports whether a request to u carries the token: only to the
+// endpoint's host, and only over https, or over http to a loopback address
+// (a local mirror or test server, where nothing crosses a network).
+func (c *Client) sendsToken(u *url.URL) bool {
+	if c.token == "" || u.Host != c.endpoint.Host {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	h := u.Hostname()
+	ip := net.ParseIP(h)
+	return u.Scheme == "http" && (h == "localhost" || (ip != nil && ip.IsLoopback()))
 }
 
 type cancelOnClose struct {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,6 +106,36 @@ func TestTokenStaysOnTheHubHost(t *testing.T) {
 	resp.Body.Close()
 	if len(auth) != 1 || auth[0] != "" {
 		t.Fatalf("storage host saw Authorization %q", auth)
+	}
+}
+
+// The token goes only to the endpoint's host and never in clear text over
+// a network: not to an http endpoint off loopback, and not after a
+// redirect from https down to http on the Hub's own host (issue 17).
+func TestTokenOnlyOverHTTPS(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint, url string
+		want          bool
+	}{
+		{"https://huggingface.co", "https://huggingface.co/api/models/x", true},
+		{"https://huggingface.co", "http://huggingface.co/api/models/x", false}, // a downgrading redirect
+		{"https://huggingface.co", "https://cdn-lfs.huggingface.co/x", false},
+		{"http://hub.example", "http://hub.example/api/models/x", false},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/api/models/x", true},
+		{"http://localhost:8080", "http://localhost:8080/api/models/x", true},
+		{"http://[::1]:8080", "http://[::1]:8080/x", true},
+	} {
+		c, err := New(WithEndpoint(tc.endpoint), WithToken("hf_secret"), WithCacheDir(t.TempDir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.sendsToken(u); got != tc.want {
+			t.Errorf("endpoint %s, request %s: token sent %v, want %v", tc.endpoint, tc.url, got, tc.want)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/hub"
@@ -27,8 +28,24 @@ func (m *Miner) hubClient() (*hub.Client, error) {
 	var opts []hub.Option
 	if h.Endpoint != "" {
 		opts = append(opts, hub.WithEndpoint(h.Endpoint))
+		if !tokenEndpoint(h.Endpoint) {
+			// A config file is easily shared: an endpoint it alone names
+			// does not get the operator's token.
+			opts = append(opts, hub.WithToken(""))
+			m.log.Warn().Str("endpoint", h.Endpoint).
+				Msg("hub.endpoint is neither the default Hub nor $HF_ENDPOINT: the Hub token is not sent to it (set HF_ENDPOINT to the same URL to send it)")
+		}
 	}
 	return hub.New(opts...)
+}
+
+// tokenEndpoint reports whether the Hub token may go to endpoint, named by
+// a config file: only the default Hub, or the endpoint the environment
+// names too ($HF_ENDPOINT).
+func tokenEndpoint(endpoint string) bool {
+	norm := func(s string) string { return strings.TrimRight(s, "/") }
+	e := norm(endpoint)
+	return e == hub.DefaultEndpoint || (os.Getenv("HF_ENDPOINT") != "" && e == norm(os.Getenv("HF_ENDPOINT")))
 }
 
 // loadFromHub loads the run's newest published state when it is ahead of
