@@ -38,7 +38,19 @@ type Client struct {
 	transferTimeout time.Duration // one file's bytes, up or down
 	attempts        int
 	backoff         time.Duration
+	maxFile         int64 // bytes one downloaded file may have
 }
+
+// DefaultMaxFileSize bounds one downloaded file unless WithMaxFileSize
+// says otherwise: a GPT-2 1.5B state (parameters and two moments in
+// float32) is about 18 GB.
+const DefaultMaxFileSize = 64 << 30
+
+// WithMaxFileSize bounds the bytes of one downloaded file: a file the
+// server announces larger is refused before its download, and one whose
+// size it does not announce is cut off past the bound, so a server cannot
+// fill the disk.
+func WithMaxFileSize(n int64) Option { return func(c *Client) { c.maxFile = n } }
 
 // Option changes a Client built by New.
 type Option func(*Client)
@@ -81,6 +93,7 @@ func New(opts ...Option) (*Client, error) {
 		transferTimeout: time.Hour,
 		attempts:        5,
 		backoff:         500 * time.Millisecond,
+		maxFile:         DefaultMaxFileSize,
 	}
 	c.setEndpoint(firstNonEmpty(os.Getenv("HF_ENDPOINT"), DefaultEndpoint))
 	for _, o := range opts {
@@ -94,6 +107,9 @@ func New(opts ...Option) (*Client, error) {
 	}
 	if c.requestTimeout <= 0 || c.transferTimeout <= 0 {
 		return nil, errors.New("hub: timeouts must be positive")
+	}
+	if c.maxFile <= 0 {
+		return nil, errors.New("hub: the file size bound must be positive")
 	}
 	return c, nil
 }

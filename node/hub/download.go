@@ -177,6 +177,9 @@ func safeETag(e string) bool {
 // its size and, when the etag is a sha256 (LFS), its hash. A failed check
 // leaves nothing behind.
 func (c *Client) fetchBlob(ctx context.Context, resolve, blob string, meta fileMeta) (err error) {
+	if meta.size > c.maxFile {
+		return fmt.Errorf("the server announces %d bytes, more than the %d this client takes", meta.size, c.maxFile)
+	}
 	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
 		return err
 	}
@@ -199,13 +202,17 @@ func (c *Client) fetchBlob(ctx context.Context, resolve, blob string, meta fileM
 		}
 	}()
 	h := sha256.New()
-	var body io.Reader = resp.Body
+	limit := c.maxFile
 	if meta.size >= 0 {
-		body = io.LimitReader(resp.Body, meta.size+1) // one byte more reveals an overlong body
+		limit = meta.size
 	}
-	n, err := io.Copy(io.MultiWriter(f, h), body)
+	// One byte more reveals an overlong body.
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", resolve, err)
+	}
+	if meta.size < 0 && n > c.maxFile {
+		return fmt.Errorf("the file exceeds the %d bytes this client takes (its size was not announced)", c.maxFile)
 	}
 	if meta.size >= 0 && n != meta.size {
 		return fmt.Errorf("got %d bytes, server announced %d", n, meta.size)

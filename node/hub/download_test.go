@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,5 +194,62 @@ func TestDownloadOfCachedCommitNeedsNoNetwork(t *testing.T) {
 	}
 	if _, err := c.Download(testCtx(t), "org/m", "main", []string{"config.json"}); err == nil {
 		t.Fatal("a branch was resolved with the Hub down")
+	}
+}
+
+// A server that announces no size cannot stream a file without end into
+// the cache: the download stops past WithMaxFileSize and leaves nothing
+// behind; one that announces more than the bound is refused before any
+// byte (issue 17).
+func TestDownloadBoundsFileSize(t *testing.T) {
+	const sha = "0123456789abcdef0123456789abcdef01234567"
+	for _, announce := range []bool{false, true} {
+		got := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case strings.HasPrefix(r.URL.Path, "/api/models/org/m/revision/"):
+				fmt.Fprintf(w, `{"sha":%q,"siblings":[{"rfilename":"big.bin"}]}`, sha)
+			case r.URL.Path == "/org/m/resolve/"+sha+"/big.bin":
+				w.Header().Set("ETag", `"abc"`)
+				w.Header().Set("X-Repo-Commit", sha)
+				if announce {
+					w.Header().Set("X-Linked-Size", "5000000")
+				}
+				if r.Method == http.MethodHead {
+					return
+				}
+				got++
+				chunk := bytes.Repeat([]byte("x"), 64<<10)
+				for range 64 { // 4 MiB, chunked: no Content-Length
+					if _, err := w.Write(chunk); err != nil {
+						return
+					}
+					w.(http.Flusher).Flush()
+				}
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		c, err := New(WithEndpoint(srv.URL), WithToken(""), WithCacheDir(t.TempDir()), WithRetry(1, time.Millisecond),
+			WithTimeouts(10*time.Second, 10*time.Second), WithMaxFileSize(1<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Download(testCtx(t), "org/m", "main", nil)
+		srv.Close()
+		want := "exceeds the 1048576 bytes"
+		if announce {
+			want = "announces 5000000 bytes, more than the 1048576"
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("announced %v: err %v, want one saying %q", announce, err, want)
+		}
+		if announce && got != 0 {
+			t.Errorf("a file announced over the bound was downloaded anyway")
+		}
+		blobs, _ := os.ReadDir(filepath.Join(c.CacheDir(), "models--org--m", "blobs"))
+		if len(blobs) != 0 {
+			t.Errorf("announced %v: the refused download left %d files in blobs", announce, len(blobs))
+		}
 	}
 }

@@ -25,7 +25,10 @@ func (m *Miner) hubClient() (*hub.Client, error) {
 	if h.Repo == "" {
 		return nil, nil
 	}
-	var opts []hub.Option
+	// The miner downloads only state blobs: parameters and at most two
+	// optimizer moments in float32, and a header. Four times the
+	// parameters' bytes and 64 MiB bound that with room to spare.
+	opts := []hub.Option{hub.WithMaxFileSize(16*m.model.NumParams() + 64<<20)}
 	if h.Endpoint != "" {
 		opts = append(opts, hub.WithEndpoint(h.Endpoint))
 		if !tokenEndpoint(h.Endpoint) {
