@@ -14,13 +14,16 @@ import (
 
 // Bounds on buffered matchmaking messages: epochs ahead of this peer's
 // (peers that finish an epoch sooner announce before this one is ready),
-// messages per matchmaking, and messages per sender in one matchmaking (a
+// messages per matchmaking, messages per sender in one matchmaking (a
 // sender's announcement and one view per confirmation round, with room for
-// gossip echoes), so that no sender can fill the buffer for the others.
+// gossip echoes), and per sender in all (its two stages' matchmakings in
+// each buffered epoch), so that no sender can fill the buffer for the
+// others, with many matchmaking keys either.
 const (
-	inboxEpochs    = 4
-	inboxCap       = 4096
-	inboxPerSender = 16
+	inboxEpochs         = 4
+	inboxCap            = 4096
+	inboxPerSender      = 16
+	inboxPerSenderTotal = 2 * inboxEpochs * inboxPerSender
 )
 
 type inboxKey struct {
@@ -53,6 +56,7 @@ type inbox struct {
 	byKey map[inboxKey]*inboxBucket
 	ready map[uint64]bool // another peer announced for this peer's stage-1 key and epoch
 	total int
+	held  map[string]int // messages buffered per sender, across matchmakings
 }
 
 // inboxBucket is what the inbox holds for one matchmaking: its messages,
@@ -63,7 +67,7 @@ type inboxBucket struct {
 }
 
 func (b *inbox) init() {
-	b.byKey, b.ready = map[inboxKey]*inboxBucket{}, map[uint64]bool{}
+	b.byKey, b.ready, b.held = map[inboxKey]*inboxBucket{}, map[uint64]bool{}, map[string]int{}
 }
 
 // put buffers a message for a matchmaking of epoch in [from, from+inboxEpochs).
@@ -78,10 +82,14 @@ func (b *inbox) put(from string, msg Match, current uint64) {
 		b.byKey[k] = bk
 	}
 	n := bk.senders[from]
-	if len(bk.entries) >= inboxCap || n >= inboxPerSender {
+	if len(bk.entries) >= inboxCap || n >= inboxPerSender || b.held[from] >= inboxPerSenderTotal {
+		if len(bk.entries) == 0 && len(bk.senders) == 0 {
+			delete(b.byKey, k) // opened for nothing: a refused sender opens no buckets
+		}
 		return
 	}
 	b.total++
+	b.held[from]++
 	bk.senders[from] = n + 1
 	bk.entries = append(bk.entries, inboxEntry{from: from, ready: msg.Ready, msg: msg.Msg, direct: msg.To != ""})
 }
@@ -91,7 +99,7 @@ func (b *inbox) put(from string, msg Match, current uint64) {
 func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 	for k, bk := range b.byKey {
 		if k.epoch < epoch {
-			b.total -= len(bk.entries)
+			b.release(bk.entries)
 			delete(b.byKey, k)
 		}
 	}
@@ -105,9 +113,19 @@ func (b *inbox) take(key string, epoch uint64) []inboxEntry {
 		return nil
 	}
 	out := bk.entries
-	b.total -= len(out)
+	b.release(out)
 	bk.entries = nil
 	return out
+}
+
+// release forgets that es are held.
+func (b *inbox) release(es []inboxEntry) {
+	b.total -= len(es)
+	for _, e := range es {
+		if b.held[e.from]--; b.held[e.from] <= 0 {
+			delete(b.held, e.from)
+		}
+	}
 }
 
 // announced reports whether a buffered message from a contributor other
