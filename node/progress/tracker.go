@@ -23,6 +23,9 @@ var (
 	// sender's clock is wrong, and holding the report would let it outlive
 	// its sender.
 	ErrFuture = errors.New("progress: report dated in the future")
+	// ErrFull marks a new peer's report refused because the Tracker holds
+	// Config.MaxPeers peers.
+	ErrFull = errors.New("progress: tracker full")
 )
 
 // Config configures a Tracker.
@@ -38,7 +41,16 @@ type Config struct {
 	// Expiry drops a peer whose latest report is this old; 0 means
 	// DefaultExpiry.
 	Expiry time.Duration
+	// MaxPeers bounds the peers held at once; 0 means DefaultMaxPeers. A
+	// new peer's report is refused (ErrFull) while that many hold live
+	// reports: ids cost nothing, so without a bound one sender relaying
+	// reports of fresh ids would grow the tracker without end.
+	MaxPeers int
 }
+
+// DefaultMaxPeers is Config.MaxPeers' default: far more miners than a run
+// has, at about 64 bytes each.
+const DefaultMaxPeers = 1 << 17
 
 // Tracker holds the latest report of every peer and answers questions about
 // the swarm. It is not safe for concurrent use.
@@ -69,6 +81,9 @@ func NewTracker(cfg Config) *Tracker {
 	if cfg.Expiry <= 0 {
 		cfg.Expiry = DefaultExpiry
 	}
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = DefaultMaxPeers
+	}
 	return &Tracker{cfg: cfg, minSeen: countedOut}
 }
 
@@ -93,8 +108,14 @@ func (t *Tracker) Observe(now time.Duration, r Report) error {
 	k := stateKey{r.Epoch, r.StateHash}
 	i, ok := t.index.find(t.peers, r.Peer)
 	if !ok {
-		if len(t.peers) >= 2*t.prunedLen || now-t.prunedAt >= t.cfg.Expiry {
+		// Full, it sweeps at most every Expiry/16: a flood of new ids
+		// then costs one comparison each, not a pass over the tracker.
+		full := len(t.peers) >= t.cfg.MaxPeers
+		if len(t.peers) >= 2*t.prunedLen || now-t.prunedAt >= t.cfg.Expiry || (full && now-t.prunedAt >= t.cfg.Expiry/16) {
 			t.prune(now)
+		}
+		if len(t.peers) >= t.cfg.MaxPeers {
+			return fmt.Errorf("observe %q: %d peers held: %w", r.Peer, len(t.peers), ErrFull)
 		}
 		t.peers = append(t.peers, held{seen: r.Time})
 		h := &t.peers[len(t.peers)-1]
