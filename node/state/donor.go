@@ -74,9 +74,8 @@ type offered struct {
 	offer Offer
 	blob  []byte
 
-	mu       sync.Mutex
-	manChunk int
-	manifest [][32]byte
+	mu        sync.Mutex
+	manifests map[int][][32]byte // by chunk size: each computed once
 }
 
 // NewDonor starts serving on proto at h. It serves nothing until Offer.
@@ -238,9 +237,9 @@ func (d *Donor) serveRange(s network.Stream, o *offered, r rangeReq, log zerolog
 }
 
 func (d *Donor) serveManifest(s network.Stream, o *offered, chunk int, log zerolog.Logger) (*netx.FramedStream, error) {
-	if chunk < MinChunk || chunk > MaxRequest {
+	if !validChunk(chunk) {
 		fs := netx.NewFramedStream(s, refusedFrameMax, d.opts.Timeout)
-		return fs, d.refuse(fs, refusedBad, fmt.Sprintf("manifest chunk %d bytes, want %d..%d", chunk, MinChunk, MaxRequest))
+		return fs, d.refuse(fs, refusedBad, fmt.Sprintf("manifest chunk %d bytes, want a power of two from %d to %d", chunk, MinChunk, MaxRequest))
 	}
 	fs := netx.NewFramedStream(s, max(manifestFrameLen(chunkCount(o.offer.Size, chunk)), refusedFrameMax), d.opts.Timeout)
 	select {
@@ -258,15 +257,22 @@ func (d *Donor) serveManifest(s network.Stream, o *offered, chunk int, log zerol
 }
 
 // manifestFor returns the SHA-256 of each chunk-byte piece of the blob,
-// computing it once per chunk size asked for most recently.
+// computed once per chunk size. Chunk sizes are powers of two from
+// MinChunk to MaxRequest (validChunk), so an offer hashes its blob at most
+// seven times however its requesters alternate sizes; a manifest takes 32
+// bytes per MinChunk of state at most.
 func (o *offered) manifestFor(chunk int) [][32]byte {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.manChunk != chunk {
-		o.manifest = chunkHashes(o.blob, chunk)
-		o.manChunk = chunk
+	if m, ok := o.manifests[chunk]; ok {
+		return m
 	}
-	return o.manifest
+	if o.manifests == nil {
+		o.manifests = map[int][][32]byte{}
+	}
+	m := chunkHashes(o.blob, chunk)
+	o.manifests[chunk] = m
+	return m
 }
 
 // chunkHashes hashes blob in pieces of chunk bytes, the last one shorter.

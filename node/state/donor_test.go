@@ -137,3 +137,27 @@ func TestStalledDonorsChunksMove(t *testing.T) {
 	}
 	t.Logf("took %v with a stalled donor, retries %d", stats.Took, stats.Retries)
 }
+
+// Manifest chunk sizes are powers of two from MinChunk to MaxRequest, and
+// a donor hashes its blob once per size: requests alternating sizes cannot
+// make every 38-byte request re-hash the whole blob under the offer's lock
+// (issue 17); any other size is refused.
+func TestManifestHashedOncePerChunkSize(t *testing.T) {
+	for _, c := range []int{MinChunk, 1 << 20, MaxRequest} {
+		if !validChunk(c) {
+			t.Errorf("chunk %d refused", c)
+		}
+	}
+	for _, c := range []int{0, MinChunk - 1, MinChunk + 1, 3 << 18, 2 * MaxRequest} {
+		if validChunk(c) {
+			t.Errorf("chunk %d accepted", c)
+		}
+	}
+	o := &offered{blob: bytes.Repeat([]byte{7}, 1<<20)}
+	first := o.manifestFor(MinChunk)
+	o.manifestFor(2 * MinChunk)
+	again := o.manifestFor(MinChunk)
+	if &first[0] != &again[0] || len(o.manifests) != 2 {
+		t.Fatalf("manifest for chunk %d computed again after another size (%d cached)", MinChunk, len(o.manifests))
+	}
+}

@@ -35,8 +35,8 @@ const DefaultMaxSize = 16 << 30
 
 // FetchOptions configures Fetch. The zero value works.
 type FetchOptions struct {
-	// ChunkSize is the bytes per request (default 1 MiB), from MinChunk
-	// to MaxRequest.
+	// ChunkSize is the bytes per request (default 1 MiB), a power of two
+	// from MinChunk to MaxRequest.
 	ChunkSize int
 	// PerDonor is how many requests run at once to each donor (default 2).
 	PerDonor int
@@ -68,8 +68,8 @@ func (o FetchOptions) withDefaults() (FetchOptions, error) {
 	if o.ChunkSize == 0 {
 		o.ChunkSize = 1 << 20
 	}
-	if o.ChunkSize < MinChunk || o.ChunkSize > MaxRequest {
-		return o, fmt.Errorf("chunk size %d: want %d..%d", o.ChunkSize, MinChunk, MaxRequest)
+	if !validChunk(o.ChunkSize) {
+		return o, fmt.Errorf("chunk size %d: want a power of two from %d to %d", o.ChunkSize, MinChunk, MaxRequest)
 	}
 	if o.PerDonor <= 0 {
 		o.PerDonor = 2

@@ -49,7 +49,7 @@ func serveInstead(d *Donor, hash [32]byte, bad, manifestOf []byte, chunk int) {
 	defer d.mu.Unlock()
 	for k, o := range d.offers {
 		if o.offer.Hash == hash {
-			d.offers[k] = &offered{offer: o.offer, blob: bad, manChunk: chunk, manifest: chunkHashes(manifestOf, chunk)}
+			d.offers[k] = &offered{offer: o.offer, blob: bad, manifests: map[int][][32]byte{chunk: chunkHashes(manifestOf, chunk)}}
 		}
 	}
 }

@@ -34,7 +34,8 @@ const (
 	// MaxRequest is the most bytes one range request may ask for.
 	MaxRequest = 4 << 20
 	// MinChunk is the smallest chunk a manifest may be asked for; it
-	// bounds a manifest to 32 bytes per MinChunk of state.
+	// bounds a manifest to 32 bytes per MinChunk of state. Chunk sizes are
+	// powers of two from MinChunk to MaxRequest.
 	MinChunk = 64 << 10
 	// dataFrame is the most state bytes in one data frame.
 	dataFrame = 1 << 20
@@ -201,4 +202,10 @@ func parseHashes(m netx.Message, size int64, chunk int) ([][32]byte, error) {
 		copy(hashes[i][:], m.Body[hashesHeadLen+32*i:])
 	}
 	return hashes, nil
+}
+
+// validChunk reports whether chunk is a manifest chunk size both sides
+// accept: a power of two from MinChunk to MaxRequest.
+func validChunk(chunk int) bool {
+	return chunk >= MinChunk && chunk <= MaxRequest && chunk&(chunk-1) == 0
 }
