@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/rs/zerolog"
 
@@ -28,6 +29,13 @@ type DonorOptions struct {
 	// more get a busy refusal at once. Manifest requests are small and
 	// bounded separately.
 	MaxConcurrent int
+	// PerPeer bounds one peer's range requests served at once (default 2,
+	// what Fetch asks of one donor), so that no peer holds every slot.
+	PerPeer int
+	// MinRate is the slowest a range is served, in bytes/s (default 256
+	// KiB/s, 2 Mbit/s): a range of n bytes must be read within Timeout +
+	// n/MinRate, so a reader that drips cannot hold a slot for long.
+	MinRate int64
 	// Timeout bounds each frame read or write (default 10 s).
 	Timeout time.Duration
 	// Log receives one event per served or refused request at debug level.
@@ -43,6 +51,12 @@ func (o DonorOptions) withDefaults() DonorOptions {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
+	}
+	if o.PerPeer <= 0 {
+		o.PerPeer = 2
+	}
+	if o.MinRate <= 0 {
+		o.MinRate = 256 << 10
 	}
 	return o
 }
@@ -64,9 +78,10 @@ type Donor struct {
 	ranges    chan struct{} // one token per range request being served
 	manifests chan struct{} // one token per manifest request being served
 
-	mu     sync.Mutex
-	offers []*offered // oldest first, at most opts.Keep
-	closed bool
+	mu      sync.Mutex
+	offers  []*offered      // oldest first, at most opts.Keep
+	serving map[peer.ID]int // range requests being served, per peer
+	closed  bool
 }
 
 // offered is one served blob and its manifests, computed on demand.
@@ -85,6 +100,7 @@ func NewDonor(h netx.Host, proto protocol.ID, opts DonorOptions) *Donor {
 		h: h, proto: proto, opts: opts,
 		ranges:    make(chan struct{}, opts.MaxConcurrent),
 		manifests: make(chan struct{}, maxManifestServing),
+		serving:   map[peer.ID]int{},
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(proto, d.handle)
@@ -217,6 +233,11 @@ func (d *Donor) serveRange(s network.Stream, o *offered, r rangeReq, log zerolog
 	if r.length == 0 || r.length > MaxRequest || r.offset > size || uint64(r.length) > size-r.offset {
 		return fs, d.refuse(fs, refusedBad, fmt.Sprintf("range %d+%d of a %d-byte state (at most %d per request)", r.offset, r.length, size, MaxRequest))
 	}
+	who := s.Conn().RemotePeer()
+	if !d.take(who) {
+		return fs, d.refuse(fs, refusedBusy, fmt.Sprintf("serving %d downloads to this peer", d.opts.PerPeer))
+	}
+	defer d.give(who)
 	select {
 	case d.ranges <- struct{}{}:
 		defer func() { <-d.ranges }()
@@ -224,16 +245,39 @@ func (d *Donor) serveRange(s network.Stream, o *offered, r rangeReq, log zerolog
 		return fs, d.refuse(fs, refusedBusy, fmt.Sprintf("serving %d downloads", d.opts.MaxConcurrent))
 	}
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(d.ctx, d.opts.Timeout+time.Duration(float64(r.length)/float64(d.opts.MinRate)*float64(time.Second)))
+	defer cancel()
 	data := o.blob[r.offset : r.offset+uint64(r.length)]
 	for len(data) > 0 {
 		n := min(len(data), dataFrame)
-		if err := fs.WriteMessage(d.ctx, netx.Message{Type: typeData, Version: wireVersion, Body: data[:n]}); err != nil {
+		if err := fs.WriteMessage(ctx, netx.Message{Type: typeData, Version: wireVersion, Body: data[:n]}); err != nil {
 			return fs, err
 		}
 		data = data[n:]
 	}
 	log.Debug().Uint64("epoch", o.offer.Epoch).Uint64("offset", r.offset).Uint32("bytes", r.length).Dur("took", time.Since(start)).Msg("state range served")
 	return fs, nil
+}
+
+// take counts a range request of peer p being served, unless p already
+// has PerPeer.
+func (d *Donor) take(p peer.ID) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.serving[p] >= d.opts.PerPeer {
+		return false
+	}
+	d.serving[p]++
+	return true
+}
+
+// give ends what take counted.
+func (d *Donor) give(p peer.ID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.serving[p]--; d.serving[p] <= 0 {
+		delete(d.serving, p)
+	}
 }
 
 func (d *Donor) serveManifest(s network.Stream, o *offered, chunk int, log zerolog.Logger) (*netx.FramedStream, error) {

@@ -161,3 +161,49 @@ func TestManifestHashedOncePerChunkSize(t *testing.T) {
 		t.Fatalf("manifest for chunk %d computed again after another size (%d cached)", MinChunk, len(o.manifests))
 	}
 }
+
+// One peer cannot hold every slot of a donor with streams it never reads
+// (issue 17): past DonorOptions.PerPeer its range requests are refused as
+// busy, another joiner still fetches the state, and a held stream is cut
+// within Timeout + length/MinRate, which frees its slot.
+func TestDonorBoundsAPeerThatNeverReads(t *testing.T) {
+	blob := randomBlob(t, 16<<20)
+	s := newSwarm(t, blob, 1, DonorOptions{Timeout: time.Second, MinRate: 4 << 20})
+	ctx := testCtx(t, 20*time.Second)
+	greedy := newNode(t)
+	connect(t, greedy, s.nodes[0])
+	// PerPeer (2) streams that ask for 4 MiB each and never read: the
+	// donor's writes block on them.
+	for i := range 2 {
+		st, err := greedy.Host().NewStream(ctx, s.ids[0], testProto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Reset()
+		fs := netx.NewFramedStream(st, 1<<20+16, 5*time.Second)
+		if err := fs.WriteMessage(ctx, rangeReq{hash: s.offer.Hash, offset: uint64(i) * MaxRequest, length: MaxRequest}.message()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the donor takes both
+	m, err := ask(t, greedy, s.ids[0], rangeReq{hash: s.offer.Hash, length: 100}.message())
+	if err != nil || m.Type != typeRefused || !errors.Is(refusedError(m), ErrBusy) {
+		t.Fatalf("a third range of the same peer: type %d (%v, %v), want a busy refusal", m.Type, refusedError(m), err)
+	}
+	got, _, err := Fetch(ctx, s.joiner.Host(), testProto, s.offer, s.ids, FetchOptions{})
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("another joiner's fetch beside the greedy peer: %v", err)
+	}
+	// 1 s + 4 MiB at 4 MiB/s: both held streams are cut within about 2 s.
+	deadline := time.Now().Add(4 * time.Second)
+	for {
+		m, err := ask(t, greedy, s.ids[0], rangeReq{hash: s.offer.Hash, offset: 100, length: 50}.message())
+		if err == nil && m.Type == typeData && bytes.Equal(m.Body, blob[100:150]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the greedy peer's slots were not freed within 4 s: type %d, %v", m.Type, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
