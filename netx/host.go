@@ -259,30 +259,43 @@ func nodeKey(path string) (crypto.PrivKey, error) {
 	return key, nil
 }
 
-// newResourceManager keeps libp2p's scaled defaults for what a remote peer
-// can make us hold open (connections, file descriptors, total memory) but
-// lifts the per-stream, per-connection, per-peer and per-protocol memory
-// and stream-count caps. Those are tuned for IPFS's many small requests: a
-// tensor stream needs its muxer window to grow to full size and an
-// all-reduce opens many parallel streams to a few peers, and the default
-// caps silently shrink windows (throttling goodput) or refuse streams.
-// The system-wide memory cap (1/8 of RAM by AutoScale) still bounds the
-// total. rcmgr.InfiniteLimits would also lift that last bound, which a
-// public node should keep.
-func newResourceManager() (network.ResourceManager, error) {
+// resourceLimits keeps libp2p's scaled defaults for what remote peers
+// together can make us hold open (connections, file descriptors, total
+// memory: 1/8 of RAM by AutoScale) and replaces the per-stream,
+// per-connection, per-peer and per-protocol caps. libp2p's are tuned for
+// IPFS's many small requests: a tensor stream needs its muxer window to
+// grow to full size and an all-reduce opens many parallel streams to a few
+// peers, and those caps silently shrink windows (throttling goodput) or
+// refuse streams (437 of 512 probe streams to one peer,
+// TestManyConcurrentStreamsToOnePeer). A peer may hold
+// peerStreams streams each way and a quarter of the system's memory: what
+// the all-reduce needs, and no one peer can take the whole budget.
+func resourceLimits() rcmgr.ConcreteLimitConfig {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
+	base := scaling.AutoScale()
+	peerMem := base.ToPartialLimitConfig().System.Memory / 4
 	open := rcmgr.ResourceLimits{
 		Streams: rcmgr.Unlimited, StreamsInbound: rcmgr.Unlimited, StreamsOutbound: rcmgr.Unlimited,
 		Memory: rcmgr.Unlimited64,
 	}
+	perPeer := rcmgr.ResourceLimits{
+		Streams: 2 * peerStreams, StreamsInbound: peerStreams, StreamsOutbound: peerStreams, Memory: peerMem,
+	}
 	partial := rcmgr.PartialLimitConfig{
-		Stream: open, Conn: rcmgr.ResourceLimits{Memory: rcmgr.Unlimited64},
-		PeerDefault: open, ProtocolDefault: open, ProtocolPeerDefault: open,
-		ServiceDefault: open, ServicePeerDefault: open,
+		Stream: open, Conn: rcmgr.ResourceLimits{Memory: peerMem},
+		PeerDefault: perPeer, ProtocolDefault: open, ProtocolPeerDefault: perPeer,
+		ServiceDefault: open, ServicePeerDefault: perPeer,
 		Transient: rcmgr.ResourceLimits{Memory: rcmgr.Unlimited64},
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaling.AutoScale())))
+	return partial.Build(base)
+}
+
+// peerStreams is how many streams one peer may hold open each way.
+const peerStreams = 1024
+
+func newResourceManager() (network.ResourceManager, error) {
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}

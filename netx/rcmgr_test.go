@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
 
 // TestManyConcurrentStreamsToOnePeer opens 512 probe streams at once from one
@@ -61,5 +62,24 @@ func TestManyConcurrentStreamsToOnePeer(t *testing.T) {
 	wg.Wait()
 	if n := failed.Load(); n > 0 {
 		t.Fatalf("%d of 512 concurrent streams failed, first: %v", n, first)
+	}
+}
+
+// One peer may not take the whole resource budget (issue 17): its streams
+// each way and its memory are bounded, by a quarter of the system's
+// memory, which stays bounded too.
+func TestPeerLimitsAreBounded(t *testing.T) {
+	l := resourceLimits().ToPartialLimitConfig()
+	sys := l.System.Memory
+	if sys <= 0 || sys == rcmgr.Unlimited64 {
+		t.Fatalf("system memory limit %v, want a bound", sys)
+	}
+	for name, r := range map[string]rcmgr.ResourceLimits{"peer": l.PeerDefault, "protocol-peer": l.ProtocolPeerDefault, "service-peer": l.ServicePeerDefault} {
+		if r.Memory <= 0 || r.Memory > sys/4 || r.StreamsInbound != peerStreams || r.StreamsOutbound != peerStreams {
+			t.Errorf("%s limits %+v: want %d streams each way and memory within %v", name, r, peerStreams, sys/4)
+		}
+	}
+	if c := l.Conn.Memory; c <= 0 || c > sys/4 {
+		t.Errorf("connection memory %v, want within %v", c, sys/4)
 	}
 }
