@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -92,9 +91,9 @@ func (m *Miner) loadFromHub(ctx context.Context) (bool, error) {
 }
 
 // maybePublish uploads the epoch's model and state as one commit tagged
-// <run>.<epoch>, every hub.upload_every epochs, from the miner with the
-// lowest peer id among itself and the others at the epoch, so the swarm
-// makes one commit.
+// <run>.<epoch>, every hub.upload_every epochs, from the miner that ranks
+// first among itself and the others at the epoch (uploaderRank), so the
+// swarm makes one commit.
 // The model is written here; the upload runs in the background, one at a
 // time (an epoch whose turn comes while one is running is skipped).
 func (m *Miner) maybePublish(ctx context.Context, blob []byte, others []string) {
@@ -102,8 +101,11 @@ func (m *Miner) maybePublish(ctx context.Context, blob []byte, others []string) 
 	if m.hub == nil || every == 0 || m.epoch == 0 || m.epoch%every != 0 || (m.hubHas != nil && *m.hubHas == m.epoch) {
 		return
 	}
-	if len(others) > 0 && slices.Min(others) < m.self {
-		return
+	mine := uploaderRank(m.cfg.RunID, m.epoch, m.self)
+	for _, o := range others {
+		if uploaderRank(m.cfg.RunID, m.epoch, o) < mine {
+			return
+		}
 	}
 	select {
 	case m.publishing <- struct{}{}:
@@ -136,6 +138,16 @@ func (m *Miner) maybePublish(ctx context.Context, blob []byte, others []string) 
 			m.event(ErrorEvent{Epoch: epoch, Op: "hub publish", Err: err.Error()})
 		}
 	}()
+}
+
+// uploaderRank orders the miners at an epoch for its Hub upload: by
+// SHA-256 of (run, epoch, peer id), lowest first. A new draw every epoch:
+// with the lowest peer id ranking first, one ground id that never uploads
+// (ids cost nothing) would have silenced the run's uploads for good.
+func uploaderRank(run string, epoch uint64, peer string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "dtrain/uploader/v1\x00%d:%s\x00%d\x00%s", len(run), run, epoch, peer)
+	return string(h.Sum(nil))
 }
 
 func (m *Miner) publish(ctx context.Context, dir string, epoch uint64) error {
