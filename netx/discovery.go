@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -30,6 +31,14 @@ const (
 	advertiseFirst = 2 * time.Second        // first re-advertisement
 	advertiseRetry = 5 * time.Second        // after a failed advertisement (e.g. empty routing table)
 	maxRunPeers    = 1000                   // providers returned by one lookup
+	// Provider records are anyone's to put, so what a lookup returns is
+	// bounded in what it costs: members kept (and protected from the
+	// connection manager's trimming), dials per lookup and at once, and
+	// how long a member no lookup returns and that is not connected stays.
+	maxRunMembers   = 4096
+	maxDialsPerFind = 64
+	maxDialsAtOnce  = 16
+	memberTTL       = 3 * findEvery
 )
 
 // ErrBadRunID reports a run id that is empty, too long or has characters
@@ -67,7 +76,7 @@ type Run struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	members map[peer.ID]struct{} // peers found under this run's rendezvous key
+	members map[peer.ID]time.Time // peers found under this run's rendezvous key, when last found
 	gossip  *Gossip
 	closed  bool
 }
@@ -91,7 +100,7 @@ func (n *Node) JoinRun(ctx context.Context, runID string) (*Run, error) {
 	r := &Run{
 		node: n, id: runID, ns: "dtrain/v1/run/" + runID,
 		disc: routing.NewRoutingDiscovery(n.dht),
-		ctx:  rctx, cancel: cancel, members: map[peer.ID]struct{}{},
+		ctx:  rctx, cancel: cancel, members: map[peer.ID]time.Time{},
 	}
 	n.runs[runID] = r
 	r.wg.Add(2)
@@ -134,15 +143,31 @@ func (r *Run) FindPeers(ctx context.Context) ([]peer.AddrInfo, error) {
 		found = append(found, ai)
 	}
 	r.mu.Lock()
-	for _, ai := range found {
-		if _, ok := r.members[ai.ID]; !ok {
-			r.members[ai.ID] = struct{}{}
-			// Keep run peers' connections when the connection manager trims.
-			r.node.host.ConnManager().Protect(ai.ID, r.ns)
-		}
-	}
+	r.remember(time.Now(), found)
 	r.mu.Unlock()
 	return found, nil
+}
+
+// remember records the members a lookup found at now and forgets those no
+// lookup returned for memberTTL that are not connected; past
+// maxRunMembers, new ones are not kept. Kept members' connections are
+// protected from the connection manager's trimming.
+func (r *Run) remember(now time.Time, found []peer.AddrInfo) {
+	for p, seen := range r.members {
+		if now.Sub(seen) > memberTTL && r.node.host.Network().Connectedness(p) != network.Connected {
+			delete(r.members, p)
+			r.node.host.ConnManager().Unprotect(p, r.ns)
+		}
+	}
+	for _, ai := range found {
+		if _, ok := r.members[ai.ID]; !ok {
+			if len(r.members) >= maxRunMembers {
+				continue
+			}
+			r.node.host.ConnManager().Protect(ai.ID, r.ns)
+		}
+		r.members[ai.ID] = now
+	}
 }
 
 // Peers are the run's members the node is connected to now, sorted.
@@ -202,19 +227,20 @@ func (r *Run) connectLoop() {
 	}
 }
 
-// connect dials the found peers not yet connected, in parallel, each with
-// the node's dial timeout, and returns how many new connections it made.
+// connect dials up to maxDialsPerFind of the found peers not yet
+// connected, maxDialsAtOnce at a time, each with the node's dial timeout,
+// and returns how many new connections it made.
 func (r *Run) connect(found []peer.AddrInfo) int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	n := 0
-	for _, ai := range found {
-		if r.node.host.Network().Connectedness(ai.ID) == network.Connected {
-			continue
-		}
+	slots := make(chan struct{}, maxDialsAtOnce)
+	for _, ai := range toDial(found, func(p peer.ID) bool { return r.node.host.Network().Connectedness(p) == network.Connected }) {
 		wg.Add(1)
+		slots <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			ctx, cancel := context.WithTimeout(r.ctx, r.node.cfg.DialTimeout)
 			defer cancel()
 			if err := r.node.host.Connect(ctx, ai); err != nil {
@@ -228,6 +254,20 @@ func (r *Run) connect(found []peer.AddrInfo) int {
 	}
 	wg.Wait()
 	return n
+}
+
+// toDial picks the peers to dial from a lookup: those not connected, at
+// most maxDialsPerFind of them, drawn at random so that a lookup full of
+// fake records cannot keep the real members out of every round.
+func toDial(found []peer.AddrInfo, connected func(peer.ID) bool) []peer.AddrInfo {
+	var out []peer.AddrInfo
+	for _, ai := range found {
+		if !connected(ai.ID) {
+			out = append(out, ai)
+		}
+	}
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out[:min(len(out), maxDialsPerFind)]
 }
 
 // Close stops advertising and connecting, leaves the run's gossip topic

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sync/errgroup"
 )
@@ -235,5 +236,48 @@ func TestJoinRunValidatesID(t *testing.T) {
 	}
 	if _, err := n.JoinRun(ctx, "Run_1.2-x"); err != nil {
 		t.Errorf("rejoin after Close: %v", err)
+	}
+}
+
+// Provider records are anyone's to put (issue 17): a lookup full of fake
+// members makes a node keep (and protect) at most maxRunMembers of them,
+// forget those no lookup returns for memberTTL, and dial at most
+// maxDialsPerFind per lookup.
+func TestRunBoundsFoundMembers(t *testing.T) {
+	n := startNode(t)
+	r, err := n.JoinRun(context.Background(), "bounded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fake := func(k int) []peer.AddrInfo {
+		out := make([]peer.AddrInfo, k)
+		for i := range out {
+			_, pub, err := crypto.GenerateEd25519Key(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out[i].ID, err = peer.IDFromPublicKey(pub); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	now := time.Now()
+	flood := fake(maxRunMembers + 500)
+	r.mu.Lock()
+	r.remember(now, flood)
+	kept := len(r.members)
+	r.remember(now.Add(memberTTL+time.Second), flood[:10]) // the rest went unseen for memberTTL
+	after := len(r.members)
+	r.mu.Unlock()
+	if kept != maxRunMembers || after != 10 {
+		t.Fatalf("kept %d members of %d found, %d after the TTL; want %d and 10", kept, len(flood), after, maxRunMembers)
+	}
+	if got := len(toDial(flood, func(peer.ID) bool { return false })); got != maxDialsPerFind {
+		t.Errorf("%d dials for one lookup, want %d", got, maxDialsPerFind)
+	}
+	if got := len(toDial(flood[:5], func(p peer.ID) bool { return p == flood[0].ID })); got != 4 {
+		t.Errorf("%d dials for 5 found with one connected, want 4", got)
 	}
 }
