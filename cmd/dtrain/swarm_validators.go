@@ -109,9 +109,7 @@ func writeValidatorConfig(path string, cfg config.Miner, verifyMode string) erro
 	v.Net.KeyFile = "identity.key"
 	m := cfg.Model
 	v.Model = config.RunModel{NLayer: m.NLayer, NHead: m.NHead, NEmbd: m.NEmbd, NPositions: m.NPositions, VocabSize: m.VocabSize}
-	sw := cfg.Swarm
-	v.Swarm = config.ValidatorSwarm{Validators: sw.Validators, MinGroup: sw.MinGroup, MaxGroup: sw.MaxGroup,
-		MatchSeconds: sw.MatchSeconds, RoundSeconds: sw.RoundSeconds, Compress: sw.Compress}
+	v.Swarm = config.ValidatorSwarmOf(cfg.Swarm)
 	v.Probe.EveryEpochs, v.Probe.Bytes, v.Probe.Seconds = 2, 256<<10, 5
 	v.Weights.JSONL, v.Metrics.JSONL = validatorEvents, ""
 	// node/verify's work checks read the miners' config (written beside

@@ -80,6 +80,10 @@ type RoundConfig struct {
 	Spans    []Span
 	PartSize int // elements per part, the unit of pipelining; DefaultPartSize unless measured otherwise
 	Codec    Codec
+	// Aggregation is how this member, as a span's owner, combines the
+	// contributors' values (Mean unless the run asks for a robust rule;
+	// every member of a group must use the same).
+	Aggregation Aggregation
 	// Feedback, optional for a contributor, is its error feedback for
 	// Codec over the whole vector: its contributions are encoded through
 	// it, and a part sent again to a replacement owner is the same bytes,
@@ -203,6 +207,9 @@ func (c *RoundConfig) validate() error {
 	}
 	if c.Codec == nil {
 		return errors.New("no codec")
+	}
+	if int(c.Aggregation) >= len(Aggregations) {
+		return fmt.Errorf("unknown %v", c.Aggregation)
 	}
 	if f := c.Feedback; f != nil && (f.Codec().ID() != c.Codec.ID() || len(f.Residual()) != c.Len) {
 		return fmt.Errorf("error feedback for %v over %d values, the round sends %v over %d",

@@ -139,18 +139,12 @@ func (r *Round) gatherPart(k, p int) []Outgoing {
 	}
 	s := r.cfg.Spans[k]
 	lo, hi := r.partRange(k, p)
-	var total float64
-	for _, c := range set {
-		total += r.cfg.Group.Members[c].Weight
+	vals, weights := make([][]float32, len(set)), make([]float64, len(set))
+	for i, c := range set {
+		vals[i], weights[i] = o.values[c], r.cfg.Group.Members[c].Weight
 	}
 	mean := make([]float32, hi-lo)
-	for i := range mean {
-		var acc float64
-		for _, c := range set {
-			acc += r.cfg.Group.Members[c].Weight * float64(o.values[c][lo-s.Begin+i])
-		}
-		mean[i] = float32(acc / total)
-	}
+	r.agg.combine(mean, vals, lo-s.Begin, weights)
 	payload := r.cfg.Codec.Encode(nil, mean)
 	o.sent[p] = hash
 	if r.result != nil {

@@ -26,9 +26,10 @@ import (
 // the contributors every span's final report lists.
 type Round struct {
 	cfg     RoundConfig
-	spanOf  []int // member index → index of the span it owns, or -1
-	mySpan  int   // -1 unless self owns a non-empty span
-	parts   []int // parts per span
+	agg     aggregator // the owner's rule and its scratch space
+	spanOf  []int      // member index → index of the span it owns, or -1
+	mySpan  int        // -1 unless self owns a non-empty span
+	parts   []int      // parts per span
 	started bool
 	start   time.Duration
 
@@ -73,7 +74,7 @@ func NewRound(cfg RoundConfig) (*Round, error) {
 		return nil, fmt.Errorf("allreduce round: %w", err)
 	}
 	g := cfg.Group.Members
-	r := &Round{cfg: cfg, mySpan: -1}
+	r := &Round{cfg: cfg, mySpan: -1, agg: aggregator{rule: cfg.Aggregation}}
 	r.spanOf = make([]int, len(g))
 	for i := range r.spanOf {
 		r.spanOf[i] = -1

@@ -50,6 +50,7 @@ type Swarm struct {
 	MatchSeconds    float64  `toml:"match_seconds" doc:"how long a miner waits for others to be ready for an epoch before forming groups with those that are"`
 	RoundSeconds    float64  `toml:"round_seconds" doc:"all-reduce round deadline; peers that have not delivered by then are left out"`
 	Compress        string   `toml:"compress" doc:"wire codec of the all-reduce: none, fp16, bf16 or int8"`
+	Aggregation     string   `toml:"aggregation" doc:"how a span's owner combines the members' values: mean (the exact mean weighted by samples), trimmed_mean (per coordinate, a fifth of the weight cut from each end) or centered_clip (centered clipping from the coordinate-wise median, 3 steps); the robust rules count no member for more than twice the median weight; every miner and validator of a run uses the same"`
 	EvalEvery       int      `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
 	StateFromPeers  bool     `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
 	Role            string   `toml:"role" doc:"what the miner does in the all-reduce: full (contributes and reduces a span), client (contributes, reduces nothing: for a miner that cannot accept inbound connections), or auto: client while AutoNAT finds the miner unreachable from outside (needs net.nat), full otherwise"`
@@ -72,7 +73,7 @@ func DefaultMiner() Miner {
 			KeyFile: "identity.key"},
 		Swarm: Swarm{
 			Mode: "diloco", InnerSteps: 10, TargetBatchSize: 64, OuterLR: 0.7, OuterMomentum: 0.9,
-			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none",
+			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none", Aggregation: "mean",
 			EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true, Validators: []string{},
 		},
 	}
@@ -111,6 +112,7 @@ func (m Miner) Validate() error {
 	if _, err := allreduce.ParseCodec(s.Compress); err != nil {
 		c.fail("swarm.compress", "must be none, fp16, bf16 or int8", s.Compress)
 	}
+	checkAggregation(&c, "swarm.aggregation", s.Aggregation)
 	c.atLeast("swarm.eval_every", s.EvalEvery, 0)
 	switch s.Role {
 	case "auto", "full", "client":

@@ -213,3 +213,29 @@ func TestMarshalMinerLoadsBack(t *testing.T) {
 		t.Errorf("loads back as\n%+v\nwant\n%+v", got, m)
 	}
 }
+
+// An unknown aggregation rule is refused with the rules there are, by the
+// miner's config and the validator's alike.
+func TestAggregationRule(t *testing.T) {
+	m := DefaultMiner()
+	if m.Swarm.Aggregation != "mean" {
+		t.Fatalf("default aggregation %q, want mean", m.Swarm.Aggregation)
+	}
+	m.Swarm.Aggregation = "median"
+	want := "swarm.aggregation: must be one of mean, trimmed_mean, centered_clip"
+	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("miner with aggregation median: %v", err)
+	}
+	v := DefaultValidator()
+	v.Swarm.Aggregation = "median"
+	if err := v.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("validator with aggregation median: %v", err)
+	}
+	m.Swarm.Aggregation = "centered_clip"
+	if err := m.Validate(); err != nil {
+		t.Error(err)
+	}
+	if got := ValidatorSwarmOf(m.Swarm).Aggregation; got != "centered_clip" {
+		t.Errorf("validator takes aggregation %q from the miners' centered_clip", got)
+	}
+}

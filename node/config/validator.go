@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/dtrain-dev/dtrain/node/allreduce"
@@ -44,6 +45,7 @@ type ValidatorSwarm struct {
 	MatchSeconds float64  `toml:"match_seconds" doc:"the miners' swarm.match_seconds: the grid of matchmaking windows"`
 	RoundSeconds float64  `toml:"round_seconds" doc:"the miners' swarm.round_seconds: the all-reduce round deadline"`
 	Compress     string   `toml:"compress" doc:"the miners' swarm.compress: the all-reduce's wire codec (none, fp16, bf16 or int8)"`
+	Aggregation  string   `toml:"aggregation" doc:"the miners' swarm.aggregation: how the owner of a span combines the members' values (mean, trimmed_mean or centered_clip)"`
 }
 
 // Probe is how often and how hard a validator measures miners' links.
@@ -105,6 +107,17 @@ var validatorSectionDocs = map[string]string{
 	"metrics": "Where the validator's metrics go besides the log.",
 }
 
+// ValidatorSwarmOf is what a validator takes from the miners' swarm
+// section: the rules of their groups and rounds.
+func ValidatorSwarmOf(s Swarm) ValidatorSwarm {
+	vs := slices.Clone(s.Validators)
+	if vs == nil {
+		vs = []string{}
+	}
+	return ValidatorSwarm{Validators: vs, MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
+		MatchSeconds: s.MatchSeconds, RoundSeconds: s.RoundSeconds, Compress: s.Compress, Aggregation: s.Aggregation}
+}
+
 // DefaultValidator follows the swarm demo's run (DefaultMiner).
 func DefaultValidator() Validator {
 	m := DefaultMiner()
@@ -113,8 +126,7 @@ func DefaultValidator() Validator {
 		Net: m.Net,
 		Model: RunModel{NLayer: m.Model.NLayer, NHead: m.Model.NHead, NEmbd: m.Model.NEmbd,
 			NPositions: m.Model.NPositions, VocabSize: m.Model.VocabSize},
-		Swarm: ValidatorSwarm{Validators: []string{}, MinGroup: m.Swarm.MinGroup, MaxGroup: m.Swarm.MaxGroup,
-			MatchSeconds: m.Swarm.MatchSeconds, RoundSeconds: m.Swarm.RoundSeconds, Compress: m.Swarm.Compress},
+		Swarm:   ValidatorSwarmOf(m.Swarm),
 		Probe:   Probe{EveryEpochs: 5, MaxMiners: 4, Bytes: 1 << 20, Seconds: 10},
 		Score:   Score{MinMbps: 10, TargetMbps: 200, GoodRTTMs: 20, MaxRTTMs: 500, Alpha: 0.3},
 		Weights: Weights{JSONL: "weights.jsonl"},
@@ -157,6 +169,7 @@ func (v Validator) Validate() error {
 	if _, err := allreduce.ParseCodec(s.Compress); err != nil {
 		c.fail("swarm.compress", "must be none, fp16, bf16 or int8", s.Compress)
 	}
+	checkAggregation(&c, "swarm.aggregation", s.Aggregation)
 	p := v.Probe
 	c.atLeast("probe.every_epochs", p.EveryEpochs, 0)
 	c.atLeast("probe.max_miners", p.MaxMiners, 1)
@@ -218,4 +231,11 @@ func nonNegativeFloat(c *check, key string, v float64) bool {
 		return false
 	}
 	return true
+}
+
+// checkAggregation checks an all-reduce aggregation rule's name.
+func checkAggregation(c *check, key, name string) {
+	if _, err := allreduce.ParseAggregation(name); err != nil {
+		c.fail(key, "must be one of "+strings.Join(allreduce.Aggregations, ", "), name)
+	}
 }

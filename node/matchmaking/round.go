@@ -27,10 +27,13 @@ func NewGroup(run string, epoch uint64, members []Member) Group {
 type RoundOptions struct {
 	// Len is the vector's length; 0 means len(vec), or the Contribution's
 	// length. An aux member, which contributes no vector, must set it.
-	Len      int
-	Codec    allreduce.Codec
-	Feedback *allreduce.ErrorFeedback // optional: see allreduce.RoundConfig
-	PartSize int                      // elements per part; 0 means allreduce.DefaultPartSize
+	Len   int
+	Codec allreduce.Codec
+	// Aggregation is the run's rule for combining a span's values
+	// (allreduce.RoundConfig.Aggregation).
+	Aggregation allreduce.Aggregation
+	Feedback    *allreduce.ErrorFeedback // optional: see allreduce.RoundConfig
+	PartSize    int                      // elements per part; 0 means allreduce.DefaultPartSize
 	// Timeout is the round's deadline, split by allreduce.TimeoutsFor: an
 	// owner waits an eighth of it for a contributor's next part and reports
 	// by half of it, which leaves the time to replace a lost owner.
@@ -78,7 +81,7 @@ func (g Group) RoundConfig(self string, vec []float32, o RoundOptions) (allreduc
 	partTimeout, reduce, round := allreduce.TimeoutsFor(o.Timeout)
 	cfg := allreduce.RoundConfig{
 		Group: ag, Self: at, Len: length, Vector: vec, Spans: spans,
-		PartSize: part, Codec: o.Codec, Feedback: o.Feedback,
+		PartSize: part, Codec: o.Codec, Aggregation: o.Aggregation, Feedback: o.Feedback,
 		PartTimeout: partTimeout, ReduceTimeout: reduce, RoundTimeout: round,
 	}
 	g.commitRound(&cfg, o)

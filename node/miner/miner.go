@@ -81,7 +81,8 @@ type Miner struct {
 	node  netx.Network
 	self  string
 	codec allreduce.Codec
-	cheat *cheater // nil: honest
+	agg   allreduce.Aggregation // the run's all-reduce aggregation rule
+	cheat *cheater              // nil: honest
 	// feedback carries int8 (or fp16/bf16) rounding error into the next
 	// epoch's contribution; nil without compression.
 	feedback *allreduce.ErrorFeedback
@@ -131,7 +132,11 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Miner{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec,
+	agg, err := allreduce.ParseAggregation(cfg.Swarm.Aggregation)
+	if err != nil {
+		return nil, err
+	}
+	m := &Miner{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec, agg: agg,
 		accum: max(1, cfg.AccumSteps())}
 	m.sched = schedule(cfg)
 	if m.cheat, err = newCheater(o.Cheat, o.Log); err != nil {

@@ -78,7 +78,7 @@ func (d *driver) train() error {
 // miner's update (stage 1) or its group's mean (stage 2).
 func (d *driver) average(a epoch.Action) {
 	m := d.m
-	vec, opts := d.vec, matchmaking.RoundOptions{Codec: m.codec, Feedback: m.feedback}
+	vec, opts := d.vec, matchmaking.RoundOptions{Codec: m.codec, Aggregation: m.agg, Feedback: m.feedback}
 	if d.contribution != nil {
 		opts.Contribution = d.contribution
 		m.serveContribution(a.Group, d.contribution)
@@ -87,7 +87,7 @@ func (d *driver) average(a epoch.Action) {
 		// The group's mean is no contribution of this miner's own: its
 		// rounding error is not this miner's to carry on, and it was
 		// committed to by nobody.
-		vec, opts = d.mean, matchmaking.RoundOptions{Codec: m.codec}
+		vec, opts = d.mean, matchmaking.RoundOptions{Codec: m.codec, Aggregation: m.agg}
 	}
 	g := a.Group
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {

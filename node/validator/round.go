@@ -104,7 +104,7 @@ func (d *driver) auditLater(g matchmaking.Group, contributors []string) {
 func (v *Validator) runRound(ctx context.Context, g matchmaking.Group) roundOutcome {
 	var out roundOutcome
 	timeout := time.Duration(v.cfg.Swarm.RoundSeconds * float64(time.Second))
-	cfg, err := g.RoundConfig(v.self, nil, matchmaking.RoundOptions{Len: v.length, Codec: v.codec, Timeout: timeout,
+	cfg, err := g.RoundConfig(v.self, nil, matchmaking.RoundOptions{Len: v.length, Codec: v.codec, Aggregation: v.agg, Timeout: timeout,
 		CommitChunk: allreduce.DefaultCommitChunk})
 	if err == nil {
 		var peers []peer.ID

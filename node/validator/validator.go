@@ -60,6 +60,7 @@ type Validator struct {
 	node     netx.Network
 	self     string
 	codec    allreduce.Codec
+	agg      allreduce.Aggregation
 	length   int // elements of the run's all-reduce vector
 	verifier Verifier
 	// holder loads the swarm's states for the WorkCheck; nil without one.
@@ -88,8 +89,12 @@ func New(ctx context.Context, o Options) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
+	agg, err := allreduce.ParseAggregation(cfg.Swarm.Aggregation)
+	if err != nil {
+		return nil, err
+	}
 	md := cfg.Model
-	v := &Validator{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec,
+	v := &Validator{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec, agg: agg,
 		length:   int(torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize))),
 		verifier: o.Verifier, probed: map[string]uint64{}}
 	if v.verifier == nil {
