@@ -136,6 +136,14 @@ func TestSwarmCatchesZeroCheater(t *testing.T) {
 			t.Errorf("honest weights %v: each should keep at least half the median", honest)
 		}
 	}
+	// The validator excludes the caught miner from the groups of the
+	// epochs after (node/verdicts), which the honest miners then average
+	// without it.
+	b, err := os.ReadFile(filepath.Join(dir, "swarm", "validator-1.log"))
+	must(t, err)
+	if !strings.Contains(string(b), `"miner":"`+cheat.Peer+`","from":`) || !strings.Contains(string(b), `"message":"miner excluded from groups"`) {
+		t.Errorf("the validator logged no exclusion of the cheater %s", cheat.Peer)
+	}
 }
 
 // TestSwarmReportWeights feeds a validator's weights line to the report:

@@ -63,6 +63,8 @@ type Score struct {
 	GoodRTTMs  float64 `toml:"good_rtt_ms" doc:"round-trip time, in ms, at or below which the latency score is full"`
 	MaxRTTMs   float64 `toml:"max_rtt_ms" doc:"round-trip time, in ms, at or above which the latency score is 0"`
 	Alpha      float64 `toml:"alpha" doc:"weight of a new epoch in each miner's moving averages, in (0, 1]"`
+	// ExcludeEpochs is how long a caught miner stays out of groups.
+	ExcludeEpochs int `toml:"exclude_epochs" doc:"a miner caught cheating in epoch e is excluded from the all-reduce groups of epochs e+2 to e+2+this·2^(strikes−1) (node/verdicts: the validator gossips the list, miners refuse the miner's announcements and stop expecting it), then averages and is audited again; 0 = never exclude"`
 }
 
 // Verify is how a validator checks the work behind the updates it audits.
@@ -128,7 +130,7 @@ func DefaultValidator() Validator {
 			NPositions: m.Model.NPositions, VocabSize: m.Model.VocabSize},
 		Swarm:   ValidatorSwarmOf(m.Swarm),
 		Probe:   Probe{EveryEpochs: 5, MaxMiners: 4, Bytes: 1 << 20, Seconds: 10},
-		Score:   Score{MinMbps: 10, TargetMbps: 200, GoodRTTMs: 20, MaxRTTMs: 500, Alpha: 0.3},
+		Score:   Score{MinMbps: 10, TargetMbps: 200, GoodRTTMs: 20, MaxRTTMs: 500, Alpha: 0.3, ExcludeEpochs: 5},
 		Weights: Weights{JSONL: "weights.jsonl"},
 		Verify:  Verify{Mode: "auto", EveryEpochs: 1, Windows: 32, Device: "cpu"},
 		Metrics: Metrics{JSONL: "metrics.jsonl"},
@@ -182,6 +184,7 @@ func (v Validator) Validate() error {
 	if positiveFloat(&c, "score.good_rtt_ms", sc.GoodRTTMs) && positiveFloat(&c, "score.max_rtt_ms", sc.MaxRTTMs) && sc.MaxRTTMs <= sc.GoodRTTMs {
 		c.fail("score.max_rtt_ms", fmt.Sprintf("must exceed good_rtt_ms (%g)", sc.GoodRTTMs), sc.MaxRTTMs)
 	}
+	c.atLeast("score.exclude_epochs", sc.ExcludeEpochs, 0)
 	if positiveFloat(&c, "score.alpha", sc.Alpha) && sc.Alpha > 1 {
 		c.fail("score.alpha", "must be in (0, 1]", sc.Alpha)
 	}

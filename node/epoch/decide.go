@@ -82,7 +82,16 @@ func (m *Machine) expected(now time.Duration) int {
 			n--
 		}
 	}
-	return n
+	if m.cfg.Excluded != nil {
+		// Peers the validators exclude offer their state but may not
+		// contribute: nobody waits for them.
+		m.tracker.Each(now, func(r progress.Report) {
+			if r.Peer != m.cfg.Self && r.Offers && counts(r.Epoch, r.StateHash) && m.cfg.Excluded(r.Peer, m.epoch) && !m.validator(r.Peer) {
+				n--
+			}
+		})
+	}
+	return max(n, 0)
 }
 
 // expectedAux is how many aux members, this peer included if it is one,

@@ -48,6 +48,10 @@ type Config struct {
 	// that never contribute, so its matchmaking neither expects them nor
 	// waits for them.
 	Validators []string
+	// Excluded, when set, says whether the run's validators exclude peer
+	// from the groups of epoch (node/verdicts): its announcements are
+	// refused and it is not expected, as a validator is not.
+	Excluded func(peer string, epoch uint64) bool
 }
 
 func (c *Config) validate() error {

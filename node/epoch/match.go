@@ -293,6 +293,10 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 		MinGroup: m.cfg.MinGroup, MaxGroup: m.cfg.MaxGroup,
 		Deadline: deadline, Expected: m.expected(now), Validators: m.trusted,
 	}
+	if m.cfg.Excluded != nil {
+		epoch := m.epoch
+		cfg.Excluded = func(p string) bool { return m.cfg.Excluded(p, epoch) }
+	}
 	m.phase = Matching
 	if stage == 1 {
 		// The quorum counts reporting peers only; unreported neighbours

@@ -155,3 +155,45 @@ func TestMinerWaitsOneMessageDelayForAFollowingValidator(t *testing.T) {
 		}
 	}
 }
+
+// A peer the validators exclude at this epoch is not expected: its
+// announcement is refused, and the miner does not wait for it.
+func TestExcludedPeerNotExpected(t *testing.T) {
+	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: 4 * time.Second, DelegateTimeout: 4 * time.Second, RoundTimeout: time.Second,
+		Heartbeat: time.Second, Expiry: 10 * time.Second,
+		Excluded: func(p string, e uint64) bool { return p == "cheat" && e == 0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := [32]byte{1}
+	m.Start(0, 0, h)
+	for _, p := range []string{"b", "cheat"} {
+		if _, err := m.Observe(time.Second, progress.Report{Peer: p, Epoch: 0, StateHash: h, Offers: true, Time: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Tick(3 * time.Second)
+	var key string
+	for _, a := range m.Trained(3*time.Second, 5) {
+		if a.Kind == PublishMatch {
+			key = a.Match.Key
+		}
+	}
+	if m.expect != 2 {
+		t.Fatalf("expects %d contributors, want 2 (itself and b; the excluded peer left out)", m.expect)
+	}
+	ready := func(p string) Match {
+		r := matchmaking.Ready{Run: key, Epoch: 0, Peer: p, Role: matchmaking.Full, Weight: 4}
+		return Match{Key: key, Epoch: 0, Ready: &r, Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}
+	}
+	if _, err := m.ReceiveMatch(3100*time.Millisecond, "cheat", ready("cheat")); !errors.Is(err, matchmaking.ErrExcluded) {
+		t.Fatalf("announcement of the excluded peer: %v, want ErrExcluded", err)
+	}
+	if _, err := m.ReceiveMatch(3200*time.Millisecond, "b", ready("b")); err != nil {
+		t.Fatal(err)
+	}
+	if m.mm.Collecting() {
+		t.Fatal("still collecting with both contributors it expects ready: it waits for the excluded peer")
+	}
+}

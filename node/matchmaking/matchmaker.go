@@ -42,6 +42,10 @@ type Config struct {
 	// an aux member owns a span and so reduces the others' values. Nil
 	// accepts every aux.
 	Validators func(peer string) bool
+	// Excluded, when set, says which peers may not join as contributors:
+	// those the run's validators caught cheating, for their probation
+	// (node/verdicts). Their announcements are refused (ErrExcluded).
+	Excluded func(peer string) bool
 	// ConfirmTimeout is the length of a confirmation round: round r ends
 	// (r+1) ConfirmTimeouts after collecting ends. It should exceed the
 	// message delay (package doc). Zero means DefaultConfirmTimeout.
@@ -257,6 +261,9 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	}
 	if r.Role == Aux && r.Peer != m.cfg.Self && m.cfg.Validators != nil && !m.cfg.Validators(r.Peer) {
 		return nil, fmt.Errorf("aux ready from %q: %w", r.Peer, ErrUntrustedAux)
+	}
+	if r.Role != Aux && r.Peer != m.cfg.Self && m.cfg.Excluded != nil && m.cfg.Excluded(r.Peer) {
+		return nil, fmt.Errorf("ready from %q: %w", r.Peer, ErrExcluded)
 	}
 	if i, ok := m.index.find(m.ready, r.Peer); ok {
 		if m.ready[i] == r {

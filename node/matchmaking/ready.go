@@ -68,6 +68,9 @@ var (
 	// ErrUntrustedAux marks an aux announcement from a peer the run does
 	// not trust as a validator (Config.Validators).
 	ErrUntrustedAux = errors.New("matchmaking: aux from a peer that is not a trusted validator")
+	// ErrExcluded marks a contributor's announcement from a peer the
+	// run's validators exclude from groups (Config.Excluded).
+	ErrExcluded = errors.New("matchmaking: announcement from a peer the validators exclude")
 	// ErrPending is Group's error before the Matchmaker is done.
 	ErrPending = errors.New("matchmaking: not done")
 )

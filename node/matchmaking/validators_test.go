@@ -108,3 +108,23 @@ func TestExpectedAuxWaitsOneMessageDelay(t *testing.T) {
 		t.Fatal("ExpectedAux 0: collection open with the contributors complete")
 	}
 }
+
+// A contributor the validators exclude is refused, and does not count
+// toward Expected.
+func TestExcludedContributorRefused(t *testing.T) {
+	cfg := Config{Run: "run", Self: "m1", MinGroup: 2, MaxGroup: 8, Deadline: 10 * time.Second, Expected: 2,
+		Excluded: func(p string) bool { return p == "cheat" }}
+	mm, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mm.Announce(0, Ready{Run: "run", Peer: "m1", Weight: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mm.Receive(time.Millisecond, "cheat", Msg{Ready: []Ready{{Run: "run", Peer: "cheat", Weight: 5}}}); !errors.Is(err, ErrExcluded) {
+		t.Fatalf("excluded contributor: %v, want ErrExcluded", err)
+	}
+	if !mm.Collecting() || mm.Announced() != 1 {
+		t.Fatalf("the excluded announcement counted: collecting %v, announced %d", mm.Collecting(), mm.Announced())
+	}
+}

@@ -96,6 +96,7 @@ func (m *Miner) machineConfig() epoch.Config {
 		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		MatchTimeout: secs(s.MatchSeconds), DelegateTimeout: secs(s.MatchSeconds), RoundTimeout: secs(s.RoundSeconds),
 		Heartbeat: heartbeat, Expiry: reportExpiry, Validators: s.Validators,
+		Excluded: m.verdicts.Excluded,
 	}
 	if s.Mode == "gradients" {
 		c.TargetSamples = uint64(s.TargetBatchSize)
@@ -149,6 +150,12 @@ func (d *driver) input(g epochnet.Inbound) []epoch.Action {
 	if g.Report != nil {
 		acts, _ := d.mach.Observe(clock(), *g.Report) // stale and echoed reports are expected
 		return acts
+	}
+	if g.Verdicts != nil {
+		if err := d.m.verdicts.Update(g.From, *g.Verdicts); err != nil {
+			d.m.log.Debug().Err(err).Msg("verdicts refused")
+		}
+		return nil
 	}
 	mt, ok := epochnet.Match(*g.Env)
 	if !ok {

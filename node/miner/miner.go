@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rs/zerolog"
 
 	"github.com/dtrain-dev/dtrain/netx"
@@ -18,10 +18,9 @@ import (
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
 	"github.com/dtrain-dev/dtrain/node/hub"
-	"github.com/dtrain-dev/dtrain/node/matchmaking"
-	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/node/train"
+	"github.com/dtrain-dev/dtrain/node/verdicts"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -82,7 +81,10 @@ type Miner struct {
 	self  string
 	codec allreduce.Codec
 	agg   allreduce.Aggregation // the run's all-reduce aggregation rule
-	cheat *cheater              // nil: honest
+	// verdicts are the run's validators' exclusions; the driver's loop
+	// alone reads and updates them.
+	verdicts *verdicts.Set
+	cheat    *cheater // nil: honest
 	// feedback carries int8 (or fp16/bf16) rounding error into the next
 	// epoch's contribution; nil without compression.
 	feedback *allreduce.ErrorFeedback
@@ -183,14 +185,8 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 		m.Close()
 		return nil, err
 	}
-	m.gossip.Handle(matchmaking.GossipType, func(from peer.ID, body []byte) error {
-		_, err := matchmaking.UnmarshalEnvelope(from.String(), body)
-		return err
-	})
-	m.gossip.Handle(progress.GossipType, func(from peer.ID, body []byte) error {
-		_, err := progress.UnmarshalReport(from.String(), body)
-		return err
-	})
+	epochnet.Handle(m.gossip)
+	m.verdicts = verdicts.NewSet(func(p string) bool { return slices.Contains(cfg.Swarm.Validators, p) })
 	m.donor = state.NewDonor(o.Node, m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
 	// Served whether or not this miner measures its own link: the others'
 	// spans are sized by theirs.

@@ -11,6 +11,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/score"
+	"github.com/dtrain-dev/dtrain/node/verdicts"
 )
 
 // clock is the epoch machine's clock, the one progress reports are dated
@@ -74,6 +75,12 @@ func (d *driver) input(g epochnet.Inbound) []epoch.Action {
 			d.observe(score.Seen{Epoch: d.open, Miner: r.Peer, Behind: behind})
 		}
 		return acts
+	}
+	if g.Verdicts != nil {
+		if err := d.v.verdicts.Update(g.From, *g.Verdicts); err != nil {
+			d.v.log.Debug().Err(err).Msg("verdicts refused")
+		}
+		return nil
 	}
 	mt, ok := epochnet.Match(*g.Env)
 	if !ok {
@@ -260,6 +267,7 @@ func (d *driver) observe(o score.Observation) {
 	}
 	if vd, ok := o.(score.Verdict); ok && vd.Kind == score.Cheat {
 		d.v.log.Warn().Uint64("epoch", vd.Epoch).Str("miner", vd.Miner).Str("reason", vd.Reason).Msg("caught")
+		d.v.excl.caught(vd.Miner, vd.Epoch)
 	}
 	if err := d.v.scorer.Observe(o); err != nil {
 		d.v.log.Debug().Err(err).Msg("observation dropped")
@@ -294,6 +302,27 @@ func (d *driver) close(e uint64) {
 	}
 	if v.opts.Observer != nil {
 		v.opts.Observer(w)
+	}
+	d.publishExclusions(e)
+}
+
+// publishExclusions gossips this validator's exclusions as of epoch e, and
+// applies them to its own matchmaking as the miners do.
+func (d *driver) publishExclusions(e uint64) {
+	v := d.v
+	l := v.excl.list(e)
+	_ = v.verdicts.Update(v.self, l) // this validator trusts itself
+	body, err := l.Marshal()
+	if err == nil {
+		err = v.gossip.Publish(d.ctx, netx.GossipMessage{Type: verdicts.GossipType, Body: body})
+	}
+	if err != nil && d.ctx.Err() == nil {
+		v.log.Debug().Err(err).Msg("publish verdicts")
+	}
+	for _, en := range l.Entries {
+		if en.From == e+2 {
+			v.log.Info().Str("miner", en.Peer).Uint64("from", en.From).Uint64("until", en.Until).Msg("miner excluded from groups")
+		}
 	}
 }
 

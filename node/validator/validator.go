@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rs/zerolog"
 
 	"github.com/dtrain-dev/dtrain/netx"
@@ -19,9 +18,9 @@ import (
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
-	"github.com/dtrain-dev/dtrain/node/progress"
 	"github.com/dtrain-dev/dtrain/node/score"
 	"github.com/dtrain-dev/dtrain/node/train"
+	"github.com/dtrain-dev/dtrain/node/verdicts"
 	"github.com/dtrain-dev/dtrain/node/verify"
 	"github.com/dtrain-dev/dtrain/torch"
 )
@@ -61,7 +60,9 @@ type Validator struct {
 	self     string
 	codec    allreduce.Codec
 	agg      allreduce.Aggregation
-	length   int // elements of the run's all-reduce vector
+	verdicts *verdicts.Set // the run's validators' exclusions, this one's among them (the driver's loop only)
+	excl     *exclusions   // this one's (the driver's loop only)
+	length   int           // elements of the run's all-reduce vector
 	verifier Verifier
 	// holder loads the swarm's states for the WorkCheck; nil without one.
 	holder *holder
@@ -114,14 +115,9 @@ func New(ctx context.Context, o Options) (*Validator, error) {
 		v.Close()
 		return nil, err
 	}
-	v.gossip.Handle(matchmaking.GossipType, func(from peer.ID, body []byte) error {
-		_, err := matchmaking.UnmarshalEnvelope(from.String(), body)
-		return err
-	})
-	v.gossip.Handle(progress.GossipType, func(from peer.ID, body []byte) error {
-		_, err := progress.UnmarshalReport(from.String(), body)
-		return err
-	})
+	epochnet.Handle(v.gossip)
+	v.verdicts = verdicts.NewSet(v.trusted)
+	v.excl = newExclusions(cfg.Score.ExcludeEpochs)
 	return v, nil
 }
 
@@ -234,6 +230,7 @@ func (v *Validator) Run(ctx context.Context) error {
 		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		MatchTimeout: secs(s.MatchSeconds), DelegateTimeout: secs(s.MatchSeconds), RoundTimeout: secs(s.RoundSeconds),
 		Heartbeat: heartbeat, Expiry: reportExpiry, Validators: s.Validators,
+		Excluded: v.verdicts.Excluded,
 	})
 	if err != nil {
 		return err

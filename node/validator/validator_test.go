@@ -43,9 +43,8 @@ func validatorFor(mc config.Miner, dir string, trusted []string) config.Validato
 	v.RunID, v.OutDir = mc.RunID, dir
 	m := mc.Model
 	v.Model = config.RunModel{NLayer: m.NLayer, NHead: m.NHead, NEmbd: m.NEmbd, NPositions: m.NPositions, VocabSize: m.VocabSize}
-	s := mc.Swarm
-	v.Swarm = config.ValidatorSwarm{Validators: trusted, MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
-		MatchSeconds: s.MatchSeconds, RoundSeconds: s.RoundSeconds, Compress: s.Compress}
+	v.Swarm = config.ValidatorSwarmOf(mc.Swarm)
+	v.Swarm.Validators = trusted
 	v.Probe.EveryEpochs, v.Probe.Bytes, v.Probe.Seconds = 1, 64<<10, 5
 	return v
 }

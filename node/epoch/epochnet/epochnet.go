@@ -11,14 +11,34 @@ import (
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
+	"github.com/dtrain-dev/dtrain/node/verdicts"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Inbound is one decoded gossip message: a progress report or a
-// matchmaking envelope from peer From.
+// Inbound is one decoded gossip message from peer From: a progress
+// report, a matchmaking envelope or a validator's exclusions.
 type Inbound struct {
-	From   string
-	Report *progress.Report
-	Env    *matchmaking.Envelope
+	From     string
+	Report   *progress.Report
+	Env      *matchmaking.Envelope
+	Verdicts *verdicts.List
+}
+
+// Handle registers on t the message types Read decodes, so that t takes
+// and relays them; a message that does not decode is refused.
+func Handle(t netx.Topic) {
+	t.Handle(matchmaking.GossipType, func(from peer.ID, body []byte) error {
+		_, err := matchmaking.UnmarshalEnvelope(from.String(), body)
+		return err
+	})
+	t.Handle(progress.GossipType, func(from peer.ID, body []byte) error {
+		_, err := progress.UnmarshalReport(from.String(), body)
+		return err
+	})
+	t.Handle(verdicts.GossipType, func(_ peer.ID, body []byte) error {
+		_, err := verdicts.Unmarshal(body)
+		return err
+	})
 }
 
 // Read decodes t's messages into in until ctx ends. Messages of other
@@ -44,6 +64,12 @@ func Read(ctx context.Context, t netx.Topic, in chan<- Inbound) {
 				continue
 			}
 			g.Env = &env
+		case verdicts.GossipType:
+			l, err := verdicts.Unmarshal(msg.Body)
+			if err != nil {
+				continue
+			}
+			g.Verdicts = &l
 		default:
 			continue
 		}
