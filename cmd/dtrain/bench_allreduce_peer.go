@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,6 +42,7 @@ type allReducePeerIter struct {
 	Iter   int     `json:"iter"`
 	TookS  float64 `json:"took_s"`
 	MaxErr float64 `json:"max_err"`
+	Digest string  `json:"digest"` // of the result's bytes: every peer's must be the same
 	Err    string  `json:"err,omitempty"`
 }
 
@@ -46,6 +50,7 @@ type allReducePeerIter struct {
 type allReducePeerConfig struct {
 	rank, peers, n, part int
 	codec                allreduce.Codec
+	agg                  allreduce.Aggregation
 	listen, transport    string
 	timeout              time.Duration
 }
@@ -140,7 +145,7 @@ func runAllReducePeer(ctx context.Context, pc allReducePeerConfig) error {
 		// The round may reduce into its vector, so each gets a fresh copy.
 		copy(vec, own)
 		rep := allReducePeerIter{Iter: iter}
-		rep.TookS, rep.MaxErr, err = runBenchRound(ctx, nd.Host(), ids, round, vec, want, iter)
+		rep.TookS, rep.MaxErr, rep.Digest, err = runBenchRound(ctx, nd.Host(), ids, round, vec, want, iter)
 		if err != nil {
 			rep.Err = err.Error()
 		}
@@ -164,7 +169,7 @@ func benchRoundConfig(pc allReducePeerConfig, setup allReducePeerSetup, self str
 		members[i] = matchmaking.Member{ID: p.ID.String(), Role: matchmaking.Full, Weight: 1, Bandwidth: setup.Bandwidth[i]}
 	}
 	g := matchmaking.NewGroup("bench", 0, members)
-	cfg, err := g.RoundConfig(self, nil, matchmaking.RoundOptions{Len: pc.n, Codec: pc.codec, PartSize: pc.part, Timeout: pc.timeout})
+	cfg, err := g.RoundConfig(self, nil, matchmaking.RoundOptions{Len: pc.n, Codec: pc.codec, Aggregation: pc.agg, PartSize: pc.part, Timeout: pc.timeout})
 	if err != nil {
 		return allreduce.RoundConfig{}, nil, err
 	}
@@ -174,21 +179,24 @@ func benchRoundConfig(pc allReducePeerConfig, setup allReducePeerSetup, self str
 
 // runBenchRound runs one round over vec and returns its time and the
 // largest distance of the result from want.
-func runBenchRound(ctx context.Context, h netx.Host, ids []peer.ID, cfg allreduce.RoundConfig, vec, want []float32, iter int) (float64, float64, error) {
+func runBenchRound(ctx context.Context, h netx.Host, ids []peer.ID, cfg allreduce.RoundConfig, vec, want []float32, iter int) (float64, float64, string, error) {
 	cfg.Vector = vec
 	r, err := allreduce.NewRound(cfg)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	t0 := time.Now()
 	res, err := p2p.RunRound(ctx, h, protocol.ID(benchAllReduceProto+strconv.Itoa(iter)), ids, r, 5*time.Millisecond)
 	took := time.Since(t0).Seconds()
 	if err != nil {
-		return took, 0, err
+		return took, 0, "", err
 	}
 	if len(res.Contributors) != len(ids) {
-		return took, 0, fmt.Errorf("round averaged %d of %d peers' vectors", len(res.Contributors), len(ids))
+		return took, 0, "", fmt.Errorf("round averaged %d of %d peers' vectors", len(res.Contributors), len(ids))
 	}
+	h256 := sha256.New()
+	_ = binary.Write(h256, binary.LittleEndian, res.Vector)
+	digest := hex.EncodeToString(h256.Sum(nil)[:8])
 	var maxErr float64
 	for j, v := range res.Vector {
 		d := math.Abs(float64(v) - float64(want[j]))
@@ -197,5 +205,5 @@ func runBenchRound(ctx context.Context, h netx.Host, ids []peer.ID, cfg allreduc
 		}
 		maxErr = max(maxErr, d)
 	}
-	return took, maxErr, nil
+	return took, maxErr, digest, nil
 }
