@@ -58,6 +58,10 @@ type Config struct {
 	MaxGossipSize int
 	// DialTimeout bounds each dial to a bootstrap or run peer; 15 s when 0.
 	DialTimeout time.Duration
+	// Admit, when set, is the run's admission: connections with any peer
+	// it refuses (but the bootstrap peers) are refused both ways, so a
+	// stranger to an allowlisted run reaches nothing of this node.
+	Admit func(peer.ID) bool
 	// Log receives the node's events; the zero Logger drops them.
 	Log zerolog.Logger
 }
@@ -220,6 +224,9 @@ func hostOptions(cfg Config, boot []peer.AddrInfo) ([]libp2p.Option, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.DisableMetrics(), // dtrain exports its own metrics; avoid the global Prometheus registry
+	}
+	if cfg.Admit != nil {
+		opts = append(opts, libp2p.ConnectionGater(newAdmissionGater(cfg.Admit, boot)))
 	}
 	if len(cfg.AnnounceAddrs) > 0 {
 		announce := make([]ma.Multiaddr, 0, len(cfg.AnnounceAddrs))

@@ -126,6 +126,7 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 	nd, err := netx.New(ctx, netx.Config{
 		ListenAddrs: cfg.Net.Listen, AnnounceAddrs: cfg.Net.Announce, Bootstrap: cfg.Net.Bootstrap,
 		KeyFile: key, EnableNAT: cfg.Net.NAT, DHTMode: dhtMode, Log: log.Logger,
+		Admit: config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators),
 	})
 	if err != nil {
 		return err
@@ -134,6 +135,7 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 	for _, a := range nd.Addrs() {
 		log.Info().Str("addr", a).Msg("listening")
 	}
+	warnIfNotMember(nd.ID().String(), cfg.Swarm.Members, cfg.Swarm.Validators)
 	trainDS, valDS, err := openTrainData(ctx, cfg.Train)
 	if err != nil {
 		return err

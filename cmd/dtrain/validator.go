@@ -77,6 +77,7 @@ func runValidator(c *cli.Context) error {
 	nd, err := netx.New(ctx, netx.Config{
 		ListenAddrs: cfg.Net.Listen, AnnounceAddrs: cfg.Net.Announce, Bootstrap: cfg.Net.Bootstrap,
 		KeyFile: key, EnableNAT: cfg.Net.NAT, DHTMode: dhtMode, Log: log.Logger,
+		Admit: config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators),
 	})
 	if err != nil {
 		return err
@@ -85,6 +86,7 @@ func runValidator(c *cli.Context) error {
 	for _, a := range nd.Addrs() {
 		log.Info().Str("addr", a).Msg("listening")
 	}
+	warnIfNotMember(nd.ID().String(), cfg.Swarm.Members, cfg.Swarm.Validators)
 	opts := validator.Options{Config: cfg, Node: nd, Log: log.Logger}
 	if cfg.Verify.Mode == "auto" && cfg.Verify.RunConfig != "" {
 		run, err := config.LoadMiner(cfg.Verify.RunConfig)

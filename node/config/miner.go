@@ -55,6 +55,7 @@ type Swarm struct {
 	StateFromPeers  bool     `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
 	Role            string   `toml:"role" doc:"what the miner does in the all-reduce: full (contributes and reduces a span), client (contributes, reduces nothing: for a miner that cannot accept inbound connections), or auto: client while AutoNAT finds the miner unreachable from outside (needs net.nat), full otherwise"`
 	Validators      []string `toml:"validators" doc:"peer ids the run trusts as validators: the only peers that may join all-reduce groups as aux members (an aux member reduces the others' values) and fetch this miner's committed contributions for audits; every miner and validator of a run lists the same ones; empty = no validator"`
+	Members         []string `toml:"members" doc:"who may take part: empty = anyone (an open run); else an allowlist of peer ids, and a miner or validator of the run takes connections from these, the run's validators and its bootstrap peers only (both ways), so a stranger reaches nothing of it; every miner and validator of the run lists the same"`
 	MeasureLinks    bool     `toml:"measure_links" doc:"measure this miner's upload and download rates (probes to up to 3 peers at start and every 10 epochs, and the bytes and times of its rounds) and announce them, so that its span is sized by its link; false announces none, and a group where no reducer announces a rate splits the vector equally"`
 }
 
@@ -120,6 +121,7 @@ func (m Miner) Validate() error {
 		c.fail("swarm.role", "must be auto, full or client", s.Role)
 	}
 	checkValidators(&c, "swarm.validators", s.Validators)
+	checkValidators(&c, "swarm.members", s.Members)
 	c.atLeast("hub.upload_every", m.Hub.UploadEvery, 0)
 	if r := m.Hub.Repo; r != "" && strings.Count(r, "/") != 1 {
 		c.fail("hub.repo", "must be org/name", r)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // TestMinerTemplateLoads: the miner template decodes to exactly the
@@ -237,5 +238,27 @@ func TestAggregationRule(t *testing.T) {
 	}
 	if got := ValidatorSwarmOf(m.Swarm).Aggregation; got != "centered_clip" {
 		t.Errorf("validator takes aggregation %q from the miners' centered_clip", got)
+	}
+}
+
+// swarm.members makes a run allowlisted: its ids are checked, and the
+// admission rule takes members and validators only; an empty list is an
+// open run (no rule).
+func TestMembersAdmission(t *testing.T) {
+	const a, v = "12D3KooWAbV1V6a9yGG9hAuhBXDAJk1jPnDR8CEdNq3ZrqQpT1Ru", "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"
+	m := DefaultMiner()
+	m.Swarm.Members = []string{a, "not-a-peer"}
+	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "swarm.members: must list peer ids") {
+		t.Errorf("members with a bad id: %v", err)
+	}
+	if Admission(nil, []string{v}) != nil {
+		t.Error("an open run has an admission rule")
+	}
+	admit := Admission([]string{a}, []string{v})
+	ida, _ := peer.Decode(a)
+	idv, _ := peer.Decode(v)
+	stranger, _ := peer.Decode("12D3KooWKnPMgn6CpwiK92tWEv2GmjFVtiuzijRh1nNuu3DXLt2Z")
+	if !admit(ida) || !admit(idv) || admit(stranger) {
+		t.Errorf("admission: member %v, validator %v, stranger %v; want true, true, false", admit(ida), admit(idv), admit(stranger))
 	}
 }

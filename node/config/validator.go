@@ -46,6 +46,7 @@ type ValidatorSwarm struct {
 	RoundSeconds float64  `toml:"round_seconds" doc:"the miners' swarm.round_seconds: the all-reduce round deadline"`
 	Compress     string   `toml:"compress" doc:"the miners' swarm.compress: the all-reduce's wire codec (none, fp16, bf16 or int8)"`
 	Aggregation  string   `toml:"aggregation" doc:"the miners' swarm.aggregation: how the owner of a span combines the members' values (mean, trimmed_mean or centered_clip)"`
+	Members      []string `toml:"members" doc:"the miners' swarm.members: empty = an open run; else the allowlist of peer ids (with the validators and bootstrap peers) this validator takes connections from"`
 }
 
 // Probe is how often and how hard a validator measures miners' links.
@@ -117,7 +118,8 @@ func ValidatorSwarmOf(s Swarm) ValidatorSwarm {
 		vs = []string{}
 	}
 	return ValidatorSwarm{Validators: vs, MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
-		MatchSeconds: s.MatchSeconds, RoundSeconds: s.RoundSeconds, Compress: s.Compress, Aggregation: s.Aggregation}
+		MatchSeconds: s.MatchSeconds, RoundSeconds: s.RoundSeconds, Compress: s.Compress, Aggregation: s.Aggregation,
+		Members: slices.Clone(s.Members)}
 }
 
 // DefaultValidator follows the swarm demo's run (DefaultMiner).
@@ -163,6 +165,7 @@ func (v Validator) Validate() error {
 	}
 	s := v.Swarm
 	checkValidators(&c, "swarm.validators", s.Validators)
+	checkValidators(&c, "swarm.members", s.Members)
 	if c.atLeast("swarm.min_group", s.MinGroup, 1) && s.MaxGroup < s.MinGroup {
 		c.fail("swarm.max_group", fmt.Sprintf("must be at least min_group (%d)", s.MinGroup), s.MaxGroup)
 	}
