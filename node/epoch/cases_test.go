@@ -28,27 +28,8 @@ func fourMiners(t *testing.T) *swarm {
 // alone, and the epoch is averaged on the next try.
 func TestFailedAveragingDrops(t *testing.T) {
 	s := fourMiners(t)
-	failed := map[string]bool{}
-	s.failRound = func(id string, epoch uint64) bool {
-		if epoch != 2 || failed[id] {
-			return false
-		}
-		failed[id] = true
-		return true
-	}
-	s.net.RunUntil(2 * time.Minute)
-	s.checkOneVersion(t)
-	o := s.outcomes[2]
-	if o == nil || o.dropped < 4 || o.alone != 0 {
-		t.Fatalf("epoch 2: %+v, want every miner to drop it and none alone", o)
-	}
-	if o.averaged != 4 {
-		t.Errorf("epoch 2 averaged by %d miners after the failed try, want 4", o.averaged)
-	}
-	if st := s.states(); len(st) != 1 {
-		t.Errorf("miners end in %d states: %v", len(st), st)
-	}
-	t.Log(s.summary())
+	s.failRound = failEachOnce(t, 2)
+	checkDroppedOnceThenAveraged(t, s, 2)
 }
 
 // A mean a miner cannot apply (a member's values overflow its step) ends
@@ -56,23 +37,46 @@ func TestFailedAveragingDrops(t *testing.T) {
 // alone or exits, and the epoch is averaged on the next try.
 func TestUnusableMeanDrops(t *testing.T) {
 	s := fourMiners(t)
+	s.failApply = failEachOnce(t, 2)
+	checkDroppedOnceThenAveraged(t, s, 2)
+}
+
+// failEachOnce fails every miner's first try at epoch e, and checks at the
+// test's end that each of the four had one.
+func failEachOnce(t *testing.T, e uint64) func(id string, epoch uint64) bool {
 	failed := map[string]bool{}
-	s.failApply = func(id string, epoch uint64) bool {
-		if epoch != 2 || failed[id] {
+	t.Cleanup(func() {
+		if len(failed) != 4 {
+			t.Errorf("%d miners failed a try at epoch %d, want 4", len(failed), e)
+		}
+	})
+	return func(id string, epoch uint64) bool {
+		if epoch != e || failed[id] {
 			return false
 		}
 		failed[id] = true
 		return true
 	}
+}
+
+// checkDroppedOnceThenAveraged runs s for two minutes and checks that
+// every miner dropped epoch e, none applied it alone, all four then
+// averaged it, and they end in one state.
+func checkDroppedOnceThenAveraged(t *testing.T, s *swarm, e uint64) {
+	t.Helper()
 	s.net.RunUntil(2 * time.Minute)
 	s.checkOneVersion(t)
-	o := s.outcomes[2]
-	if len(failed) != 4 || o == nil || o.dropped < 4 || o.alone != 0 || o.averaged != 4 {
-		t.Fatalf("epoch 2: %d miners refused the mean; %+v, want all 4 to drop it, none alone, then all 4 to average it", len(failed), o)
+	o := s.outcomes[e]
+	if o == nil || o.dropped < 4 || o.alone != 0 {
+		t.Fatalf("epoch %d: %+v, want every miner to drop it and none alone", e, o)
+	}
+	if o.averaged != 4 {
+		t.Errorf("epoch %d averaged by %d miners after the failed try, want 4", e, o.averaged)
 	}
 	if st := s.states(); len(st) != 1 {
 		t.Errorf("miners end in %d states: %v", len(st), st)
 	}
+	t.Log(s.summary())
 }
 
 // Two miners whose round failed while the other two averaged take the
