@@ -139,3 +139,14 @@ func (m Miner) Validate() error {
 	}
 	return errors.Join(c.errs...)
 }
+
+// MaxEpochSamples is the most samples (sequences) a miner of this run can
+// train in one epoch: diloco's inner steps of batch_tokens each, or in
+// gradients mode the target batch and the micro-batch that may cross it.
+// A miner announcing more is refused by the others' matchmaking.
+func (m Miner) MaxEpochSamples() int64 {
+	if m.Swarm.Mode == "gradients" {
+		return int64(m.Swarm.TargetBatchSize) + int64(m.Loop.MicroBatch)
+	}
+	return int64(m.Swarm.InnerSteps) * int64(m.AccumSteps()) * int64(m.Loop.MicroBatch)
+}

@@ -262,3 +262,15 @@ func TestMembersAdmission(t *testing.T) {
 		t.Errorf("admission: member %v, validator %v, stranger %v; want true, true, false", admit(ida), admit(idv), admit(stranger))
 	}
 }
+
+func TestMaxEpochSamples(t *testing.T) {
+	m := DefaultMiner()
+	want := int64(m.Swarm.InnerSteps) * int64(m.Loop.BatchTokens/m.Data.SeqLen)
+	if got := m.MaxEpochSamples(); got != want || got <= 0 {
+		t.Errorf("diloco: %d samples an epoch, want %d (inner steps × batch sequences)", got, want)
+	}
+	m.Swarm.Mode, m.Swarm.TargetBatchSize = "gradients", 64
+	if got := m.MaxEpochSamples(); got != 64+int64(m.Loop.MicroBatch) {
+		t.Errorf("gradients: %d, want the target batch and one micro-batch", got)
+	}
+}

@@ -52,6 +52,11 @@ type Config struct {
 	// from the groups of epoch (node/verdicts): its announcements are
 	// refused and it is not expected, as a validator is not.
 	Excluded func(peer string, epoch uint64) bool
+	// MaxWeight, when > 0, bounds a contributor's announced weight in the
+	// epoch's matchmaking (the samples an epoch of the run's schedule
+	// holds; matchmaking.Config.MaxWeight), and MaxGroup times it a
+	// delegate's, whose weight is its group's.
+	MaxWeight float64
 }
 
 func (c *Config) validate() error {

@@ -291,7 +291,7 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	cfg := matchmaking.Config{
 		Run: m.mmKey, Self: m.cfg.Self, Epoch: m.epoch, ConfirmTimeout: m.cfg.ConfirmTimeout,
 		MinGroup: m.cfg.MinGroup, MaxGroup: m.cfg.MaxGroup,
-		Deadline: deadline, Expected: m.expected(now), Validators: m.trusted,
+		Deadline: deadline, Expected: m.expected(now), Validators: m.trusted, MaxWeight: m.cfg.MaxWeight,
 	}
 	if m.cfg.Excluded != nil {
 		epoch := m.epoch
@@ -310,6 +310,7 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 		// estimate from splitting them.
 		cfg.MinGroup, cfg.MaxGroup = 2, max(m.cfg.MaxGroup, 4*m.groups)
 		cfg.Expected = m.groups
+		cfg.MaxWeight *= float64(m.cfg.MaxGroup)
 		m.phase = Delegating
 	}
 	if m.cfg.Role == matchmaking.Aux {

@@ -46,6 +46,13 @@ type Config struct {
 	// those the run's validators caught cheating, for their probation
 	// (node/verdicts). Their announcements are refused (ErrExcluded).
 	Excluded func(peer string) bool
+	// MaxWeight, when > 0, is the most a contributor may announce as its
+	// Weight: the samples one epoch of the run's schedule holds (a
+	// diloco epoch's inner steps, gradients mode's target batch). A claim
+	// above it is refused (ErrWeight): weights are self-declared, and one
+	// claiming more samples than it can have trained would take that much
+	// of the mean.
+	MaxWeight float64
 	// ConfirmTimeout is the length of a confirmation round: round r ends
 	// (r+1) ConfirmTimeouts after collecting ends. It should exceed the
 	// message delay (package doc). Zero means DefaultConfirmTimeout.
@@ -264,6 +271,9 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	}
 	if r.Role != Aux && r.Peer != m.cfg.Self && m.cfg.Excluded != nil && m.cfg.Excluded(r.Peer) {
 		return nil, fmt.Errorf("ready from %q: %w", r.Peer, ErrExcluded)
+	}
+	if r.Role != Aux && m.cfg.MaxWeight > 0 && r.Weight > m.cfg.MaxWeight {
+		return nil, fmt.Errorf("ready from %q with weight %v, at most %v: %w", r.Peer, r.Weight, m.cfg.MaxWeight, ErrWeight)
 	}
 	if i, ok := m.index.find(m.ready, r.Peer); ok {
 		if m.ready[i] == r {

@@ -71,6 +71,9 @@ var (
 	// ErrExcluded marks a contributor's announcement from a peer the
 	// run's validators exclude from groups (Config.Excluded).
 	ErrExcluded = errors.New("matchmaking: announcement from a peer the validators exclude")
+	// ErrWeight marks a contributor's announcement of more samples than
+	// an epoch of the run's schedule holds (Config.MaxWeight).
+	ErrWeight = errors.New("matchmaking: announced weight above the run's bound")
 	// ErrPending is Group's error before the Matchmaker is done.
 	ErrPending = errors.New("matchmaking: not done")
 )

@@ -128,3 +128,21 @@ func TestExcludedContributorRefused(t *testing.T) {
 		t.Fatalf("the excluded announcement counted: collecting %v, announced %d", mm.Collecting(), mm.Announced())
 	}
 }
+
+// A contributor announcing more samples than an epoch holds is refused
+// (issue 17: weights are self-declared).
+func TestWeightAboveBoundRefused(t *testing.T) {
+	mm, err := New(Config{Run: "run", Self: "m1", MinGroup: 2, MaxGroup: 8, Deadline: 10 * time.Second, MaxWeight: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mm.Announce(0, Ready{Run: "run", Peer: "m1", Weight: 64}); err != nil {
+		t.Fatalf("a weight at the bound: %v", err)
+	}
+	if _, err := mm.Receive(time.Millisecond, "m2", Msg{Ready: []Ready{{Run: "run", Peer: "m2", Weight: 256}}}); !errors.Is(err, ErrWeight) {
+		t.Fatalf("weight 256 of at most 64: %v, want ErrWeight", err)
+	}
+	if mm.Announced() != 1 {
+		t.Fatalf("announced %d, want 1", mm.Announced())
+	}
+}

@@ -96,7 +96,7 @@ func (m *Miner) machineConfig() epoch.Config {
 		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		MatchTimeout: secs(s.MatchSeconds), DelegateTimeout: secs(s.MatchSeconds), RoundTimeout: secs(s.RoundSeconds),
 		Heartbeat: heartbeat, Expiry: reportExpiry, Validators: s.Validators,
-		Excluded: m.verdicts.Excluded,
+		Excluded: m.verdicts.Excluded, MaxWeight: float64(m.cfg.MaxEpochSamples()),
 	}
 	if s.Mode == "gradients" {
 		c.TargetSamples = uint64(s.TargetBatchSize)

@@ -225,13 +225,19 @@ func (v *Validator) Run(ctx context.Context) error {
 	}()
 	s := v.cfg.Swarm
 	secs := func(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
-	mach, err := epoch.New(epoch.Config{
+	ec := epoch.Config{
 		Run: v.cfg.RunID, Self: v.self, Role: matchmaking.Aux,
 		MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		MatchTimeout: secs(s.MatchSeconds), DelegateTimeout: secs(s.MatchSeconds), RoundTimeout: secs(s.RoundSeconds),
 		Heartbeat: heartbeat, Expiry: reportExpiry, Validators: s.Validators,
 		Excluded: v.verdicts.Excluded,
-	})
+	}
+	if v.opts.Run != nil {
+		// The miners' bound on announced weights, so that this validator
+		// forms the groups they form.
+		ec.MaxWeight = float64(v.opts.Run.MaxEpochSamples())
+	}
+	mach, err := epoch.New(ec)
 	if err != nil {
 		return err
 	}
