@@ -75,7 +75,7 @@ func DefaultMiner() Miner {
 		Swarm: Swarm{
 			Mode: "diloco", InnerSteps: 10, TargetBatchSize: 64, OuterLR: 0.7, OuterMomentum: 0.9,
 			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none", Aggregation: "mean",
-			EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true, Validators: []string{},
+			EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true, Validators: []string{}, Members: []string{},
 		},
 	}
 }

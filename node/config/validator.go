@@ -113,13 +113,16 @@ var validatorSectionDocs = map[string]string{
 // ValidatorSwarmOf is what a validator takes from the miners' swarm
 // section: the rules of their groups and rounds.
 func ValidatorSwarmOf(s Swarm) ValidatorSwarm {
-	vs := slices.Clone(s.Validators)
+	vs, ms := slices.Clone(s.Validators), slices.Clone(s.Members)
 	if vs == nil {
 		vs = []string{}
 	}
+	if ms == nil {
+		ms = []string{}
+	}
 	return ValidatorSwarm{Validators: vs, MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		MatchSeconds: s.MatchSeconds, RoundSeconds: s.RoundSeconds, Compress: s.Compress, Aggregation: s.Aggregation,
-		Members: slices.Clone(s.Members)}
+		Members: ms}
 }
 
 // DefaultValidator follows the swarm demo's run (DefaultMiner).
