@@ -3,7 +3,9 @@
 // per reducing member, sized from measured bandwidth (Spans), every peer
 // streams its values for each span to the span's owner in parts
 // (reduce-scatter), and each owner streams the weighted mean back
-// (all-gather).
+// (all-gather). The owner's rule may instead be a robust one (Aggregation:
+// a coordinate-wise trimmed mean, or centered clipping), deterministic as
+// the mean is, so that a member sending outliers moves the result little.
 //
 // Each part travels compressed by a Codec: none (exact float32), fp16,
 // bf16, or blockwise int8, each with a documented per-element error bound

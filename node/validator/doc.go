@@ -46,7 +46,11 @@
 //
 // When the validator's epoch moves past e and e's rounds, audits and
 // probes are done, it closes e in the scorer and writes the weights (score.Weights, with the Bittensor form) to its sinks
-// and logs one line per miner.
+// and logs one line per miner. It then gossips its exclusions
+// (node/verdicts, exclude.go): a miner it caught cheating in epoch e' is
+// excluded from the groups of epochs e'+2 to e'+2+score.exclude_epochs·
+// 2^(strikes−1); miners refuse its announcements there and stop expecting
+// it, and so does this validator's own matchmaking.
 //
 // State. A validator follows the swarm's state by hash: when the epoch
 // rules (node/epoch) say to load a state that two or more peers hold, it
@@ -62,8 +66,11 @@
 // loads and after a change of lineage.
 //
 // Trust. Miners take an aux member only from the run's validator list
-// (swarm.validators); they neither expect validators in their matchmaking
-// nor wait for them (node/epoch Config.Validators), and the validator
-// announces itself as soon as a miner of its epoch has, so it joins their
-// window without holding it open.
+// (swarm.validators), and exclusions from those validators only; they do
+// not count validators among the contributors they wait for (node/epoch
+// Config.Validators). The validator announces itself as soon as a miner
+// of its epoch has; miners whose expected contributors are all ready wait
+// at most one message delay more for a validator whose report follows
+// their epoch (matchmaking Config.ExpectedAux), so it joins their window
+// even when they all finish within milliseconds.
 package validator
