@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dtrain-dev/dtrain/netx/netns"
+	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/miner"
 	"github.com/dtrain-dev/dtrain/torch"
@@ -60,6 +61,7 @@ func swarmCommand() *cli.Command {
 			&cli.IntFlag{Name: "validators", Usage: "validators to run beside the miners, 0 to 4 (trusted by the run: swarm.validators); each prints every epoch's weights", DefaultText: "0, or 1 with --cheat"},
 			&cli.StringFlag{Name: "cheat", Usage: "the last miner cheats, from --cheat-from on: " + strings.Join(miner.CheatKinds, ", ") + " (no churn)"},
 			&cli.Uint64Flag{Name: "cheat-from", Value: 1, Usage: "--cheat: the first epoch the cheater cheats in"},
+			&cli.StringFlag{Name: "aggregation", Usage: "how each span's owner combines the miners' values (swarm.aggregation): " + strings.Join(allreduce.Aggregations, ", "), DefaultText: "the config's, mean"},
 			&cli.StringFlag{Name: "links", Usage: "run every process in its own network namespace, linked through a bridge by a tbf-shaped link: one rate in Mbit/s per miner (e.g. 50,200,200), each way; the bootstrap node, the validators and the late joiner get the fastest (needs root, ip and tc)"},
 			&cli.StringFlag{Name: "verify", Value: "auto", Usage: "the validators' verify.mode: auto (node/verify's work checks on the miners' diloco updates) or norm (the norm checks only, which need no model: for epochs of a second or less, which a work check cannot keep up with)"},
 		},
@@ -88,6 +90,8 @@ type swarmOptions struct {
 	verify     string // the validators' verify.mode
 	// links are the miners' link rates (--links), nil for loopback.
 	links []netns.Rate
+	// aggregation overrides swarm.aggregation unless empty.
+	aggregation string
 }
 
 // restartDelay is how long the killed miner stays down.
@@ -95,7 +99,7 @@ const restartDelay = 5 * time.Second
 
 func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 	o := swarmOptions{miners: c.Int("miners"), mode: c.String("mode"), dir: c.String("dir"), config: c.String("config"),
-		churn: !c.Bool("no-churn"), json: c.Bool("json")}
+		churn: !c.Bool("no-churn"), json: c.Bool("json"), aggregation: c.String("aggregation")}
 	if c.NArg() > 0 {
 		return o, fmt.Errorf("swarm takes no arguments, got %q", c.Args().Slice())
 	}
@@ -204,6 +208,9 @@ func swarmConfig(o swarmOptions) (config.Miner, error) {
 	}
 	cfg.Threads = 1
 	cfg.Swarm.Mode = o.mode
+	if o.aggregation != "" {
+		cfg.Swarm.Aggregation = o.aggregation
+	}
 	if (o.cheat != "" || o.validators > 0) && o.seed != 0 {
 		cfg.Seed = o.seed // another seed, other lanes and another start
 	}
@@ -321,7 +328,7 @@ func (s *swarm) header(cfg config.Miner) {
 		s.rep.emit(map[string]any{"event": "swarm", "miners": o.miners, "mode": o.mode, "seconds": o.duration.Seconds(),
 			"params": params, "n_layer": m.NLayer, "n_embd": m.NEmbd, "data": data, "dir": s.dir,
 			"tokens_per_epoch": tokensPerEpoch(cfg, o.miners), "churn": o.churn, "chaos": o.chaos,
-			"validators": o.validators, "cheat": o.cheat, "cheater": o.cheater(), "cheat_from": o.cheatFrom, "links_mbit": linksMbit(o)})
+			"validators": o.validators, "cheat": o.cheat, "cheater": o.cheater(), "cheat_from": o.cheatFrom, "links_mbit": linksMbit(o), "aggregation": cfg.Swarm.Aggregation})
 		if s.chaos != nil {
 			s.rep.emit(s.chaos.planJSON())
 		}
@@ -339,6 +346,9 @@ func (s *swarm) header(cfg config.Miner) {
 		per = fmt.Sprintf("%d local steps, then the update averaged", cfg.Swarm.InnerSteps)
 	}
 	fmt.Fprintf(w, "model: %s, on %s; an epoch = %s, %s tokens per miner\n", model, data, per, fmtCount(tokensPerEpoch(cfg, o.miners)))
+	if cfg.Swarm.Aggregation != "mean" {
+		fmt.Fprintf(w, "aggregation: %s at each span's owner\n", cfg.Swarm.Aggregation)
+	}
 	if o.churn {
 		fmt.Fprintf(w, "churn: miner %d joins at %s; miner 2 is killed at %s and restarted %s later\n",
 			o.miners+1, fmtClock(o.lateAfter), fmtClock(o.killAfter), restartDelay)

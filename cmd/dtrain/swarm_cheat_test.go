@@ -211,6 +211,7 @@ func TestSwarmCheatFlags(t *testing.T) {
 		{[]string{"--validators", "5"}, "--validators must be 0 to 4"},
 		{[]string{"--cheat", "zero", "--chaos"}, "--cheat does not go with --chaos"},
 		{[]string{"--cheat", "zero", "--kill-after", "0.5"}, "--kill-after does not go with --cheat"},
+		{[]string{"--aggregation", "median"}, "swarm.aggregation: must be one of mean, trimmed_mean, centered_clip"},
 	} {
 		_, err := run(t, append([]string{"swarm"}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
