@@ -88,12 +88,14 @@ func runValidator(c *cli.Context) error {
 	}
 	warnIfNotMember(nd.ID().String(), cfg.Swarm.Members, cfg.Swarm.Validators)
 	opts := validator.Options{Config: cfg, Node: nd, Log: log.Logger}
-	if cfg.Verify.Mode == "auto" && cfg.Verify.RunConfig != "" {
+	if cfg.Verify.RunConfig != "" {
+		// The run's config also bounds the weights miners may announce
+		// (its epochs' samples), in any verify.mode.
 		run, err := config.LoadMiner(cfg.Verify.RunConfig)
 		if err != nil {
 			return fmt.Errorf("verify.run_config: %w", err)
 		}
-		if run.Swarm.Mode == "diloco" {
+		if cfg.Verify.Mode == "auto" && run.Swarm.Mode == "diloco" {
 			// The miners' training data, to recompute their batches.
 			trainDS, valDS, err := openTrainData(ctx, run.Train)
 			if err != nil {

@@ -182,3 +182,45 @@ func TestPartitionHeals(t *testing.T) {
 		}
 	}
 }
+
+// A miner that announces four times the samples an epoch holds is never
+// averaged with, and the others do not wait for it: they average about as
+// many epochs as a swarm without it (issue 17).
+func TestOverweightMinerHoldsNoOneUp(t *testing.T) {
+	run := func(cheat bool) (honest, cheater int) {
+		cfg := simConfig()
+		cfg.MaxWeight = 5 // the sim's steps per epoch
+		s := newSwarm(t, 3, cfg, 8)
+		for i := range 4 {
+			s.add(fmt.Sprintf("m%d", i))
+		}
+		if cheat {
+			s.claim = func(id string, k int) float64 {
+				if id == "m3" {
+					return 4 * 5 // four full epochs' samples, however few it trained
+				}
+				return float64(k)
+			}
+		}
+		s.net.RunUntil(3 * time.Minute)
+		s.checkOneVersion(t)
+		for _, o := range s.outcomes {
+			if o.contributors >= 2 {
+				honest++
+			}
+			if cheat && o.contributors == 4 {
+				cheater++
+			}
+		}
+		return honest, cheater
+	}
+	clean, _ := run(false)
+	got, withCheater := run(true)
+	t.Logf("epochs averaged in 3 simulated minutes: %d clean, %d with an over-weight miner", clean, got)
+	if withCheater > 0 {
+		t.Errorf("%d epochs averaged all 4 miners, the over-weight one among them", withCheater)
+	}
+	if 10*got < 8*clean {
+		t.Errorf("with an over-weight miner %d epochs averaged, without %d: want at least 80%%", got, clean)
+	}
+}

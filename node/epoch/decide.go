@@ -82,16 +82,28 @@ func (m *Machine) expected(now time.Duration) int {
 			n--
 		}
 	}
-	if m.cfg.Excluded != nil {
-		// Peers the validators exclude offer their state but may not
-		// contribute: nobody waits for them.
+	if m.cfg.Excluded != nil || len(m.overweight) > 0 {
+		// Peers the validators exclude, or that announced more samples
+		// than an epoch holds, offer their state but may not contribute:
+		// nobody waits for them.
 		m.tracker.Each(now, func(r progress.Report) {
-			if r.Peer != m.cfg.Self && r.Offers && counts(r.Epoch, r.StateHash) && m.cfg.Excluded(r.Peer, m.epoch) && !m.validator(r.Peer) {
+			if r.Peer != m.cfg.Self && r.Offers && counts(r.Epoch, r.StateHash) && !m.validator(r.Peer) && m.barred(r.Peer) {
 				n--
+				m.unexpected[r.Peer] = true
 			}
 		})
 	}
 	return max(n, 0)
+}
+
+// barred reports whether peer p may not contribute to this peer's epoch:
+// the validators exclude it, or it announced more samples than an epoch
+// holds within overweightEpochs epochs.
+func (m *Machine) barred(p string) bool {
+	if e, ok := m.overweight[p]; ok && m.epoch <= e+overweightEpochs {
+		return true
+	}
+	return m.cfg.Excluded != nil && m.cfg.Excluded(p, m.epoch)
 }
 
 // expectedAux is how many aux members, this peer included if it is one,

@@ -129,6 +129,14 @@ type Machine struct {
 	group      matchmaking.Group
 	mm         *matchmaking.Matchmaker
 	mmKey      string
+	// overweight holds, for each peer whose announcement claimed more
+	// samples than an epoch holds, the epoch of its latest: such a peer
+	// is not expected for overweightEpochs epochs after (it drops, and
+	// lags behind, which would otherwise keep it expected).
+	overweight map[string]uint64
+	// unexpected are the peers the current matchmaking does not count on:
+	// barred when it started (expected) or lowered since (noteOverweight).
+	unexpected map[string]bool
 	ready      *matchmaking.Ready // this peer's announcement, shared by every message that repeats it
 	stage      int
 	groups     int // groups the epoch's ready peers split into

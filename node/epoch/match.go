@@ -209,7 +209,7 @@ func (m *Machine) window(now time.Duration, stage int, T time.Duration) (time.Du
 // than each wait out its window and drop. Moves go only to earlier
 // windows, so they end.
 func (m *Machine) earlierWindow(now time.Duration, from string, msg Match) bool {
-	if (m.phase != Matching && m.phase != Delegating) || msg.Ready == nil || msg.Ready.Role == matchmaking.Aux ||
+	if (m.phase != Matching && m.phase != Delegating) || msg.Ready == nil || msg.Ready.Role == matchmaking.Aux || m.overweightReady(msg.Ready) ||
 		from == m.cfg.Self || msg.Epoch != m.epoch || m.mm == nil || !m.mm.Collecting() {
 		return false
 	}
@@ -247,20 +247,21 @@ func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Act
 	if msg.To != "" && msg.To != m.cfg.Self {
 		return nil, nil
 	}
-	if msg.Ready != nil && msg.Ready.Role != matchmaking.Aux && from != m.cfg.Self && msg.Epoch == m.epoch && !m.inbox.ready[m.epoch] && strings.HasPrefix(msg.Key, m.prefix(1)) {
+	if msg.Ready != nil && msg.Ready.Role != matchmaking.Aux && !m.overweightReady(msg.Ready) && from != m.cfg.Self && msg.Epoch == m.epoch && !m.inbox.ready[m.epoch] && strings.HasPrefix(msg.Key, m.prefix(1)) {
 		m.inbox.ready[m.epoch] = true
 	}
+	pre := m.noteOverweight(now, msg)
 	active := (m.phase == Matching || m.phase == Delegating) && msg.Key == m.mmKey && msg.Epoch == m.epoch
 	if !active && m.earlierWindow(now, from, msg) {
 		m.inbox.put(from, msg, m.epoch)
-		return m.startMatch(now, m.stage, m.ready.Weight), nil
+		return append(pre, m.startMatch(now, m.stage, m.ready.Weight)...), nil
 	}
 	if !active {
 		m.inbox.put(from, msg, m.epoch)
-		return nil, nil
+		return append(pre, m.matchDone(now)...), nil
 	}
 	out, err := m.feed(now, from, msg)
-	return append(out, m.matchDone(now)...), err
+	return append(append(pre, out...), m.matchDone(now)...), err
 }
 
 // feed hands one message to the running matchmaker: the sender's repeated
@@ -278,6 +279,44 @@ func (m *Machine) feed(now time.Duration, from string, msg Match) ([]Action, err
 	return append(out, m.matchOut(now, o)...), err
 }
 
+// noteOverweight takes note of a sender's own announcement (msg.Ready,
+// authenticated by ReceiveMatch) that claims more samples than an epoch
+// holds, in whatever window: matchmaking refuses it, and the sender is not
+// waited for, now or for the next overweightEpochs epochs.
+func (m *Machine) noteOverweight(now time.Duration, msg Match) []Action {
+	r := msg.Ready
+	if r == nil || r.Role == matchmaking.Aux || m.cfg.MaxWeight <= 0 || r.Weight <= m.cfg.MaxWeight || msg.Epoch != m.epoch {
+		return nil
+	}
+	if m.overweight == nil {
+		m.overweight = map[string]uint64{}
+	}
+	m.overweight[r.Peer] = m.epoch
+	if m.unexpected[r.Peer] || m.phase != Matching || m.stage != 1 || m.mm == nil || !m.mm.Collecting() || !m.counted(now, r.Peer) {
+		return nil
+	}
+	m.unexpected[r.Peer] = true
+	return m.matchOut(now, m.mm.Unexpect(now))
+}
+
+// overweightReady reports whether r claims more samples than an epoch
+// holds: such an announcement neither makes a peer stop training early
+// nor moves it to another window.
+func (m *Machine) overweightReady(r *matchmaking.Ready) bool {
+	return m.cfg.MaxWeight > 0 && r.Role != matchmaking.Aux && r.Weight > m.cfg.MaxWeight
+}
+
+// overweightEpochs is how long a peer's over-weight announcement keeps it
+// out of the peers expected.
+const overweightEpochs = 2
+
+// counted reports whether expected counted peer p: it reports this
+// peer's epoch from the same state and offers it.
+func (m *Machine) counted(now time.Duration, p string) bool {
+	r, ok := m.tracker.Report(now, p)
+	return ok && p != m.cfg.Self && r.Offers && r.Epoch == m.epoch && r.StateHash == m.hash && !m.validator(p)
+}
+
 // startMatch starts the matchmaking of the given stage with this peer's
 // weight: stage 1 among the peers ready for the epoch, stage 2 among the
 // delegates of the epoch's groups.
@@ -288,6 +327,16 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	}
 	deadline, key := m.window(now, stage, timeout)
 	m.stage, m.mmKey = stage, key
+	// Who this matchmaking does not count on is worked out anew.
+	for p, e := range m.overweight {
+		if e+overweightEpochs < m.epoch {
+			delete(m.overweight, p)
+		}
+	}
+	if m.unexpected == nil {
+		m.unexpected = map[string]bool{}
+	}
+	clear(m.unexpected)
 	cfg := matchmaking.Config{
 		Run: m.mmKey, Self: m.cfg.Self, Epoch: m.epoch, ConfirmTimeout: m.cfg.ConfirmTimeout,
 		MinGroup: m.cfg.MinGroup, MaxGroup: m.cfg.MaxGroup,

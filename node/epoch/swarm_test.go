@@ -52,6 +52,7 @@ type swarm struct {
 	relayOf   func(id string) sim.ID             // nil: by hash of the id
 	failRound func(id string, epoch uint64) bool // a round this miner sees fail
 	failApply func(id string, epoch uint64) bool // a mean this miner cannot apply
+	claim     func(id string, k int) float64     // the samples a miner announces for k steps; nil: k
 	loadsBy   map[string]int
 	reasons   map[string]int
 	rejects   map[string]int
@@ -378,7 +379,11 @@ func (s *swarm) train(p *miner, now time.Duration, epoch uint64) {
 				return
 			}
 			p.delta = s.update(p.id, epoch, k)
-			s.do(p, now, p.m.Trained(now, float64(k)))
+			w := float64(k)
+			if s.claim != nil {
+				w = s.claim(p.id, k)
+			}
+			s.do(p, now, p.m.Trained(now, w))
 		}
 	}
 	step(0)(now)

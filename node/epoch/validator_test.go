@@ -197,3 +197,45 @@ func TestExcludedPeerNotExpected(t *testing.T) {
 		t.Fatal("still collecting with both contributors it expects ready: it waits for the excluded peer")
 	}
 }
+
+// A peer that announces more samples than an epoch holds is refused, and
+// no longer waited for: the miner closes its window as soon as the other
+// contributors it expects are ready (issue 17).
+func TestOverweightPeerNotWaitedFor(t *testing.T) {
+	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
+		MatchTimeout: 4 * time.Second, DelegateTimeout: 4 * time.Second, RoundTimeout: time.Second,
+		Heartbeat: time.Second, Expiry: 10 * time.Second, MaxWeight: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := [32]byte{1}
+	m.Start(0, 0, h)
+	for _, p := range []string{"b", "cheat"} {
+		if _, err := m.Observe(time.Second, progress.Report{Peer: p, Epoch: 0, StateHash: h, Offers: true, Time: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Tick(3 * time.Second)
+	var key string
+	for _, a := range m.Trained(3*time.Second, 5) {
+		if a.Kind == PublishMatch {
+			key = a.Match.Key
+		}
+	}
+	ready := func(p string, w float64) Match {
+		r := matchmaking.Ready{Run: key, Epoch: 0, Peer: p, Role: matchmaking.Full, Weight: w}
+		return Match{Key: key, Epoch: 0, Ready: &r, Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}
+	}
+	if _, err := m.ReceiveMatch(3100*time.Millisecond, "cheat", ready("cheat", 32)); !errors.Is(err, matchmaking.ErrWeight) {
+		t.Fatalf("an announcement of 32 samples of at most 8: %v, want ErrWeight", err)
+	}
+	if !m.mm.Collecting() {
+		t.Fatal("closed before b announced")
+	}
+	if _, err := m.ReceiveMatch(3200*time.Millisecond, "b", ready("b", 8)); err != nil {
+		t.Fatal(err)
+	}
+	if m.mm.Collecting() {
+		t.Fatal("still collecting for the refused peer")
+	}
+}

@@ -46,12 +46,13 @@ type Config struct {
 	// those the run's validators caught cheating, for their probation
 	// (node/verdicts). Their announcements are refused (ErrExcluded).
 	Excluded func(peer string) bool
-	// MaxWeight, when > 0, is the most a contributor may announce as its
-	// Weight: the samples one epoch of the run's schedule holds (a
+	// MaxWeight, when > 0, is the most another contributor may announce
+	// as its Weight: the samples one epoch of the run's schedule holds (a
 	// diloco epoch's inner steps, gradients mode's target batch). A claim
 	// above it is refused (ErrWeight): weights are self-declared, and one
 	// claiming more samples than it can have trained would take that much
-	// of the mean.
+	// of the mean. This peer's own announcement is not checked: if it
+	// claims too much, the others refuse it.
 	MaxWeight float64
 	// ConfirmTimeout is the length of a confirmation round: round r ends
 	// (r+1) ConfirmTimeouts after collecting ends. It should exceed the
@@ -272,7 +273,7 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	if r.Role != Aux && r.Peer != m.cfg.Self && m.cfg.Excluded != nil && m.cfg.Excluded(r.Peer) {
 		return nil, fmt.Errorf("ready from %q: %w", r.Peer, ErrExcluded)
 	}
-	if r.Role != Aux && m.cfg.MaxWeight > 0 && r.Weight > m.cfg.MaxWeight {
+	if r.Role != Aux && r.Peer != m.cfg.Self && m.cfg.MaxWeight > 0 && r.Weight > m.cfg.MaxWeight {
 		return nil, fmt.Errorf("ready from %q with weight %v, at most %v: %w", r.Peer, r.Weight, m.cfg.MaxWeight, ErrWeight)
 	}
 	if i, ok := m.index.find(m.ready, r.Peer); ok {
@@ -288,15 +289,31 @@ func (m *Matchmaker) receiveReady(now time.Duration, r Ready) ([]Outgoing, error
 	} else {
 		m.aux++
 	}
+	return m.checkComplete(now), nil
+}
+
+// checkComplete ends collecting once the expected contributors and aux
+// members are ready; with the contributors complete, the expected
+// validators get one message delay more.
+func (m *Matchmaker) checkComplete(now time.Duration) []Outgoing {
 	if m.cfg.Expected > 0 && m.contrib >= m.cfg.Expected {
 		if m.aux >= m.cfg.ExpectedAux {
-			return m.close(now), nil
+			return m.close(now)
 		}
-		// The contributors are complete; the expected validators get
-		// one message delay more.
 		m.closeBy = min(m.closeBy, now+m.cfg.ConfirmTimeout)
 	}
-	return nil, nil
+	return nil
+}
+
+// Unexpect lowers Expected by one, while collecting: a contributor the
+// caller counted cannot take part (its announcement was refused, say), so
+// the others need not wait for it until the deadline.
+func (m *Matchmaker) Unexpect(now time.Duration) []Outgoing {
+	if m.closed || m.done || m.cfg.Expected <= 1 {
+		return nil
+	}
+	m.cfg.Expected--
+	return m.checkComplete(now)
 }
 
 // close ends collecting and starts round 0 with this peer's group in the
