@@ -156,13 +156,15 @@ func TestMinerWaitsOneMessageDelayForAFollowingValidator(t *testing.T) {
 	}
 }
 
-// A peer the validators exclude at this epoch is not expected: its
-// announcement is refused, and the miner does not wait for it.
-func TestExcludedPeerNotExpected(t *testing.T) {
-	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
-		MatchTimeout: 4 * time.Second, DelegateTimeout: 4 * time.Second, RoundTimeout: time.Second,
-		Heartbeat: time.Second, Expiry: 10 * time.Second,
-		Excluded: func(p string, e uint64) bool { return p == "cheat" && e == 0 }})
+// matchingWithCheat is miner "a" of a run with config cfg (its timing
+// set here), collecting for epoch 0 after hearing peers b and cheat report
+// it, and the announcement of a peer with a weight for its window.
+func matchingWithCheat(t *testing.T, cfg Config) (*Machine, func(p string, w float64) Match) {
+	t.Helper()
+	cfg.Run, cfg.Self, cfg.Role, cfg.MinGroup, cfg.MaxGroup = "r", "a", matchmaking.Full, 2, 4
+	cfg.MatchTimeout, cfg.DelegateTimeout, cfg.RoundTimeout = 4*time.Second, 4*time.Second, time.Second
+	cfg.Heartbeat, cfg.Expiry = time.Second, 10*time.Second
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,17 +182,23 @@ func TestExcludedPeerNotExpected(t *testing.T) {
 			key = a.Match.Key
 		}
 	}
+	return m, func(p string, w float64) Match {
+		r := matchmaking.Ready{Run: key, Epoch: 0, Peer: p, Role: matchmaking.Full, Weight: w}
+		return Match{Key: key, Epoch: 0, Ready: &r, Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}
+	}
+}
+
+// A peer the validators exclude at this epoch is not expected: its
+// announcement is refused, and the miner does not wait for it.
+func TestExcludedPeerNotExpected(t *testing.T) {
+	m, ready := matchingWithCheat(t, Config{Excluded: func(p string, e uint64) bool { return p == "cheat" && e == 0 }})
 	if m.expect != 2 {
 		t.Fatalf("expects %d contributors, want 2 (itself and b; the excluded peer left out)", m.expect)
 	}
-	ready := func(p string) Match {
-		r := matchmaking.Ready{Run: key, Epoch: 0, Peer: p, Role: matchmaking.Full, Weight: 4}
-		return Match{Key: key, Epoch: 0, Ready: &r, Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}
-	}
-	if _, err := m.ReceiveMatch(3100*time.Millisecond, "cheat", ready("cheat")); !errors.Is(err, matchmaking.ErrExcluded) {
+	if _, err := m.ReceiveMatch(3100*time.Millisecond, "cheat", ready("cheat", 4)); !errors.Is(err, matchmaking.ErrExcluded) {
 		t.Fatalf("announcement of the excluded peer: %v, want ErrExcluded", err)
 	}
-	if _, err := m.ReceiveMatch(3200*time.Millisecond, "b", ready("b")); err != nil {
+	if _, err := m.ReceiveMatch(3200*time.Millisecond, "b", ready("b", 4)); err != nil {
 		t.Fatal(err)
 	}
 	if m.mm.Collecting() {
@@ -202,30 +210,7 @@ func TestExcludedPeerNotExpected(t *testing.T) {
 // no longer waited for: the miner closes its window as soon as the other
 // contributors it expects are ready (issue 17).
 func TestOverweightPeerNotWaitedFor(t *testing.T) {
-	m, err := New(Config{Run: "r", Self: "a", Role: matchmaking.Full, MinGroup: 2, MaxGroup: 4,
-		MatchTimeout: 4 * time.Second, DelegateTimeout: 4 * time.Second, RoundTimeout: time.Second,
-		Heartbeat: time.Second, Expiry: 10 * time.Second, MaxWeight: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := [32]byte{1}
-	m.Start(0, 0, h)
-	for _, p := range []string{"b", "cheat"} {
-		if _, err := m.Observe(time.Second, progress.Report{Peer: p, Epoch: 0, StateHash: h, Offers: true, Time: 1000}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m.Tick(3 * time.Second)
-	var key string
-	for _, a := range m.Trained(3*time.Second, 5) {
-		if a.Kind == PublishMatch {
-			key = a.Match.Key
-		}
-	}
-	ready := func(p string, w float64) Match {
-		r := matchmaking.Ready{Run: key, Epoch: 0, Peer: p, Role: matchmaking.Full, Weight: w}
-		return Match{Key: key, Epoch: 0, Ready: &r, Msg: matchmaking.Msg{Ready: []matchmaking.Ready{r}}}
-	}
+	m, ready := matchingWithCheat(t, Config{MaxWeight: 8})
 	if _, err := m.ReceiveMatch(3100*time.Millisecond, "cheat", ready("cheat", 32)); !errors.Is(err, matchmaking.ErrWeight) {
 		t.Fatalf("an announcement of 32 samples of at most 8: %v, want ErrWeight", err)
 	}
