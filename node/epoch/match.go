@@ -288,6 +288,11 @@ func (m *Machine) noteOverweight(now time.Duration, msg Match) []Action {
 	if r == nil || r.Role == matchmaking.Aux || m.cfg.MaxWeight <= 0 || r.Weight <= m.cfg.MaxWeight || msg.Epoch != m.epoch {
 		return nil
 	}
+	if _, ok := m.tracker.Report(now, r.Peer); !ok {
+		// Only peers that report are remembered, so the map is bounded by
+		// the tracker: ids cost nothing.
+		return nil
+	}
 	if m.overweight == nil {
 		m.overweight = map[string]uint64{}
 	}
