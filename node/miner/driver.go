@@ -229,7 +229,10 @@ func (d *driver) act(a epoch.Action) error {
 	case epoch.Apply:
 		d.ev.Contributors = a.Contributors
 		m.cheat.applied(d.mean)
-		err := d.advance(d.mean)
+		err := m.checkMean(d.mean, d.vec, d.ev.Samples)
+		if err == nil {
+			err = d.advance(d.mean)
+		}
 		if errors.Is(err, errBadAverage) {
 			// The group's mean is unusable: drop the epoch, as after a
 			// failed round.

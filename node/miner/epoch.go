@@ -198,6 +198,34 @@ func (m *Miner) apply(start, mean []float32) ([]float32, error) {
 	return params, m.model.Params(params)
 }
 
+// maxMeanRatio bounds a group mean's norm by this multiple of the miner's
+// own update's (scaled up for a miner that trained less than a full
+// epoch): averaging honest updates never lengthens them that much, so a
+// longer mean is garbage that some members sent, and the miner refuses it
+// loudly rather than learn it.
+const maxMeanRatio = 10
+
+// checkMean refuses, with errBadAverage, a group mean far longer than this
+// miner's own update own of samples samples.
+func (m *Miner) checkMean(mean, own []float32, samples int64) error {
+	if len(own) != len(mean) || samples <= 0 {
+		return nil // nothing to compare with
+	}
+	var mm, oo float64
+	for i := range mean {
+		mm += float64(mean[i]) * float64(mean[i])
+		oo += float64(own[i]) * float64(own[i])
+	}
+	if oo == 0 {
+		return nil
+	}
+	scale := max(1, float64(m.cfg.MaxEpochSamples())/float64(samples))
+	if ratio := math.Sqrt(mm / oo); ratio > maxMeanRatio*scale {
+		return fmt.Errorf("%w: its norm is %.3g times this miner's own update's (at most %g): members sent garbage", errBadAverage, ratio, maxMeanRatio*scale)
+	}
+	return nil
+}
+
 // nonFinite is the index of the first NaN or ±Inf in v, or -1.
 func nonFinite(v []float32) int {
 	for i, x := range v {

@@ -120,3 +120,27 @@ func TestApplyRefusesAnOverflowingAverage(t *testing.T) {
 		}
 	}
 }
+
+// A group mean far longer than the miner's own update is refused: honest
+// averaging never lengthens updates tenfold, so members sent garbage, and
+// the miner drops the epoch loudly rather than learn it (issue 17). A
+// miner that trained a fraction of the epoch allows a mean that much
+// longer.
+func TestCheckMeanRefusesGarbage(t *testing.T) {
+	m := bareMiner(t, "diloco", 1)
+	full := m.cfg.MaxEpochSamples()
+	own := []float32{1, -2, 3, 0.5}
+	mean := []float32{2, -1, 2.5, 1} // about as long
+	if err := m.checkMean(mean, own, full); err != nil {
+		t.Fatalf("an honest-looking mean refused: %v", err)
+	}
+	huge := []float32{100, -200, 300, 50}
+	if err := m.checkMean(huge, own, full); !errors.Is(err, errBadAverage) {
+		t.Fatalf("a mean 100× the own update: %v, want errBadAverage", err)
+	}
+	// Having trained a twentieth of the epoch, the miner's own update is
+	// about that much shorter than a full one: 100× is within 10×20.
+	if err := m.checkMean(huge, own, max(1, full/20)); err != nil {
+		t.Fatalf("a short-trained miner refused a mean 100× its update: %v", err)
+	}
+}
