@@ -85,8 +85,17 @@ func (r cheatRun) caughtAt(kind string, from uint64) int64 {
 // zero --json`: three miners, the third sending all-zero updates from
 // epoch 1. The validator (NormCheck) catches it within 3 epochs of its
 // first cheat: its weight falls below 10% of the median honest miner's
-// and stays there, while both honest miners keep their weight.
-func TestSwarmCatchesZeroCheater(t *testing.T) {
+// and stays there, while both honest miners keep their weight, and the
+// validator excludes it from groups.
+func TestSwarmCatchesZeroCheater(t *testing.T) { swarmCatches(t, "zero") }
+
+// TestSwarmCatchesInflater is TestSwarmCatchesZeroCheater for a miner
+// claiming 4× the samples it trained: more than an epoch holds, so the
+// miners' matchmaking refuses it, and the validator catches it by its
+// signed announcement.
+func TestSwarmCatchesInflater(t *testing.T) { swarmCatches(t, "inflate") }
+
+func swarmCatches(t *testing.T, kind string) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
@@ -97,7 +106,7 @@ func TestSwarmCatchesZeroCheater(t *testing.T) {
 	// Epochs of a fraction of a second: the norm checks, which catch a
 	// zero update, keep up; a work check would not (node/validator's
 	// tests check work).
-	out, err := run(t, "swarm", "--miners", "3", "--validators", "1", "--cheat", "zero", "--verify", "norm", "--minutes", "0.3", "--json",
+	out, err := run(t, "swarm", "--miners", "3", "--validators", "1", "--cheat", kind, "--verify", "norm", "--minutes", "0.3", "--json",
 		"--config", cfg, "--dir", filepath.Join(dir, "swarm"))
 	if err != nil {
 		t.Fatalf("swarm: %v\n%s", err, out)
@@ -109,7 +118,7 @@ func TestSwarmCatchesZeroCheater(t *testing.T) {
 			logAudits(t, filepath.Join(dir, "swarm", "validator-1.log"))
 		}
 	}()
-	if e := r.caughtAt("zero", 1); e < 0 || e > 3 {
+	if e := r.caughtAt(kind, 1); e < 0 || e > 3 {
 		t.Errorf("cheater caught at epoch %d, want 1 to 3 (weights lines: %d)", e, len(r.weights))
 	}
 	var honest []float64
@@ -118,7 +127,7 @@ func TestSwarmCatchesZeroCheater(t *testing.T) {
 		switch {
 		case m.Weight == nil:
 			t.Fatalf("miner %d has no final weight:\n%s", m.Miner, out)
-		case m.Cheat == "zero":
+		case m.Cheat == kind:
 			cheat = &r.summary.Miners[i]
 		case m.Cheat == "":
 			honest = append(honest, *m.Weight)

@@ -2,6 +2,7 @@ package validator
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -32,12 +33,13 @@ type driver struct {
 	waiting   bool   // a Train action is out (announce)
 	tried     bool   // announced in epoch triedAt
 	triedAt   uint64
-	pending   map[uint64]int  // work begun per epoch and not ended
-	miners    map[string]bool // peers seen offering a state: the ones probed
-	probing   bool            // a probe run is out
-	auditing  bool            // an audit by the verifier is out
-	normAudit bool            // an audit by NormCheck is out
-	started   bool            // the scorer exists
+	pending   map[uint64]int    // work begun per epoch and not ended
+	miners    map[string]bool   // peers seen offering a state: the ones probed
+	probing   bool              // a probe run is out
+	auditing  bool              // an audit by the verifier is out
+	normAudit bool              // an audit by NormCheck is out
+	claimed   map[string]uint64 // epoch+1 of each miner's last over-weight verdict (checkWeight)
+	started   bool              // the scorer exists
 }
 
 func (d *driver) loop(in <-chan epochnet.Inbound) error {
@@ -82,6 +84,7 @@ func (d *driver) input(g epochnet.Inbound) []epoch.Action {
 		}
 		return nil
 	}
+	d.checkWeight(g.From, g.Env)
 	mt, ok := epochnet.Match(*g.Env)
 	if !ok {
 		return nil
@@ -91,6 +94,27 @@ func (d *driver) input(g epochnet.Inbound) []epoch.Action {
 		d.v.log.Debug().Err(err).Str("peer", g.From).Msg("matchmaking message rejected")
 	}
 	return acts
+}
+
+// checkWeight catches a miner whose own announcement (signed, as all
+// gossip is) claims more samples than an epoch of the run holds: the
+// miners' matchmaking refuses it, so it is never in a round this validator
+// could score, and the claim itself is the proof.
+func (d *driver) checkWeight(from string, env *matchmaking.Envelope) {
+	r, bound := env.Ready, d.v.maxWeight
+	if r == nil || bound <= 0 || r.Role == matchmaking.Aux || r.Peer != from || r.Weight <= bound || d.v.trusted(from) {
+		return
+	}
+	e := max(d.open, env.Epoch)
+	if d.claimed[from] == e+1 { // one verdict per miner and epoch (+1: 0 is none)
+		return
+	}
+	if len(d.claimed) >= maxExcluded {
+		clear(d.claimed)
+	}
+	d.claimed[from] = e + 1
+	d.observe(score.Verdict{Epoch: e, Miner: from, Kind: score.Cheat,
+		Reason: fmt.Sprintf("announced %.0f samples, an epoch of the run holds at most %.0f", r.Weight, bound)})
 }
 
 // goWork runs f in a goroutine that ends with ctx; its result reaches the

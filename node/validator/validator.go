@@ -53,17 +53,18 @@ type Options struct {
 
 // Validator is one validating peer.
 type Validator struct {
-	cfg      config.Validator
-	opts     Options
-	log      zerolog.Logger
-	node     netx.Network
-	self     string
-	codec    allreduce.Codec
-	agg      allreduce.Aggregation
-	verdicts *verdicts.Set // the run's validators' exclusions, this one's among them (the driver's loop only)
-	excl     *exclusions   // this one's (the driver's loop only)
-	length   int           // elements of the run's all-reduce vector
-	verifier Verifier
+	cfg       config.Validator
+	opts      Options
+	log       zerolog.Logger
+	node      netx.Network
+	self      string
+	codec     allreduce.Codec
+	agg       allreduce.Aggregation
+	verdicts  *verdicts.Set // the run's validators' exclusions, this one's among them (the driver's loop only)
+	excl      *exclusions   // this one's (the driver's loop only)
+	maxWeight float64       // samples an epoch of the run holds, from verify.run_config; 0: unknown
+	length    int           // elements of the run's all-reduce vector
+	verifier  Verifier
 	// holder loads the swarm's states for the WorkCheck; nil without one.
 	holder *holder
 
@@ -217,7 +218,7 @@ func (v *Validator) Close() {
 // Run follows the run's epochs until ctx ends (then it returns nil).
 func (v *Validator) Run(ctx context.Context) error {
 	gctx, stop := context.WithCancel(ctx)
-	d := &driver{v: v, ctx: gctx, done: make(chan func() []epoch.Action)}
+	d := &driver{v: v, ctx: gctx, done: make(chan func() []epoch.Action), claimed: map[string]uint64{}}
 	defer func() {
 		stop()
 		d.work.Wait()
@@ -234,8 +235,9 @@ func (v *Validator) Run(ctx context.Context) error {
 	}
 	if v.opts.Run != nil {
 		// The miners' bound on announced weights, so that this validator
-		// forms the groups they form.
-		ec.MaxWeight = float64(v.opts.Run.MaxEpochSamples())
+		// forms the groups they form, and catches a miner claiming more.
+		v.maxWeight = float64(v.opts.Run.MaxEpochSamples())
+		ec.MaxWeight = v.maxWeight
 	}
 	mach, err := epoch.New(ec)
 	if err != nil {
