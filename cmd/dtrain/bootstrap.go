@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"syscall"
 
 	"github.com/rs/zerolog/log"
@@ -65,13 +64,4 @@ func runBootstrap(c *cli.Context) error {
 	}
 	log.Info().Msg("bootstrap node stopped")
 	return nil
-}
-
-// warnIfNotMember warns when this peer is missing from its allowlisted
-// run's swarm.members (and is no validator): the run's other peers refuse
-// its connections.
-func warnIfNotMember(self string, members, validators []string) {
-	if len(members) > 0 && !slices.Contains(members, self) && !slices.Contains(validators, self) {
-		log.Warn().Str("peer", self).Msg("this peer is not in swarm.members: the run's other miners and validators refuse its connections")
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/rs/zerolog/log"
 	"github.com/urfave/cli/v2"
@@ -151,4 +152,13 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 	defer m.Close()
 	ran = true // Run's stop event says how it ended
 	return m.Run(ctx)
+}
+
+// warnIfNotMember warns when this peer is missing from its allowlisted
+// run's swarm.members (and is no validator): the run's other peers refuse
+// its connections.
+func warnIfNotMember(self string, members, validators []string) {
+	if len(members) > 0 && !slices.Contains(members, self) && !slices.Contains(validators, self) {
+		log.Warn().Str("peer", self).Msg("this peer is not in swarm.members: the run's other miners and validators refuse its connections")
+	}
 }

@@ -285,7 +285,7 @@ func (m *Machine) feed(now time.Duration, from string, msg Match) ([]Action, err
 // waited for, now or for the next overweightEpochs epochs.
 func (m *Machine) noteOverweight(now time.Duration, msg Match) []Action {
 	r := msg.Ready
-	if r == nil || r.Role == matchmaking.Aux || m.cfg.MaxWeight <= 0 || r.Weight <= m.cfg.MaxWeight || msg.Epoch != m.epoch {
+	if r == nil || !m.overweightReady(r) || msg.Epoch != m.epoch {
 		return nil
 	}
 	if _, ok := m.tracker.Report(now, r.Peer); !ok {
