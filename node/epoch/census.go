@@ -16,12 +16,20 @@ type census struct {
 	live   int
 	swarm  uint64                // the swarm epoch (progress.Tracker.SwarmEpoch)
 	states []progress.StateCount // sorted by epoch and hash, the zero hash included
+	// filtered says the counts are of vouched peers only (votes).
+	filtered bool
 }
 
 // census counts the live reports into m.counts and returns it.
 func (m *Machine) census(now time.Duration) *census {
 	c := &m.counts
-	c.states = m.tracker.States(now, c.states[:0])
+	c.states, c.filtered = m.tracker.States(now, c.states[:0]), false
+	c.tally()
+	return c
+}
+
+// tally sums c.live and finds c.swarm from c.states.
+func (c *census) tally() {
 	c.live, c.swarm = 0, 0
 	for _, s := range c.states {
 		c.live += s.Holders
@@ -34,7 +42,6 @@ func (m *Machine) census(now time.Duration) *census {
 			break
 		}
 	}
-	return c
 }
 
 // at returns the states counted at epoch.
@@ -56,14 +63,16 @@ func (c *census) at(epoch uint64) []progress.StateCount {
 }
 
 // majority is the hash most live peers at epoch hold, among those that
-// report one (ties to the lowest, as progress.Tracker.HashAgreement), how
-// many hold it and how many others offer it.
-func (c *census) majority(epoch uint64) (hash [32]byte, n, donors int) {
+// report one, how many hold it and how many others offer it. A tie goes
+// to prefer (this peer's own state there, so that it never reloads on a
+// tie), else to the lowest hash, as progress.Tracker.HashAgreement.
+func (c *census) majority(epoch uint64, prefer [32]byte) (hash [32]byte, n, donors int) {
 	for _, s := range c.at(epoch) {
 		if s.Hash == ([32]byte{}) {
 			continue
 		}
-		if s.Holders > n || (s.Holders == n && bytes.Compare(s.Hash[:], hash[:]) < 0) {
+		tie := s.Holders == n && (s.Hash == prefer || (hash != prefer && bytes.Compare(s.Hash[:], hash[:]) < 0))
+		if s.Holders > n || tie {
 			hash, n, donors = s.Hash, s.Holders, s.Offers
 		}
 	}

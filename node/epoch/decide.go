@@ -12,9 +12,10 @@ import (
 
 // target returns the Load the rules ask for at now (doc.go, "Rules"), if
 // any: behind the swarm, a successor to take, or off the majority's
-// lineage. A state that nobody offers is not a target.
+// lineage. The rules count votes (vouched peers' reports); a state that
+// nobody offers is not a target.
 func (m *Machine) target(now time.Duration) (Action, bool) {
-	c := m.census(now)
+	c := m.votes(now)
 	offer := func(epoch uint64, hash [32]byte, donors, atLeast int) (Action, bool) {
 		if hash == ([32]byte{}) || donors < atLeast {
 			return Action{}, false
@@ -23,19 +24,19 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 	}
 	// Behind: a strict majority is at a later epoch.
 	if s := c.swarm; s > m.epoch {
-		h, _, d := c.majority(s)
+		h, _, d := c.majority(s, [32]byte{})
 		if a, ok := offer(s, h, d, 1); ok {
 			return a, true
 		}
 	}
 	// Successor: a group's average of this epoch, held by two or more.
-	if h, n, d := c.majority(m.epoch + 1); n >= 2 {
-		if a, ok := offer(m.epoch+1, h, d, 2); ok {
+	if h, ok, _ := m.successorHash(now, c, nil); ok {
+		if a, ok := offer(m.epoch+1, h, m.census(now).offers(m.epoch+1, h), 2); ok {
 			return a, true
 		}
 	}
 	// Diverged at this epoch.
-	if h, _, d := c.majority(m.epoch); h != m.hash {
+	if h, _, d := c.majority(m.epoch, m.hash); h != m.hash {
 		if a, ok := offer(m.epoch, h, d, 1); ok {
 			return a, true
 		}
@@ -45,14 +46,63 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 	// majority at exactly epoch e makes e the swarm epoch, so that is the
 	// only epoch to look at.
 	if s := c.swarm; s < m.epoch {
-		h, n, d := c.majority(s)
-		if mine, known := m.history[s]; known && mine != h && 2*n > c.live {
+		mine, known := m.history[s]
+		h, n, d := c.majority(s, mine)
+		if known && mine != h && 2*n > c.live {
 			if a, ok := offer(s, h, d, 1); ok {
 				return a, true
 			}
 		}
 	}
 	return Action{}, false
+}
+
+// successorHash returns the state of the next epoch that two or more live
+// peers outside group (nil: none left out) offer, at least one of them a
+// vouched one when votes counts vouched peers only: so strangers, however
+// many, cannot hand this peer a successor, while a partner that holds the
+// average (a delegate this peer's group waits for) can. Of several, it
+// takes the one most vouched peers hold, then most peers, then the lowest
+// hash.
+func (m *Machine) successorHash(now time.Duration, votes *census, group map[string]bool) (hash [32]byte, ok, strangers bool) {
+	// Without two offers of a state of the next epoch, none can have two.
+	if !slices.ContainsFunc(m.census(now).at(m.epoch+1), func(s progress.StateCount) bool {
+		return s.Hash != ([32]byte{}) && s.Offers >= 2
+	}) {
+		return [32]byte{}, false, false
+	}
+	type count struct{ all, vouched int }
+	held := map[[32]byte]*count{}
+	m.tracker.Each(now, func(r progress.Report) {
+		if r.Epoch != m.epoch+1 || r.StateHash == ([32]byte{}) || !r.Offers || r.Peer == m.cfg.Self || group[r.Peer] {
+			return
+		}
+		c := held[r.StateHash]
+		if c == nil {
+			c = &count{}
+			held[r.StateHash] = c
+		}
+		c.all++
+		if !votes.filtered || m.vouched(r.Peer) {
+			c.vouched++
+		}
+	})
+	var best [32]byte
+	var most count
+	for h, c := range held {
+		if c.all >= 2 && c.vouched < 1 {
+			strangers = true
+		}
+		if c.all < 2 || c.vouched < 1 {
+			continue
+		}
+		better := c.vouched > most.vouched ||
+			(c.vouched == most.vouched && (c.all > most.all || (c.all == most.all && bytes.Compare(h[:], best[:]) < 0)))
+		if most.all == 0 || better {
+			best, most = h, *c
+		}
+	}
+	return best, most.all > 0, strangers
 }
 
 // expected is how many contributors, this peer included unless it is aux,
@@ -82,7 +132,7 @@ func (m *Machine) expected(now time.Duration) int {
 			n--
 		}
 	}
-	if m.cfg.Excluded != nil || len(m.overweight) > 0 {
+	if m.cfg.Excluded != nil || len(m.overweight) > 0 || len(m.distrusted) > 0 {
 		// Peers the validators exclude, or that announced more samples
 		// than an epoch holds, offer their state but may not contribute:
 		// nobody waits for them.
@@ -97,10 +147,14 @@ func (m *Machine) expected(now time.Duration) int {
 }
 
 // barred reports whether peer p may not contribute to this peer's epoch:
-// the validators exclude it, or it announced more samples than an epoch
-// holds within overweightEpochs epochs.
+// the validators exclude it, it announced more samples than an epoch
+// holds within overweightEpochs epochs, or this peer distrusts it
+// (Distrust).
 func (m *Machine) barred(p string) bool {
 	if e, ok := m.overweight[p]; ok && m.epoch <= e+overweightEpochs {
+		return true
+	}
+	if m.distrusts(p) {
 		return true
 	}
 	return m.cfg.Excluded != nil && m.cfg.Excluded(p, m.epoch)
@@ -151,36 +205,19 @@ func (m *Machine) observeOwn(now time.Duration, r progress.Report) {
 }
 
 // successor returns the Load of a state of the next epoch held by two or
-// more peers outside group g, if there is one.
-func (m *Machine) successor(now time.Duration, g matchmaking.Group) (Action, bool) {
-	// Without two offers of a state of the next epoch, none can have two
-	// outside the group.
-	if !slices.ContainsFunc(m.census(now).at(m.epoch+1), func(s progress.StateCount) bool {
-		return s.Hash != ([32]byte{}) && s.Offers >= 2
-	}) {
-		return Action{}, false
-	}
+// more peers outside group g (successorHash), if there is one; strangers
+// says that, failing one, such a state is held by peers none of whom this
+// peer vouches for.
+func (m *Machine) successor(now time.Duration, g matchmaking.Group) (act Action, strangers bool) {
 	in := make(map[string]bool, len(g.Members))
 	for _, mb := range g.Members {
 		in[mb.ID] = true
 	}
-	outside := map[[32]byte]int{}
-	m.tracker.Each(now, func(r progress.Report) {
-		if r.Epoch == m.epoch+1 && r.StateHash != ([32]byte{}) && r.Offers && r.Peer != m.cfg.Self && !in[r.Peer] {
-			outside[r.StateHash]++
-		}
-	})
-	var best [32]byte
-	n := 0
-	for h, k := range outside {
-		if k >= 2 && (k > n || (k == n && bytes.Compare(h[:], best[:]) < 0)) {
-			best, n = h, k
-		}
+	best, ok, strangers := m.successorHash(now, m.votes(now), in)
+	if !ok {
+		return Action{}, strangers
 	}
-	if n == 0 {
-		return Action{}, false
-	}
-	return Action{Kind: Load, Epoch: m.epoch + 1, Hash: best, Donors: m.donors(now, m.epoch+1, best)}, true
+	return Action{Kind: Load, Epoch: m.epoch + 1, Hash: best, Donors: m.donors(now, m.epoch+1, best)}, false
 }
 
 // quorum is how many contributors, times two, a mean of the given stage

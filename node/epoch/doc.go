@@ -21,11 +21,26 @@
 //     rather than train e again, or, when it appears while the peer still
 //     looks for a group at e, rather than wait out that window. This is
 //     how a peer whose round failed, or that was left out of a group,
-//     rejoins those that averaged.
+//     rejoins those that averaged. A group that averaged while only
+//     strangers hold a state of e+1 (a part of the swarm it has not met,
+//     or fresh identities) keeps its mean for two heartbeats: it loads
+//     that state if a vouched peer comes to hold it, and takes its mean
+//     otherwise (phase Weighing).
 //   - Diverged: the peers at e mostly hold another hash than H, or a strict
 //     majority of the live peers is at an earlier epoch e' with a hash this
 //     peer did not hold at e' (it went ahead on a minority's lineage, as
 //     after a partition): load the majority's state.
+//   - Votes: the rules above count the live reports of vouched peers
+//     only: this peer, the run's validators, and partners, the peers it
+//     completed a round with (at most 4096, the oldest forgotten first;
+//     none the validators exclude). Each state's donors are still every
+//     peer that offers it, since a load checks the bytes against the hash.
+//     So identities that never averaged with a peer, however many, do not
+//     choose the state it loads; a successor needs at least one vouched
+//     holder. A peer with no vouched peer live but itself (just started,
+//     or every partner gone) counts every report: it has nothing else to
+//     go by, and a run's validators are its anchor. On a tie at its own
+//     epoch a peer keeps its state (never reloads on a tie).
 //   - Same base: the matchmaking key includes H, so peers that start an
 //     epoch from different states never average together.
 //   - Drop, never fork: when averaging fails, a peer restores the epoch's

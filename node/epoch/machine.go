@@ -92,9 +92,10 @@ const (
 	Applying                // an Apply action is out: waiting for Advanced
 	Backoff                 // a load failed: waiting before deciding again
 	Holding                 // nobody heard yet: holding the update until it may apply it alone
+	Weighing                // holding a group's mean while only strangers hold a next state
 )
 
-var phaseNames = [...]string{"listening", "loading", "training", "matching", "averaging", "delegating", "awaiting", "applying", "backoff", "holding"}
+var phaseNames = [...]string{"listening", "loading", "training", "matching", "averaging", "delegating", "awaiting", "applying", "backoff", "holding", "weighing"}
 
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
@@ -149,8 +150,20 @@ type Machine struct {
 	ahead map[[32]byte]map[string]bool
 	// bandwidth is announced with cfg.Role (SetLink).
 	bandwidth float64
-	// counts is the census of the last decision, kept for its buffers.
-	counts census
+	// counts is the census of the last decision, kept for its buffers,
+	// and voted the same over the vouched peers (votes).
+	counts, voted census
+	// partners holds, for each peer this one completed a round with, the
+	// epoch of the latest (notePartners).
+	partners map[string]uint64
+	// countAll makes every live report a vote, as before partners were
+	// kept: the tests measure what the Sybil defence is worth by it.
+	countAll bool
+	// distrusted holds the peers Distrust named, each with the last epoch
+	// it stays out of this peer's groups.
+	distrusted map[string]uint64
+	// taken is the round a Weighing peer holds the mean of.
+	taken taken
 	// contribution is this epoch's committed update (SetContribution),
 	// whose root the stage-1 announcement carries.
 	contribution *allreduce.Contribution
@@ -231,6 +244,8 @@ func (m *Machine) Observe(now time.Duration, r progress.Report) ([]Action, error
 	switch {
 	case m.phase == Holding:
 		return m.checkHold(now), nil
+	case m.phase == Weighing && m.noteAhead(r):
+		return m.checkWeighing(now), nil
 	case m.phase == Awaiting && m.noteAhead(r):
 		// A later state has appeared that may end the wait early; the
 		// deadline is Tick's.
@@ -296,6 +311,7 @@ func (m *Machine) Averaged(now time.Duration, stage int, contributors []string, 
 	if err != nil {
 		return m.fail(now, fmt.Sprintf("all-reduce: %v", err))
 	}
+	m.notePartners(contributors)
 	if m.cfg.Role == matchmaking.Aux {
 		// An aux member takes no mean (allreduce.Result): it waits for the
 		// state its group's contributors apply, as a group member waits for
@@ -303,11 +319,38 @@ func (m *Machine) Averaged(now time.Duration, stage int, contributors []string, 
 		m.phase, m.until = Awaiting, now+m.cfg.DelegateTimeout*3/2+m.cfg.RoundTimeout+2*m.cfg.Heartbeat
 		return m.checkAwait(now)
 	}
-	if act, ok := m.successor(now, m.group); ok {
+	m.taken = taken{stage: stage, contributors: contributors, weight: weight}
+	switch act, strangers := m.successor(now, m.group); {
+	case act.Kind == Load:
 		// Others outside this group already hold the epoch's average:
 		// this group was late, and its mean would be a second version.
 		return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: "the epoch was averaged without this group"}}, m.load(act)...)
+	case strangers:
+		// Only peers this one never averaged with hold a state of the
+		// next epoch: a part of the swarm it has not met yet, or a crowd
+		// of fresh identities. It keeps the mean a little while for a
+		// vouched peer to hold that state too (its partners load it within
+		// a heartbeat or two if it is the swarm's), and takes its own
+		// mean after that.
+		m.phase, m.until = Weighing, now+2*m.cfg.Heartbeat
+		return nil
 	}
+	return m.take(now)
+}
+
+// taken is a round's outcome that a Weighing peer holds: what it takes
+// (take) if no vouched peer holds a state of the next epoch in time.
+type taken struct {
+	stage        int
+	contributors []string
+	weight       float64
+}
+
+// take goes on with the mean of the round m.taken: it applies it, or a
+// group's delegate carries it into the round across groups, or a member
+// waits for its delegates.
+func (m *Machine) take(now time.Duration) []Action {
+	stage, contributors, weight := m.taken.stage, m.taken.contributors, m.taken.weight
 	if need := m.quorum(stage); 2*len(contributors) < need {
 		return m.fail(now, fmt.Sprintf("a mean over %d contributors of the %d expected: no quorum", len(contributors), need))
 	}
@@ -326,6 +369,18 @@ func (m *Machine) Averaged(now time.Duration, stage int, contributors []string, 
 	}
 	m.phase = Applying
 	return []Action{{Kind: Apply, Epoch: m.epoch, Stage: stage, Contributors: len(contributors)}}
+}
+
+// checkWeighing ends a Weighing peer's wait: it loads the next state once
+// a vouched peer holds it too, or takes its own mean at the deadline.
+func (m *Machine) checkWeighing(now time.Duration) []Action {
+	if act, _ := m.successor(now, m.group); act.Kind == Load {
+		return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: "the epoch was averaged without this group"}}, m.load(act)...)
+	}
+	if now >= m.until {
+		return m.take(now)
+	}
+	return nil
 }
 
 // Advanced says the peer applied its epoch's update (Apply or
@@ -382,6 +437,8 @@ func (m *Machine) Tick(now time.Duration) []Action {
 		out = append(out, m.checkAwait(now)...)
 	case Holding:
 		out = append(out, m.checkHold(now)...)
+	case Weighing:
+		out = append(out, m.checkWeighing(now)...)
 	}
 	return out
 }
@@ -400,7 +457,7 @@ func (m *Machine) NextTick() time.Duration {
 		next = m.nextReport()
 	}
 	switch m.phase {
-	case Listening, Backoff, Awaiting, Holding:
+	case Listening, Backoff, Awaiting, Holding, Weighing:
 		next = min(next, m.until)
 	case Matching, Delegating:
 		if t, ok := m.mm.NextTick(); ok {

@@ -347,9 +347,11 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 		MinGroup: m.cfg.MinGroup, MaxGroup: m.cfg.MaxGroup,
 		Deadline: deadline, Expected: m.expected(now), Validators: m.trusted, MaxWeight: m.cfg.MaxWeight,
 	}
-	if m.cfg.Excluded != nil {
+	if m.cfg.Excluded != nil || len(m.distrusted) > 0 {
 		epoch := m.epoch
-		cfg.Excluded = func(p string) bool { return m.cfg.Excluded(p, epoch) }
+		cfg.Excluded = func(p string) bool {
+			return (m.cfg.Excluded != nil && m.cfg.Excluded(p, epoch)) || m.distrusts(p)
+		}
 	}
 	m.phase = Matching
 	if stage == 1 {
