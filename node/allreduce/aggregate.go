@@ -9,8 +9,11 @@ import (
 
 // Aggregation is how a span's owner combines its contributors' values
 // into the span's result. Every rule is deterministic: it reads the
-// contributors in member order and accumulates in float64, so any owner
-// of a span computes the same bits from the same parts.
+// contributors in member order and accumulates in float64, each product
+// converted to float64 before it is added (the conversion forbids the
+// fused multiply-add Go may otherwise emit on arm64), so any owner of a
+// span, or a member checking it (RoundConfig.Recompute), computes the same
+// bits from the same parts on any machine.
 type Aggregation uint8
 
 const (
@@ -86,7 +89,7 @@ func (a *aggregator) combine(out []float32, vals [][]float32, off int, weights [
 		for i := range out {
 			var acc float64
 			for c := range vals {
-				acc += weights[c] * float64(vals[c][off+i])
+				acc += float64(weights[c] * float64(vals[c][off+i]))
 			}
 			out[i] = float32(acc / total)
 		}
@@ -151,7 +154,7 @@ func (a *aggregator) trimmed(order []int, vals [][]float32, j int) float64 {
 		w := a.w[c]
 		from, to := max(at, lo), min(at+w, hi)
 		if to > from {
-			acc += (to - from) * float64(a.xs[i])
+			acc += float64((to - from) * float64(a.xs[i]))
 			kept += to - from
 		}
 		at += w
@@ -186,7 +189,7 @@ func (a *aggregator) clip(out []float32, order []int, vals [][]float32, off int)
 			var s float64
 			for i, v := range a.v {
 				d := float64(vals[c][off+i]) - v
-				s += d * d
+				s += float64(d * d)
 			}
 			a.dist[c] = math.Sqrt(s)
 		}
@@ -205,7 +208,7 @@ func (a *aggregator) clip(out []float32, order []int, vals [][]float32, off int)
 				f *= tau / a.dist[c]
 			}
 			for i, v := range a.v {
-				a.step[i] += f * (float64(vals[c][off+i]) - v)
+				a.step[i] += float64(f * (float64(vals[c][off+i]) - v))
 			}
 		}
 		for i := range a.v {

@@ -51,6 +51,7 @@ type Swarm struct {
 	RoundSeconds    float64  `toml:"round_seconds" doc:"all-reduce round deadline; peers that have not delivered by then are left out"`
 	Compress        string   `toml:"compress" doc:"wire codec of the all-reduce: none, fp16, bf16 or int8"`
 	Aggregation     string   `toml:"aggregation" doc:"how a span's owner combines the members' values: mean (the exact mean weighted by samples), trimmed_mean (per coordinate, a fifth of the weight cut from each end) or centered_clip (centered clipping from the coordinate-wise median, 3 steps); the robust rules count no member for more than twice the median weight; every miner and validator of a run uses the same"`
+	CheckOwners     bool     `toml:"check_owners" doc:"after each round, recompute one sampled range of every span from the contributors' committed values (fetched with proofs) and compare it bit for bit with what the span's owner sent; an owner whose part differs is a liar: the miner drops the epoch's mean and leaves that peer out of its groups for 16 epochs"`
 	EvalEvery       int      `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
 	StateFromPeers  bool     `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
 	Role            string   `toml:"role" doc:"what the miner does in the all-reduce: full (contributes and reduces a span), client (contributes, reduces nothing: for a miner that cannot accept inbound connections), or auto: client while AutoNAT finds the miner unreachable from outside (needs net.nat), full otherwise"`
@@ -75,7 +76,7 @@ func DefaultMiner() Miner {
 		Swarm: Swarm{
 			Mode: "diloco", InnerSteps: 10, TargetBatchSize: 64, OuterLR: 0.7, OuterMomentum: 0.9,
 			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none", Aggregation: "mean",
-			EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true, Validators: []string{}, Members: []string{},
+			CheckOwners: true, EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true, Validators: []string{}, Members: []string{},
 		},
 	}
 }

@@ -34,10 +34,20 @@ func (d *driver) commit() {
 }
 
 // serveContribution serves c to auditors under the root it has in group
-// g's matchmaking, the one its announcement there carried.
+// g's matchmaking, the one its announcement there carried, and lets g's
+// members fetch it too, to check their owners (checkOwners).
 func (m *Miner) serveContribution(g matchmaking.Group, c *allreduce.Contribution) {
 	m.audits.Add(allreduce.CommitScope{Run: g.Run, Epoch: g.Epoch, Member: m.self}, c)
+	m.checkers.add(g, auditKeep)
 }
+
+// auditKeep is how many recent contributions a miner serves, and for the
+// members of how many recent groups.
+const auditKeep = 2
+
+// auditor reports whether p may fetch this miner's committed
+// contributions: a validator of the run, or a member of a recent group.
+func (m *Miner) auditor(p peer.ID) bool { return m.validator(p) || m.checkers.allowed(p) }
 
 // validator reports whether p is one of the run's trusted validators.
 func (m *Miner) validator(p peer.ID) bool {

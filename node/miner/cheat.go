@@ -53,6 +53,12 @@ var CheatKinds = []string{"random", "zero", "scale5", "copy", "stale", "otherdat
 // honestly, and writes each epoch's update to Cheat.Dir for the copier.
 const CheatCopySource = "copysource"
 
+// CheatLyingOwner is a miner that trains and contributes honestly but,
+// as the owner of a span, sends the others a mean it shifted (every value
+// of its all-gather parts moved by 1e-3): what the members' owner checks
+// catch (checkOwners), not a validator.
+const CheatLyingOwner = "lieowner"
+
 // inflation is how many times its trained samples an inflate cheater
 // claims.
 const inflation = 4
@@ -62,7 +68,7 @@ const copyWait = time.Minute
 
 // Check reports an unknown kind.
 func (c Cheat) Check() error {
-	if c.Kind == "" || c.Kind == CheatCopySource || slices.Contains(CheatKinds, c.Kind) {
+	if c.Kind == "" || c.Kind == CheatCopySource || c.Kind == CheatLyingOwner || slices.Contains(CheatKinds, c.Kind) {
 		if (c.Kind == "copy" || c.Kind == CheatCopySource) && c.Dir == "" {
 			return fmt.Errorf("cheat %s needs a directory to share updates through", c.Kind)
 		}
@@ -254,5 +260,32 @@ func readUpdate(ctx context.Context, path string, n int) ([]float32, error) {
 			return nil, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// rewrite is what a lying owner does to the messages of its round of
+// epoch with config cfg (p2p.RunRoundRewriting): nil for every other
+// miner and epoch.
+func (c *cheater) rewrite(epoch uint64, cfg allreduce.RoundConfig) func(allreduce.Outgoing) allreduce.Outgoing {
+	if !c.active(epoch) || c.Kind != CheatLyingOwner {
+		return nil
+	}
+	return func(o allreduce.Outgoing) allreduce.Outgoing {
+		m, ok := o.Msg.(allreduce.PartMsg)
+		if !ok || m.Phase != allreduce.AllGather || m.Span < 0 || m.Span >= len(cfg.Spans) {
+			return o
+		}
+		s := cfg.Spans[m.Span]
+		lo := s.Begin + m.Part*cfg.PartSize
+		vals := make([]float32, max(0, min(lo+cfg.PartSize, s.End)-lo))
+		if cfg.Codec.Decode(vals, m.Payload) != nil {
+			return o
+		}
+		for i := range vals {
+			vals[i] += 1e-3
+		}
+		m.Payload = cfg.Codec.Encode(nil, vals)
+		o.Msg = m
+		return o
 	}
 }

@@ -94,6 +94,8 @@ type Miner struct {
 	link   linkMeter
 	probes bool // serving link probes
 	audits *p2p.Contributions
+	// checkers are the group members that may fetch from audits.
+	checkers checkers
 
 	hub        *hub.Client   // nil without hub.repo
 	publishing chan struct{} // holds a token while an upload runs
@@ -192,7 +194,8 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	// spans are sized by theirs.
 	netx.ServeProbes(o.Node, m.probeProto(), probeLimits)
 	m.probes = true
-	m.audits = p2p.ServeContributions(o.Node, AuditProtocol(cfg.RunID), p2p.AuditOptions{Allow: m.validator, Log: o.Log})
+	m.audits = p2p.ServeContributions(o.Node, AuditProtocol(cfg.RunID), p2p.AuditOptions{
+		Keep: auditKeep, MaxConcurrent: auditConcurrent, Allow: m.auditor, Log: o.Log})
 	return m, nil
 }
 

@@ -92,7 +92,19 @@ func (d *driver) average(a epoch.Action) {
 	g := a.Group
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
 		res, st, err := m.runRound(ctx, g, vec, opts)
+		var check ownerCheck
+		if err == nil && a.Stage == 1 && m.cfg.Swarm.CheckOwners {
+			t0 := time.Now()
+			check = m.checkOwners(ctx, st.round, opts.Contribution)
+			m.log.Debug().Uint64("epoch", a.Epoch).Stringer("check", check).Dur("took", time.Since(t0)).Msg("owners checked")
+			if len(check.liars) > 0 {
+				err = fmt.Errorf("epoch %d: %w: %v", a.Epoch, errLyingOwner, check.liars)
+			}
+		}
 		return func() ([]epoch.Action, error) {
+			for _, id := range check.liars {
+				d.mach.Distrust(id)
+			}
 			var ids []string
 			var weight float64
 			if err == nil {
@@ -146,6 +158,7 @@ type roundStats struct {
 	took    time.Duration
 	span    int
 	traffic p2p.Traffic
+	round   *allreduce.Round
 }
 
 // runRound runs group g's all-reduce round over vec and returns the mean.
@@ -179,8 +192,8 @@ func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32
 	defer cancel()
 	proto := netx.Protocol(m.cfg.RunID, g.RoundName())
 	start := time.Now()
-	res, traffic, err := p2p.RunRoundTraffic(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond)
-	st.sent, st.took, st.traffic = cfg.SentBytes(), time.Since(start), traffic
+	res, traffic, err := p2p.RunRoundRewriting(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond, m.cheat.rewrite(g.Epoch, cfg))
+	st.sent, st.took, st.traffic, st.round = cfg.SentBytes(), time.Since(start), traffic, r
 	if err != nil {
 		return res, st, fmt.Errorf("all-reduce of epoch %d: %w", g.Epoch, err)
 	}

@@ -41,6 +41,7 @@ type transport struct {
 	proto    protocol.ID
 	peers    []peer.ID
 	self     int
+	rewrite  func(allreduce.Outgoing) allreduce.Outgoing
 	log      zerolog.Logger
 	maxFrame int
 	deadline time.Time // the round's end: no I/O waits past it
@@ -77,6 +78,14 @@ func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.
 // RunRoundTraffic is RunRound that also returns the round's traffic, which
 // it counts whether or not the round succeeds.
 func RunRoundTraffic(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration) (_ allreduce.Result, traffic Traffic, _ error) {
+	return RunRoundRewriting(ctx, h, proto, peers, r, tick, nil)
+}
+
+// RunRoundRewriting is RunRoundTraffic with every message this member
+// sends passed through rewrite first (nil: none): how node/miner's cheat
+// facility plays a dishonest member for tests and demos. An honest miner
+// never rewrites.
+func RunRoundRewriting(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration, rewrite func(allreduce.Outgoing) allreduce.Outgoing) (_ allreduce.Result, traffic Traffic, _ error) {
 	cfg := r.Config()
 	if len(peers) != len(cfg.Group.Members) {
 		return allreduce.Result{}, Traffic{}, fmt.Errorf("run round: %d peers for a group of %d", len(peers), len(cfg.Group.Members))
@@ -89,7 +98,7 @@ func RunRoundTraffic(ctx context.Context, h netx.Host, proto protocol.ID, peers 
 	}
 	start := time.Now()
 	t := &transport{
-		h: h, proto: proto, peers: peers, self: cfg.Self,
+		h: h, proto: proto, peers: peers, self: cfg.Self, rewrite: rewrite,
 		log:      zerolog.Ctx(ctx).With().Str("protocol", string(proto)).Logger(),
 		maxFrame: allreduce.MaxFrame(cfg),
 		deadline: start.Add(cfg.RoundTimeout),
@@ -133,6 +142,9 @@ func RunRoundTraffic(ctx context.Context, h netx.Host, proto protocol.ID, peers 
 // send queues each message for its member's writer.
 func (t *transport) send(out []allreduce.Outgoing) {
 	for _, o := range out {
+		if t.rewrite != nil {
+			o = t.rewrite(o)
+		}
 		if o.To < 0 || o.To >= len(t.peers) || o.To == t.self {
 			t.log.Warn().Int("member", o.To).Msg("round addressed a message to no other member")
 			continue
