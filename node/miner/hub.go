@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/hub"
+	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -86,7 +87,7 @@ func (m *Miner) loadFromHub(ctx context.Context) (bool, error) {
 	m.log.Info().Uint64("epoch", m.epoch).Uint64("from_epoch", from).Str("repo", m.cfg.Hub.Repo).Str("tag", tag).
 		Int("bytes", len(blob)).Dur("took", took).Msg("state loaded from the hub")
 	m.event(LoadEvent{Epoch: m.epoch, FromEpoch: from, Source: "hub", Bytes: int64(len(blob)), Took: took,
-		BytesPerSec: float64(len(blob)) / max(took.Seconds(), 1e-9), ParamHash: shortHash(sha256.Sum256(blob))})
+		BytesPerSec: float64(len(blob)) / max(took.Seconds(), 1e-9), ParamHash: shortHash(state.Hash(blob))})
 	return true, nil
 }
 

@@ -63,9 +63,9 @@ type EpochEvent struct {
 	BytesReceived int64         `json:"bytes_received"`     // frame bytes it read in them
 	TrainTime     time.Duration `json:"train_ns"`
 	Peers         int           `json:"peers"` // peers on the run's gossip at the epoch's end
-	// ParamHash is the hash of the state the epoch ended with (sha256 of
-	// the state blob: parameters, step, and outer momentum or AdamW
-	// state; its first 16 hex digits), the one the miner offers and its
+	// ParamHash is the hash of the state the epoch ended with
+	// (state.Hash of the state blob: parameters, step, and outer momentum
+	// or AdamW state; its first 16 hex digits), the one the miner offers and its
 	// progress reports carry: equal across a group that averaged.
 	ParamHash string `json:"param_hash"`
 	StartHash string `json:"start_hash"` // the same of the state the epoch started from (a dropped update: = ParamHash)

@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -114,7 +113,7 @@ func NewDonor(h netx.Host, proto protocol.ID, opts DonorOptions) *Donor {
 // without copying: the caller must not modify it afterwards.
 func (d *Donor) Offer(epoch uint64, blob []byte) Offer {
 	o := &offered{
-		offer: Offer{Run: d.opts.Run, Epoch: epoch, Hash: sha256.Sum256(blob), Size: int64(len(blob))},
+		offer: Offer{Run: d.opts.Run, Epoch: epoch, Hash: Hash(blob), Size: int64(len(blob))},
 		blob:  blob,
 	}
 	d.mu.Lock()
@@ -300,11 +299,11 @@ func (d *Donor) serveManifest(s network.Stream, o *offered, chunk int, log zerol
 	return fs, nil
 }
 
-// manifestFor returns the SHA-256 of each chunk-byte piece of the blob,
-// computed once per chunk size. Chunk sizes are powers of two from
-// MinChunk to MaxRequest (validChunk), so an offer hashes its blob at most
-// seven times however its requesters alternate sizes; a manifest takes 32
-// bytes per MinChunk of state at most.
+// manifestFor returns the tree's nodes over each chunk-byte piece of the
+// blob (levelOf), computed once per chunk size. Chunk sizes are powers of
+// two from MinChunk to MaxRequest (validChunk), so an offer hashes its
+// blob at most seven times however its requesters alternate sizes; a
+// manifest takes 32 bytes per MinChunk of state at most.
 func (o *offered) manifestFor(chunk int) [][32]byte {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -314,18 +313,9 @@ func (o *offered) manifestFor(chunk int) [][32]byte {
 	if o.manifests == nil {
 		o.manifests = map[int][][32]byte{}
 	}
-	m := chunkHashes(o.blob, chunk)
+	m := levelOf(o.blob, chunk)
 	o.manifests[chunk] = m
 	return m
-}
-
-// chunkHashes hashes blob in pieces of chunk bytes, the last one shorter.
-func chunkHashes(blob []byte, chunk int) [][32]byte {
-	out := make([][32]byte, 0, chunkCount(int64(len(blob)), chunk))
-	for off := 0; off < len(blob); off += chunk {
-		out = append(out, sha256.Sum256(blob[off:min(off+chunk, len(blob))]))
-	}
-	return out
 }
 
 // refuse writes a refusal; the joiner reads it and ends the exchange.

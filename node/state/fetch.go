@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,10 +24,6 @@ var (
 	// was complete; the error text says what each donor did.
 	ErrNoDonors = errors.New("no donor left")
 )
-
-// manifestGrace is how long Fetch waits for more manifests once one has
-// arrived (at least; twice the first one's latency if that is longer).
-const manifestGrace = time.Second
 
 // DefaultMaxSize is the largest state Fetch allocates for by default.
 const DefaultMaxSize = 16 << 30
@@ -241,16 +236,17 @@ func (f *fetch) run(ctx context.Context) error {
 	if p := f.opts.Partial; p != nil {
 		*p = Partial{} // the caller owns the result or retries afresh
 	}
-	if got := sha256.Sum256(f.buf); got != f.want.Hash {
+	if got := Hash(f.buf); got != f.want.Hash {
 		return fmt.Errorf("%w: got %x, want %x (bytes from %s)", ErrHashMismatch, got[:8], f.want.Hash[:8], f.contributors())
 	}
 	return nil
 }
 
-// agreeManifest asks every donor for its manifest, adopts the one most
-// donors sent and drops donors that sent another or lack the state. A tie
-// adopts one of the tied manifests; if that one is wrong, good chunks fail it,
-// and Fetch ends with an error, never with wrong bytes.
+// agreeManifest asks every donor for its manifest and adopts the first
+// that hashes to the state wanted (checkManifest): a manifest proves
+// itself, so no number of donors sending another can outvote it. A donor
+// whose manifest does not hash to the state is dropped: it lied, or holds
+// another state.
 func (f *fetch) agreeManifest(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -259,67 +255,44 @@ func (f *fetch) agreeManifest(ctx context.Context) {
 		hashes [][32]byte
 	}
 	answers := make(chan answer, len(f.donors)) // never blocks a sender
-	start := time.Now()
 	var wg sync.WaitGroup
 	for i, d := range f.donors {
 		wg.Go(func() {
 			hashes, err := f.getManifest(ctx, d.id)
-			if err != nil && ctx.Err() == nil {
+			if err == nil {
+				err = checkManifest(hashes, f.chunk, f.want.Hash, f.want.Size)
+			}
+			switch {
+			case errors.Is(err, errManifest):
+				f.mu.Lock()
+				f.dropLocked(d, err.Error())
+				f.mu.Unlock()
+			case err != nil && ctx.Err() == nil:
 				f.fail(d, err)
+			}
+			if err != nil {
+				hashes = nil
 			}
 			answers <- answer{i, hashes}
 		})
 	}
-	// A stalled donor must not hold up the rest: once one manifest is in,
-	// the others get a grace period. A late donor is not blamed, and its
-	// chunks are still checked against the adopted manifest.
-	lists := make([][][32]byte, len(f.donors))
-	var grace <-chan time.Time
-collect:
+	// The first manifest that checks is the one: the others need not be
+	// waited for, and a donor still answering is not blamed.
 	for range f.donors {
 		select {
 		case a := <-answers:
-			lists[a.i] = a.hashes
-			if a.hashes != nil && grace == nil {
-				grace = time.After(max(manifestGrace, 2*time.Since(start)))
+			if a.hashes != nil {
+				f.hashes = a.hashes
+				cancel()
+				wg.Wait()
+				return
 			}
-		case <-grace:
-			break collect
 		case <-ctx.Done():
-			break collect
+			wg.Wait()
+			return
 		}
 	}
-	cancel()
-	wg.Wait()
-	// Count votes by a digest of each list: comparing lists pairwise
-	// would cost donors² × manifest size.
-	keys := make([][32]byte, len(lists))
-	votes := map[[32]byte]int{}
-	best, most := -1, 0
-	for i, l := range lists {
-		if l == nil {
-			continue
-		}
-		h := sha256.New()
-		for _, c := range l {
-			h.Write(c[:])
-		}
-		h.Sum(keys[i][:0])
-		if votes[keys[i]]++; votes[keys[i]] > most {
-			best, most = i, votes[keys[i]]
-		}
-	}
-	if best < 0 {
-		return // no donor answered: the download reports why
-	}
-	f.hashes = lists[best]
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i, d := range f.donors {
-		if lists[i] != nil && keys[i] != keys[best] {
-			f.dropLocked(d, fmt.Sprintf("manifest disagrees with %d of %d donors", most, len(f.donors)))
-		}
-	}
+	wg.Wait() // no donor sent a manifest that checks: the download reports why
 }
 
 // recheckHeld forgets resumed chunks that do not match the manifest.
@@ -328,7 +301,7 @@ func (f *fetch) recheckHeld() {
 		return
 	}
 	for i, ok := range f.done {
-		if off, end := f.chunkRange(i); ok && sha256.Sum256(f.buf[off:end]) != f.hashes[i] {
+		if off, end := f.chunkRange(i); ok && chunkHash(f.buf[off:end]) != f.hashes[i] {
 			f.done[i] = false
 		}
 	}

@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -64,7 +63,7 @@ func (f *fetch) getChunk(ctx context.Context, p peer.ID, i int, scratch []byte) 
 		}
 		got += copy(dst[got:], m.Body)
 	}
-	if f.hashes != nil && sha256.Sum256(dst) != f.hashes[i] {
+	if f.hashes != nil && chunkHash(dst) != f.hashes[i] {
 		return nil, fmt.Errorf("chunk %d (%d bytes at %d): %w", i, len(dst), off, errCorrupt)
 	}
 	return dst, nil

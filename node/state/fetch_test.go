@@ -49,7 +49,7 @@ func serveInstead(d *Donor, hash [32]byte, bad, manifestOf []byte, chunk int) {
 	defer d.mu.Unlock()
 	for k, o := range d.offers {
 		if o.offer.Hash == hash {
-			d.offers[k] = &offered{offer: o.offer, blob: bad, manifests: map[int][][32]byte{chunk: chunkHashes(manifestOf, chunk)}}
+			d.offers[k] = &offered{offer: o.offer, blob: bad, manifests: map[int][][32]byte{chunk: levelOf(manifestOf, chunk)}}
 		}
 	}
 }
@@ -80,17 +80,24 @@ func TestCorruptDonor(t *testing.T) {
 		noManifest bool
 		wantErr    error  // nil: fetch succeeds without the corrupt donor
 		wantWhy    string // in the corrupt donor's Dropped entry
+		bad        int    // corrupt donors (1 if 0), the first ones
 	}{
-		{"bad bytes, honest manifest", 3, corruptAfterManifest, false, nil, "corrupt"},
-		{"bad bytes, own manifest", 3, corruptBeforeManifest, false, nil, "manifest disagrees"},
-		{"no manifest", 1, corruptAfterManifest, true, ErrHashMismatch, ""}, // one donor: with two, the honest one may serve every chunk
-		{"only donor is bad", 1, corruptBeforeManifest, false, ErrHashMismatch, ""},
+		{"bad bytes, honest manifest", 3, corruptAfterManifest, false, nil, "corrupt", 0},
+		{"bad bytes, own manifest", 3, corruptBeforeManifest, false, nil, "does not hash to the state", 0},
+		// Issue 17: a manifest was adopted by vote, so three donors
+		// sending one wrong manifest made the fetch fail; it now proves
+		// itself against the state's hash.
+		{"three of four donors send one wrong manifest", 4, corruptBeforeManifest, false, nil, "does not hash to the state", 3},
+		{"no manifest", 1, corruptAfterManifest, true, ErrHashMismatch, "", 0}, // one donor: with two, the honest one may serve every chunk
+		{"only donor is bad", 1, corruptBeforeManifest, false, ErrNoDonors, "", 0}, // its manifest is refused before any download
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			blob := randomBlob(t, 8<<20)
 			s := newSwarm(t, blob, c.donors, DonorOptions{})
-			c.corrupt(s.donors[0], s.offer.Hash, blob, chunk)
+			for i := range max(1, c.bad) {
+				c.corrupt(s.donors[i], s.offer.Hash, blob, chunk)
+			}
 			var partial Partial
 			got, stats, err := Fetch(testCtx(t, 20*time.Second), s.joiner.Host(), testProto, s.offer, s.ids,
 				FetchOptions{ChunkSize: chunk, NoManifest: c.noManifest, Partial: &partial})
@@ -110,8 +117,10 @@ func TestCorruptDonor(t *testing.T) {
 			if !bytes.Equal(got, blob) {
 				t.Fatal("fetched state differs from the offered blob")
 			}
-			if why := stats.Dropped[s.ids[0]]; !strings.Contains(why, c.wantWhy) {
-				t.Fatalf("corrupt donor dropped for %q, want %q (stats %+v)", why, c.wantWhy, stats)
+			for i := range max(1, c.bad) {
+				if why := stats.Dropped[s.ids[i]]; !strings.Contains(why, c.wantWhy) {
+					t.Fatalf("corrupt donor %d dropped for %q, want %q (stats %+v)", i, why, c.wantWhy, stats)
+				}
 			}
 		})
 	}

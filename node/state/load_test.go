@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"crypto/sha256"
 	"slices"
 	"strings"
 	"testing"
@@ -26,7 +25,7 @@ func TestLoadDecodesTheOfferedState(t *testing.T) {
 	}
 	d.Offer(2, blob)
 	d.Offer(3, slices.Clone(blob)) // the same bytes offered under another epoch
-	hash := sha256.Sum256(blob)
+	hash := Hash(blob)
 	donors := []string{"not a peer id", donorNode.ID().String()}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
