@@ -18,7 +18,6 @@ import (
 	"github.com/dtrain-dev/dtrain/netx/netns"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/config"
-	"github.com/dtrain-dev/dtrain/node/miner"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -59,7 +58,7 @@ func swarmCommand() *cli.Command {
 			&cli.BoolFlag{Name: "chaos", Usage: "chaos test: kill, restart and freeze random miners throughout the run, then print how the swarm held up (see above)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "--chaos: the plan's seed, printed so that a plan can be repeated; --cheat, --validators: the run's seed (model init, data order) and the cheat's", DefaultText: "with --chaos a random one, else the config's seed"},
 			&cli.IntFlag{Name: "validators", Usage: "validators to run beside the miners, 0 to 4 (trusted by the run: swarm.validators); each prints every epoch's weights", DefaultText: "0, or 1 with --cheat"},
-			&cli.StringFlag{Name: "cheat", Usage: "the last miner cheats, from --cheat-from on: " + strings.Join(miner.CheatKinds, ", ") + " (no churn)"},
+			&cli.StringFlag{Name: "cheat", Usage: "the last miner cheats, from --cheat-from on: " + strings.Join(swarmCheats(), ", ") + " (no churn)"},
 			&cli.Uint64Flag{Name: "cheat-from", Value: 1, Usage: "--cheat: the first epoch the cheater cheats in"},
 			&cli.StringFlag{Name: "aggregation", Usage: "how each span's owner combines the miners' values (swarm.aggregation): " + strings.Join(allreduce.Aggregations, ", "), DefaultText: "the config's, mean"},
 			&cli.StringFlag{Name: "links", Usage: "run every process in its own network namespace, linked through a bridge by a tbf-shaped link: one rate in Mbit/s per miner (e.g. 50,200,200), each way; the bootstrap node, the validators and the late joiner get the fastest (needs root, ip and tc)"},

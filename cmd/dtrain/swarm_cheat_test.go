@@ -215,7 +215,7 @@ func TestSwarmCheatFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--cheat", "lazy"}, "want one of " + strings.Join(miner.CheatKinds, ", ")},
+		{[]string{"--cheat", "lazy"}, "want one of " + strings.Join(swarmCheats(), ", ")},
 		{[]string{"--cheat-from", "2"}, "--cheat-from is for --cheat"},
 		{[]string{"--validators", "5"}, "--validators must be 0 to 4"},
 		{[]string{"--cheat", "zero", "--chaos"}, "--cheat does not go with --chaos"},

@@ -38,8 +38,8 @@ func parseValidatorOptions(c *cli.Context, o *swarmOptions) error {
 	if o.cheat == "" {
 		return nil
 	}
-	if !slices.Contains(miner.CheatKinds, o.cheat) {
-		return fmt.Errorf("--cheat %q: want one of %s", o.cheat, strings.Join(miner.CheatKinds, ", "))
+	if !slices.Contains(swarmCheats(), o.cheat) {
+		return fmt.Errorf("--cheat %q: want one of %s", o.cheat, strings.Join(swarmCheats(), ", "))
 	}
 	if o.chaos {
 		return fmt.Errorf("--cheat does not go with --chaos")
@@ -181,3 +181,7 @@ func cheatOf(o swarmOptions, i int) string {
 	}
 	return ""
 }
+
+// swarmCheats are what --cheat takes: the cheats a validator catches
+// (miner.CheatKinds) and the lying owner, whom the other members catch.
+func swarmCheats() []string { return append(slices.Clone(miner.CheatKinds), miner.CheatLyingOwner) }

@@ -46,8 +46,9 @@ type Cheat struct {
 //   - echo: the average the swarm applied in the epoch before;
 //   - inflate: its honest update, claiming 4× the samples it trained;
 //   - splitview: its honest values on the range the run's validator owned
-//     in its last round with it, random values of the same norm elsewhere.
-var CheatKinds = []string{"random", "zero", "scale5", "copy", "stale", "otherdata", "echo", "inflate", "splitview"}
+//     in its last round with it, random values of the same norm elsewhere;
+//   - signflip: the honest update ×−10, to push the model uphill.
+var CheatKinds = []string{"random", "zero", "scale5", "copy", "stale", "otherdata", "echo", "inflate", "splitview", "signflip"}
 
 // CheatCopySource is the copier's partner: it trains and contributes
 // honestly, and writes each epoch's update to Cheat.Dir for the copier.
@@ -141,10 +142,14 @@ func (c *cheater) contribution(ctx context.Context, epoch uint64, vec []float32,
 		out = c.randomLike(vec, 0, len(vec))
 	case "zero":
 		out = make([]float32, len(vec))
-	case "scale5":
+	case "scale5", "signflip":
+		k := float32(5)
+		if c.Kind == "signflip" {
+			k = -10
+		}
 		out = make([]float32, len(vec))
 		for i, v := range vec {
-			out[i] = 5 * v
+			out[i] = k * v
 		}
 	case "copy":
 		got, err := readUpdate(ctx, c.updatePath(epoch), len(vec))

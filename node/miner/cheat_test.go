@@ -79,6 +79,12 @@ func TestCheatContribution(t *testing.T) {
 						t.Fatalf("value %d: %v, want 5×%v", i, got[i], honest1[i])
 					}
 				}
+			case "signflip":
+				for i := range got {
+					if got[i] != -10*honest1[i] {
+						t.Fatalf("value %d: %v, want −10×%v", i, got[i], honest1[i])
+					}
+				}
 			case "copy":
 				if !slices.Equal(got, honest0) {
 					t.Error("not the source's update")

@@ -88,7 +88,7 @@ func TestCorruptDonor(t *testing.T) {
 		// sending one wrong manifest made the fetch fail; it now proves
 		// itself against the state's hash.
 		{"three of four donors send one wrong manifest", 4, corruptBeforeManifest, false, nil, "does not hash to the state", 3},
-		{"no manifest", 1, corruptAfterManifest, true, ErrHashMismatch, "", 0}, // one donor: with two, the honest one may serve every chunk
+		{"no manifest", 1, corruptAfterManifest, true, ErrHashMismatch, "", 0},     // one donor: with two, the honest one may serve every chunk
 		{"only donor is bad", 1, corruptBeforeManifest, false, ErrNoDonors, "", 0}, // its manifest is refused before any download
 	}
 	for _, c := range cases {
