@@ -41,7 +41,12 @@ type RoundEvent struct {
 	Took          time.Duration
 	BytesSent     int64 // frame bytes written on the round's streams
 	BytesReceived int64 // frame bytes read from them
-	Err           string
+	// Checked and Unchecked are the spans whose owners this miner checked
+	// after the round (swarm.check_owners), and those it could not;
+	// CheckTook is how long the checks took.
+	Checked, Unchecked int
+	CheckTook          time.Duration
+	Err                string
 }
 
 // LoadEvent is one state load, from peers or from the hub: the miner's
@@ -128,7 +133,8 @@ func (e EpochEvent) Fields() map[string]any {
 
 func (e RoundEvent) Fields() map[string]any {
 	return withErr(map[string]any{"epoch": e.Epoch, "stage": e.Stage, "members": e.Members, "contributors": e.Contributors,
-		"took_s": e.Took.Seconds(), "bytes_sent": e.BytesSent, "bytes_received": e.BytesReceived}, e.Err)
+		"took_s": e.Took.Seconds(), "bytes_sent": e.BytesSent, "bytes_received": e.BytesReceived,
+		"checked": e.Checked, "unchecked": e.Unchecked, "check_s": e.CheckTook.Seconds()}, e.Err)
 }
 
 func (e LoadEvent) Fields() map[string]any {

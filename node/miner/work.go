@@ -93,10 +93,12 @@ func (d *driver) average(a epoch.Action) {
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
 		res, st, err := m.runRound(ctx, g, vec, opts)
 		var check ownerCheck
+		var checkTook time.Duration
 		if err == nil && a.Stage == 1 && m.cfg.Swarm.CheckOwners {
 			t0 := time.Now()
 			check = m.checkOwners(ctx, st.round, opts.Contribution)
-			m.log.Debug().Uint64("epoch", a.Epoch).Stringer("check", check).Dur("took", time.Since(t0)).Msg("owners checked")
+			checkTook = time.Since(t0)
+			m.log.Debug().Uint64("epoch", a.Epoch).Stringer("check", check).Dur("took", checkTook).Msg("owners checked")
 			if len(check.liars) > 0 {
 				err = fmt.Errorf("epoch %d: %w: %v", a.Epoch, errLyingOwner, check.liars)
 			}
@@ -122,7 +124,8 @@ func (d *driver) average(a epoch.Action) {
 			}
 			if ctx.Err() == nil {
 				m.event(RoundEvent{Epoch: a.Epoch, Stage: a.Stage, Members: len(g.Members), Contributors: len(res.Contributors),
-					Took: st.took, BytesSent: st.traffic.Sent, BytesReceived: st.traffic.Received, Err: errText(err)})
+					Took: st.took, BytesSent: st.traffic.Sent, BytesReceived: st.traffic.Received,
+					Checked: check.checked, Unchecked: check.unchecked, CheckTook: checkTook, Err: errText(err)})
 			}
 			d.ev.BytesSent += st.traffic.Sent
 			d.ev.BytesReceived += st.traffic.Received
