@@ -516,6 +516,11 @@ func (m *Machine) fail(now time.Duration, why string) []Action {
 		m.phase, m.until = Holding, m.started+m.cfg.Expiry
 		return nil
 	}
+	// The announcements heard so far were for the window that failed: a
+	// peer that trains the epoch again trains it whole, until someone
+	// announces anew (it stopped after one step, which made the retried
+	// epoch's average a sliver of the work).
+	m.inbox.ready[m.epoch] = false
 	return append([]Action{{Kind: Restore, Epoch: m.epoch, Reason: why}}, m.decide(now)...)
 }
 
