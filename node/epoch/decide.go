@@ -225,7 +225,11 @@ func (m *Machine) successor(now time.Duration, g matchmaking.Group) (act Action,
 // epoch (stage 1 with one group), or half the epoch's groups (stage 2).
 // Two means of one epoch can then both be applied only by two exact
 // halves, so a late group of stragglers never makes a second version
-// while the bulk of the swarm is still averaging.
+// while the bulk of the swarm is still averaging. Of the expected peers
+// only as many count as have announced a contribution for the epoch from
+// this state (this peer included): the bulk of the swarm has, by the time
+// stragglers average, while fresh identities that report the state and
+// never announce would otherwise leave every mean short of its quorum.
 func (m *Machine) quorum(stage int) int {
 	switch {
 	case stage == 2:
@@ -233,7 +237,11 @@ func (m *Machine) quorum(stage int) int {
 	case m.groups > 1:
 		return 0 // the delegates' round decides
 	}
-	return m.expect
+	announced := len(m.announcers) + 1
+	if m.mm != nil {
+		announced = max(announced, m.mm.Announced())
+	}
+	return min(m.expect, announced)
 }
 
 // validator reports whether peer is one of the run's trusted validators.

@@ -51,7 +51,10 @@
 //   - Quorum: a peer applies a group's mean only when its contributors are
 //     at least half the peers it expected at the epoch (half the groups,
 //     for the delegates' round), so a late group of stragglers never makes
-//     a second version while the bulk of the swarm is still averaging.
+//     a second version while the bulk of the swarm is still averaging. Of
+//     the expected peers, no more count than have announced for the epoch
+//     from the same state: identities that report the state and never
+//     announce cannot starve every mean of its quorum.
 //   - Windows: matchmaking windows end on a grid of the collect time on the
 //     shared clock, and the window is part of the key: the peers of an
 //     epoch close at the same instant and see the same ready set, and a

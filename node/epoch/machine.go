@@ -162,6 +162,10 @@ type Machine struct {
 	// distrusted holds the peers Distrust named, each with the last epoch
 	// it stays out of this peer's groups.
 	distrusted map[string]uint64
+	// announcers are the other contributors that announced for this
+	// epoch from this peer's state (at most maxAnnouncers): the quorum
+	// counts no more expected peers than these.
+	announcers map[string]bool
 	// taken is the round a Weighing peer holds the mean of.
 	taken taken
 	// contribution is this epoch's committed update (SetContribution),
@@ -175,10 +179,11 @@ func New(cfg Config) (*Machine, error) {
 		return nil, err
 	}
 	m := &Machine{
-		cfg:       cfg,
-		tracker:   progress.NewTracker(progress.Config{Self: cfg.Self, Expiry: cfg.Expiry}),
-		history:   make(map[uint64][32]byte),
-		lastHeard: -1,
+		cfg:        cfg,
+		tracker:    progress.NewTracker(progress.Config{Self: cfg.Self, Expiry: cfg.Expiry}),
+		history:    make(map[uint64][32]byte),
+		lastHeard:  -1,
+		announcers: map[string]bool{},
 	}
 	m.inbox.init()
 	return m, nil
@@ -216,6 +221,7 @@ func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
 	}
 	m.epoch, m.hash, m.keys = epoch, hash, [2]string{}
 	clear(m.ahead)
+	clear(m.announcers)
 	m.history[epoch] = hash
 	delete(m.history, epoch-uint64(m.cfg.History))
 	// The rate stays: it is the peer's speed, the best estimate of how

@@ -247,8 +247,11 @@ func (m *Machine) ReceiveMatch(now time.Duration, from string, msg Match) ([]Act
 	if msg.To != "" && msg.To != m.cfg.Self {
 		return nil, nil
 	}
-	if msg.Ready != nil && msg.Ready.Role != matchmaking.Aux && !m.overweightReady(msg.Ready) && from != m.cfg.Self && msg.Epoch == m.epoch && !m.inbox.ready[m.epoch] && strings.HasPrefix(msg.Key, m.prefix(1)) {
+	if msg.Ready != nil && msg.Ready.Role != matchmaking.Aux && !m.overweightReady(msg.Ready) && from != m.cfg.Self && msg.Epoch == m.epoch && strings.HasPrefix(msg.Key, m.prefix(1)) {
 		m.inbox.ready[m.epoch] = true
+		if len(m.announcers) < maxAnnouncers {
+			m.announcers[from] = true
+		}
 	}
 	pre := m.noteOverweight(now, msg)
 	active := (m.phase == Matching || m.phase == Delegating) && msg.Key == m.mmKey && msg.Epoch == m.epoch

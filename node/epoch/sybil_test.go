@@ -23,10 +23,25 @@ type sybils struct {
 	poison float32
 	held   map[[32]byte][]float32 // poisoned states by hash
 	loaded int                    // loads of a poisoned state that completed
+	// mimic makes every identity report the state the most advanced
+	// honest miner holds instead, and never announce.
+	mimic bool
 }
 
-func (s *swarm) addSybils(n int, poison float32) *sybils {
-	sy := &sybils{s: s, poison: poison, held: map[[32]byte][]float32{}}
+// honestState is the state of the live honest miner furthest ahead.
+func (sy *sybils) honestState() (uint64, [32]byte) {
+	var e uint64
+	var h [32]byte
+	for _, p := range sy.s.miners {
+		if p.alive && p.m.Epoch() >= e {
+			e, h = p.m.Epoch(), p.m.Hash()
+		}
+	}
+	return e, h
+}
+
+func (s *swarm) addSybils(n int, poison float32, mimic bool) *sybils {
+	sy := &sybils{s: s, poison: poison, held: map[[32]byte][]float32{}, mimic: mimic}
 	for i := range n {
 		id := fmt.Sprintf("sybil%02d", i)
 		sy.ids = append(sy.ids, id)
@@ -53,7 +68,11 @@ func (sy *sybils) tick(now time.Duration) {
 	e := sy.s.maxEpoch()
 	for i, id := range sy.ids {
 		epoch := []uint64{e + 1, e, 1 << 40}[i%3]
-		r := progress.Report{Peer: id, Epoch: epoch, StateHash: sy.state(epoch), Offers: true, Time: int64(now / time.Millisecond)}
+		hash := sy.state(epoch)
+		if sy.mimic {
+			epoch, hash = sy.honestState()
+		}
+		r := progress.Report{Peer: id, Epoch: epoch, StateHash: hash, Offers: true, Time: int64(now / time.Millisecond)}
 		relay := sy.s.relays[int(fnv(id))%len(sy.s.relays)]
 		_ = sy.s.net.Send(sim.ID(id), relay, sim.Message{Size: 100, Payload: gossipBatch{reportMsg{r}}})
 	}
@@ -97,7 +116,7 @@ func sybilRun(t *testing.T, countAll bool) (*swarm, *sybils, uint64) {
 	}
 	s.net.RunUntil(30 * time.Second)
 	start := s.maxEpoch()
-	sy := s.addSybils(50, 1e6)
+	sy := s.addSybils(50, 1e6, false)
 	s.net.RunUntil(150 * time.Second)
 	t.Log(s.summary(), s.states())
 	return s, sy, start
@@ -186,5 +205,35 @@ func TestDivergedRuleCountsVouchedVotes(t *testing.T) {
 				t.Errorf("loads another state: %v, want %v", loaded, c.load)
 			}
 		})
+	}
+}
+
+// Issue 17: fifty fresh identities that report the honest swarm's state
+// and never announce were counted among the peers expected at the epoch,
+// so every mean fell short of its quorum (half of them) and the swarm
+// stopped. The quorum counts no more expected peers than have announced:
+// the identities now only keep each window open to its deadline.
+func TestSybilReportsDoNotStopTheSwarm(t *testing.T) {
+	run := func(sybils int, countAll bool) (start, end uint64) {
+		s := newSwarm(t, 13, simConfig(), 8)
+		for i := range 8 {
+			p := s.add(fmt.Sprintf("m%d", i))
+			p.m.countAll = countAll
+		}
+		s.net.RunUntil(30 * time.Second)
+		start = s.maxEpoch()
+		if sybils > 0 {
+			s.addSybils(sybils, 1e6, true)
+		}
+		s.net.RunUntil(150 * time.Second)
+		s.checkOneVersion(t)
+		return start, s.maxEpoch()
+	}
+	s0, e0 := run(0, false)
+	s1, e1 := run(50, false)
+	clean, attacked := e0-s0, e1-s1
+	t.Logf("epochs in the two minutes: %d without identities, %d with 50", clean, attacked)
+	if 2*attacked < clean {
+		t.Errorf("50 identities slowed the swarm from %d to %d epochs in two minutes", clean, attacked)
 	}
 }

@@ -150,3 +150,6 @@ func (m *Machine) distrusts(peer string) bool {
 	}
 	return ok
 }
+
+// maxAnnouncers bounds the announcers of an epoch a Machine remembers.
+const maxAnnouncers = 1 << 16
