@@ -171,6 +171,9 @@ type Machine struct {
 	// contribution is this epoch's committed update (SetContribution),
 	// whose root the stage-1 announcement carries.
 	contribution *allreduce.Contribution
+	// groupContribution is the group's committed mean (SetGroupContribution),
+	// whose root a delegate's stage-2 announcement carries.
+	groupContribution *allreduce.Contribution
 }
 
 // New returns a Machine for cfg. Call Start next.
@@ -194,6 +197,10 @@ func (m *Machine) Epoch() uint64 { return m.epoch }
 
 // Hash is the hash of the state the peer starts its epoch from.
 func (m *Machine) Hash() [32]byte { return m.hash }
+
+// Groups is how many groups the ready peers of this peer's last stage-1
+// matchmaking split into: more than one means a delegates' round follows.
+func (m *Machine) Groups() int { return m.groups }
 
 // Phase is what the Machine is waiting for.
 func (m *Machine) Phase() Phase { return m.phase }
@@ -226,7 +233,7 @@ func (m *Machine) setState(epoch uint64, hash [32]byte, reset bool) {
 	delete(m.history, epoch-uint64(m.cfg.History))
 	// The rate stays: it is the peer's speed, the best estimate of how
 	// fast it trains the new epoch until it reports otherwise.
-	m.samples, m.weight, m.contribution = 0, 0, nil
+	m.samples, m.weight, m.contribution, m.groupContribution = 0, 0, nil, nil
 	// A peer that loads a state others already announced for (it caught
 	// up while they trained) holds their announcements in its inbox: they
 	// count toward OthersReady, so it contributes what it has trained by
@@ -603,3 +610,10 @@ func (m *Machine) checkAwait(now time.Duration) []Action {
 // any auditor checks its parts against it. It holds until the peer's
 // state changes; nil commits to nothing.
 func (m *Machine) SetContribution(c *allreduce.Contribution) { m.contribution = c }
+
+// SetGroupContribution sets the committed mean of this peer's group, for
+// the delegates' round it may lead: its stage-2 announcement carries the
+// root, so the delegates' owners check its parts and the other delegates
+// check their owners, as in stage 1. It holds until the peer's state
+// changes; nil commits to nothing.
+func (m *Machine) SetGroupContribution(c *allreduce.Contribution) { m.groupContribution = c }

@@ -387,8 +387,12 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 		return m.fail(now, err.Error())
 	}
 	m.ready = &matchmaking.Ready{Run: m.mmKey, Epoch: m.epoch, Peer: m.cfg.Self, Role: m.cfg.Role, Weight: weight, Bandwidth: m.bandwidth}
-	if stage == 1 && m.cfg.Role != matchmaking.Aux && m.contribution != nil {
-		m.ready.Commit = m.contribution.Root(allreduce.CommitScope{Run: m.mmKey, Epoch: m.epoch, Member: m.cfg.Self})
+	c := m.contribution
+	if stage == 2 {
+		c = m.groupContribution
+	}
+	if m.cfg.Role != matchmaking.Aux && c != nil {
+		m.ready.Commit = c.Root(allreduce.CommitScope{Run: m.mmKey, Epoch: m.epoch, Member: m.cfg.Self})
 	}
 	o, err := m.mm.Announce(now, *m.ready)
 	if err != nil {

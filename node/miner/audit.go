@@ -33,6 +33,31 @@ func (d *driver) commit() {
 	d.mach.SetContribution(c)
 }
 
+// groupCommit commits the mean res of group g's round when this miner is
+// the group's delegate (its lowest-id contributor, as node/epoch picks
+// it) in an epoch of several groups: the delegates' round is then
+// committed, and its owners checked, like the groups'. Nil otherwise, or
+// when the mean cannot be committed (it is not finite; the miner refuses
+// to apply it anyway).
+func (m *Miner) groupCommit(g matchmaking.Group, res allreduce.Result) *allreduce.Contribution {
+	if len(res.Contributors) == 0 {
+		return nil
+	}
+	delegate := g.Members[res.Contributors[0]].ID
+	for _, i := range res.Contributors[1:] {
+		delegate = min(delegate, g.Members[i].ID)
+	}
+	if delegate != m.self {
+		return nil
+	}
+	c, err := allreduce.Commit(res.Vector, m.codec, allreduce.DefaultCommitChunk, nil)
+	if err != nil {
+		m.log.Warn().Err(err).Uint64("epoch", g.Epoch).Msg("commit the group's mean")
+		return nil
+	}
+	return c
+}
+
 // serveContribution serves c to auditors under the root it has in group
 // g's matchmaking, the one its announcement there carried, and lets g's
 // members fetch it too, to check their owners (checkOwners).

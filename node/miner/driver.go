@@ -63,11 +63,14 @@ type driver struct {
 	// contribution is vec committed (allreduce.Commit): what stage-1
 	// rounds send and auditors fetch; nil when vec could not be encoded.
 	contribution *allreduce.Contribution
-	mean         []float32 // the last round's mean
-	ev           EpochEvent
-	trainEnd     time.Time
-	finished     bool   // max_steps or max_minutes reached
-	stopped      string // why it finished (Miner.finished)
+	// groupContribution is the group's mean committed by its delegate
+	// (groupCommit): what it contributes to the delegates' round.
+	groupContribution *allreduce.Contribution
+	mean              []float32 // the last round's mean
+	ev                EpochEvent
+	trainEnd          time.Time
+	finished          bool   // max_steps or max_minutes reached
+	stopped           string // why it finished (Miner.finished)
 }
 
 // othersProgress is what the other peers at the miner's epoch had trained

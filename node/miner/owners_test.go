@@ -2,8 +2,11 @@ package miner
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/dtrain-dev/dtrain/node/config"
 )
 
 // runWithLyingOwner runs four miners, the last of which, from epoch 1 on,
@@ -12,21 +15,39 @@ import (
 func runWithLyingOwner(t *testing.T, check bool) [][]EpochEvent {
 	cfg := tinyMiner("diloco")
 	cfg.Swarm.CheckOwners = check
+	events, _ := runFour(t, cfg, &Cheat{Kind: CheatLyingOwner, From: 1})
+	return events
+}
+
+// runFour runs four miners of cfg, the last playing cheat if not nil, and
+// returns each one's epochs and rounds.
+func runFour(t *testing.T, cfg config.Miner, cheat *Cheat) ([][]EpochEvent, [][]RoundEvent) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	h := newHarness(t, ctx, cfg)
 	const n = 4
 	miners := make([]*Miner, n)
 	ctxs := make([]context.Context, n)
+	var mu sync.Mutex
+	rounds := make([][]RoundEvent, n)
 	for i := range n {
 		_, miners[i], ctxs[i], _ = h.add(t.TempDir(), nil)
 		miners[i].fullEpochs = true
+		miners[i].opts.Events = func(ev Event) {
+			if r, ok := ev.(RoundEvent); ok {
+				mu.Lock()
+				rounds[i] = append(rounds[i], r)
+				mu.Unlock()
+			}
+		}
 	}
-	liar, err := newCheater(Cheat{Kind: CheatLyingOwner, From: 1}, miners[n-1].log)
-	if err != nil {
-		t.Fatal(err)
+	if cheat != nil {
+		c, err := newCheater(*cheat, miners[n-1].log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		miners[n-1].cheat = c
 	}
-	miners[n-1].cheat = liar
 	for _, m := range miners {
 		for len(m.gossip.Peers()) < n-1 {
 			select {
@@ -39,7 +60,50 @@ func runWithLyingOwner(t *testing.T, check bool) [][]EpochEvent {
 	for i, m := range miners {
 		h.run(i, m, ctxs[i])
 	}
-	return h.wait()
+	return h.wait(), rounds
+}
+
+// With groups of at most two, four miners average in two groups and then
+// in the round of the groups' delegates: that round is committed too (each
+// delegate commits its group's mean), and the delegates check its owners
+// as members check a group's, and apply one mean.
+func TestDelegatesRoundIsChecked(t *testing.T) {
+	cfg := tinyMiner("diloco")
+	cfg.Swarm.MaxGroup = 2
+	cfg.Loop.MaxSteps = 2 * cfg.Swarm.InnerSteps
+	events, rounds := runFour(t, cfg, nil)
+	delegates := map[uint64]map[int]bool{} // epoch → miners whose delegates' round succeeded
+	for i, rs := range rounds {
+		for _, r := range rs {
+			t.Logf("miner %d: epoch %d stage %d, %d contributors, %d spans checked, %d unchecked, %v", i, r.Epoch, r.Stage, r.Contributors, r.Checked, r.Unchecked, r.Err)
+			if r.Stage != 2 || r.Err != "" {
+				continue
+			}
+			if r.Checked == 0 {
+				t.Errorf("miner %d: the delegates' round of epoch %d checked no owner (%d unchecked)", i, r.Epoch, r.Unchecked)
+			}
+			if delegates[r.Epoch] == nil {
+				delegates[r.Epoch] = map[int]bool{}
+			}
+			delegates[r.Epoch][i] = true
+		}
+	}
+	if len(delegates) == 0 {
+		t.Fatal("no delegates' round succeeded")
+	}
+	for e, ds := range delegates {
+		held := map[string]bool{}
+		for i := range ds {
+			for _, ev := range events[i] {
+				if ev.Epoch == e && !ev.Dropped {
+					held[ev.ParamHash] = true
+				}
+			}
+		}
+		if len(held) != 1 {
+			t.Errorf("epoch %d: the delegates applied %d states", e, len(held))
+		}
+	}
 }
 
 // Issue 17: an owner that sends a shifted mean of its span is caught by

@@ -29,7 +29,7 @@ func (d *driver) train() error {
 	lane, e := m.epochLane(), m.epoch
 	// Training changes the model: d.params holds again once a state is
 	// set (advance, restore, install).
-	d.start, d.vec, d.mean, d.params, d.contribution = start, nil, nil, nil, nil
+	d.start, d.vec, d.mean, d.params, d.contribution, d.groupContribution = start, nil, nil, nil, nil, nil
 	d.mach.SetContribution(nil)
 	d.ev = EpochEvent{Epoch: m.epoch, Peer: m.self, Mode: m.cfg.Swarm.Mode, StartHash: shortHash(d.hash)}
 	d.training = true
@@ -78,23 +78,24 @@ func (d *driver) train() error {
 // miner's update (stage 1) or its group's mean (stage 2).
 func (d *driver) average(a epoch.Action) {
 	m := d.m
-	vec, opts := d.vec, matchmaking.RoundOptions{Codec: m.codec, Aggregation: m.agg, Feedback: m.feedback}
-	if d.contribution != nil {
-		opts.Contribution = d.contribution
-		m.serveContribution(a.Group, d.contribution)
-	}
+	vec, opts, c := d.vec, matchmaking.RoundOptions{Codec: m.codec, Aggregation: m.agg, Feedback: m.feedback}, d.contribution
 	if a.Stage == 2 {
 		// The group's mean is no contribution of this miner's own: its
-		// rounding error is not this miner's to carry on, and it was
-		// committed to by nobody.
-		vec, opts = d.mean, matchmaking.RoundOptions{Codec: m.codec, Aggregation: m.agg}
+		// rounding error is not this miner's to carry on. It was
+		// committed, without error feedback, when the group's round ended
+		// (groupCommit).
+		vec, opts, c = d.mean, matchmaking.RoundOptions{Codec: m.codec, Aggregation: m.agg}, d.groupContribution
 	}
-	g := a.Group
+	if c != nil {
+		opts.Contribution = c
+		m.serveContribution(a.Group, c)
+	}
+	g, groups := a.Group, d.mach.Groups()
 	d.goWork(func(ctx context.Context) func() ([]epoch.Action, error) {
 		res, st, err := m.runRound(ctx, g, vec, opts)
 		var check ownerCheck
 		var checkTook time.Duration
-		if err == nil && a.Stage == 1 && m.cfg.Swarm.CheckOwners {
+		if err == nil && m.cfg.Swarm.CheckOwners {
 			t0 := time.Now()
 			check = m.checkOwners(ctx, st.round, opts.Contribution)
 			checkTook = time.Since(t0)
@@ -103,9 +104,17 @@ func (d *driver) average(a epoch.Action) {
 				err = fmt.Errorf("epoch %d: %w: %v", a.Epoch, errLyingOwner, check.liars)
 			}
 		}
+		var groupC *allreduce.Contribution
+		if err == nil && a.Stage == 1 && groups > 1 {
+			groupC = m.groupCommit(g, res)
+		}
 		return func() ([]epoch.Action, error) {
 			for _, id := range check.liars {
 				d.mach.Distrust(id)
+			}
+			if groupC != nil {
+				d.groupContribution = groupC
+				d.mach.SetGroupContribution(groupC)
 			}
 			var ids []string
 			var weight float64
