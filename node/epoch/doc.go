@@ -23,7 +23,7 @@
 //     how a peer whose round failed, or that was left out of a group,
 //     rejoins those that averaged. A group that averaged while only
 //     strangers hold a state of e+1 (a part of the swarm it has not met,
-//     or fresh identities) keeps its mean for two heartbeats: it loads
+//     or fresh identities) keeps its mean for a heartbeat: it loads
 //     that state if a vouched peer comes to hold it, and takes its mean
 //     otherwise (phase Weighing).
 //   - Diverged: the peers at e mostly hold another hash than H, or a strict

@@ -343,9 +343,9 @@ func (m *Machine) Averaged(now time.Duration, stage int, contributors []string, 
 		// next epoch: a part of the swarm it has not met yet, or a crowd
 		// of fresh identities. It keeps the mean a little while for a
 		// vouched peer to hold that state too (its partners load it within
-		// a heartbeat or two if it is the swarm's), and takes its own
+		// a heartbeat if it is the swarm's), and takes its own
 		// mean after that.
-		m.phase, m.until = Weighing, now+2*m.cfg.Heartbeat
+		m.phase, m.until = Weighing, now+m.cfg.Heartbeat
 		return nil
 	}
 	return m.take(now)
