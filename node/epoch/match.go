@@ -311,7 +311,12 @@ func (m *Machine) noteOverweight(now time.Duration, msg Match) []Action {
 // holds: such an announcement neither makes a peer stop training early
 // nor moves it to another window.
 func (m *Machine) overweightReady(r *matchmaking.Ready) bool {
-	return m.cfg.MaxWeight > 0 && r.Role != matchmaking.Aux && r.Weight > m.cfg.MaxWeight
+	limit := m.cfg.MaxWeight
+	if strings.HasPrefix(r.Run, m.cfg.Run+"/2/") {
+		// A delegate announces its group's samples.
+		limit *= float64(m.cfg.MaxGroup)
+	}
+	return limit > 0 && r.Role != matchmaking.Aux && r.Weight > limit
 }
 
 // overweightEpochs is how long a peer's over-weight announcement keeps it
