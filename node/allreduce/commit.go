@@ -70,10 +70,11 @@ import (
 // bytes take at 1 Gbit/s on one x86 core with SHA extensions. A part's
 // proof is at most 2⌈log₂ chunks⌉ hashes: under 1 KiB for 124M values.
 //
-// What it does not cover: an owner's values of its own span never leave
-// it (the owner decodes them from its committed bytes, but nobody else
-// checks that it did), and the span's mean is its owner's computation; a
-// member can commit to garbage (auditing the committed values is the
+// What it does not cover by itself: an owner's values of its own span
+// never leave it, and the span's mean is its owner's computation (both are
+// what the members' owner checks sample: round_check.go, which recompute
+// a range from every contributor's committed chunks, the owner's own
+// included); a member can commit to garbage (auditing the committed values is the
 // validator's work check); binding to a run and epoch does not stop a
 // member from committing the same values again in a later round
 // (staleness and copy checks are the validator's). If a round fails after

@@ -37,7 +37,7 @@
 // the formed group (node/allreduce over libp2p streams), a state load from
 // peers (node/state) — and carries out the rest itself: gossiping, applying
 // an averaged update, restoring a dropped epoch's start, and offering and
-// checkpointing every new state, whose SHA-256 is the hash its reports
+// checkpointing every new state, whose hash (node/state.Hash) its reports
 // carry. A miner whose averaging fails drops the epoch's update and keeps
 // its start state, so the swarm never splits into versions; alone (no
 // other miner live for a report expiry) it applies its own update. When no
@@ -50,6 +50,14 @@
 // the slower direction's estimate (node/links) with its role, client when
 // swarm.role says so or, on auto, while AutoNAT finds it unreachable. It
 // serves the others' probes on the run's probe protocol within a budget.
+//
+// Every round's update is committed (allreduce.Commit; a delegate commits
+// its group's mean for the round across groups), served to the run's
+// validators and the members of its last groups, and, with
+// swarm.check_owners, checked: after the round the miner recomputes one
+// sampled range of every span another member sent it from the
+// contributors' committed chunks (owners.go), drops the epoch's mean when
+// one differs and has node/epoch distrust its sender.
 //
 // Besides its log, a miner reports typed events (Event: its start, each
 // epoch, all-reduce round and state load, errors it carries on after, its
