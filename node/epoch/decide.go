@@ -15,7 +15,7 @@ import (
 // lineage. The rules count votes (vouched peers' reports); a state that
 // nobody offers is not a target.
 func (m *Machine) target(now time.Duration) (Action, bool) {
-	c := m.votes(now)
+	c, all := m.votes(now)
 	offer := func(epoch uint64, hash [32]byte, donors, atLeast int) (Action, bool) {
 		if hash == ([32]byte{}) || donors < atLeast {
 			return Action{}, false
@@ -30,8 +30,8 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 		}
 	}
 	// Successor: a group's average of this epoch, held by two or more.
-	if h, ok, _ := m.successorHash(now, c, nil); ok {
-		if a, ok := offer(m.epoch+1, h, m.census(now).offers(m.epoch+1, h), 2); ok {
+	if h, ok, _ := m.successorHash(now, c, all, nil); ok {
+		if a, ok := offer(m.epoch+1, h, all.offers(m.epoch+1, h), 2); ok {
 			return a, true
 		}
 	}
@@ -58,15 +58,15 @@ func (m *Machine) target(now time.Duration) (Action, bool) {
 }
 
 // successorHash returns the state of the next epoch that two or more live
-// peers outside group (nil: none left out) offer, at least one of them a
-// vouched one when votes counts vouched peers only: so strangers, however
-// many, cannot hand this peer a successor, while a partner that holds the
-// average (a delegate this peer's group waits for) can. Of several, it
-// takes the one most vouched peers hold, then most peers, then the lowest
-// hash.
-func (m *Machine) successorHash(now time.Duration, votes *census, group map[string]bool) (hash [32]byte, ok, strangers bool) {
+// peers outside group (nil: none left out) offer, counted over all, at
+// least one of them a vouched one when votes counts vouched peers only:
+// so strangers, however many, cannot hand this peer a successor, while a
+// partner that holds the average (a delegate this peer's group waits for)
+// can. Of several, it takes the one most vouched peers hold, then most
+// peers, then the lowest hash.
+func (m *Machine) successorHash(now time.Duration, votes, all *census, group map[string]bool) (hash [32]byte, ok, strangers bool) {
 	// Without two offers of a state of the next epoch, none can have two.
-	if !slices.ContainsFunc(m.census(now).at(m.epoch+1), func(s progress.StateCount) bool {
+	if !slices.ContainsFunc(all.at(m.epoch+1), func(s progress.StateCount) bool {
 		return s.Hash != ([32]byte{}) && s.Offers >= 2
 	}) {
 		return [32]byte{}, false, false
@@ -213,7 +213,8 @@ func (m *Machine) successor(now time.Duration, g matchmaking.Group) (act Action,
 	for _, mb := range g.Members {
 		in[mb.ID] = true
 	}
-	best, ok, strangers := m.successorHash(now, m.votes(now), in)
+	votes, all := m.votes(now)
+	best, ok, strangers := m.successorHash(now, votes, all, in)
 	if !ok {
 		return Action{}, strangers
 	}

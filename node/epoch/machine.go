@@ -370,11 +370,7 @@ func (m *Machine) take(now time.Duration) []Action {
 	if stage == 1 && m.groups > 1 {
 		// Several groups averaged this epoch: only the delegates' round
 		// gives everyone the same state.
-		delegate := contributors[0]
-		for _, c := range contributors[1:] {
-			delegate = min(delegate, c)
-		}
-		if delegate == m.cfg.Self {
+		if Delegate(contributors) == m.cfg.Self {
 			return m.startMatch(now, 2, weight)
 		}
 		m.phase, m.until = Awaiting, now+m.cfg.DelegateTimeout*3/2+m.cfg.RoundTimeout+2*m.cfg.Heartbeat
@@ -382,6 +378,16 @@ func (m *Machine) take(now time.Duration) []Action {
 	}
 	m.phase = Applying
 	return []Action{{Kind: Apply, Epoch: m.epoch, Stage: stage, Contributors: len(contributors)}}
+}
+
+// Delegate is the member of a group that carries its mean into the
+// delegates' round when an epoch's ready peers split into several groups:
+// the lowest id among the round's contributors ("" for none).
+func Delegate(contributors []string) string {
+	if len(contributors) == 0 {
+		return ""
+	}
+	return slices.Min(contributors)
 }
 
 // checkWeighing ends a Weighing peer's wait: it loads the next state once

@@ -178,6 +178,15 @@ func (m *Machine) prefix(stage int) string {
 	return m.keys[stage-1]
 }
 
+// stageOf is the stage of a matchmaking key of this run, whatever its
+// state (prefix's format): 2 for a delegates' round, 1 otherwise.
+func (m *Machine) stageOf(key string) int {
+	if strings.HasPrefix(key, m.cfg.Run+"/2/") {
+		return 2
+	}
+	return 1
+}
+
 // window returns when collecting ends for a matchmaking started at now
 // with the given collect time T, and its key. Deadlines fall on a grid of
 // T on the shared clock (the one reports are dated by, synchronized
@@ -311,13 +320,24 @@ func (m *Machine) noteOverweight(now time.Duration, msg Match) []Action {
 // holds: such an announcement neither makes a peer stop training early
 // nor moves it to another window.
 func (m *Machine) overweightReady(r *matchmaking.Ready) bool {
-	limit := m.cfg.MaxWeight
-	if strings.HasPrefix(r.Run, m.cfg.Run+"/2/") {
-		// A delegate announces its group's samples.
-		limit *= float64(m.cfg.MaxGroup)
-	}
+	limit := m.maxWeight(m.stageOf(r.Run))
 	return limit > 0 && r.Role != matchmaking.Aux && r.Weight > limit
 }
+
+// maxWeight is the most weight a contributor may announce in a
+// matchmaking of the given stage (0: unbounded): an epoch's samples, and
+// in the delegates' round, where a delegate announces its group's,
+// MaxGroup times that.
+func (m *Machine) maxWeight(stage int) float64 {
+	if stage == 2 {
+		return m.cfg.MaxWeight * float64(m.cfg.MaxGroup)
+	}
+	return m.cfg.MaxWeight
+}
+
+// maxAnnouncers bounds the announcers of an epoch a Machine remembers
+// (ReceiveMatch): ids cost nothing.
+const maxAnnouncers = 1 << 16
 
 // overweightEpochs is how long a peer's over-weight announcement keeps it
 // out of the peers expected.
@@ -353,7 +373,7 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 	cfg := matchmaking.Config{
 		Run: m.mmKey, Self: m.cfg.Self, Epoch: m.epoch, ConfirmTimeout: m.cfg.ConfirmTimeout,
 		MinGroup: m.cfg.MinGroup, MaxGroup: m.cfg.MaxGroup,
-		Deadline: deadline, Expected: m.expected(now), Validators: m.trusted, MaxWeight: m.cfg.MaxWeight,
+		Deadline: deadline, Expected: m.expected(now), Validators: m.trusted, MaxWeight: m.maxWeight(stage),
 	}
 	if m.cfg.Excluded != nil || len(m.distrusted) > 0 {
 		epoch := m.epoch
@@ -374,7 +394,6 @@ func (m *Machine) startMatch(now time.Duration, stage int, weight float64) []Act
 		// estimate from splitting them.
 		cfg.MinGroup, cfg.MaxGroup = 2, max(m.cfg.MaxGroup, 4*m.groups)
 		cfg.Expected = m.groups
-		cfg.MaxWeight *= float64(m.cfg.MaxGroup)
 		m.phase = Delegating
 	}
 	if m.cfg.Role == matchmaking.Aux {

@@ -54,18 +54,19 @@ func (m *Machine) vouched(peer string) bool {
 	return ok && !m.barred(peer)
 }
 
-// votes is the census the load rules decide by (target, successor): the
-// live reports of vouched peers only, so that identities that never
+// votes returns the census the load rules decide by (target, successor)
+// and the census of every live report it was drawn from. The votes are
+// the live reports of vouched peers only, so that identities that never
 // averaged with this peer cannot choose its state however many they are.
 // Each state's Offers still counts every live offer, since a donor only
 // serves bytes the state's hash checks. A peer with no vouched peer live
 // but itself (it has just started, or outlived every partner) counts every
 // report, as it has nothing else to go by; a run's validators are then its
 // anchor.
-func (m *Machine) votes(now time.Duration) *census {
-	all := m.census(now)
+func (m *Machine) votes(now time.Duration) (votes, all *census) {
+	all = m.census(now)
 	if m.countAll {
-		return all
+		return all, all
 	}
 	v := &m.voted
 	v.states, v.filtered = v.states[:0], true
@@ -89,7 +90,7 @@ func (m *Machine) votes(now time.Duration) *census {
 		}
 	}
 	if others == 0 {
-		return all
+		return all, all
 	}
 	slices.SortFunc(v.states, func(a, b progress.StateCount) int {
 		if c := cmp.Compare(a.Epoch, b.Epoch); c != 0 {
@@ -108,7 +109,7 @@ func (m *Machine) votes(now time.Duration) *census {
 	}
 	v.states = out
 	v.tally()
-	return v
+	return v, all
 }
 
 // offers is how many live peers other than this one offer state (epoch, hash).
@@ -150,6 +151,3 @@ func (m *Machine) distrusts(peer string) bool {
 	}
 	return ok
 }
-
-// maxAnnouncers bounds the announcers of an epoch a Machine remembers.
-const maxAnnouncers = 1 << 16

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 )
 
@@ -34,20 +35,16 @@ func (d *driver) commit() {
 }
 
 // groupCommit commits the mean res of group g's round when this miner is
-// the group's delegate (its lowest-id contributor, as node/epoch picks
-// it) in an epoch of several groups: the delegates' round is then
+// the group's delegate (epoch.Delegate) in an epoch of several groups: the delegates' round is then
 // committed, and its owners checked, like the groups'. Nil otherwise, or
 // when the mean cannot be committed (it is not finite; the miner refuses
 // to apply it anyway).
 func (m *Miner) groupCommit(g matchmaking.Group, res allreduce.Result) *allreduce.Contribution {
-	if len(res.Contributors) == 0 {
-		return nil
+	ids := make([]string, len(res.Contributors))
+	for k, i := range res.Contributors {
+		ids[k] = g.Members[i].ID
 	}
-	delegate := g.Members[res.Contributors[0]].ID
-	for _, i := range res.Contributors[1:] {
-		delegate = min(delegate, g.Members[i].ID)
-	}
-	if delegate != m.self {
+	if epoch.Delegate(ids) != m.self {
 		return nil
 	}
 	c, err := allreduce.Commit(res.Vector, m.codec, allreduce.DefaultCommitChunk, nil)

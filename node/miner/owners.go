@@ -202,7 +202,7 @@ func (c *checkers) allowed(p peer.ID) bool {
 	return false
 }
 
-// describe is a log line's summary of a check.
+// String is a log line's summary of a check.
 func (c ownerCheck) String() string {
 	return fmt.Sprintf("%d spans checked, %d unchecked, %d differ", c.checked, c.unchecked, len(c.liars))
 }

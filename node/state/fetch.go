@@ -250,13 +250,9 @@ func (f *fetch) run(ctx context.Context) error {
 func (f *fetch) agreeManifest(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type answer struct {
-		i      int
-		hashes [][32]byte
-	}
-	answers := make(chan answer, len(f.donors)) // never blocks a sender
+	answers := make(chan [][32]byte, len(f.donors)) // never blocks a sender; nil: no manifest that checks
 	var wg sync.WaitGroup
-	for i, d := range f.donors {
+	for _, d := range f.donors {
 		wg.Go(func() {
 			hashes, err := f.getManifest(ctx, d.id)
 			if err == nil {
@@ -273,16 +269,16 @@ func (f *fetch) agreeManifest(ctx context.Context) {
 			if err != nil {
 				hashes = nil
 			}
-			answers <- answer{i, hashes}
+			answers <- hashes
 		})
 	}
 	// The first manifest that checks is the one: the others need not be
 	// waited for, and a donor still answering is not blamed.
 	for range f.donors {
 		select {
-		case a := <-answers:
-			if a.hashes != nil {
-				f.hashes = a.hashes
+		case hashes := <-answers:
+			if hashes != nil {
+				f.hashes = hashes
 				cancel()
 				wg.Wait()
 				return

@@ -43,12 +43,9 @@ func Hash(blob []byte) [32]byte {
 // levelOf returns the tree's nodes that each cover chunk bytes of blob
 // (chunk a power-of-two multiple of LeafSize): the manifest at chunk.
 func levelOf(blob []byte, chunk int) [][32]byte {
-	out := make([][32]byte, 0, max(1, chunkCount(int64(len(blob)), chunk)))
-	for off := 0; off < len(blob) || off == 0; off += chunk {
-		out = append(out, chunkHash(blob[off:min(off+chunk, len(blob))]))
-		if off+chunk >= len(blob) {
-			break
-		}
+	out := make([][32]byte, max(1, chunkCount(int64(len(blob)), chunk)))
+	for i := range out {
+		out[i] = chunkHash(blob[min(i*chunk, len(blob)):min((i+1)*chunk, len(blob))])
 	}
 	return out
 }
