@@ -44,3 +44,24 @@ func (g *admissionGater) InterceptSecured(_ network.Direction, p peer.ID, _ netw
 func (g *admissionGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
 	return true, 0
 }
+
+// Admits reports whether the node's admission takes p: always in an open
+// run (no Config.Admit).
+func (n *Node) Admits(p peer.ID) bool { return n.gate == nil || n.gate.ok(p) }
+
+// Prune closes the connections with every peer the node's admission no
+// longer takes (after a new roster dropped it) and returns how many it
+// closed. In an open run it closes none.
+func (n *Node) Prune() int {
+	if n.gate == nil {
+		return 0
+	}
+	closed := 0
+	for _, p := range n.host.Network().Peers() {
+		if !n.gate.ok(p) {
+			_ = n.host.Network().ClosePeer(p)
+			closed++
+		}
+	}
+	return closed
+}

@@ -24,6 +24,11 @@ const maxGossipSizeLimit = 512 << 10
 // ErrGossipTooLarge reports a message over the node's gossip size cap.
 var ErrGossipTooLarge = errors.New("gossip message too large")
 
+// ErrIgnore, wrapped by a ValidateFunc's error, marks a message that is
+// valid but not worth delivering or relaying (an outdated copy): pubsub
+// ignores it instead of penalizing the peer that forwarded it.
+var ErrIgnore = errors.New("ignored")
+
 // ErrUnknownType reports a message whose (type, version) no Handle call
 // registered.
 var ErrUnknownType = errors.New("unregistered gossip message type")
@@ -183,12 +188,13 @@ func (g *Gossip) Peers() []peer.ID { return g.topic.ListPeers() }
 
 // validate is the topic validator. Malformed, oversized, unsigned or
 // foreign-run messages are rejected (the forwarding peer is penalized);
-// unregistered types are ignored.
+// unregistered types, authors the node does not admit and what a type's
+// ValidateFunc marks with ErrIgnore are ignored.
 func (g *Gossip) validate(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	from, err := g.check(msg)
 	if err != nil {
 		g.run.node.cfg.Log.Debug().Err(err).Str("run", g.run.id).Stringer("peer", from).Msg("gossip rejected")
-		if errors.Is(err, ErrUnknownType) {
+		if errors.Is(err, ErrUnknownType) || errors.Is(err, ErrIgnore) {
 			return pubsub.ValidationIgnore
 		}
 		return pubsub.ValidationReject
@@ -208,6 +214,11 @@ func (g *Gossip) check(msg *pubsub.Message) (peer.ID, error) {
 	from, err := peer.IDFromBytes(msg.From)
 	if err != nil {
 		return "", fmt.Errorf("author: %w", err)
+	}
+	if !g.run.node.Admits(from) {
+		// A forwarder whose admission is behind ours (an older roster)
+		// relays it in good faith.
+		return from, fmt.Errorf("%w: author %s is not admitted to the run", ErrIgnore, from)
 	}
 	run, m, err := decodeGossip(msg.Data)
 	if err != nil {

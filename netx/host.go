@@ -60,7 +60,10 @@ type Config struct {
 	DialTimeout time.Duration
 	// Admit, when set, is the run's admission: connections with any peer
 	// it refuses (but the bootstrap peers) are refused both ways, so a
-	// stranger to an allowlisted run reaches nothing of this node.
+	// stranger to an allowlisted run reaches nothing of this node, and
+	// gossip authored by such a peer is neither delivered nor relayed. It
+	// is called at every connection and may change its answers (a new
+	// roster); Prune then drops the peers it no longer admits.
 	Admit func(peer.ID) bool
 	// Log receives the node's events; the zero Logger drops them.
 	Log zerolog.Logger
@@ -78,6 +81,7 @@ type Node struct {
 	host host.Host
 	dht  *dht.IpfsDHT
 	cfg  Config
+	gate *admissionGater // nil in an open run
 
 	ctx    context.Context    // lives until Close
 	cancel context.CancelFunc // ends everything started by New
@@ -101,7 +105,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts, err := hostOptions(cfg, boot)
+	var gate *admissionGater
+	if cfg.Admit != nil {
+		gate = newAdmissionGater(cfg.Admit, boot)
+	}
+	opts, err := hostOptions(cfg, boot, gate)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +126,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	h.Network().Notify(supersede{})
 	nctx, cancel := context.WithCancel(context.Background())
-	n := &Node{host: h, dht: kad, cfg: cfg, ctx: nctx, cancel: cancel, runs: map[string]*Run{}}
+	n := &Node{host: h, dht: kad, cfg: cfg, gate: gate, ctx: nctx, cancel: cancel, runs: map[string]*Run{}}
 	if err := n.watchReachability(nctx, h); err != nil {
 		n.Close()
 		return nil, err
@@ -203,7 +211,7 @@ func ParseAddrInfos(addrs []string) ([]peer.AddrInfo, error) {
 	return infos, nil
 }
 
-func hostOptions(cfg Config, boot []peer.AddrInfo) ([]libp2p.Option, error) {
+func hostOptions(cfg Config, boot []peer.AddrInfo, gate *admissionGater) ([]libp2p.Option, error) {
 	key, err := nodeKey(cfg.KeyFile)
 	if err != nil {
 		return nil, err
@@ -225,8 +233,8 @@ func hostOptions(cfg Config, boot []peer.AddrInfo) ([]libp2p.Option, error) {
 		libp2p.ConnectionManager(cm),
 		libp2p.DisableMetrics(), // dtrain exports its own metrics; avoid the global Prometheus registry
 	}
-	if cfg.Admit != nil {
-		opts = append(opts, libp2p.ConnectionGater(newAdmissionGater(cfg.Admit, boot)))
+	if gate != nil {
+		opts = append(opts, libp2p.ConnectionGater(gate))
 	}
 	if len(cfg.AnnounceAddrs) > 0 {
 		announce := make([]ma.Multiaddr, 0, len(cfg.AnnounceAddrs))

@@ -37,6 +37,9 @@ type Topic interface {
 type Network interface {
 	Host
 	JoinGossip(ctx context.Context, run string) (Topic, error)
+	// Prune closes the connections with peers the node's admission no
+	// longer takes.
+	Prune() int
 }
 
 var (

@@ -61,6 +61,7 @@ func newApp() *cli.App {
 			minerCommand(),
 			validatorCommand(),
 			swarmCommand(),
+			rosterCommand(),
 			{
 				Name:  "version",
 				Usage: "print dtrain's and libdtorch's versions",

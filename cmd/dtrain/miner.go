@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rs/zerolog/log"
 	"github.com/urfave/cli/v2"
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/miner"
+	"github.com/dtrain-dev/dtrain/node/roster"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -124,10 +126,14 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 	if len(cfg.Net.Bootstrap) == 0 {
 		dhtMode = netx.DHTServer
 	}
+	book, err := openRoster(cfg.Swarm.Owner, cfg.Swarm.RosterFile, cfg.OutDir, cfg.RunID)
+	if err != nil {
+		return err
+	}
 	nd, err := netx.New(ctx, netx.Config{
 		ListenAddrs: cfg.Net.Listen, AnnounceAddrs: cfg.Net.Announce, Bootstrap: cfg.Net.Bootstrap,
 		KeyFile: key, EnableNAT: cfg.Net.NAT, DHTMode: dhtMode, Log: log.Logger,
-		Admit: config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators),
+		Admit: config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators, book),
 	})
 	if err != nil {
 		return err
@@ -136,7 +142,7 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 	for _, a := range nd.Addrs() {
 		log.Info().Str("addr", a).Msg("listening")
 	}
-	warnIfNotMember(nd.ID().String(), cfg.Swarm.Members, cfg.Swarm.Validators)
+	warnIfNotMember(nd.ID(), cfg.Swarm.Members, cfg.Swarm.Validators, book)
 	trainDS, valDS, err := openTrainData(ctx, cfg.Train)
 	if err != nil {
 		return err
@@ -145,7 +151,7 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 	if valDS != nil {
 		defer valDS.Close()
 	}
-	m, err := miner.New(ctx, miner.Options{Config: cfg, Node: nd, Train: trainDS, Val: valDS, Log: log.Logger, Events: obs.event, Cheat: cheat})
+	m, err := miner.New(ctx, miner.Options{Config: cfg, Node: nd, Train: trainDS, Val: valDS, Log: log.Logger, Events: obs.event, Cheat: cheat, Roster: book})
 	if err != nil {
 		return err
 	}
@@ -155,10 +161,20 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 }
 
 // warnIfNotMember warns when this peer is missing from its allowlisted
-// run's swarm.members (and is no validator): the run's other peers refuse
-// its connections.
-func warnIfNotMember(self string, members, validators []string) {
-	if len(members) > 0 && !slices.Contains(members, self) && !slices.Contains(validators, self) {
+// run's swarm.members, or from the roster it holds (and is no validator):
+// the run's other peers refuse its connections.
+func warnIfNotMember(id peer.ID, members, validators []string, book *roster.Book) {
+	self := id.String()
+	if slices.Contains(validators, self) {
+		return
+	}
+	if len(members) > 0 && !slices.Contains(members, self) {
 		log.Warn().Str("peer", self).Msg("this peer is not in swarm.members: the run's other miners and validators refuse its connections")
+	}
+	if book == nil {
+		return
+	}
+	if r, ok := book.Current(); ok && !book.Admits(id) {
+		log.Warn().Str("peer", self).Uint64("roster_version", r.Version).Msg("this peer is not in the run's roster: its other miners and validators refuse its connections until the owner signs a roster that lists it")
 	}
 }

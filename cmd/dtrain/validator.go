@@ -74,10 +74,14 @@ func runValidator(c *cli.Context) error {
 	if len(cfg.Net.Bootstrap) == 0 {
 		dhtMode = netx.DHTServer
 	}
+	book, err := openRoster(cfg.Swarm.Owner, cfg.Swarm.RosterFile, cfg.OutDir, cfg.RunID)
+	if err != nil {
+		return err
+	}
 	nd, err := netx.New(ctx, netx.Config{
 		ListenAddrs: cfg.Net.Listen, AnnounceAddrs: cfg.Net.Announce, Bootstrap: cfg.Net.Bootstrap,
 		KeyFile: key, EnableNAT: cfg.Net.NAT, DHTMode: dhtMode, Log: log.Logger,
-		Admit: config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators),
+		Admit: config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators, book),
 	})
 	if err != nil {
 		return err
@@ -86,8 +90,8 @@ func runValidator(c *cli.Context) error {
 	for _, a := range nd.Addrs() {
 		log.Info().Str("addr", a).Msg("listening")
 	}
-	warnIfNotMember(nd.ID().String(), cfg.Swarm.Members, cfg.Swarm.Validators)
-	opts := validator.Options{Config: cfg, Node: nd, Log: log.Logger}
+	warnIfNotMember(nd.ID(), cfg.Swarm.Members, cfg.Swarm.Validators, book)
+	opts := validator.Options{Config: cfg, Node: nd, Log: log.Logger, Roster: book}
 	if cfg.Verify.RunConfig != "" {
 		// The run's config also bounds the weights miners may announce
 		// (its epochs' samples), in any verify.mode.

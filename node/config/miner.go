@@ -57,6 +57,8 @@ type Swarm struct {
 	Role            string   `toml:"role" doc:"what the miner does in the all-reduce: full (contributes and reduces a span), client (contributes, reduces nothing: for a miner that cannot accept inbound connections), or auto: client while AutoNAT finds the miner unreachable from outside (needs net.nat), full otherwise"`
 	Validators      []string `toml:"validators" doc:"peer ids the run trusts as validators: the only peers that may join all-reduce groups as aux members (an aux member reduces the others' values) and fetch this miner's committed contributions for audits; every miner and validator of a run lists the same ones; empty = no validator"`
 	Members         []string `toml:"members" doc:"who may take part: empty = anyone (an open run); else an allowlist of peer ids, and a miner or validator of the run takes connections from these, the run's validators and its bootstrap peers only (both ways), so a stranger reaches nothing of it; every miner and validator of the run lists the same"`
+	Owner           string   `toml:"owner" doc:"the peer id of the run's owner, whose key signs its rosters (dtrain roster sign): empty = no roster; else the run admits the members of the newest roster signed by this key that a peer has seen (and the owner, the validators and its bootstrap peers), and peers spread new versions by gossip; not with swarm.members"`
+	RosterFile      string   `toml:"roster_file" doc:"with swarm.owner: the signed roster file (relative to out_dir): read at start (a file that is not a roster of the run signed by the owner is an error; none = admit the owner, validators and bootstrap peers until a roster arrives), re-read every 30 s so an operator can hand a new version to one peer, and replaced by every newer version gossiped"`
 	MeasureLinks    bool     `toml:"measure_links" doc:"measure this miner's upload and download rates (probes to up to 3 peers at start and every 10 epochs, and the bytes and times of its rounds) and announce them, so that its span is sized by its link; false announces none, and a group where no reducer announces a rate splits the vector equally"`
 }
 
@@ -77,6 +79,7 @@ func DefaultMiner() Miner {
 			Mode: "diloco", InnerSteps: 10, TargetBatchSize: 64, OuterLR: 0.7, OuterMomentum: 0.9,
 			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none", Aggregation: "mean",
 			CheckOwners: true, EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true, Validators: []string{}, Members: []string{},
+			RosterFile: "roster.bin",
 		},
 	}
 }
@@ -123,6 +126,7 @@ func (m Miner) Validate() error {
 	}
 	checkValidators(&c, "swarm.validators", s.Validators)
 	checkValidators(&c, "swarm.members", s.Members)
+	checkOwner(&c, s.Owner, s.RosterFile, s.Members)
 	c.atLeast("hub.upload_every", m.Hub.UploadEvery, 0)
 	if r := m.Hub.Repo; r != "" && strings.Count(r, "/") != 1 {
 		c.fail("hub.repo", "must be org/name", r)

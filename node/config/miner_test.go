@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/dtrain-dev/dtrain/node/roster"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -251,15 +252,53 @@ func TestMembersAdmission(t *testing.T) {
 	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "swarm.members: must list peer ids") {
 		t.Errorf("members with a bad id: %v", err)
 	}
-	if Admission(nil, []string{v}) != nil {
+	if Admission(nil, []string{v}, nil) != nil {
 		t.Error("an open run has an admission rule")
 	}
-	admit := Admission([]string{a}, []string{v})
+	admit := Admission([]string{a}, []string{v}, nil)
 	ida, _ := peer.Decode(a)
 	idv, _ := peer.Decode(v)
 	stranger, _ := peer.Decode("12D3KooWKnPMgn6CpwiK92tWEv2GmjFVtiuzijRh1nNuu3DXLt2Z")
 	if !admit(ida) || !admit(idv) || admit(stranger) {
 		t.Errorf("admission: member %v, validator %v, stranger %v; want true, true, false", admit(ida), admit(idv), admit(stranger))
+	}
+}
+
+// swarm.owner makes a run admit by its owner's roster: the owner must be a
+// peer id, it needs a roster file, and an allowlist beside it is refused;
+// the admission rule takes the validators and what the book admits.
+func TestOwnerAdmission(t *testing.T) {
+	const o, v = "12D3KooWAbV1V6a9yGG9hAuhBXDAJk1jPnDR8CEdNq3ZrqQpT1Ru", "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"
+	m := DefaultMiner()
+	m.Swarm.Owner = "not-a-peer"
+	m.Swarm.RosterFile = ""
+	m.Swarm.Members = []string{v}
+	err := m.Validate()
+	for _, want := range []string{"swarm.owner: must be a peer id", "swarm.roster_file: must name a file", "swarm.members: a run admits by its owner's roster"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad roster keys: %v, want %q", err, want)
+		}
+	}
+	m = DefaultMiner()
+	m.Swarm.Owner = o
+	if err := m.Validate(); err != nil {
+		t.Fatalf("an owner with the default roster file: %v", err)
+	}
+	vc := DefaultValidator()
+	vc.Swarm = ValidatorSwarmOf(m.Swarm)
+	if vc.Swarm.Owner != o || vc.Swarm.RosterFile != "roster.bin" {
+		t.Errorf("validator takes owner %q and roster file %q from the miners'", vc.Swarm.Owner, vc.Swarm.RosterFile)
+	}
+	owner, _ := peer.Decode(o)
+	book, err := roster.NewBook(roster.BookConfig{Owner: owner, Run: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admit := Admission(nil, []string{v}, book)
+	idv, _ := peer.Decode(v)
+	stranger, _ := peer.Decode("12D3KooWKnPMgn6CpwiK92tWEv2GmjFVtiuzijRh1nNuu3DXLt2Z")
+	if admit == nil || !admit(owner) || !admit(idv) || admit(stranger) {
+		t.Error("a roster run admits its owner and validators, not a stranger")
 	}
 }
 

@@ -47,6 +47,8 @@ type ValidatorSwarm struct {
 	Compress     string   `toml:"compress" doc:"the miners' swarm.compress: the all-reduce's wire codec (none, fp16, bf16 or int8)"`
 	Aggregation  string   `toml:"aggregation" doc:"the miners' swarm.aggregation: how the owner of a span combines the members' values (mean, trimmed_mean or centered_clip)"`
 	Members      []string `toml:"members" doc:"the miners' swarm.members: empty = an open run; else the allowlist of peer ids (with the validators and bootstrap peers) this validator takes connections from"`
+	Owner        string   `toml:"owner" doc:"the miners' swarm.owner: the run's owner, whose signed rosters say who is admitted; empty = no roster"`
+	RosterFile   string   `toml:"roster_file" doc:"with swarm.owner: this validator's copy of the signed roster (relative to out_dir), as the miners' swarm.roster_file"`
 }
 
 // Probe is how often and how hard a validator measures miners' links.
@@ -122,7 +124,7 @@ func ValidatorSwarmOf(s Swarm) ValidatorSwarm {
 	}
 	return ValidatorSwarm{Validators: vs, MinGroup: s.MinGroup, MaxGroup: s.MaxGroup,
 		MatchSeconds: s.MatchSeconds, RoundSeconds: s.RoundSeconds, Compress: s.Compress, Aggregation: s.Aggregation,
-		Members: ms}
+		Members: ms, Owner: s.Owner, RosterFile: s.RosterFile}
 }
 
 // DefaultValidator follows the swarm demo's run (DefaultMiner).
@@ -169,6 +171,7 @@ func (v Validator) Validate() error {
 	s := v.Swarm
 	checkValidators(&c, "swarm.validators", s.Validators)
 	checkValidators(&c, "swarm.members", s.Members)
+	checkOwner(&c, s.Owner, s.RosterFile, s.Members)
 	if c.atLeast("swarm.min_group", s.MinGroup, 1) && s.MaxGroup < s.MinGroup {
 		c.fail("swarm.max_group", fmt.Sprintf("must be at least min_group (%d)", s.MinGroup), s.MaxGroup)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/hub"
 	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/node/train"
+	"github.com/dtrain-dev/dtrain/node/roster"
 	"github.com/dtrain-dev/dtrain/node/verdicts"
 	"github.com/dtrain-dev/dtrain/torch"
 )
@@ -37,6 +38,9 @@ type Options struct {
 	Events   func(Event)      // nil: none; called one event at a time
 	// Cheat makes the miner cheat (cheat.go): tests and demos only.
 	Cheat Cheat
+	// Roster is the run's membership book when its owner signs rosters
+	// (swarm.owner); nil: none.
+	Roster *roster.Book
 }
 
 // EpochEvent reports one finished epoch.
@@ -187,7 +191,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 		m.Close()
 		return nil, err
 	}
-	epochnet.Handle(m.gossip)
+	epochnet.Handle(m.gossip, o.Roster)
 	m.verdicts = verdicts.NewSet(func(p string) bool { return slices.Contains(cfg.Swarm.Validators, p) })
 	m.donor = state.NewDonor(o.Node, m.stateProto(), state.DonorOptions{Run: cfg.RunID, Log: o.Log})
 	// Served whether or not this miner measures its own link: the others'
@@ -259,6 +263,13 @@ func (m *Miner) Run(ctx context.Context) (err error) {
 		defer d.work.Done()
 		epochnet.Read(gctx, m.gossip, in)
 	}()
+	if m.opts.Roster != nil {
+		d.work.Add(1)
+		go func() {
+			defer d.work.Done()
+			epochnet.KeepRoster(gctx, m.node, m.gossip, m.opts.Roster, m.log)
+		}()
+	}
 	m.log.Info().Str("peer", m.self).Str("mode", m.cfg.Swarm.Mode).Int64("params", m.model.NumParams()).Msg("miner started")
 	m.awaitPeers(ctx)
 	if len(m.gossip.Peers()) == 0 {

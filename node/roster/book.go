@@ -30,8 +30,6 @@ type BookConfig struct {
 	Owner peer.ID
 	// Run is the run id every roster must name.
 	Run string
-	// Self is this peer; its own gossip does not count as heard.
-	Self peer.ID
 	// Path is the roster file: read at start, re-read by Reload, and
 	// replaced by every newer roster adopted from a peer. Empty: none.
 	Path string
@@ -51,6 +49,7 @@ type Book struct {
 	fileSeen fileStamp  // the roster file as last read or written
 	saveErr  error      // a gossiped roster adopted but not saved, for Run to log
 
+	self    atomic.Value // peer.ID of Loop.Self: its own gossip does not count as heard
 	heard   atomic.Int64 // copies of the held version heard since the last publish round
 	behind  atomic.Bool  // a peer gossiped an older version
 	changed chan struct{}
@@ -217,7 +216,7 @@ func (b *Book) Receive(from peer.ID, body []byte) error {
 		b.mu.Lock()
 		b.saveErr = err
 		b.mu.Unlock()
-	case !adopted && from != b.cfg.Self:
+	case !adopted && from != b.self.Load():
 		b.heard.Add(1)
 	}
 	return nil
@@ -225,6 +224,9 @@ func (b *Book) Receive(from peer.ID, body []byte) error {
 
 // Loop configures Run.
 type Loop struct {
+	// Self is this peer: its own messages, which its gossip validator
+	// sees too, do not count as heard.
+	Self peer.ID
 	// Publish gossips a signed roster on the run's topic.
 	Publish func(ctx context.Context, enc []byte) error
 	// Adopted is called after the book adopts a newer roster (to drop
@@ -247,6 +249,7 @@ type Loop struct {
 // once per quarter round), so a peer that missed an update, or was
 // offline, catches up within seconds of its next message.
 func (b *Book) Run(ctx context.Context, l Loop) {
+	b.self.Store(l.Self)
 	every, reload := l.Every, l.Reload
 	if every <= 0 {
 		every = time.Minute

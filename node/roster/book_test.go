@@ -174,7 +174,7 @@ func TestBookRunSpreads(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		bk, err := NewBook(BookConfig{Owner: owner, Run: "r", Self: id, Path: path, Write: writeFile})
+		bk, err := NewBook(BookConfig{Owner: owner, Run: "r", Path: path, Write: writeFile})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func TestBookRunSpreads(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			u.books[id].Run(ctx, Loop{Publish: u.publish(id), Every: every, Reload: every / 4,
+			u.books[id].Run(ctx, Loop{Self: id, Publish: u.publish(id), Every: every, Reload: every / 4,
 				Adopted: func(Roster) { adopted[i].Add(1) }})
 		}()
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/score"
 	"github.com/dtrain-dev/dtrain/node/train"
+	"github.com/dtrain-dev/dtrain/node/roster"
 	"github.com/dtrain-dev/dtrain/node/verdicts"
 	"github.com/dtrain-dev/dtrain/node/verify"
 	"github.com/dtrain-dev/dtrain/torch"
@@ -38,6 +39,9 @@ type Options struct {
 	Config config.Validator
 	Node   netx.Network
 	Log    zerolog.Logger
+	// Roster is the run's membership book when its owner signs rosters
+	// (swarm.owner); nil: none.
+	Roster *roster.Book
 	// Verifier checks the audited contributions; nil: the one the config
 	// chooses (verify.mode): a WorkCheck when Run and Train are given,
 	// the run is in diloco mode and the mode is auto, NormCheck otherwise.
@@ -116,7 +120,7 @@ func New(ctx context.Context, o Options) (*Validator, error) {
 		v.Close()
 		return nil, err
 	}
-	epochnet.Handle(v.gossip)
+	epochnet.Handle(v.gossip, o.Roster)
 	v.verdicts = verdicts.NewSet(v.trusted)
 	v.excl = newExclusions(cfg.Score.ExcludeEpochs)
 	return v, nil
@@ -250,6 +254,13 @@ func (v *Validator) Run(ctx context.Context) error {
 		defer d.work.Done()
 		epochnet.Read(gctx, v.gossip, in)
 	}()
+	if v.opts.Roster != nil {
+		d.work.Add(1)
+		go func() {
+			defer d.work.Done()
+			epochnet.KeepRoster(gctx, v.node, v.gossip, v.opts.Roster, v.log)
+		}()
+	}
 	v.log.Info().Str("peer", v.self).Int("params", v.length).Int("trusted", len(s.Validators)).Msg("validator started")
 	return d.loop(in)
 }

@@ -6,13 +6,18 @@ package epochnet
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
+	"github.com/dtrain-dev/dtrain/node/roster"
 	"github.com/dtrain-dev/dtrain/node/verdicts"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rs/zerolog"
 )
 
 // Inbound is one decoded gossip message from peer From: a progress
@@ -25,8 +30,20 @@ type Inbound struct {
 }
 
 // Handle registers on t the message types Read decodes, so that t takes
-// and relays them; a message that does not decode is refused.
-func Handle(t netx.Topic) {
+// and relays them; a message that does not decode is refused. With a
+// roster book (a run whose owner signs its membership), t also takes
+// rosters: book adopts the newer ones, refuses invalid ones, and older
+// ones are ignored, neither delivered nor relayed.
+func Handle(t netx.Topic, book *roster.Book) {
+	if book != nil {
+		t.Handle(roster.GossipType, func(from peer.ID, body []byte) error {
+			err := book.Receive(from, body)
+			if errors.Is(err, roster.ErrStale) {
+				return fmt.Errorf("%w: %v", netx.ErrIgnore, err)
+			}
+			return err
+		})
+	}
 	t.Handle(matchmaking.GossipType, func(from peer.ID, body []byte) error {
 		_, err := matchmaking.UnmarshalEnvelope(from.String(), body)
 		return err
@@ -38,6 +55,27 @@ func Handle(t netx.Topic) {
 	t.Handle(verdicts.GossipType, func(_ peer.ID, body []byte) error {
 		_, err := verdicts.Unmarshal(body)
 		return err
+	})
+}
+
+// rosterEvery and rosterReload are roster.Loop's rounds; 0 = its
+// defaults. Tests shorten them.
+var rosterEvery, rosterReload time.Duration
+
+// KeepRoster runs book's loop (roster.Book.Run) on t until ctx ends: the
+// node republishes its roster as the loop says, re-reads the roster file,
+// and closes its connections with every peer a newer roster no longer
+// admits.
+func KeepRoster(ctx context.Context, nd netx.Network, t netx.Topic, book *roster.Book, log zerolog.Logger) {
+	book.Run(ctx, roster.Loop{
+		Self: nd.ID(), Every: rosterEvery, Reload: rosterReload,
+		Publish: func(ctx context.Context, enc []byte) error {
+			return t.Publish(ctx, netx.GossipMessage{Type: roster.GossipType, Body: enc})
+		},
+		Adopted: func(r roster.Roster) {
+			log.Info().Uint64("version", r.Version).Int("members", len(r.Members)).Int("dropped_peers", nd.Prune()).Msg("roster adopted")
+		},
+		Log: func(err error, msg string) { log.Warn().Err(err).Msg(msg) },
 	})
 }
 
