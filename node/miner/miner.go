@@ -18,9 +18,9 @@ import (
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
 	"github.com/dtrain-dev/dtrain/node/hub"
+	"github.com/dtrain-dev/dtrain/node/roster"
 	"github.com/dtrain-dev/dtrain/node/state"
 	"github.com/dtrain-dev/dtrain/node/train"
-	"github.com/dtrain-dev/dtrain/node/roster"
 	"github.com/dtrain-dev/dtrain/node/verdicts"
 	"github.com/dtrain-dev/dtrain/torch"
 )
