@@ -37,8 +37,9 @@ type Topic interface {
 type Network interface {
 	Host
 	JoinGossip(ctx context.Context, run string) (Topic, error)
-	// Prune closes the connections with peers the node's admission no
-	// longer takes.
+	// Admits reports whether the node's admission takes a peer, and Prune
+	// closes the connections with the peers it no longer takes.
+	Admits(p peer.ID) bool
 	Prune() int
 }
 

@@ -80,6 +80,10 @@ func NewBook(cfg BookConfig) (*Book, error) {
 	if _, err := b.Reload(); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	select {
+	case <-b.changed: // the file's roster is no news to the caller
+	default:
+	}
 	return b, nil
 }
 
@@ -233,7 +237,7 @@ type Loop struct {
 	// connections with peers no longer admitted).
 	Adopted func(Roster)
 	// Every is the republish round: 60 s when 0. Reload is how often the
-	// roster file is re-read: 30 s when 0.
+	// roster file is re-read: 5 s when 0.
 	Every, Reload time.Duration
 	// Log receives the problems Run meets; nil drops them.
 	Log func(err error, msg string)
@@ -255,7 +259,7 @@ func (b *Book) Run(ctx context.Context, l Loop) {
 		every = time.Minute
 	}
 	if reload <= 0 {
-		reload = 30 * time.Second
+		reload = 5 * time.Second
 	}
 	logf := l.Log
 	if logf == nil {

@@ -74,6 +74,9 @@ func KeepRoster(ctx context.Context, nd netx.Network, t netx.Topic, book *roster
 		},
 		Adopted: func(r roster.Roster) {
 			log.Info().Uint64("version", r.Version).Int("members", len(r.Members)).Int("dropped_peers", nd.Prune()).Msg("roster adopted")
+			if !nd.Admits(nd.ID()) {
+				log.Warn().Uint64("version", r.Version).Msg("this peer is not in the run's new roster: the other peers drop its connections")
+			}
 		},
 		Log: func(err error, msg string) { log.Warn().Err(err).Msg(msg) },
 	})
