@@ -3,6 +3,9 @@ package validator
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +43,7 @@ type driver struct {
 	normAudit bool              // an audit by NormCheck is out
 	claimed   map[string]uint64 // epoch+1 of each miner's last over-weight verdict (checkWeight)
 	started   bool              // the scorer exists
+	seen      sightings         // the miners' reports, for EpochEvents
 }
 
 func (d *driver) loop(in <-chan epochnet.Inbound) error {
@@ -75,6 +79,7 @@ func (d *driver) input(g epochnet.Inbound) []epoch.Action {
 				behind = d.open - r.Epoch
 			}
 			d.observe(score.Seen{Epoch: d.open, Miner: r.Peer, Behind: behind})
+			d.seen.note(*r, time.Now(), d.open)
 		}
 		return acts
 	}
@@ -289,9 +294,15 @@ func (d *driver) observe(o score.Observation) {
 	if !d.started {
 		return
 	}
-	if vd, ok := o.(score.Verdict); ok && vd.Kind == score.Cheat {
-		d.v.log.Warn().Uint64("epoch", vd.Epoch).Str("miner", vd.Miner).Str("reason", vd.Reason).Msg("caught")
-		d.v.excl.caught(vd.Miner, vd.Epoch)
+	switch o := o.(type) {
+	case score.Verdict:
+		if o.Kind == score.Cheat {
+			d.v.log.Warn().Uint64("epoch", o.Epoch).Str("miner", o.Miner).Str("reason", o.Reason).Msg("caught")
+			d.v.excl.caught(o.Miner, o.Epoch)
+		}
+		d.v.event(VerdictEvent{Epoch: o.Epoch, Miner: o.Miner, Verdict: verdictKinds[o.Kind], Reason: o.Reason})
+	case score.Probe:
+		d.v.event(ProbeEvent{Epoch: o.Epoch, Miner: o.Miner, RTT: o.RTT, UpMbps: o.Up * 8 / 1e6, DownMbps: o.Down * 8 / 1e6, Failed: o.Failed})
 	}
 	if err := d.v.scorer.Observe(o); err != nil {
 		d.v.log.Debug().Err(err).Msg("observation dropped")
@@ -327,6 +338,9 @@ func (d *driver) close(e uint64) {
 	if v.opts.Observer != nil {
 		v.opts.Observer(w)
 	}
+	samples, loss := d.seen.close(e)
+	v.event(EpochEvent{Epoch: e, Weights: w, Samples: samples, Loss: loss, Miners: slices.SortedFunc(maps.Values(d.seen.last),
+		func(a, b MinerSeen) int { return strings.Compare(a.Miner, b.Miner) })})
 	d.publishExclusions(e)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ type roundOutcome struct {
 	faults       map[string]error // members whose parts failed their commitment
 	err          error
 	obs          []score.Observation
+	took         time.Duration
 }
 
 // average runs the round of an Average action as its aux member, then
@@ -50,6 +52,17 @@ func (d *driver) average(a epoch.Action) {
 			}
 			v.log.Info().Uint64("epoch", e).Int("group", len(g.Members)).Int("contributors", len(out.contributors)).
 				Int("faults", len(out.faults)).Msg("round observed")
+			ev := RoundEvent{Epoch: e, Group: len(g.Members), Contributors: len(out.contributors), Faults: len(out.faults), Took: out.took,
+				Delivered: slices.DeleteFunc(slices.Clone(out.contributors), v.trusted)}
+			for _, mb := range g.Members {
+				if !v.trusted(mb.ID) {
+					ev.Expected = append(ev.Expected, mb.ID)
+				}
+			}
+			if out.err != nil {
+				ev.Err = out.err.Error()
+			}
+			v.event(ev)
 			if out.err == nil {
 				d.auditLater(g, out.contributors)
 			}
@@ -115,7 +128,9 @@ func (v *Validator) runRound(ctx context.Context, g matchmaking.Group) roundOutc
 		if err == nil {
 			rctx, cancel := context.WithTimeout(ctx, 2*timeout)
 			var res allreduce.Result
+			start := time.Now()
 			res, err = p2p.RunRound(v.log.WithContext(rctx), v.node, netx.Protocol(v.cfg.RunID, g.RoundName()), peers, r, 10*time.Millisecond)
+			out.took = time.Since(start)
 			cancel()
 			for _, i := range res.Contributors {
 				out.contributors = append(out.contributors, g.Members[i].ID)

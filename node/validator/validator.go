@@ -51,6 +51,9 @@ type Options struct {
 	// miner's batches; nil: none.
 	Run   *config.Miner
 	Train *data.Dataset
+	// Events receives the validator's events (events.go) one at a time;
+	// nil: none.
+	Events func(Event)
 	// Observer receives every epoch's weights once written; nil: none.
 	Observer func(score.Weights)
 }
@@ -263,4 +266,11 @@ func (v *Validator) Run(ctx context.Context) error {
 	}
 	v.log.Info().Str("peer", v.self).Int("params", v.length).Int("trusted", len(s.Validators)).Msg("validator started")
 	return d.loop(in)
+}
+
+// event hands e to the Events observer, if any.
+func (v *Validator) event(e Event) {
+	if v.opts.Events != nil {
+		v.opts.Events(e)
+	}
 }
