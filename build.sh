@@ -54,6 +54,8 @@ deps() {
     # NAT routers (iptables).
     need_apt iproute2 iptables
   fi
+  # The dashboard's browser test drives a headless Chromium.
+  [[ $cmd != test ]] || need_apt chromium
   if ! command -v go >/dev/null; then
     [[ -x /usr/local/go/bin/go ]] && export PATH=$PATH:/usr/local/go/bin || { echo "build.sh: Go is required (https://go.dev/dl/)" >&2; exit 1; }
   fi

@@ -33,7 +33,7 @@ func minerCommand() *cli.Command {
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
 			&cli.StringFlag{Name: "mode", Usage: "override swarm.mode: diloco or gradients"},
 			&cli.Float64Flag{Name: "max-minutes", Usage: "override train.max_minutes: stop after the epoch in which this much time has passed"},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics here (overrides metrics.addr), e.g. 127.0.0.1:9100"},
+			&cli.StringFlag{Name: "metrics-addr", Aliases: []string{"http"}, Usage: "serve Prometheus metrics on /metrics and the miner's dashboard on / here (overrides metrics.addr), e.g. 127.0.0.1:9100"},
 			// A test and demo facility (node/miner Cheat, dtrain swarm --cheat), kept out of --help.
 			&cli.StringFlag{Name: "cheat", Hidden: true},
 			&cli.Uint64Flag{Name: "cheat-from", Value: 1, Hidden: true},

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog/log"
 
 	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/dash"
 	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/miner"
 )
@@ -19,10 +20,12 @@ type minerObserver struct {
 	seqLen int
 	events *metrics.JSONL // nil when metrics.jsonl is ""
 	prom   *metrics.Miner // nil when metrics.addr is ""
+	board  *dash.Board
 }
 
 func newMinerObserver(ctx context.Context, cfg config.Miner) (*minerObserver, error) {
-	o := &minerObserver{seqLen: cfg.Data.SeqLen}
+	o := &minerObserver{seqLen: cfg.Data.SeqLen, board: openBoard("miner", cfg.OutDir, cfg.Metrics.JSONL)}
+	o.board.SetInfo(cfg.RunID, "", 0, int64(cfg.Data.SeqLen))
 	if p := cfg.Metrics.JSONL; p != "" {
 		var err error
 		if o.events, err = metrics.OpenJSONL(metricsPath(cfg.OutDir, p)); err != nil {
@@ -31,12 +34,12 @@ func newMinerObserver(ctx context.Context, cfg config.Miner) (*minerObserver, er
 	}
 	if cfg.Metrics.Addr != "" {
 		o.prom = metrics.NewMiner(cfg.RunID)
-		addr, err := metrics.Serve(ctx, cfg.Metrics.Addr, o.prom.Registry())
+		addr, err := metrics.Serve(ctx, cfg.Metrics.Addr, o.prom.Registry(), dash.Handler(o.board))
 		if err != nil {
 			o.close()
 			return nil, fmt.Errorf("metrics.addr: %w", err)
 		}
-		log.Info().Str("url", "http://"+addr+"/metrics").Msg("serving Prometheus metrics")
+		log.Info().Str("url", "http://"+addr+"/").Msg("serving the dashboard (and Prometheus metrics on /metrics)")
 	}
 	return o, nil
 }
@@ -86,6 +89,9 @@ func (o *minerObserver) failed(err error) {
 // write appends an event to metrics.jsonl; a failing metrics file is
 // logged, never a reason to stop mining.
 func (o *minerObserver) write(event string, fields map[string]any) {
+	if rec, err := metrics.Record(event, fields); err == nil {
+		o.board.Apply(rec)
+	}
 	if o.events == nil {
 		return
 	}

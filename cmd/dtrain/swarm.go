@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -62,6 +63,7 @@ func swarmCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "cheat-from", Value: 1, Usage: "--cheat: the first epoch the cheater cheats in"},
 			&cli.StringFlag{Name: "aggregation", Usage: "how each span's owner combines the miners' values (swarm.aggregation): " + strings.Join(allreduce.Aggregations, ", "), DefaultText: "the config's, mean"},
 			&cli.StringFlag{Name: "links", Usage: "run every process in its own network namespace, linked through a bridge by a tbf-shaped link: one rate in Mbit/s per miner (e.g. 50,200,200), each way; the bootstrap node, the validators and the late joiner get the fastest (needs root, ip and tc)"},
+			&cli.StringFlag{Name: "http", Usage: "with --validators: serve validator 1's dashboard (and its Prometheus metrics) on this address", DefaultText: "a free port on 127.0.0.1"},
 			&cli.StringFlag{Name: "verify", Value: "auto", Usage: "the validators' verify.mode: auto (node/verify's work checks on the miners' diloco updates) or norm (the norm checks only, which need no model: for epochs of a second or less, which a work check cannot keep up with)"},
 		},
 		Action: runSwarm,
@@ -91,6 +93,9 @@ type swarmOptions struct {
 	links []netns.Rate
 	// aggregation overrides swarm.aggregation unless empty.
 	aggregation string
+	// http is where validator 1 serves its dashboard ("": a free loopback
+	// port).
+	http string
 }
 
 // restartDelay is how long the killed miner stays down.
@@ -98,7 +103,7 @@ const restartDelay = 5 * time.Second
 
 func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 	o := swarmOptions{miners: c.Int("miners"), mode: c.String("mode"), dir: c.String("dir"), config: c.String("config"),
-		churn: !c.Bool("no-churn"), json: c.Bool("json"), aggregation: c.String("aggregation")}
+		churn: !c.Bool("no-churn"), json: c.Bool("json"), aggregation: c.String("aggregation"), http: c.String("http")}
 	if c.NArg() > 0 {
 		return o, fmt.Errorf("swarm takes no arguments, got %q", c.Args().Slice())
 	}
@@ -122,6 +127,9 @@ func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 	var err error
 	if o.links, err = parseLinks(c.String("links"), o.miners); err != nil {
 		return o, err
+	}
+	if c.IsSet("http") && (o.validators == 0 || len(o.links) > 0) {
+		return o, errors.New("--http serves validator 1's dashboard: it needs --validators and no --links (the validator then runs in its own network namespace)")
 	}
 	if !o.churn {
 		return o, nil
@@ -273,6 +281,11 @@ func runSwarm(c *cli.Context) error {
 		s.chaos = newChaosRun(o.seed, o.miners, o.duration, s.rep.start)
 	}
 	defer s.shutdown()
+	if o.validators > 0 && len(o.links) == 0 {
+		if s.dash, err = dashAddr(o.http); err != nil {
+			return err
+		}
+	}
 	s.header(cfg)
 	why, err := s.run(ctx)
 	if err != nil {
@@ -288,6 +301,28 @@ func runSwarm(c *cli.Context) error {
 		s.rep.printChaos(s.chaos.tally.figures(s.chaos.seed))
 	}
 	return err
+}
+
+// dashAddr is where validator 1 serves its dashboard: addr, or a loopback
+// port that is free now.
+func dashAddr(addr string) (string, error) {
+	if addr != "" {
+		return addr, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("a port for the dashboard: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// dashURL is the dashboard's URL, "" when there is none.
+func dashURL(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return "http://" + addr + "/"
 }
 
 func writeMinerConfig(path string, cfg config.Miner) error {
@@ -327,7 +362,7 @@ func (s *swarm) header(cfg config.Miner) {
 		s.rep.emit(map[string]any{"event": "swarm", "miners": o.miners, "mode": o.mode, "seconds": o.duration.Seconds(),
 			"params": params, "n_layer": m.NLayer, "n_embd": m.NEmbd, "data": data, "dir": s.dir,
 			"tokens_per_epoch": tokensPerEpoch(cfg, o.miners), "churn": o.churn, "chaos": o.chaos,
-			"validators": o.validators, "cheat": o.cheat, "cheater": o.cheater(), "cheat_from": o.cheatFrom, "links_mbit": linksMbit(o), "aggregation": cfg.Swarm.Aggregation})
+			"validators": o.validators, "dashboard": dashURL(s.dash), "cheat": o.cheat, "cheater": o.cheater(), "cheat_from": o.cheatFrom, "links_mbit": linksMbit(o), "aggregation": cfg.Swarm.Aggregation})
 		if s.chaos != nil {
 			s.rep.emit(s.chaos.planJSON())
 		}
@@ -354,6 +389,9 @@ func (s *swarm) header(cfg config.Miner) {
 	}
 	if o.validators > 0 {
 		fmt.Fprintf(w, "validators: %d beside the miners, trusted by the run (swarm.validators); each prints its weights every epoch\n", o.validators)
+	}
+	if s.dash != "" {
+		fmt.Fprintf(w, "dashboard: http://%s/ (validator 1: the miners, the loss curve, rounds and events, live)\n", s.dash)
 	}
 	if o.cheat != "" {
 		fmt.Fprintf(w, "cheat: miner %d plays %q from epoch %d on%s\n", o.cheater(), o.cheat, o.cheatFrom, copyNote(o))

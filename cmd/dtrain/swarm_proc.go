@@ -178,6 +178,7 @@ type swarm struct {
 	chaos    *chaosRun          // nil without --chaos
 	all      []*child           // every process started, for shutdown
 	topo     *netns.Topology    // --links: every process's host; nil on loopback
+	dash     string             // where validator 1 serves its dashboard; "" for none
 	down     bool
 }
 

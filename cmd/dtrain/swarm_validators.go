@@ -111,7 +111,7 @@ func writeValidatorConfig(path string, cfg config.Miner, verifyMode string) erro
 	v.Model = config.RunModel{NLayer: m.NLayer, NHead: m.NHead, NEmbd: m.NEmbd, NPositions: m.NPositions, VocabSize: m.VocabSize}
 	v.Swarm = config.ValidatorSwarmOf(cfg.Swarm)
 	v.Probe.EveryEpochs, v.Probe.Bytes, v.Probe.Seconds = 2, 256<<10, 5
-	v.Weights.JSONL, v.Metrics.JSONL = validatorEvents, ""
+	v.Weights.JSONL, v.Metrics.JSONL = validatorEvents, "metrics.jsonl"
 	// node/verify's work checks read the miners' config (written beside
 	// this one, the swarm's miner.toml) for their model, data and schedule.
 	v.Verify.RunConfig, v.Verify.Mode = filepath.Join(filepath.Dir(path), "miner.toml"), verifyMode
@@ -137,6 +137,9 @@ func (s *swarm) startValidator(v int) error {
 	// seconds took 44 s of wall time with two).
 	args := []string{"--log-level", "info", "--threads", "1", "validator", "--config", filepath.Join(s.dir, "validator.toml"),
 		"--listen", s.listen(-v), "--bootstrap", s.boot, "--out-dir", s.validatorDir(v)}
+	if v == 1 && s.dash != "" {
+		args = append(args, "--http", s.dash)
+	}
 	if s.vtails[v] == nil {
 		s.vtails[v] = newEventTail(filepath.Join(s.validatorDir(v), validatorEvents))
 	}

@@ -45,7 +45,7 @@ func newTrainObserver(ctx context.Context, cfg config.Train, ds *data.Dataset) (
 	}
 	if cfg.Metrics.Addr != "" {
 		o.prom = metrics.NewTraining(cfg.RunID)
-		addr, err := metrics.Serve(ctx, cfg.Metrics.Addr, o.prom.Registry())
+		addr, err := metrics.Serve(ctx, cfg.Metrics.Addr, o.prom.Registry(), nil)
 		if err != nil {
 			o.close()
 			return nil, fmt.Errorf("metrics.addr: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/validator"
+	"github.com/dtrain-dev/dtrain/torch"
 )
 
 func validatorCommand() *cli.Command {
@@ -26,6 +27,7 @@ func validatorCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "override net.bootstrap (repeatable)"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "override net.listen (repeatable)"},
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
+			&cli.StringFlag{Name: "http", Aliases: []string{"metrics-addr"}, Usage: "override metrics.addr: serve the dashboard on http://ADDR/ and Prometheus metrics on /metrics (e.g. 127.0.0.1:9200)"},
 		},
 		Action: runValidator,
 	}
@@ -49,6 +51,9 @@ func validatorConfig(c *cli.Context) (config.Validator, error) {
 	}
 	if c.IsSet("out-dir") {
 		cfg.OutDir = c.String("out-dir")
+	}
+	if c.IsSet("http") {
+		cfg.Metrics.Addr = c.String("http")
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
@@ -91,7 +96,16 @@ func runValidator(c *cli.Context) error {
 		log.Info().Str("addr", a).Msg("listening")
 	}
 	warnIfNotMember(nd.ID(), cfg.Swarm.Members, cfg.Swarm.Validators, book)
-	opts := validator.Options{Config: cfg, Node: nd, Log: log.Logger, Roster: book}
+	obs, err := newValidatorObserver(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	md := cfg.Model
+	params := torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize))
+	obs.board.SetInfo(cfg.RunID, nd.ID().String(), params, 0)
+	obs.write("start", map[string]any{"peer": nd.ID().String()})
+	opts := validator.Options{Config: cfg, Node: nd, Log: log.Logger, Roster: book, Events: obs.event}
 	if cfg.Verify.RunConfig != "" {
 		// The run's config also bounds the weights miners may announce
 		// (its epochs' samples), in any verify.mode.
@@ -112,11 +126,19 @@ func runValidator(c *cli.Context) error {
 			opts.Train = trainDS
 		}
 		opts.Run = &run
+		obs.board.SetInfo(cfg.RunID, nd.ID().String(), params, int64(run.Data.SeqLen))
 	}
 	v, err := validator.New(ctx, opts)
 	if err != nil {
+		obs.write("stop", map[string]any{"reason": "error", "error": err.Error()})
 		return err
 	}
 	defer v.Close()
-	return v.Run(ctx)
+	err = v.Run(ctx)
+	reason := "stopped"
+	if err != nil {
+		reason = "error"
+	}
+	obs.write("stop", map[string]any{"reason": reason})
+	return err
 }

@@ -69,7 +69,7 @@ type Loop struct {
 // Metrics says where training metrics go besides the log.
 type Metrics struct {
 	JSONL string `toml:"jsonl" doc:"JSONL metrics file, relative to out_dir unless absolute; empty = none"`
-	Addr  string `toml:"addr" doc:"serve Prometheus metrics on this address (e.g. 127.0.0.1:9100); empty = off"`
+	Addr  string `toml:"addr" doc:"serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9100), and a miner's or validator's dashboard on http://ADDR/; empty = off"`
 }
 
 // DefaultTrain is a small GPT-2 (16M parameters, most of them the

@@ -158,6 +158,7 @@ func LoadValidator(path string) (Validator, error) {
 func (v Validator) Validate() error {
 	var c check
 	c.runID("run_id", v.RunID)
+	v.Metrics.validate(&c)
 	if v.OutDir == "" {
 		c.fail("out_dir", "must not be empty", v.OutDir)
 	}

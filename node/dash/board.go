@@ -17,6 +17,7 @@
 package dash
 
 import (
+	"cmp"
 	"maps"
 	"math"
 	"slices"
@@ -130,12 +131,16 @@ func (b *Board) Changed() (uint64, <-chan struct{}) {
 	return b.version, b.changed
 }
 
-// SetInfo sets what the role knows before any event: its run, peer id,
-// model size and tokens per sample (0: unknown).
+// SetInfo sets what the role knows besides its events: its run, peer id,
+// model size and tokens per sample; an empty or zero value leaves what
+// the board has.
 func (b *Board) SetInfo(run, peer string, params, seqLen int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.sum.Run, b.sum.Peer, b.sum.Params, b.seqLen = run, peer, params, seqLen
+	b.sum.Run = cmp.Or(run, b.sum.Run)
+	b.sum.Peer = cmp.Or(peer, b.sum.Peer)
+	b.sum.Params = cmp.Or(params, b.sum.Params)
+	b.seqLen = cmp.Or(seqLen, b.seqLen)
 	b.touch()
 }
 
@@ -159,6 +164,10 @@ func (b *Board) Apply(rec map[string]any) {
 	case "start":
 		if b.sum.Started.IsZero() {
 			b.sum.Started = at // the run's start, as far as this log goes back
+		}
+		b.sum.Peer = cmp.Or(r.str("peer"), b.sum.Peer)
+		if p, ok := r.int("params"); ok && p > 0 {
+			b.sum.Params = p
 		}
 		b.note(at, "start", "started"+r.suffix("peer", " as "))
 	case "stop":

@@ -121,6 +121,7 @@ type Machine struct {
 	published time.Duration
 	samples   uint64
 	rate      float64
+	loss      float64 // the training loss reports carry; NaN: none
 
 	weight float64 // this peer's samples in the epoch
 	expect int     // peers expected at the epoch's matchmaking
@@ -182,6 +183,7 @@ func New(cfg Config) (*Machine, error) {
 		return nil, err
 	}
 	m := &Machine{
+		loss:       math.NaN(),
 		cfg:        cfg,
 		tracker:    progress.NewTracker(progress.Config{Self: cfg.Self, Expiry: cfg.Expiry}),
 		history:    make(map[uint64][32]byte),
@@ -279,6 +281,11 @@ func (m *Machine) Observe(now time.Duration, r progress.Report) ([]Action, error
 // SetProgress updates the samples this peer has trained in its epoch and
 // its rate, for its next report.
 func (m *Machine) SetProgress(samples uint64, rate float64) { m.samples, m.rate = samples, rate }
+
+// SetLoss sets the training loss this peer's reports carry from the next
+// one on (the epoch's running mean); NaN, or a value float32 cannot hold,
+// sends none.
+func (m *Machine) SetLoss(loss float64) { m.loss = loss }
 
 // SetLink sets the role and the measured bandwidth (bytes/s, 0 for not
 // measured) this peer announces from its next matchmaking on: a miner that
@@ -508,6 +515,9 @@ func (m *Machine) publish(now time.Duration) Action {
 	r := progress.Report{
 		Peer: m.cfg.Self, Epoch: m.epoch, Samples: m.samples, SamplesPerSec: rate,
 		StateHash: m.hash, Offers: true, Time: int64(now / time.Millisecond),
+	}
+	if math.Abs(m.loss) <= math.MaxFloat32 {
+		r.HasLoss, r.Loss = true, float32(m.loss)
 	}
 	m.observeOwn(now, r)
 	return Action{Kind: Publish, Report: r}

@@ -82,6 +82,17 @@ func (j *JSONL) Write(event string, fields map[string]any) error {
 	return nil
 }
 
+// Record returns the event as ReadJSONL would read its line back, written
+// now: for a reader fed live (a dashboard) that must see what a reader of
+// the file sees.
+func Record(event string, fields map[string]any) (map[string]any, error) {
+	line, err := (&JSONL{now: time.Now}).encode(event, fields)
+	if err != nil {
+		return nil, fmt.Errorf("metrics event %q: %w", event, err)
+	}
+	return parseObject(line)
+}
+
 // encode renders one line, newline included.
 func (j *JSONL) encode(event string, fields map[string]any) ([]byte, error) {
 	var b bytes.Buffer

@@ -14,7 +14,7 @@ func TestMinerServedOverHTTP(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m := NewMiner("swarm-1")
-	addr, err := Serve(ctx, "127.0.0.1:0", m.Registry())
+	addr, err := Serve(ctx, "127.0.0.1:0", m.Registry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

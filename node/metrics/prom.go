@@ -153,11 +153,12 @@ func (t *Training) ObserveCheckpoint(took time.Duration) {
 	}
 }
 
-// Serve serves reg's metrics on http://addr/metrics, and "ok" on /healthz,
-// until ctx ends. It listens before it returns, so a bad or busy address is
+// Serve serves reg's metrics on http://addr/metrics, "ok" on /healthz and,
+// when more is not nil, every other path with more (a dashboard), until
+// ctx ends. It listens before it returns, so a bad or busy address is
 // its error, and returns the address it listens on (the port chosen when
 // addr's port is 0). The server's goroutines end soon after ctx does.
-func Serve(ctx context.Context, addr string, reg *prometheus.Registry) (string, error) {
+func Serve(ctx context.Context, addr string, reg *prometheus.Registry, more http.Handler) (string, error) {
 	if reg == nil {
 		return "", errors.New("serve metrics: nil registry")
 	}
@@ -176,6 +177,9 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry) (string, 
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	if more != nil {
+		mux.Handle("/", more)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

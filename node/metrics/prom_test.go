@@ -52,7 +52,7 @@ func TestTrainingServedOverHTTP(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tr := NewTraining("exp-1")
-	addr, err := Serve(ctx, "127.0.0.1:0", tr.Registry())
+	addr, err := Serve(ctx, "127.0.0.1:0", tr.Registry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,16 +126,16 @@ func TestServeErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reg := NewTraining("r").Registry()
-	busy, err := Serve(ctx, "127.0.0.1:0", reg)
+	busy, err := Serve(ctx, "127.0.0.1:0", reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, addr := range []string{busy, "127.0.0.1:99999", "not an address", "256.0.0.1:80"} {
-		if got, err := Serve(ctx, addr, reg); err == nil {
+		if got, err := Serve(ctx, addr, reg, nil); err == nil {
 			t.Errorf("Serve(%q) = %s, nil; want an error", addr, got)
 		}
 	}
-	if _, err := Serve(ctx, "127.0.0.1:0", nil); err == nil {
+	if _, err := Serve(ctx, "127.0.0.1:0", nil, nil); err == nil {
 		t.Error("Serve with a nil registry succeeded")
 	}
 }

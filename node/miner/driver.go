@@ -49,6 +49,7 @@ type driver struct {
 	others      atomic.Pointer[othersProgress]
 	samples     atomic.Uint64
 	rateBits    atomic.Uint64
+	lossBits    atomic.Uint64 // the epoch's running mean training loss, for reports; NaN: none yet
 	training    bool
 
 	// params is a host copy of the model's parameters and hash the hash
@@ -136,6 +137,7 @@ func (d *driver) loop(in <-chan epochnet.Inbound) error {
 		case <-timer.C:
 			if d.training {
 				d.mach.SetProgress(d.samples.Load(), math.Float64frombits(d.rateBits.Load()))
+				d.mach.SetLoss(math.Float64frombits(d.lossBits.Load()))
 			}
 			acts = d.mach.Tick(clock())
 		case f := <-d.done:

@@ -76,6 +76,7 @@ func (m *Miner) innerSteps(ctx context.Context, lane *epochLane, d *driver) (flo
 		}
 		loss += l
 		steps++
+		d.lossBits.Store(math.Float64bits(loss / float64(steps)))
 		d.samples.Store(uint64(samples))
 		d.rateBits.Store(math.Float64bits(float64(samples) / time.Since(began).Seconds()))
 	}
@@ -110,6 +111,7 @@ func (m *Miner) accumulate(ctx context.Context, lane *epochLane, d *driver) (flo
 		}
 		k++
 		samples += int64(lane.micro)
+		d.lossBits.Store(math.Float64bits(loss / float64(k)))
 		d.samples.Store(uint64(samples))
 		d.rateBits.Store(math.Float64bits(float64(samples) / time.Since(began).Seconds()))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -238,6 +239,7 @@ func (m *Miner) Run(ctx context.Context) (err error) {
 	m.started = time.Now()
 	gctx, stop := context.WithCancel(ctx)
 	d := &driver{m: m, ctx: gctx, runCtx: ctx, done: make(chan func() ([]epoch.Action, error))}
+	d.lossBits.Store(math.Float64bits(math.NaN()))
 	defer func() {
 		stop()
 		d.work.Wait()

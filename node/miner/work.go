@@ -64,6 +64,7 @@ func (d *driver) train() error {
 			// samples: with the miner's id and epoch, all anyone needs to
 			// recompute what it trained on (node/data Lane).
 			d.mach.SetProgress(uint64(claimed), math.Float64frombits(d.rateBits.Load()))
+			d.mach.SetLoss(loss)
 			d.mach.SetNeighbours(m.neighbours())
 			role, rates := m.announce()
 			d.mach.SetLink(role, rates.Bandwidth())
