@@ -15,6 +15,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/validator"
 )
 
 // chromium finds Debian's Chromium, which ./build.sh test installs.
@@ -196,4 +198,34 @@ func lastLines(s string, n int) string {
 func firstLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+// A restarted validator's dashboard comes back with its history: the
+// observer folds the metrics log it reopens into the board before any new
+// event.
+func TestValidatorDashboardKeepsHistory(t *testing.T) {
+	cfg := config.DefaultValidator()
+	cfg.OutDir = t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o, err := newValidatorObserver(ctx, cfg)
+	must(t, err)
+	o.write("start", map[string]any{"peer": "V"})
+	for e := uint64(0); e < 3; e++ {
+		o.event(validator.RoundEvent{Epoch: e, Group: 3, Contributors: 2, Expected: []string{"A", "B"}, Delivered: []string{"A"}, Took: time.Second})
+		o.event(validator.EpochEvent{Epoch: e, Samples: 10, Loss: 5 - float64(e), Miners: []validator.MinerSeen{{Miner: "A", Epoch: e + 1, Loss: 4, Seen: time.Now()}}})
+	}
+	o.event(validator.VerdictEvent{Epoch: 2, Miner: "B", Verdict: "cheat", Reason: "zero update"})
+	o.close()
+	again, err := newValidatorObserver(ctx, cfg)
+	must(t, err)
+	defer again.close()
+	s := again.board.Summary()
+	if ps := again.board.Points(); len(ps) != 3 || *ps[2].Loss != 3 || s.Caught != 1 || s.Epoch != 2 {
+		t.Fatalf("after a restart: %d points, summary %+v", len(ps), s)
+	}
+	ms := again.board.Miners()
+	if len(ms) != 2 || ms[0].Joined != 3 || ms[1].Failed != 3 || ms[1].Verdict != "cheat" {
+		t.Errorf("miners after a restart: %+v", ms)
+	}
 }

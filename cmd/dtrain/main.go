@@ -62,6 +62,7 @@ func newApp() *cli.App {
 			validatorCommand(),
 			swarmCommand(),
 			rosterCommand(),
+			plotCommand(),
 			{
 				Name:  "version",
 				Usage: "print dtrain's and libdtorch's versions",

@@ -300,7 +300,25 @@ func runSwarm(c *cli.Context) error {
 	if s.chaos != nil {
 		s.rep.printChaos(s.chaos.tally.figures(s.chaos.seed))
 	}
+	s.plot()
 	return err
+}
+
+// plot draws the run's losses and weights into summary.png in the work
+// dir (dtrain plot); a run too short to have any says so.
+func (s *swarm) plot() {
+	out := filepath.Join(s.dir, "summary.png")
+	runs, weights, err := readPlotLogs(s.dir)
+	if err == nil {
+		err = drawRunPlot(runs, weights, out)
+	}
+	switch {
+	case s.opts.json: // the summary (or chaos) object stays the last line
+	case err != nil:
+		fmt.Fprintf(s.rep.w, "no plot: %v\n", err)
+	default:
+		fmt.Fprintf(s.rep.w, "plot: %s (%s)\n", out, plotSummary(runs, weights))
+	}
 }
 
 // dashAddr is where validator 1 serves its dashboard: addr, or a loopback
