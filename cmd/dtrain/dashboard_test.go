@@ -16,7 +16,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/score"
 	"github.com/dtrain-dev/dtrain/node/validator"
+	"github.com/dtrain-dev/dtrain/node/wandb/wandbtest"
 )
 
 // chromium finds Debian's Chromium, which ./build.sh test installs.
@@ -227,5 +229,36 @@ func TestValidatorDashboardKeepsHistory(t *testing.T) {
 	ms := again.board.Miners()
 	if len(ms) != 2 || ms[0].Joined != 3 || ms[1].Failed != 3 || ms[1].Verdict != "cheat" {
 		t.Errorf("miners after a restart: %+v", ms)
+	}
+}
+
+// With $WANDB_API_KEY set, a validator logs a W&B history row per epoch
+// (loss, rounds, each miner's weight) to the API $WANDB_BASE_URL names,
+// here a local stand-in, and closes the run at the end.
+func TestValidatorLogsToWandb(t *testing.T) {
+	srv := wandbtest.New("secret")
+	defer srv.Close()
+	t.Setenv("WANDB_API_KEY", "secret")
+	t.Setenv("WANDB_BASE_URL", srv.URL)
+	cfg := config.DefaultValidator()
+	cfg.OutDir = t.TempDir()
+	o, err := newValidatorObserver(context.Background(), cfg)
+	must(t, err)
+	o.startWandb(cfg, "12D3KooWPeerABCDEFGH")
+	if o.wandb == nil {
+		t.Fatal("no W&B run with WANDB_API_KEY set")
+	}
+	for e := uint64(0); e < 3; e++ {
+		o.event(validator.RoundEvent{Epoch: e, Took: time.Second})
+		o.event(validator.EpochEvent{Epoch: e, Samples: 10, Loss: 5 - float64(e),
+			Weights: score.Weights{Epoch: e, Miners: []score.MinerWeight{{Miner: "12D3KooWMinerAAAAAAAA", Weight: 1, Score: 0.9, Active: true}}}})
+	}
+	o.close()
+	run := srv.Run("tester/dtrain/swarm-validator-ABCDEFGH")
+	if run == nil || !run.Complete || len(run.History) != 3 || run.JobType != "validator" || run.Group != "swarm" {
+		t.Fatalf("W&B run: %+v", run)
+	}
+	if r := run.History[2]; r["loss"] != 3.0 || r["weight/AAAAAAAA"] != 1.0 || r["round_s"] != 1.0 || r["epoch"] != 2.0 {
+		t.Errorf("last row %v", r)
 	}
 }

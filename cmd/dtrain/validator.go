@@ -105,6 +105,7 @@ func runValidator(c *cli.Context) error {
 	params := torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize))
 	obs.board.SetInfo(cfg.RunID, nd.ID().String(), params, 0)
 	obs.write("start", map[string]any{"peer": nd.ID().String()})
+	obs.startWandb(cfg, nd.ID().String())
 	opts := validator.Options{Config: cfg, Node: nd, Log: log.Logger, Roster: book, Events: obs.event}
 	if cfg.Verify.RunConfig != "" {
 		// The run's config also bounds the weights miners may announce

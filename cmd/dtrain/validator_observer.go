@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
+	"time"
+	"unicode"
 
 	"github.com/rs/zerolog/log"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/dash"
 	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/validator"
+	"github.com/dtrain-dev/dtrain/node/wandb"
 )
 
 // validatorObserver shows a validator to the people and programs watching
@@ -20,6 +24,10 @@ type validatorObserver struct {
 	events *metrics.JSONL // nil when metrics.jsonl is ""
 	prom   *metrics.Validator
 	board  *dash.Board
+	wandb  *wandb.Run // nil without $WANDB_API_KEY
+
+	roundS []float64 // the round times of the epoch being observed, for its W&B row
+	caught int
 }
 
 // newValidatorObserver opens the validator's metrics log, folds the
@@ -74,10 +82,15 @@ func (o *validatorObserver) event(ev validator.Event) {
 			}
 		}
 		o.prom.ObserveEpoch(e.Epoch, len(e.Weights.Miners), active, e.Samples, e.Loss)
+		o.wandbEpoch(e, active)
 	case validator.RoundEvent:
 		o.prom.ObserveRound(e.Err != "")
+		o.roundS = append(o.roundS, e.Took.Seconds())
 	case validator.VerdictEvent:
 		o.prom.ObserveVerdict(e.Verdict)
+		if e.Verdict == "cheat" {
+			o.caught++
+		}
 	case validator.ProbeEvent:
 		o.prom.ObserveProbe(e.Failed)
 	}
@@ -97,7 +110,79 @@ func (o *validatorObserver) write(event string, fields map[string]any) {
 	}
 }
 
+// wandbEpoch logs an epoch's history row to W&B: the swarm's loss and
+// samples, the round times, and each miner's score and weight (keyed by
+// the last 8 characters of its peer id).
+func (o *validatorObserver) wandbEpoch(e validator.EpochEvent, active int) {
+	if o.wandb == nil {
+		return
+	}
+	s := o.board.Summary()
+	row := map[string]any{"epoch": e.Epoch, "loss": e.Loss, "samples": e.Samples, "tokens": s.Tokens, "tokens_per_s": s.TokensPerS,
+		"miners": len(e.Weights.Miners), "miners_active": active, "rounds": len(o.roundS), "caught": o.caught}
+	if n := len(o.roundS); n > 0 {
+		var sum float64
+		for _, t := range o.roundS {
+			sum += t
+		}
+		row["round_s"] = sum / float64(n)
+	}
+	o.roundS = o.roundS[:0]
+	for _, m := range e.Weights.Miners {
+		id := m.Miner[max(0, len(m.Miner)-8):]
+		row["weight/"+id], row["score/"+id] = m.Weight, m.Score
+	}
+	o.wandb.Log(row)
+	o.wandb.Summary(map[string]any{"epoch": e.Epoch, "loss": e.Loss, "tokens": s.Tokens, "caught": o.caught})
+}
+
+// startWandb starts the validator's W&B run when $WANDB_API_KEY is set:
+// one run per dtrain run and validator, named after both, so a restart
+// resumes it.
+func (o *validatorObserver) startWandb(cfg config.Validator, peer string) {
+	key := os.Getenv("WANDB_API_KEY")
+	if key == "" {
+		return
+	}
+	w := cfg.Wandb
+	base, trusted := w.BaseURL, false
+	if env := os.Getenv("WANDB_BASE_URL"); env != "" {
+		trusted = base == "" || strings.TrimRight(base, "/") == strings.TrimRight(env, "/")
+		base = env
+	}
+	md := cfg.Model
+	r, err := wandb.Start(wandb.Config{BaseURL: base, BaseURLTrusted: trusted, APIKey: key, Entity: w.Entity, Project: w.Project,
+		Name: wandbName(cfg.RunID, "validator", peer), Group: cfg.RunID, JobType: "validator", Log: log.Logger,
+		Config: map[string]any{"run_id": cfg.RunID, "peer": peer, "n_layer": md.NLayer, "n_head": md.NHead, "n_embd": md.NEmbd,
+			"n_positions": md.NPositions, "vocab_size": md.VocabSize, "aggregation": cfg.Swarm.Aggregation, "compress": cfg.Swarm.Compress,
+			"min_group": cfg.Swarm.MinGroup, "max_group": cfg.Swarm.MaxGroup, "verify_mode": cfg.Verify.Mode}})
+	if err != nil {
+		log.Warn().Err(err).Msg("not logging to W&B")
+		return
+	}
+	o.wandb = r
+}
+
+// wandbName is a W&B run name for a role's peer in a run: letters, digits,
+// '-', '_' and '.' only.
+func wandbName(run, role, peer string) string {
+	name := run + "-" + role + "-" + peer[max(0, len(peer)-8):]
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r == '.' || r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return r
+		}
+		return '_'
+	}, name)
+}
+
 func (o *validatorObserver) close() {
+	if o.wandb != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := o.wandb.Close(ctx); err != nil {
+			log.Warn().Err(err).Int64("dropped", o.wandb.Dropped()).Msg("W&B run not closed cleanly")
+		}
+		cancel()
+	}
 	if o.events != nil {
 		o.events.Close()
 	}

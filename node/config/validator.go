@@ -24,6 +24,15 @@ type Validator struct {
 	Weights Weights        `toml:"weights"`
 	Verify  Verify         `toml:"verify"`
 	Metrics Metrics        `toml:"metrics"`
+	Wandb   Wandb          `toml:"wandb"`
+}
+
+// Wandb is where a role logs to Weights & Biases. The API key comes from
+// $WANDB_API_KEY only, never from a file.
+type Wandb struct {
+	Project string `toml:"project" doc:"the W&B project; logging is on when $WANDB_API_KEY is set (the key is read from the environment only)"`
+	Entity  string `toml:"entity" doc:"the W&B user or team; empty = the key's default entity"`
+	BaseURL string `toml:"base_url" doc:"W&B's API (empty = https://api.wandb.ai); the key goes to another host only when $WANDB_BASE_URL names it too"`
 }
 
 // RunModel is the size of the run's model: a validator that joins a round
@@ -110,6 +119,7 @@ var validatorSectionDocs = map[string]string{
 	"weights": "Where the weights of every epoch go.",
 	"verify":  "How the updates the validator fetches from miners are checked for the work behind them.",
 	"metrics": "Where the validator's metrics go besides the log.",
+	"wandb":   "Weights & Biases logging: one W&B run per dtrain run and validator, a history row per epoch (on when $WANDB_API_KEY is set).",
 }
 
 // ValidatorSwarmOf is what a validator takes from the miners' swarm
@@ -141,6 +151,7 @@ func DefaultValidator() Validator {
 		Weights: Weights{JSONL: "weights.jsonl"},
 		Verify:  Verify{Mode: "auto", EveryEpochs: 1, Windows: 32, Device: "cpu"},
 		Metrics: Metrics{JSONL: "metrics.jsonl"},
+		Wandb:   Wandb{Project: "dtrain"},
 	}
 }
 
@@ -159,6 +170,9 @@ func (v Validator) Validate() error {
 	var c check
 	c.runID("run_id", v.RunID)
 	v.Metrics.validate(&c)
+	if p := v.Wandb.Project; p == "" || strings.ContainsAny(p, "/ \t") {
+		c.fail("wandb.project", "must be a W&B project name", p)
+	}
 	if v.OutDir == "" {
 		c.fail("out_dir", "must not be empty", v.OutDir)
 	}

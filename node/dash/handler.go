@@ -166,7 +166,7 @@ type tick struct {
 const maxDots = 2000
 
 func drawChart(points []Point) chart {
-	c := chart{W: 760, H: 280, Left: 56, Top: 14, Right: 744, Bottom: 240}
+	c := chart{W: 760, H: 280, Left: 70, Top: 14, Right: 744, Bottom: 240}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, p := range points {
 		for _, v := range []*float64{p.Loss, p.ValLoss} {
