@@ -33,8 +33,8 @@ type Server struct {
 	fail   int  // answer this many requests with 500
 	hang   bool // hold every request until the client gives up
 	unhang chan struct{}
-	Posts  int  // file_stream requests served
-	badOff int  // file_stream posts whose offset was not the history's length
+	Posts  int // file_stream requests served
+	badOff int // file_stream posts whose offset was not the history's length
 }
 
 // New starts a server that takes key.
