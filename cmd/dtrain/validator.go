@@ -122,9 +122,9 @@ func runValidator(c *cli.Context) error {
 			}
 			defer trainDS.Close()
 			if valDS != nil {
-				valDS.Close()
+				defer valDS.Close()
 			}
-			opts.Train = trainDS
+			opts.Train, opts.Val = trainDS, valDS
 		}
 		opts.Run = &run
 		obs.board.SetInfo(cfg.RunID, nd.ID().String(), params, int64(run.Data.SeqLen))

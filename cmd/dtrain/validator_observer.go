@@ -93,6 +93,11 @@ func (o *validatorObserver) event(ev validator.Event) {
 		}
 	case validator.ProbeEvent:
 		o.prom.ObserveProbe(e.Failed)
+	case validator.EvalEvent:
+		o.prom.ObserveValLoss(e.ValLoss)
+		if o.wandb != nil {
+			o.wandb.Log(map[string]any{"val_epoch": e.Epoch, "val_loss": e.ValLoss})
+		}
 	}
 }
 

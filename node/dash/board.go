@@ -110,6 +110,7 @@ type Board struct {
 	seqLen  int64 // tokens per sample; 0 = unknown
 	samples int64 // the validator's sum of the epochs' samples
 	points  []Point
+	val     map[uint64]float64 // held-out losses of epochs not closed yet
 	miners  map[string]*MinerRow
 	rounds  []RoundRow // oldest first
 	notes   []Note     // oldest first
@@ -180,6 +181,8 @@ func (b *Board) Apply(rec map[string]any) {
 		b.probe(r, at)
 	case "verdict":
 		b.verdict(r, at)
+	case "eval":
+		b.eval(r)
 	case "load":
 		b.note(at, "load", "loaded the state of epoch "+r.num("epoch")+" from "+r.str("source")+r.suffix("error", ", failed: "))
 	default:
@@ -204,6 +207,10 @@ func (b *Board) epoch(r record, at time.Time) {
 		p.Tokens = t
 	}
 	b.sum.Tokens = p.Tokens
+	if v, ok := b.val[e]; ok && p.ValLoss == nil {
+		p.ValLoss = &v
+		delete(b.val, e)
+	}
 	if n := len(b.points); n > 0 && b.points[n-1].Epoch == e {
 		b.points[n-1] = p // an epoch closed again (a miner that dropped it)
 	} else if n < maxPoints {
@@ -230,6 +237,28 @@ func (b *Board) epoch(r record, at time.Time) {
 		m.Epoch, _ = s.uint("epoch")
 		m.Seen = s.time("seen")
 		m.Loss = s.float("loss")
+	}
+}
+
+// eval folds a held-out loss of an epoch's state (a validator's, which
+// comes after the epoch closed, or just before).
+func (b *Board) eval(r record) {
+	e, ok := r.uint("epoch")
+	v := r.float("val_loss")
+	if !ok || v == nil {
+		return
+	}
+	for i := len(b.points) - 1; i >= 0 && b.points[i].Epoch >= e; i-- {
+		if b.points[i].Epoch == e {
+			b.points[i].ValLoss = v
+			return
+		}
+	}
+	if b.val == nil {
+		b.val = map[uint64]float64{}
+	}
+	if len(b.val) < 64 {
+		b.val[e] = *v
 	}
 }
 

@@ -67,8 +67,16 @@ func TestBoardFoldsValidatorLog(t *testing.T) {
 	if n := b.Notes(); len(n) != 2 || n[0].Kind != "caught" {
 		t.Errorf("notes %+v", n)
 	}
+	// A validator's held-out loss of an epoch comes after the epoch
+	// closed, or before (kept until it does).
+	b.Apply(rec(t, `{"time":"2026-12-06T10:00:21Z","event":"eval","epoch":1,"val_loss":5.3}`))
+	b.Apply(rec(t, `{"time":"2026-12-06T10:00:22Z","event":"eval","epoch":3,"val_loss":4.7}`))
+	b.Apply(rec(t, `{"time":"2026-12-06T10:00:30Z","event":"epoch","epoch":3,"samples":64,"loss":4.8,"weights":[],"seen":[]}`))
+	if ps := b.Points(); ps[0].ValLoss == nil || *ps[0].ValLoss != 5.3 || ps[1].ValLoss != nil || ps[2].ValLoss == nil || *ps[2].ValLoss != 4.7 {
+		t.Errorf("held-out losses on the points: %+v", ps)
+	}
 	// Garbage in a log is skipped, not a crash.
-	for _, l := range []string{`{"event":"epoch","epoch":-1,"weights":7,"seen":[1,"x",{"miner":5}]}`, `{"event":"round","members":1e300}`, `{"event":"probe"}`, `{}`} {
+	for _, l := range []string{`{"event":"epoch","epoch":-1,"weights":7,"seen":[1,"x",{"miner":5}]}`, `{"event":"eval","epoch":"x"}`, `{"event":"round","members":1e300}`, `{"event":"probe"}`, `{}`} {
 		b.Apply(rec(t, l))
 	}
 }

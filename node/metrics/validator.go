@@ -15,6 +15,7 @@ type Validator struct {
 	miners   prometheus.Gauge
 	active   prometheus.Gauge
 	loss     prometheus.Gauge
+	valLoss  prometheus.Gauge
 	samples  prometheus.Counter
 	rounds   *prometheus.CounterVec
 	verdicts *prometheus.CounterVec
@@ -41,13 +42,14 @@ func NewValidator(runID string) *Validator {
 		miners:  gauge("dtrain_validator_miners", "Miners in the last weights."),
 		active:  gauge("dtrain_validator_miners_active", "Miners active in the last weights."),
 		loss:    gauge("dtrain_validator_train_loss", "The miners' mean reported training loss in the last closed epoch."),
+		valLoss: gauge("dtrain_validator_val_loss", "Held-out loss of the swarm's state, as the validator last evaluated it."),
 		samples: prometheus.NewCounter(prometheus.CounterOpts{Name: "dtrain_validator_samples_total", Help: "Samples the miners reported over the closed epochs.", ConstLabels: run}),
 		rounds:  vec("dtrain_validator_rounds_total", "All-reduce rounds joined as an aux member, by result (ok, failed).", "result", "ok", "failed"),
 		verdicts: vec("dtrain_validator_verdicts_total", "Verdicts on miners' updates, by kind (pass, inconclusive, cheat).", "verdict",
 			"pass", "inconclusive", "cheat"),
 		probes: vec("dtrain_validator_probes_total", "Probes of miners' links, by result (ok, failed).", "result", "ok", "failed"),
 	}
-	reg.MustRegister(v.epoch, v.miners, v.active, v.loss, v.samples, v.rounds, v.verdicts, v.probes)
+	reg.MustRegister(v.epoch, v.miners, v.active, v.loss, v.valLoss, v.samples, v.rounds, v.verdicts, v.probes)
 	return v
 }
 
@@ -73,6 +75,13 @@ func (v *Validator) ObserveEpoch(epoch uint64, miners, active int, samples int64
 	}
 	if loss == loss {
 		v.loss.Set(loss)
+	}
+}
+
+// ObserveValLoss records a held-out loss the validator evaluated.
+func (v *Validator) ObserveValLoss(loss float64) {
+	if v != nil && loss == loss {
+		v.valLoss.Set(loss)
 	}
 }
 

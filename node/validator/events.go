@@ -10,7 +10,7 @@ import (
 
 // Event is one thing the validator did or saw, for its observers (its
 // metrics log, its dashboard): a RoundEvent, a ProbeEvent, a
-// VerdictEvent or an EpochEvent. Options.Events gets them one at a time,
+// VerdictEvent, an EvalEvent or an EpochEvent. Options.Events gets them one at a time,
 // from the validator's loop: it must not block. Kind names the event and
 // Fields are its metrics.jsonl fields (durations in seconds, rates in
 // Mbit/s, times in RFC 3339).
@@ -71,6 +71,20 @@ type MinerSeen struct {
 	Epoch uint64
 	Loss  float64 // NaN when the report had none
 	Seen  time.Time
+}
+
+// EvalEvent is the held-out loss of the swarm's state after Epoch, as
+// this validator evaluated it (a WorkCheck with the run's held-out data).
+type EvalEvent struct {
+	Epoch   uint64
+	ValLoss float64
+	Tokens  int // held-out tokens counted
+}
+
+func (EvalEvent) Kind() string { return "eval" }
+
+func (e EvalEvent) Fields() map[string]any {
+	return map[string]any{"epoch": e.Epoch, "val_loss": e.ValLoss, "tokens": e.Tokens}
 }
 
 func (RoundEvent) Kind() string   { return "round" }

@@ -103,6 +103,11 @@ func (d *driver) auditLater(g matchmaking.Group, contributors []string) {
 			for _, o := range obs {
 				d.observe(o)
 			}
+			if w, ok := vf.(*WorkCheck); ok {
+				for _, h := range w.TakeHeldOut() {
+					v.event(EvalEvent{Epoch: h.Epoch, ValLoss: h.Loss, Tokens: h.Tokens})
+				}
+			}
 			*busy = false
 			d.end(g.Epoch)
 			return nil

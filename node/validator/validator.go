@@ -51,6 +51,9 @@ type Options struct {
 	// miner's batches; nil: none.
 	Run   *config.Miner
 	Train *data.Dataset
+	// Val is the run's held-out data: with a WorkCheck, the validator
+	// evaluates each audited epoch's state on it (EvalEvent); nil: none.
+	Val *data.Dataset
 	// Events receives the validator's events (events.go) one at a time;
 	// nil: none.
 	Events func(Event)
@@ -169,7 +172,8 @@ func (v *Validator) chooseVerifier() error {
 		v.log.Info().Uint64("epoch", e).Dur("took", took).Msg("state loaded for audits")
 	}
 	w, err := NewWorkCheck(*run, v.opts.Train, h, WorkOptions{Every: vc.EveryEpochs, Device: dev,
-		Verify: verify.DefaultConfig().WithWindows(vc.Windows), Log: v.log})
+		Verify: verify.DefaultConfig().WithWindows(vc.Windows), Log: v.log,
+		Val: v.opts.Val, ValWindows: int64(max(1, run.Loop.EvalTokens/run.Data.SeqLen))})
 	if err != nil {
 		return err
 	}

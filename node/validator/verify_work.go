@@ -51,10 +51,15 @@ type WorkCheck struct {
 	log    zerolog.Logger
 	secret [32]byte // keys the reference lanes
 
-	mu       sync.Mutex // verify.Verifier is not safe for concurrent use
-	v        *verify.Verifier
-	cost     WorkCost
-	fallback NormCheck
+	val        *data.Dataset // held-out data; nil: no held-out loss
+	valWindows int64
+
+	mu        sync.Mutex // verify.Verifier is not safe for concurrent use
+	v         *verify.Verifier
+	cost      WorkCost
+	fallback  NormCheck
+	heldOut   []HeldOut       // evaluated, not yet taken
+	evaluated map[uint64]bool // epochs whose state was evaluated (recent ones)
 }
 
 // WorkCost is the compute of a validator's work checks and of the miners'
@@ -105,7 +110,26 @@ type WorkOptions struct {
 	// reference lanes); 0 draws them from crypto/rand, as a validator
 	// must: a miner that knew them would know which windows are tested.
 	Seed uint64
-	Log  zerolog.Logger
+	// Val is the run's held-out data: each audited epoch's start state
+	// (the swarm's state after the epoch before) is evaluated on
+	// ValWindows of its windows, as the miners evaluate theirs; nil: none.
+	Val        *data.Dataset
+	ValWindows int64
+	Log        zerolog.Logger
+}
+
+// HeldOut is the held-out loss of the swarm's state after Epoch.
+type HeldOut struct {
+	Epoch  uint64
+	Loss   float64
+	Tokens int // held-out tokens counted
+}
+
+// valData evaluates a model on a dataset as node/train does.
+type valData struct{ ds *data.Dataset }
+
+func (v valData) HeldOutLoss(m *torch.Model, n int64, micro int) (float64, int, error) {
+	return train.HeldOutLoss(m, v.ds, n, micro)
 }
 
 // ErrNotDiLoCo reports a run whose updates node/verify cannot check.
@@ -135,7 +159,7 @@ func NewWorkCheck(run config.Miner, ds *data.Dataset, src StateSource, o WorkOpt
 			sched: train.Schedule{LR: run.Optim.LR, MinLR: run.Optim.MinLR, Warmup: run.Optim.WarmupSteps, Total: run.Loop.MaxSteps},
 			adamw: train.AdamWConfig(run.Optim), micro: run.Loop.MicroBatch, accum: max(1, run.AccumSteps()),
 			seqLen: run.Data.SeqLen, innerSteps: run.Swarm.InnerSteps, maxSteps: run.Loop.MaxSteps},
-		states: src, every: uint64(max(1, o.Every)), log: o.Log,
+		states: src, every: uint64(max(1, o.Every)), log: o.Log, val: o.Val, valWindows: max(1, o.ValWindows),
 	}
 	if o.Seed != 0 {
 		w.secret = sha256.Sum256(binary.LittleEndian.AppendUint64([]byte("dtrain/validator/seed\x00"), o.Seed))
@@ -157,6 +181,40 @@ func NewWorkCheck(run config.Miner, ds *data.Dataset, src StateSource, o WorkOpt
 
 // Close frees the model.
 func (w *WorkCheck) Close() error { return w.v.Close() }
+
+// TakeHeldOut returns the held-out losses evaluated since the last call.
+func (w *WorkCheck) TakeHeldOut() []HeldOut {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.heldOut
+	w.heldOut = nil
+	return out
+}
+
+// evalHeldOut evaluates epoch e's start state, the swarm's state after
+// e−1, on the held-out windows, once per epoch; w.mu is held.
+func (w *WorkCheck) evalHeldOut(e uint64, start []float32) {
+	if w.val == nil || e == 0 || w.evaluated[e-1] {
+		return
+	}
+	if w.evaluated == nil {
+		w.evaluated = map[uint64]bool{}
+	}
+	for k := range w.evaluated {
+		if k+8 < e {
+			delete(w.evaluated, k)
+		}
+	}
+	w.evaluated[e-1] = true
+	t0 := time.Now()
+	loss, n, err := w.v.HeldOut(start, valData{w.val}, w.valWindows, w.rules.micro)
+	if err != nil {
+		w.log.Warn().Err(err).Uint64("epoch", e-1).Msg("held-out loss")
+		return
+	}
+	w.log.Info().Uint64("epoch", e-1).Float64("val_loss", loss).Int("tokens", n).Dur("took", time.Since(t0)).Msg("held-out loss of the swarm's state")
+	w.heldOut = append(w.heldOut, HeldOut{Epoch: e - 1, Loss: loss, Tokens: n})
+}
 
 // Cost returns the compute of the checks so far and of the work they
 // checked.
@@ -187,6 +245,7 @@ func (w *WorkCheck) Verify(ctx context.Context, audits []Audit) []score.Verdict 
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.evalHeldOut(e, ep.Start)
 	t0, cpu0 := time.Now(), processCPU()
 	out, shared, err := w.v.Audit(ep, ups)
 	took, cpu := time.Since(t0), processCPU()-cpu0

@@ -218,3 +218,19 @@ func firstNonFinite(v []float32) int {
 	}
 	return -1
 }
+
+// HeldOut is the mean next-token loss of params over the first n windows
+// of ds, micro windows at a time (train.HeldOutLoss's measure, so it
+// compares with the miners' held-out loss), and the windows counted.
+func (v *Verifier) HeldOut(params []float32, ds HeldOutData, n int64, micro int) (float64, int, error) {
+	if err := v.model.SetParams(params); err != nil {
+		return 0, 0, err
+	}
+	return ds.HeldOutLoss(v.model, n, micro)
+}
+
+// HeldOutData is a held-out set that can evaluate a model (the validator
+// passes the run's validation data through node/train).
+type HeldOutData interface {
+	HeldOutLoss(m *torch.Model, n int64, micro int) (float64, int, error)
+}
