@@ -168,7 +168,8 @@ func TestWorkCheckCatchesAnotherLane(t *testing.T) {
 	run := workRun()
 	ds := markovData(t, 1<<20, run.Model.VocabSize, run.Data.SeqLen, 7)
 	states := fixedStates{}
-	w, err := NewWorkCheck(run, ds, states, WorkOptions{Device: torch.CPU, Seed: 11, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	w, err := NewWorkCheck(run, ds, states, WorkOptions{Device: torch.CPU, Seed: 11, Log: zerolog.New(zerolog.NewTestWriter(t)),
+		Val: ds, ValWindows: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +209,32 @@ func TestWorkCheckCatchesAnotherLane(t *testing.T) {
 		verdicts := w.Verify(context.Background(), audits)
 		if len(verdicts) != len(ids) {
 			t.Fatalf("epoch %d: %d verdicts for %d audits", e, len(verdicts), len(ids))
+		}
+		// The held-out loss of the swarm's state after the epoch before,
+		// as the miners measure it (train.HeldOutLoss), by a float32 model
+		// as the validator's: the same computation in the same process,
+		// so the same bits.
+		held := w.TakeHeldOut()
+		if e == 0 && len(held) != 0 {
+			t.Errorf("epoch 0: held-out loss %v of the initial state", held)
+		}
+		if e > 0 {
+			md := run.Model
+			refModel, err := torch.NewModel(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize), torch.CPU, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := refModel.SetParams(theta); err != nil {
+				t.Fatal(err)
+			}
+			ref, _, err := train.HeldOutLoss(refModel, ds, 8, run.Loop.MicroBatch)
+			refModel.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(held) != 1 || held[0].Epoch != e-1 || held[0].Loss != ref {
+				t.Errorf("epoch %d: held-out %+v, want epoch %d's %v", e, held, e-1, ref)
+			}
 		}
 		for _, vd := range verdicts {
 			t.Logf("epoch %d: %s %v %q", e, vd.Miner, vd.Kind, vd.Reason)
