@@ -25,6 +25,15 @@ type Validator struct {
 	Verify  Verify         `toml:"verify"`
 	Metrics Metrics        `toml:"metrics"`
 	Wandb   Wandb          `toml:"wandb"`
+	Hub     ValidatorHub   `toml:"hub"`
+}
+
+// ValidatorHub is where a validator publishes the swarm's model.
+type ValidatorHub struct {
+	Repo        string `toml:"repo" doc:"HF model repo (org/name) to publish the swarm's model to (the miners' hub.repo, so they load it when no peer serves the state); empty = none"`
+	Endpoint    string `toml:"endpoint" doc:"Hub URL; empty = $HF_ENDPOINT, else https://huggingface.co; the token ($HF_TOKEN) goes to it only if it is the default Hub or $HF_ENDPOINT names it too"`
+	UploadEvery int    `toml:"upload_every" doc:"publish the swarm's state every this many epochs (config.json, model.safetensors, miner_state.bin and a model card) as a commit tagged <run_id>.<epoch>; needs work checks (verify.run_config), which load the states; 0 = never"`
+	License     string `toml:"license" doc:"the license the model card names (an HF license id)"`
 }
 
 // Wandb is where a role logs to Weights & Biases. The API key comes from
@@ -119,6 +128,7 @@ var validatorSectionDocs = map[string]string{
 	"weights": "Where the weights of every epoch go.",
 	"verify":  "How the updates the validator fetches from miners are checked for the work behind them.",
 	"metrics": "Where the validator's metrics go besides the log.",
+	"hub":     "Publishing the swarm's model to the HuggingFace Hub, with a model card.",
 	"wandb":   "Weights & Biases logging: one W&B run per dtrain run and validator, a history row per epoch (on when $WANDB_API_KEY is set).",
 }
 
@@ -152,6 +162,7 @@ func DefaultValidator() Validator {
 		Verify:  Verify{Mode: "auto", EveryEpochs: 1, Windows: 32, Device: "cpu"},
 		Metrics: Metrics{JSONL: "metrics.jsonl"},
 		Wandb:   Wandb{Project: "dtrain"},
+		Hub:     ValidatorHub{License: "other"},
 	}
 }
 
@@ -170,6 +181,16 @@ func (v Validator) Validate() error {
 	var c check
 	c.runID("run_id", v.RunID)
 	v.Metrics.validate(&c)
+	c.atLeast("hub.upload_every", v.Hub.UploadEvery, 0)
+	if r := v.Hub.Repo; r != "" && strings.Count(r, "/") != 1 {
+		c.fail("hub.repo", "must be org/name", r)
+	}
+	if v.Hub.UploadEvery > 0 && v.Hub.Repo == "" {
+		c.fail("hub.upload_every", "needs hub.repo", v.Hub.UploadEvery)
+	}
+	if v.Hub.UploadEvery > 0 && v.Verify.RunConfig == "" {
+		c.fail("hub.upload_every", "needs verify.run_config: the validator publishes the states its work checks load", v.Hub.UploadEvery)
+	}
 	if p := v.Wandb.Project; p == "" || strings.ContainsAny(p, "/ \t") {
 		c.fail("wandb.project", "must be a W&B project name", p)
 	}

@@ -355,3 +355,12 @@ func decodeJSON(resp *http.Response, out any) error {
 	}
 	return nil
 }
+
+// TokenAllowed reports whether the Hub token may go to endpoint when a
+// config file names it: only the default Hub, or the endpoint the
+// environment names too ($HF_ENDPOINT). A config file is easily shared.
+func TokenAllowed(endpoint string) bool {
+	norm := func(s string) string { return strings.TrimRight(s, "/") }
+	e := norm(endpoint)
+	return e == DefaultEndpoint || (os.Getenv("HF_ENDPOINT") != "" && e == norm(os.Getenv("HF_ENDPOINT")))
+}

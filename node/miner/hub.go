@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/hub"
@@ -31,7 +30,7 @@ func (m *Miner) hubClient() (*hub.Client, error) {
 	opts := []hub.Option{hub.WithMaxFileSize(16*m.model.NumParams() + 64<<20)}
 	if h.Endpoint != "" {
 		opts = append(opts, hub.WithEndpoint(h.Endpoint))
-		if !tokenEndpoint(h.Endpoint) {
+		if !hub.TokenAllowed(h.Endpoint) {
 			// A config file is easily shared: an endpoint it alone names
 			// does not get the operator's token.
 			opts = append(opts, hub.WithToken(""))
@@ -40,15 +39,6 @@ func (m *Miner) hubClient() (*hub.Client, error) {
 		}
 	}
 	return hub.New(opts...)
-}
-
-// tokenEndpoint reports whether the Hub token may go to endpoint, named by
-// a config file: only the default Hub, or the endpoint the environment
-// names too ($HF_ENDPOINT).
-func tokenEndpoint(endpoint string) bool {
-	norm := func(s string) string { return strings.TrimRight(s, "/") }
-	e := norm(endpoint)
-	return e == hub.DefaultEndpoint || (os.Getenv("HF_ENDPOINT") != "" && e == norm(os.Getenv("HF_ENDPOINT")))
 }
 
 // loadFromHub loads the run's newest published state when it is ahead of

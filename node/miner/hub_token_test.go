@@ -1,6 +1,10 @@
 package miner
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/dtrain-dev/dtrain/node/hub"
+)
 
 // The Hub token goes to an endpoint a config file names only when it is
 // the default Hub or $HF_ENDPOINT names it too: a shared config cannot
@@ -18,7 +22,7 @@ func TestTokenEndpoint(t *testing.T) {
 		{"https://mirror.example", "https://evil.example", false},
 	} {
 		t.Setenv("HF_ENDPOINT", tc.env)
-		if got := tokenEndpoint(tc.endpoint); got != tc.want {
+		if got := hub.TokenAllowed(tc.endpoint); got != tc.want {
 			t.Errorf("HF_ENDPOINT=%q, hub.endpoint %q: token %v, want %v", tc.env, tc.endpoint, got, tc.want)
 		}
 	}

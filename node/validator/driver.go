@@ -32,18 +32,20 @@ type driver struct {
 	work sync.WaitGroup
 	done chan func() []epoch.Action
 
-	open      uint64 // the epoch observations go to
-	waiting   bool   // a Train action is out (announce)
-	tried     bool   // announced in epoch triedAt
-	triedAt   uint64
-	pending   map[uint64]int    // work begun per epoch and not ended
-	miners    map[string]bool   // peers seen offering a state: the ones probed
-	probing   bool              // a probe run is out
-	auditing  bool              // an audit by the verifier is out
-	normAudit bool              // an audit by NormCheck is out
-	claimed   map[string]uint64 // epoch+1 of each miner's last over-weight verdict (checkWeight)
-	started   bool              // the scorer exists
-	seen      sightings         // the miners' reports, for EpochEvents
+	open         uint64 // the epoch observations go to
+	waiting      bool   // a Train action is out (announce)
+	tried        bool   // announced in epoch triedAt
+	triedAt      uint64
+	pending      map[uint64]int    // work begun per epoch and not ended
+	miners       map[string]bool   // peers seen offering a state: the ones probed
+	probing      bool              // a probe run is out
+	auditing     bool              // an audit by the verifier is out
+	normAudit    bool              // an audit by NormCheck is out
+	claimed      map[string]uint64 // epoch+1 of each miner's last over-weight verdict (checkWeight)
+	started      bool              // the scorer exists
+	seen         sightings         // the miners' reports, for EpochEvents
+	publishing   bool              // a Hub upload is out
+	samplesTotal int64             // the samples the miners reported over the closed epochs
 }
 
 func (d *driver) loop(in <-chan epochnet.Inbound) error {
@@ -339,6 +341,7 @@ func (d *driver) close(e uint64) {
 		v.opts.Observer(w)
 	}
 	samples, loss := d.seen.close(e)
+	d.samplesTotal += samples
 	v.event(EpochEvent{Epoch: e, Weights: w, Samples: samples, Loss: loss, Miners: slices.SortedFunc(maps.Values(d.seen.last),
 		func(a, b MinerSeen) int { return strings.Compare(a.Miner, b.Miner) })})
 	d.publishExclusions(e)

@@ -107,7 +107,7 @@ func (h *holder) hold(ctx context.Context, wg *sync.WaitGroup, e uint64, hash [3
 			err = fmt.Errorf("load the state of epoch %d for audits from %d peers: %w", e, len(donors), err)
 		}
 		// The blob is dropped here; the audits need the decoded values.
-		hs.snap, hs.err = state.Snapshot{Epoch: s.Epoch, Step: s.Step, Params: s.Params, Momentum: s.Momentum}, err
+		hs.snap, hs.err = state.Snapshot{Mode: state.DiLoCo, Epoch: s.Epoch, Step: s.Step, Params: s.Params, Momentum: s.Momentum}, err
 		if err == nil && e > 0 {
 			// The previous average needs e−1's state, which the next
 			// hold may forget before e's audits run: derive it now.
@@ -123,6 +123,17 @@ func (h *holder) hold(ctx context.Context, wg *sync.WaitGroup, e uint64, hash [3
 			h.log(e, err, time.Since(t0))
 		}
 	}()
+}
+
+// Held returns epoch e's state and its hash when it is loaded.
+func (h *holder) Held(e uint64) (state.Snapshot, [32]byte, bool) {
+	h.mu.Lock()
+	hs := h.held[e]
+	h.mu.Unlock()
+	if hs == nil || !hs.loaded() {
+		return state.Snapshot{}, [32]byte{}, false
+	}
+	return hs.snap, hs.hash, true
 }
 
 // EpochState implements StateSource.

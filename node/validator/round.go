@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -104,9 +105,16 @@ func (d *driver) auditLater(g matchmaking.Group, contributors []string) {
 				d.observe(o)
 			}
 			if w, ok := vf.(*WorkCheck); ok {
+				// The audited epoch's start state, held now, is the one
+				// to publish, with its held-out loss when evaluated.
+				val, tokens := math.NaN(), 0
 				for _, h := range w.TakeHeldOut() {
 					v.event(EvalEvent{Epoch: h.Epoch, ValLoss: h.Loss, Tokens: h.Tokens})
+					if h.Epoch+1 == g.Epoch {
+						val, tokens = h.Loss, h.Tokens
+					}
 				}
+				d.maybePublish(g.Epoch, val, tokens)
 			}
 			*busy = false
 			d.end(g.Epoch)

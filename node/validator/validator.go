@@ -17,6 +17,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
+	"github.com/dtrain-dev/dtrain/node/hub"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/roster"
 	"github.com/dtrain-dev/dtrain/node/score"
@@ -77,6 +78,8 @@ type Validator struct {
 	verifier  Verifier
 	// holder loads the swarm's states for the WorkCheck; nil without one.
 	holder *holder
+	// hub publishes the swarm's model (hub.repo); nil: none.
+	hub *hub.Client
 
 	gossip  netx.Topic
 	scorer  *score.Scorer
@@ -121,6 +124,13 @@ func New(ctx context.Context, o Options) (*Validator, error) {
 	if err := v.openSinks(); err != nil {
 		v.Close()
 		return nil, err
+	}
+	if v.hub, err = v.hubClient(); err != nil {
+		v.Close()
+		return nil, err
+	}
+	if v.hub != nil && v.holder == nil {
+		v.log.Warn().Msg("hub.upload_every is set but the validator loads no states (work checks off): it publishes nothing")
 	}
 	if v.gossip, err = o.Node.JoinGossip(ctx, cfg.RunID); err != nil {
 		v.Close()

@@ -1,0 +1,168 @@
+package validator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dtrain-dev/dtrain/node/epoch"
+	"github.com/dtrain-dev/dtrain/node/hub"
+	"github.com/dtrain-dev/dtrain/node/state"
+	"github.com/dtrain-dev/dtrain/torch"
+)
+
+// StateFile is the state blob's name in a published checkpoint, the one
+// miners load from the Hub (node/miner).
+const StateFile = "miner_state.bin"
+
+// Checkpoint is what PublishCheckpoint uploads.
+type Checkpoint struct {
+	Repo  string
+	State state.Snapshot // a diloco state: the swarm's at the start of State.Epoch
+	Hash  [32]byte       // its hash, as the swarm agreed on it
+	Model torch.Config
+	Card  hub.Card // Repo, Run, Epoch, Tag and the model's shape are filled in here
+}
+
+// PublishCheckpoint writes the state as an HF checkpoint (config.json,
+// model.safetensors), the state blob and a model card, uploads them as
+// one commit to the repo's main branch and tags it <run>.<epoch>. A blob
+// that does not hash to the agreed state is not published.
+func PublishCheckpoint(ctx context.Context, c *hub.Client, run string, cp Checkpoint) (string, error) {
+	blob, err := cp.State.Marshal()
+	if err != nil {
+		return "", err
+	}
+	if got := state.Hash(blob); got != cp.Hash {
+		return "", fmt.Errorf("the state of epoch %d re-encodes to %x, not the swarm's %x", cp.State.Epoch, got[:8], cp.Hash[:8])
+	}
+	dir, err := os.MkdirTemp("", "dtrain-publish-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	m, err := torch.NewModel(cp.Model, torch.CPU, 0)
+	if err != nil {
+		return "", err
+	}
+	err = m.SetParams(cp.State.Params)
+	if err == nil {
+		err = torch.SaveModel(dir, m)
+	}
+	m.Close()
+	if err != nil {
+		return "", err
+	}
+	card := cp.Card
+	card.Repo, card.Run, card.Epoch, card.Tag = cp.Repo, run, cp.State.Epoch, hub.EpochTag(run, cp.State.Epoch)
+	card.Params = int64(len(cp.State.Params))
+	card.NLayer, card.NHead, card.NEmbd, card.NPositions, card.VocabSize = cp.Model.NLayer, cp.Model.NHead, cp.Model.NEmbd,
+		cp.Model.NPositions, cp.Model.VocabSize
+	if err := os.WriteFile(filepath.Join(dir, StateFile), blob, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), hub.ModelCard(card), 0o644); err != nil {
+		return "", err
+	}
+	if err := c.CreateRepo(ctx, cp.Repo, false); err != nil {
+		return "", err
+	}
+	sha, err := c.Upload(ctx, cp.Repo, "main", dir, fmt.Sprintf("dtrain run %s, epoch %d (validator)", run, cp.State.Epoch))
+	if err != nil {
+		return "", err
+	}
+	if err := c.Tag(ctx, cp.Repo, sha, card.Tag, ""); err != nil && !errors.Is(err, hub.ErrTagExists) {
+		return "", err
+	}
+	return sha, nil
+}
+
+// hubClient returns the Hub client of hub.repo, nil when the validator
+// publishes nothing.
+func (v *Validator) hubClient() (*hub.Client, error) {
+	h := v.cfg.Hub
+	if h.Repo == "" || h.UploadEvery == 0 {
+		return nil, nil
+	}
+	var opts []hub.Option
+	if h.Endpoint != "" {
+		opts = append(opts, hub.WithEndpoint(h.Endpoint))
+		if !hub.TokenAllowed(h.Endpoint) {
+			opts = append(opts, hub.WithToken(""))
+			v.log.Warn().Str("endpoint", h.Endpoint).
+				Msg("hub.endpoint is neither the default Hub nor $HF_ENDPOINT: the Hub token is not sent to it (set HF_ENDPOINT to the same URL to send it)")
+		}
+	}
+	return hub.New(opts...)
+}
+
+// maybePublish publishes the swarm's state at the start of epoch e (the
+// state after e−1, whose held-out loss is valLoss) every hub.upload_every
+// epochs, in the background, one upload at a time (an epoch whose turn
+// comes while one runs is skipped). It runs on the driver's loop.
+func (d *driver) maybePublish(e uint64, valLoss float64, valTokens int) {
+	v := d.v
+	every := uint64(v.cfg.Hub.UploadEvery)
+	if v.hub == nil || v.holder == nil || every == 0 || e == 0 || e%every != 0 || d.publishing {
+		return
+	}
+	snap, hash, ok := v.holder.Held(e)
+	if !ok {
+		v.log.Info().Uint64("epoch", e).Msg("not published: the state is not held")
+		return
+	}
+	cp := Checkpoint{Repo: v.cfg.Hub.Repo, State: snap, Hash: hash, Model: v.modelConfig(),
+		Card: hub.Card{License: v.cfg.Hub.License, ValLoss: valLoss, ValTokens: valTokens, TokensSeen: d.tokensSeen()}}
+	if r := v.opts.Run; r != nil {
+		cp.Card.Data = r.Data.Train
+		if cp.Card.Data == "" {
+			cp.Card.Data = "dtrain's built-in corpus (the Go standard library's sources)"
+		}
+	}
+	d.publishing = true
+	d.goWork(func(ctx context.Context) func() []epoch.Action {
+		t0 := time.Now()
+		sha, err := PublishCheckpoint(ctx, v.hub, v.cfg.RunID, cp)
+		return func() []epoch.Action {
+			d.publishing = false
+			if err != nil {
+				v.log.Warn().Err(err).Uint64("epoch", e).Msg("publish to the hub")
+				return nil
+			}
+			v.log.Info().Uint64("epoch", e).Str("repo", cp.Repo).Str("tag", hub.EpochTag(v.cfg.RunID, e)).Str("commit", sha).
+				Dur("took", time.Since(t0)).Msg("published to the hub")
+			v.event(PublishEvent{Epoch: e, Repo: cp.Repo, Tag: hub.EpochTag(v.cfg.RunID, e), Commit: sha})
+			return nil
+		}
+	})
+}
+
+// modelConfig is the run's model.
+func (v *Validator) modelConfig() torch.Config {
+	md := v.cfg.Model
+	return torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize)
+}
+
+// tokensSeen is what the miners reported training on through the closed
+// epochs, in tokens (samples when the sequence length is unknown).
+func (d *driver) tokensSeen() int64 {
+	if r := d.v.opts.Run; r != nil {
+		return d.samplesTotal * int64(r.Data.SeqLen)
+	}
+	return 0
+}
+
+// PublishEvent is a checkpoint the validator published.
+type PublishEvent struct {
+	Epoch             uint64
+	Repo, Tag, Commit string
+}
+
+func (PublishEvent) Kind() string { return "publish" }
+
+func (e PublishEvent) Fields() map[string]any {
+	return map[string]any{"epoch": e.Epoch, "repo": e.Repo, "tag": e.Tag, "commit": e.Commit}
+}
