@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -99,23 +100,40 @@ func (v *Validator) hubClient() (*hub.Client, error) {
 	return hub.New(opts...)
 }
 
-// maybePublish publishes the swarm's state at the start of epoch e (the
-// state after e−1, whose held-out loss is valLoss) every hub.upload_every
-// epochs, in the background, one upload at a time (an epoch whose turn
-// comes while one runs is skipped). It runs on the driver's loop.
-func (d *driver) maybePublish(e uint64, valLoss float64, valTokens int) {
+// maybePublish publishes a held state of the swarm every hub.upload_every
+// epochs: after an audit of epoch g, the newest of the states of g−1 and
+// g (the holder keeps those two) that starts a multiple of upload_every
+// and is after the last published one, with its held-out loss when this
+// validator evaluated it. The upload runs in the background, one at a
+// time. It runs on the driver's loop.
+func (d *driver) maybePublish(g uint64) {
 	v := d.v
 	every := uint64(v.cfg.Hub.UploadEvery)
-	if v.hub == nil || v.holder == nil || every == 0 || e == 0 || e%every != 0 || d.publishing {
+	if v.hub == nil || v.holder == nil || every == 0 || d.publishing {
 		return
 	}
-	snap, hash, ok := v.holder.Held(e)
-	if !ok {
-		v.log.Info().Uint64("epoch", e).Msg("not published: the state is not held")
+	var e uint64
+	var snap state.Snapshot
+	var hash [32]byte
+	found := false
+	for _, s := range []uint64{g, g - 1} {
+		if s == 0 || s > g || s%every != 0 || (d.published != nil && s <= *d.published) {
+			continue
+		}
+		if snap, hash, found = v.holder.Held(s); found {
+			e = s
+			break
+		}
+	}
+	if !found {
 		return
+	}
+	val, ok := d.heldOut[e-1]
+	if !ok {
+		val = HeldOut{Loss: math.NaN()}
 	}
 	cp := Checkpoint{Repo: v.cfg.Hub.Repo, State: snap, Hash: hash, Model: v.modelConfig(),
-		Card: hub.Card{License: v.cfg.Hub.License, ValLoss: valLoss, ValTokens: valTokens, TokensSeen: d.tokensSeen()}}
+		Card: hub.Card{License: v.cfg.Hub.License, ValLoss: val.Loss, ValTokens: val.Tokens, TokensSeen: d.tokensSeen()}}
 	if r := v.opts.Run; r != nil {
 		cp.Card.Data = r.Data.Train
 		if cp.Card.Data == "" {
@@ -132,12 +150,28 @@ func (d *driver) maybePublish(e uint64, valLoss float64, valTokens int) {
 				v.log.Warn().Err(err).Uint64("epoch", e).Msg("publish to the hub")
 				return nil
 			}
-			v.log.Info().Uint64("epoch", e).Str("repo", cp.Repo).Str("tag", hub.EpochTag(v.cfg.RunID, e)).Str("commit", sha).
+			d.published = &e
+			tag := hub.EpochTag(v.cfg.RunID, e)
+			v.log.Info().Uint64("epoch", e).Str("repo", cp.Repo).Str("tag", tag).Str("commit", sha).
 				Dur("took", time.Since(t0)).Msg("published to the hub")
-			v.event(PublishEvent{Epoch: e, Repo: cp.Repo, Tag: hub.EpochTag(v.cfg.RunID, e), Commit: sha})
+			v.event(PublishEvent{Epoch: e, Repo: cp.Repo, Tag: tag, Commit: sha})
 			return nil
 		}
 	})
+}
+
+// noteHeldOut keeps the recent held-out losses, by the epoch whose state
+// they measured, for the model cards.
+func (d *driver) noteHeldOut(h HeldOut) {
+	if d.heldOut == nil {
+		d.heldOut = map[uint64]HeldOut{}
+	}
+	for k := range d.heldOut {
+		if k+4 < h.Epoch {
+			delete(d.heldOut, k)
+		}
+	}
+	d.heldOut[h.Epoch] = h
 }
 
 // modelConfig is the run's model.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -104,24 +103,22 @@ func (d *driver) auditLater(g matchmaking.Group, contributors []string) {
 			for _, o := range obs {
 				d.observe(o)
 			}
-			if w, ok := vf.(*WorkCheck); ok {
-				// The audited epoch's start state, held now, is the one
-				// to publish, with its held-out loss when evaluated.
-				val, tokens := math.NaN(), 0
+			if w, ok := vf.(heldOutTaker); ok {
 				for _, h := range w.TakeHeldOut() {
 					v.event(EvalEvent{Epoch: h.Epoch, ValLoss: h.Loss, Tokens: h.Tokens})
-					if h.Epoch+1 == g.Epoch {
-						val, tokens = h.Loss, h.Tokens
-					}
+					d.noteHeldOut(h)
 				}
-				d.maybePublish(g.Epoch, val, tokens)
 			}
+			d.maybePublish(g.Epoch)
 			*busy = false
 			d.end(g.Epoch)
 			return nil
 		}
 	})
 }
+
+// heldOutTaker is a verifier that evaluates held-out losses (WorkCheck).
+type heldOutTaker interface{ TakeHeldOut() []HeldOut }
 
 // runRound joins g's committed round with no vector and reports who
 // delivered: a contributor in the result on time, any other member that

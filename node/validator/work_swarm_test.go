@@ -3,12 +3,15 @@ package validator
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/hub/hubtest"
 	"github.com/dtrain-dev/dtrain/node/score"
 	"github.com/dtrain-dev/dtrain/torch"
 )
@@ -19,6 +22,8 @@ type recordingVerifier struct {
 	mu    sync.Mutex
 	got   []score.Verdict
 }
+
+func (r *recordingVerifier) TakeHeldOut() []HeldOut { return r.inner.(heldOutTaker).TakeHeldOut() }
 
 func (r *recordingVerifier) Verify(ctx context.Context, audits []Audit) []score.Verdict {
 	out := r.inner.Verify(ctx, audits)
@@ -34,7 +39,10 @@ func (r *recordingVerifier) Verify(ctx context.Context, audits []Audit) []score.
 // average from consecutive states, and checks the audited updates with
 // node/verify (WorkCheck) rather than norms alone; no honest miner is
 // called a cheat, and the checks' compute is counted against theirs. The
-// validator runs with its default config but for verify.windows (below).
+// validator runs with its default config but for verify.windows (below)
+// and hub publishing: it evaluates each audited epoch's state on the
+// held-out data and publishes the state of every second epoch to an
+// in-memory Hub, with a model card.
 func TestValidatorChecksWork(t *testing.T) {
 	if err := torch.SetThreads(1); err != nil {
 		t.Fatal(err)
@@ -59,11 +67,21 @@ func TestValidatorChecksWork(t *testing.T) {
 	// at the thresholds (README, Validators), and one honest audit in about
 	// ten runs fell under one; 96 is what it needs.
 	vc.Verify.Windows = 96
+	srv := hubtest.New(t)
+	t.Setenv("HF_HUB_CACHE", t.TempDir())
+	vc.Hub = config.ValidatorHub{Repo: "org/work", Endpoint: srv.URL(), UploadEvery: 2, License: "mit"}
+	var evals []EvalEvent
 	v, err := New(vctx, Options{Config: vc, Node: vnode, Log: log,
-		Run: &mc, Train: tr, Observer: func(w score.Weights) {
+		Run: &mc, Train: tr, Val: tr, Observer: func(w score.Weights) {
 			mu.Lock()
 			closed = append(closed, w)
 			mu.Unlock()
+		}, Events: func(e Event) {
+			if ev, ok := e.(EvalEvent); ok {
+				mu.Lock()
+				evals = append(evals, ev)
+				mu.Unlock()
+			}
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +111,8 @@ func TestValidatorChecksWork(t *testing.T) {
 		defer mu.Unlock()
 		return len(closed) >= 4
 	})
+	tags := func() map[string]string { return srv.Tags("org/work") }
+	waitUntil(30*time.Second, func() bool { return len(tags()) > 0 })
 	stopValidator()
 	vwg.Wait()
 
@@ -104,6 +124,24 @@ func TestValidatorChecksWork(t *testing.T) {
 	// it moves to it.
 	if c.Epochs < 2 || c.PrevMeans < 1 {
 		t.Errorf("node/verify checked %d epochs, %d with the previous average: want 2 and 1 at least", c.Epochs, c.PrevMeans)
+	}
+	mu.Lock()
+	t.Logf("held-out losses %+v, tags %v", evals, tags())
+	if len(evals) == 0 || !(evals[0].ValLoss > 0) {
+		t.Errorf("held-out losses %+v, want one per audited epoch after the first", evals)
+	}
+	mu.Unlock()
+	for tag := range tags() {
+		card, ok := srv.File("org/work", tag, "README.md")
+		if _, hasState := srv.File("org/work", tag, StateFile); !ok || !hasState || !strings.Contains(string(card), "license: mit") {
+			t.Errorf("%s: card %v state %v:\n%s", tag, ok, hasState, card)
+		}
+		if !strings.HasPrefix(tag, mc.RunID+".") {
+			t.Errorf("tag %s, want %s.<epoch>", tag, mc.RunID)
+		}
+	}
+	if len(tags()) == 0 {
+		t.Error("nothing published to the hub")
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
