@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 
-	"github.com/rs/zerolog/log"
-
 	"github.com/dtrain-dev/dtrain/node/config"
-	"github.com/dtrain-dev/dtrain/node/dash"
 	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/miner"
 )
@@ -17,29 +13,24 @@ import (
 // events go to the JSONL metrics file (metrics.jsonl) and Prometheus
 // (metrics.addr). dtrain swarm reads the file.
 type minerObserver struct {
+	roleLog
 	seqLen int
-	events *metrics.JSONL // nil when metrics.jsonl is ""
 	prom   *metrics.Miner // nil when metrics.addr is ""
-	board  *dash.Board
 }
 
 func newMinerObserver(ctx context.Context, cfg config.Miner) (*minerObserver, error) {
-	o := &minerObserver{seqLen: cfg.Data.SeqLen, board: openBoard("miner", cfg.OutDir, cfg.Metrics.JSONL)}
-	o.board.SetInfo(cfg.RunID, "", 0, int64(cfg.Data.SeqLen))
-	if p := cfg.Metrics.JSONL; p != "" {
-		var err error
-		if o.events, err = metrics.OpenJSONL(metricsPath(cfg.OutDir, p)); err != nil {
-			return nil, err
-		}
+	l, err := openRoleLog("miner", cfg.OutDir, cfg.Metrics.JSONL)
+	if err != nil {
+		return nil, err
 	}
+	o := &minerObserver{roleLog: l, seqLen: cfg.Data.SeqLen}
+	o.board.SetInfo(cfg.RunID, "", 0, int64(cfg.Data.SeqLen))
 	if cfg.Metrics.Addr != "" {
 		o.prom = metrics.NewMiner(cfg.RunID)
-		addr, err := metrics.Serve(ctx, cfg.Metrics.Addr, o.prom.Registry(), dash.Handler(o.board))
-		if err != nil {
+		if err := o.serve(ctx, cfg.Metrics.Addr, o.prom.Registry()); err != nil {
 			o.close()
-			return nil, fmt.Errorf("metrics.addr: %w", err)
+			return nil, err
 		}
-		log.Info().Str("url", "http://"+addr+"/").Msg("serving the dashboard (and Prometheus metrics on /metrics)")
 	}
 	return o, nil
 }
@@ -84,24 +75,4 @@ func (o *minerObserver) event(ev miner.Event) {
 // ran, its own stop event says why it stopped).
 func (o *minerObserver) failed(err error) {
 	o.write("stop", map[string]any{"reason": "error", "error": err.Error()})
-}
-
-// write appends an event to metrics.jsonl; a failing metrics file is
-// logged, never a reason to stop mining.
-func (o *minerObserver) write(event string, fields map[string]any) {
-	if rec, err := metrics.Record(event, fields); err == nil {
-		o.board.Apply(rec)
-	}
-	if o.events == nil {
-		return
-	}
-	if err := o.events.Write(event, fields); err != nil {
-		log.Warn().Err(err).Str("file", o.events.Path()).Msg("metrics file")
-	}
-}
-
-func (o *minerObserver) close() {
-	if o.events != nil {
-		o.events.Close()
-	}
 }

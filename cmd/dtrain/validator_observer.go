@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"strings"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/rs/zerolog/log"
 
 	"github.com/dtrain-dev/dtrain/node/config"
-	"github.com/dtrain-dev/dtrain/node/dash"
 	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/validator"
 	"github.com/dtrain-dev/dtrain/node/wandb"
@@ -21,10 +19,9 @@ import (
 // it: its events go to metrics.jsonl, Prometheus and its dashboard, which
 // metrics.addr serves beside /metrics.
 type validatorObserver struct {
-	events *metrics.JSONL // nil when metrics.jsonl is ""
-	prom   *metrics.Validator
-	board  *dash.Board
-	wandb  *wandb.Run // nil without $WANDB_API_KEY
+	roleLog
+	prom  *metrics.Validator
+	wandb *wandb.Run // nil without $WANDB_API_KEY
 
 	roundS []float64 // the round times of the epoch being observed, for its W&B row
 	caught int
@@ -34,40 +31,19 @@ type validatorObserver struct {
 // history it holds into the dashboard (a restarted validator shows the
 // run from where its log begins), and serves metrics.addr.
 func newValidatorObserver(ctx context.Context, cfg config.Validator) (*validatorObserver, error) {
-	o := &validatorObserver{board: openBoard("validator", cfg.OutDir, cfg.Metrics.JSONL)}
-	if p := cfg.Metrics.JSONL; p != "" {
-		var err error
-		if o.events, err = metrics.OpenJSONL(metricsPath(cfg.OutDir, p)); err != nil {
-			return nil, err
-		}
+	l, err := openRoleLog("validator", cfg.OutDir, cfg.Metrics.JSONL)
+	if err != nil {
+		return nil, err
 	}
+	o := &validatorObserver{roleLog: l}
 	if cfg.Metrics.Addr != "" {
 		o.prom = metrics.NewValidator(cfg.RunID)
-		addr, err := metrics.Serve(ctx, cfg.Metrics.Addr, o.prom.Registry(), dash.Handler(o.board))
-		if err != nil {
+		if err := o.serve(ctx, cfg.Metrics.Addr, o.prom.Registry()); err != nil {
 			o.close()
 			return nil, err
 		}
-		log.Info().Str("url", "http://"+addr+"/").Msg("serving the dashboard (and Prometheus metrics on /metrics)")
 	}
 	return o, nil
-}
-
-// openBoard returns a role's dashboard with the history of its metrics
-// log (path, relative to outDir; "" = none) folded in.
-func openBoard(role, outDir, path string) *dash.Board {
-	b := dash.NewBoard(role)
-	if path == "" {
-		return b
-	}
-	recs, err := metrics.ReadJSONL(metricsPath(outDir, path))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		log.Warn().Err(err).Msg("the dashboard starts without the metrics log's history")
-	}
-	for _, r := range recs {
-		b.Apply(r)
-	}
-	return b
 }
 
 // event takes one of the validator's events (validator.Options.Events).
@@ -98,20 +74,6 @@ func (o *validatorObserver) event(ev validator.Event) {
 		if o.wandb != nil {
 			o.wandb.Log(map[string]any{"val_epoch": e.Epoch, "val_loss": e.ValLoss})
 		}
-	}
-}
-
-// write appends an event to metrics.jsonl and hands it to the dashboard
-// as the log reads back; a failing log is logged, never a reason to stop.
-func (o *validatorObserver) write(event string, fields map[string]any) {
-	if rec, err := metrics.Record(event, fields); err == nil {
-		o.board.Apply(rec)
-	}
-	if o.events == nil {
-		return
-	}
-	if err := o.events.Write(event, fields); err != nil {
-		log.Warn().Err(err).Str("file", o.events.Path()).Msg("metrics file")
 	}
 }
 
@@ -188,7 +150,5 @@ func (o *validatorObserver) close() {
 		}
 		cancel()
 	}
-	if o.events != nil {
-		o.events.Close()
-	}
+	o.roleLog.close()
 }

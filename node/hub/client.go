@@ -356,6 +356,21 @@ func decodeJSON(resp *http.Response, out any) error {
 	return nil
 }
 
+// ConfigEndpoint returns the options of a client of an endpoint a config
+// file names ("" = the default), and a warning to log when the token is
+// withheld from it (TokenAllowed).
+func ConfigEndpoint(endpoint string) (opts []Option, warning string) {
+	if endpoint == "" {
+		return nil, ""
+	}
+	opts = []Option{WithEndpoint(endpoint)}
+	if !TokenAllowed(endpoint) {
+		opts = append(opts, WithToken(""))
+		warning = "hub.endpoint is neither the default Hub nor $HF_ENDPOINT: the Hub token is not sent to it (set HF_ENDPOINT to the same URL to send it)"
+	}
+	return opts, warning
+}
+
 // TokenAllowed reports whether the Hub token may go to endpoint when a
 // config file names it: only the default Hub, or the endpoint the
 // environment names too ($HF_ENDPOINT). A config file is easily shared.

@@ -27,18 +27,11 @@ func (m *Miner) hubClient() (*hub.Client, error) {
 	// The miner downloads only state blobs: parameters and at most two
 	// optimizer moments in float32, and a header. Four times the
 	// parameters' bytes and 64 MiB bound that with room to spare.
-	opts := []hub.Option{hub.WithMaxFileSize(16*m.model.NumParams() + 64<<20)}
-	if h.Endpoint != "" {
-		opts = append(opts, hub.WithEndpoint(h.Endpoint))
-		if !hub.TokenAllowed(h.Endpoint) {
-			// A config file is easily shared: an endpoint it alone names
-			// does not get the operator's token.
-			opts = append(opts, hub.WithToken(""))
-			m.log.Warn().Str("endpoint", h.Endpoint).
-				Msg("hub.endpoint is neither the default Hub nor $HF_ENDPOINT: the Hub token is not sent to it (set HF_ENDPOINT to the same URL to send it)")
-		}
+	opts, warning := hub.ConfigEndpoint(h.Endpoint)
+	if warning != "" {
+		m.log.Warn().Str("endpoint", h.Endpoint).Msg(warning)
 	}
-	return hub.New(opts...)
+	return hub.New(append(opts, hub.WithMaxFileSize(16*m.model.NumParams()+64<<20))...)
 }
 
 // loadFromHub loads the run's newest published state when it is ahead of

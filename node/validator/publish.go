@@ -88,14 +88,9 @@ func (v *Validator) hubClient() (*hub.Client, error) {
 	if h.Repo == "" || h.UploadEvery == 0 {
 		return nil, nil
 	}
-	var opts []hub.Option
-	if h.Endpoint != "" {
-		opts = append(opts, hub.WithEndpoint(h.Endpoint))
-		if !hub.TokenAllowed(h.Endpoint) {
-			opts = append(opts, hub.WithToken(""))
-			v.log.Warn().Str("endpoint", h.Endpoint).
-				Msg("hub.endpoint is neither the default Hub nor $HF_ENDPOINT: the Hub token is not sent to it (set HF_ENDPOINT to the same URL to send it)")
-		}
+	opts, warning := hub.ConfigEndpoint(h.Endpoint)
+	if warning != "" {
+		v.log.Warn().Str("endpoint", h.Endpoint).Msg(warning)
 	}
 	return hub.New(opts...)
 }
