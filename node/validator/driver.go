@@ -36,18 +36,17 @@ type driver struct {
 	waiting      bool   // a Train action is out (announce)
 	tried        bool   // announced in epoch triedAt
 	triedAt      uint64
-	pending      map[uint64]int     // work begun per epoch and not ended
-	miners       map[string]bool    // peers seen offering a state: the ones probed
-	probing      bool               // a probe run is out
-	auditing     bool               // an audit by the verifier is out
-	normAudit    bool               // an audit by NormCheck is out
-	claimed      map[string]uint64  // epoch+1 of each miner's last over-weight verdict (checkWeight)
-	started      bool               // the scorer exists
-	seen         sightings          // the miners' reports, for EpochEvents
-	publishing   bool               // a Hub upload is out
-	published    *uint64            // the epoch of the last state published
-	heldOut      map[uint64]HeldOut // recent held-out losses, by the epoch whose state they measured
-	samplesTotal int64              // the samples the miners reported over the closed epochs
+	pending      map[uint64]int    // work begun per epoch and not ended
+	miners       map[string]bool   // peers seen offering a state: the ones probed
+	probing      bool              // a probe run is out
+	auditing     bool              // an audit by the verifier is out
+	normAudit    bool              // an audit by NormCheck is out
+	claimed      map[string]uint64 // epoch+1 of each miner's last over-weight verdict (checkWeight)
+	started      bool              // the scorer exists
+	seen         sightings         // the miners' reports, for EpochEvents
+	publishing   bool              // a Hub upload is out
+	published    *uint64           // the epoch of the last state published
+	samplesTotal int64             // the samples the miners reported over the closed epochs
 }
 
 func (d *driver) loop(in <-chan epochnet.Inbound) error {
@@ -64,6 +63,7 @@ func (d *driver) loop(in <-chan epochnet.Inbound) error {
 			acts = append(d.input(g), d.announce()...)
 		case <-timer.C:
 			acts = append(d.mach.Tick(clock()), d.announce()...)
+			d.maybePublish()
 		case f := <-d.done:
 			acts = f()
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -123,6 +124,21 @@ func (h *holder) hold(ctx context.Context, wg *sync.WaitGroup, e uint64, hash [3
 			h.log(e, err, time.Since(t0))
 		}
 	}()
+}
+
+// Loaded returns the epochs whose states are loaded, newest first.
+func (h *holder) Loaded() []uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []uint64
+	for e, hs := range h.held {
+		if hs.loaded() {
+			out = append(out, e)
+		}
+	}
+	slices.Sort(out)
+	slices.Reverse(out)
+	return out
 }
 
 // Held returns epoch e's state and its hash when it is loaded.

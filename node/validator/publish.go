@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/epoch"
 	"github.com/dtrain-dev/dtrain/node/hub"
 	"github.com/dtrain-dev/dtrain/node/state"
+	"github.com/dtrain-dev/dtrain/node/train"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -25,7 +27,12 @@ type Checkpoint struct {
 	State state.Snapshot // a diloco state: the swarm's at the start of State.Epoch
 	Hash  [32]byte       // its hash, as the swarm agreed on it
 	Model torch.Config
-	Card  hub.Card // Repo, Run, Epoch, Tag and the model's shape are filled in here
+	Card  hub.Card // Repo, Run, Epoch, Tag, the model's shape and the held-out loss are filled in here
+	// Val is the run's held-out data: the card gives the state's loss on
+	// ValWindows of its windows, micro at a time; nil: none.
+	Val        *data.Dataset
+	ValWindows int64
+	Micro      int
 }
 
 // PublishCheckpoint writes the state as an HF checkpoint (config.json,
@@ -49,15 +56,19 @@ func PublishCheckpoint(ctx context.Context, c *hub.Client, run string, cp Checkp
 	if err != nil {
 		return "", err
 	}
+	card := cp.Card
+	card.ValLoss = math.NaN()
 	err = m.SetParams(cp.State.Params)
 	if err == nil {
 		err = torch.SaveModel(dir, m)
+	}
+	if err == nil && cp.Val != nil {
+		card.ValLoss, card.ValTokens, err = train.HeldOutLoss(m, cp.Val, cp.ValWindows, max(1, cp.Micro))
 	}
 	m.Close()
 	if err != nil {
 		return "", err
 	}
-	card := cp.Card
 	card.Repo, card.Run, card.Epoch, card.Tag = cp.Repo, run, cp.State.Epoch, hub.EpochTag(run, cp.State.Epoch)
 	card.Params = int64(len(cp.State.Params))
 	card.NLayer, card.NHead, card.NEmbd, card.NPositions, card.VocabSize = cp.Model.NLayer, cp.Model.NHead, cp.Model.NEmbd,
@@ -95,13 +106,14 @@ func (v *Validator) hubClient() (*hub.Client, error) {
 	return hub.New(opts...)
 }
 
-// maybePublish publishes a held state of the swarm every hub.upload_every
-// epochs: after an audit of epoch g, the newest of the states of g−1 and
-// g (the holder keeps those two) that starts a multiple of upload_every
-// and is after the last published one, with its held-out loss when this
-// validator evaluated it. The upload runs in the background, one at a
-// time. It runs on the driver's loop.
-func (d *driver) maybePublish(g uint64) {
+// maybePublish publishes a state of the swarm every hub.upload_every
+// epochs: the newest state the holder has loaded that starts a multiple
+// of upload_every, after the last one published. The upload (and the
+// model card's held-out evaluation) runs in the background, one at a
+// time. It runs on the driver's loop, at every heartbeat: the holder
+// keeps two epochs' states, so a validator slower than its audits still
+// sees each one.
+func (d *driver) maybePublish() {
 	v := d.v
 	every := uint64(v.cfg.Hub.UploadEvery)
 	if v.hub == nil || v.holder == nil || every == 0 || d.publishing {
@@ -111,8 +123,8 @@ func (d *driver) maybePublish(g uint64) {
 	var snap state.Snapshot
 	var hash [32]byte
 	found := false
-	for _, s := range []uint64{g, g - 1} {
-		if s == 0 || s > g || s%every != 0 || (d.published != nil && s <= *d.published) {
+	for _, s := range v.holder.Loaded() {
+		if s == 0 || s%every != 0 || (d.published != nil && s <= *d.published) {
 			continue
 		}
 		if snap, hash, found = v.holder.Held(s); found {
@@ -123,13 +135,10 @@ func (d *driver) maybePublish(g uint64) {
 	if !found {
 		return
 	}
-	val, ok := d.heldOut[e-1]
-	if !ok {
-		val = HeldOut{Loss: math.NaN()}
-	}
 	cp := Checkpoint{Repo: v.cfg.Hub.Repo, State: snap, Hash: hash, Model: v.modelConfig(),
-		Card: hub.Card{License: v.cfg.Hub.License, ValLoss: val.Loss, ValTokens: val.Tokens, TokensSeen: d.tokensSeen()}}
+		Card: hub.Card{License: v.cfg.Hub.License, TokensSeen: d.tokensSeen()}, Val: v.opts.Val}
 	if r := v.opts.Run; r != nil {
+		cp.ValWindows, cp.Micro = int64(max(1, r.Loop.EvalTokens/r.Data.SeqLen)), r.Loop.MicroBatch
 		cp.Card.Data = r.Data.Train
 		if cp.Card.Data == "" {
 			cp.Card.Data = "dtrain's built-in corpus (the Go standard library's sources)"
@@ -153,20 +162,6 @@ func (d *driver) maybePublish(g uint64) {
 			return nil
 		}
 	})
-}
-
-// noteHeldOut keeps the recent held-out losses, by the epoch whose state
-// they measured, for the model cards.
-func (d *driver) noteHeldOut(h HeldOut) {
-	if d.heldOut == nil {
-		d.heldOut = map[uint64]HeldOut{}
-	}
-	for k := range d.heldOut {
-		if k+4 < h.Epoch {
-			delete(d.heldOut, k)
-		}
-	}
-	d.heldOut[h.Epoch] = h
 }
 
 // modelConfig is the run's model.

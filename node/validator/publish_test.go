@@ -41,7 +41,8 @@ func TestPublishCheckpoint(t *testing.T) {
 	blob, err := snap.Marshal()
 	must(err)
 	cp := Checkpoint{Repo: "org/run", State: snap, Hash: state.Hash(blob), Model: mc,
-		Card: hub.Card{License: "apache-2.0", ValLoss: 3.5, ValTokens: 512, TokensSeen: 9000, Data: "builtin"}}
+		Card: hub.Card{License: "apache-2.0", TokensSeen: 9000, Data: "builtin"},
+		Val: markovData(t, 4096, 64, 8, 5), ValWindows: 16, Micro: 4}
 	ctx := context.Background()
 	sha, err := PublishCheckpoint(ctx, c, "r1", cp)
 	must(err)
@@ -49,7 +50,7 @@ func TestPublishCheckpoint(t *testing.T) {
 		t.Fatalf("tags %v, want r1.4 at %s", srv.Tags("org/run"), sha)
 	}
 	card, ok := srv.File("org/run", "r1.4", "README.md")
-	if !ok || !strings.HasPrefix(string(card), "---\nlicense: apache-2.0\n") || !strings.Contains(string(card), "| held-out loss | 3.5000") ||
+	if !ok || !strings.HasPrefix(string(card), "---\nlicense: apache-2.0\n") || !strings.Contains(string(card), "| held-out loss | ") || !strings.Contains(string(card), "on 128 held-out tokens") ||
 		!strings.Contains(string(card), `revision="r1.4"`) {
 		t.Errorf("model card:\n%s", card)
 	}

@@ -106,10 +106,8 @@ func (d *driver) auditLater(g matchmaking.Group, contributors []string) {
 			if w, ok := vf.(heldOutTaker); ok {
 				for _, h := range w.TakeHeldOut() {
 					v.event(EvalEvent{Epoch: h.Epoch, ValLoss: h.Loss, Tokens: h.Tokens})
-					d.noteHeldOut(h)
 				}
 			}
-			d.maybePublish(g.Epoch)
 			*busy = false
 			d.end(g.Epoch)
 			return nil
