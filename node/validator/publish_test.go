@@ -42,7 +42,7 @@ func TestPublishCheckpoint(t *testing.T) {
 	must(err)
 	cp := Checkpoint{Repo: "org/run", State: snap, Hash: state.Hash(blob), Model: mc,
 		Card: hub.Card{License: "apache-2.0", TokensSeen: 9000, Data: "builtin"},
-		Val: markovData(t, 4096, 64, 8, 5), ValWindows: 16, Micro: 4}
+		Val:  markovData(t, 4096, 64, 8, 5), ValWindows: 16, Micro: 4}
 	ctx := context.Background()
 	sha, err := PublishCheckpoint(ctx, c, "r1", cp)
 	must(err)
