@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,6 +16,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/train"
+	"github.com/dtrain-dev/dtrain/torch"
 )
 
 // trainObserver shows a run to the people and programs watching it: a
@@ -26,35 +26,32 @@ type trainObserver struct {
 	cfg     config.Train
 	bar     *progressbar.ProgressBar // nil unless stderr is a terminal
 	restore zerolog.Logger
-	rate    float64           // tokens/s, smoothed
-	events  *metrics.JSONL    // nil when metrics.jsonl is ""
-	prom    *metrics.Training // nil when metrics.addr is ""
-	tokens  int64             // trained tokens at the previous step
+	roleLog
+	rate   float64           // tokens/s, smoothed
+	prom   *metrics.Training // nil when metrics.addr is ""
+	tokens int64             // trained tokens at the previous step
 }
 
 func newTrainObserver(ctx context.Context, cfg config.Train, ds *data.Dataset) (*trainObserver, error) {
-	o := &trainObserver{cfg: cfg, restore: log.Logger, tokens: -1}
-	if p := cfg.Metrics.JSONL; p != "" {
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(cfg.OutDir, p)
-		}
-		var err error
-		if o.events, err = metrics.OpenJSONL(p); err != nil {
+	l, err := openRoleLog("train", cfg.OutDir, cfg.Metrics.JSONL)
+	if err != nil {
+		return nil, err
+	}
+	o := &trainObserver{roleLog: l, cfg: cfg, restore: log.Logger, tokens: -1}
+	md := cfg.Model
+	var params int64
+	if md.Init == "" {
+		params = torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize))
+	}
+	o.board.SetInfo(cfg.RunID, "", params, int64(cfg.Data.SeqLen))
+	if cfg.Metrics.Addr != "" {
+		o.prom = metrics.NewTraining(cfg.RunID)
+		if err := o.serve(ctx, cfg.Metrics.Addr, o.prom.Registry()); err != nil {
+			o.close()
 			return nil, err
 		}
 	}
-	if cfg.Metrics.Addr != "" {
-		o.prom = metrics.NewTraining(cfg.RunID)
-		addr, err := metrics.Serve(ctx, cfg.Metrics.Addr, o.prom.Registry(), nil)
-		if err != nil {
-			o.close()
-			return nil, fmt.Errorf("metrics.addr: %w", err)
-		}
-		log.Info().Str("url", "http://"+addr+"/metrics").Msg("serving Prometheus metrics")
-	}
-	if o.events != nil {
-		o.write("start", map[string]any{"run_id": cfg.RunID, "train_windows": ds.Len(), "train_tokens": ds.Tokens(), "seq_len": cfg.Data.SeqLen})
-	}
+	o.write("start", map[string]any{"run_id": cfg.RunID, "train_windows": ds.Len(), "train_tokens": ds.Tokens(), "seq_len": cfg.Data.SeqLen})
 	if isTerminal(os.Stderr) && zerolog.GlobalLevel() <= zerolog.InfoLevel {
 		o.bar = progressbar.NewOptions(cfg.Loop.MaxSteps,
 			progressbar.OptionSetWriter(os.Stderr),
@@ -82,17 +79,8 @@ func (w barWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = barWriter{}
 
-// write appends an event to metrics.jsonl; a failing metrics file is
-// logged, never a reason to stop training.
-func (o *trainObserver) write(event string, fields map[string]any) {
-	if o.events == nil {
-		return
-	}
-	if err := o.events.Write(event, fields); err != nil {
-		log.Warn().Err(err).Str("file", o.events.Path()).Msg("metrics file")
-	}
-}
-
+// Step takes an optimizer step's event: Prometheus, metrics.jsonl and
+// the dashboard, the progress bar and a log line every log_every steps.
 func (o *trainObserver) Step(e train.StepEvent) {
 	stepTokens := int64(0)
 	if o.tokens >= 0 {
@@ -149,9 +137,7 @@ func (o *trainObserver) finish() {
 
 func (o *trainObserver) close() {
 	o.finish()
-	if o.events != nil {
-		o.events.Close()
-	}
+	o.roleLog.close()
 }
 
 func humanRate(r float64) string {

@@ -181,6 +181,8 @@ func (b *Board) Apply(rec map[string]any) {
 		b.probe(r, at)
 	case "verdict":
 		b.verdict(r, at)
+	case "step":
+		b.step(r, at)
 	case "eval":
 		b.eval(r)
 	case "load":
@@ -240,10 +242,27 @@ func (b *Board) epoch(r record, at time.Time) {
 	}
 }
 
+// step folds a trainer's optimizer step: its points are by step.
+func (b *Board) step(r record, at time.Time) {
+	n, ok := r.uint("step")
+	if !ok {
+		return
+	}
+	p := Point{Epoch: n, Time: at, Loss: r.float("loss")}
+	p.Tokens, _ = r.int("tokens")
+	b.sum.Epoch, b.sum.Tokens = max(b.sum.Epoch, n), p.Tokens
+	if len(b.points) < maxPoints {
+		b.points = append(b.points, p)
+	}
+}
+
 // eval folds a held-out loss of an epoch's state (a validator's, which
-// comes after the epoch closed, or just before).
+// comes after the epoch closed, or just before), or of a trainer's step.
 func (b *Board) eval(r record) {
 	e, ok := r.uint("epoch")
+	if !ok {
+		e, ok = r.uint("step")
+	}
 	v := r.float("val_loss")
 	if !ok || v == nil {
 		return

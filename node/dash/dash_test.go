@@ -148,3 +148,21 @@ func TestHandler(t *testing.T) {
 		t.Errorf("the stream sent %q again after a change", second)
 	}
 }
+
+// A trainer's log plots by step: training loss at each step, held-out
+// loss where it evaluated.
+func TestBoardFoldsTrainLog(t *testing.T) {
+	b := NewBoard("train")
+	for _, l := range []string{
+		`{"time":"2026-12-06T10:00:00Z","event":"start","run_id":"local"}`,
+		`{"time":"2026-12-06T10:00:01Z","event":"step","step":1,"loss":6.0,"tokens":4096}`,
+		`{"time":"2026-12-06T10:00:02Z","event":"step","step":2,"loss":5.5,"tokens":8192}`,
+		`{"time":"2026-12-06T10:00:02Z","event":"eval","step":2,"tokens":8192,"val_loss":5.8}`,
+	} {
+		b.Apply(rec(t, l))
+	}
+	ps := b.Points()
+	if len(ps) != 2 || *ps[1].Loss != 5.5 || ps[1].ValLoss == nil || *ps[1].ValLoss != 5.8 || b.Summary().Tokens != 8192 || b.Summary().Epoch != 2 {
+		t.Errorf("train points %+v, summary %+v", ps, b.Summary())
+	}
+}
