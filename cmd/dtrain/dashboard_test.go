@@ -262,3 +262,33 @@ func TestValidatorLogsToWandb(t *testing.T) {
 		t.Errorf("last row %v", r)
 	}
 }
+
+// dtrain train logs a W&B row per step, its held-out losses and a summary
+// when $WANDB_API_KEY is set, to the API $WANDB_BASE_URL names (a local
+// stand-in), and marks the run finished.
+func TestTrainLogsToWandb(t *testing.T) {
+	srv := wandbtest.New("secret")
+	defer srv.Close()
+	t.Setenv("WANDB_API_KEY", "secret")
+	t.Setenv("WANDB_BASE_URL", srv.URL)
+	cfg, _ := tinyRun(t, 6)
+	if out, err := run(t, "--log-level", "warn", "train", "--config", cfg); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	r := srv.Run("tester/dtrain/local-train")
+	if r == nil || !r.Complete || r.JobType != "train" {
+		t.Fatalf("W&B run: %+v", r)
+	}
+	steps, vals := 0, 0
+	for _, row := range r.History {
+		if _, ok := row["loss"]; ok {
+			steps++
+		}
+		if _, ok := row["val_loss"]; ok {
+			vals++
+		}
+	}
+	if steps != 6 || vals < 1 || r.Summary["val_loss"] == nil || r.Config["max_steps"] == nil {
+		t.Errorf("%d step rows, %d held-out rows, summary %v, config %v", steps, vals, r.Summary, r.Config)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/miner"
+	"github.com/dtrain-dev/dtrain/node/wandb"
 )
 
 // minerObserver shows a miner to the programs watching it: its typed
@@ -14,8 +15,11 @@ import (
 // (metrics.addr). dtrain swarm reads the file.
 type minerObserver struct {
 	roleLog
-	seqLen int
-	prom   *metrics.Miner // nil when metrics.addr is ""
+	seqLen   int
+	run      string
+	wandbCfg config.Wandb
+	prom     *metrics.Miner // nil when metrics.addr is ""
+	wandb    *wandb.Run     // nil without $WANDB_API_KEY
 }
 
 func newMinerObserver(ctx context.Context, cfg config.Miner) (*minerObserver, error) {
@@ -23,7 +27,7 @@ func newMinerObserver(ctx context.Context, cfg config.Miner) (*minerObserver, er
 	if err != nil {
 		return nil, err
 	}
-	o := &minerObserver{roleLog: l, seqLen: cfg.Data.SeqLen}
+	o := &minerObserver{roleLog: l, seqLen: cfg.Data.SeqLen, run: cfg.RunID, wandbCfg: cfg.Wandb}
 	o.board.SetInfo(cfg.RunID, "", 0, int64(cfg.Data.SeqLen))
 	if cfg.Metrics.Addr != "" {
 		o.prom = metrics.NewMiner(cfg.RunID)
@@ -50,6 +54,10 @@ func (o *minerObserver) event(ev miner.Event) {
 	switch e := ev.(type) {
 	case miner.StartEvent:
 		o.prom.SetState(e.Epoch, e.Peers)
+		if o.wandb == nil {
+			o.wandb = openWandb(o.wandbCfg, o.run, "miner", e.Peer, map[string]any{"run_id": o.run, "peer": e.Peer, "mode": e.Mode,
+				"params": e.Params})
+		}
 	case miner.EpochEvent:
 		me := metrics.MinerEpoch{Next: e.Epoch + 1, Outcome: metrics.OutcomeAveraged, Loss: e.Loss, ValLoss: e.ValLoss,
 			Tokens: e.Samples * int64(o.seqLen), TokensPerSec: e.TokensPerSec, Peers: e.Peers}
@@ -60,6 +68,15 @@ func (o *minerObserver) event(ev miner.Event) {
 			me.Outcome = metrics.OutcomeAlone
 		}
 		o.prom.ObserveEpoch(me)
+		if o.wandb != nil {
+			row := map[string]any{"epoch": e.Epoch, "loss": e.Loss, "samples": e.Samples, "tokens": e.Tokens, "tokens_per_s": e.TokensPerSec,
+				"group": e.Group, "contributors": e.Contributors, "dropped": e.Dropped, "sync_s": e.SyncTime.Seconds(),
+				"allreduce_s": e.RoundTime.Seconds(), "bytes_sent": e.BytesSent, "bytes_received": e.BytesReceived}
+			if e.ValLoss != 0 {
+				row["val_loss"] = e.ValLoss
+			}
+			o.wandb.Log(row)
+		}
 	case miner.RoundEvent:
 		o.prom.ObserveRound(e.Took, e.BytesSent, e.BytesReceived, e.Err != "")
 	case miner.LoadEvent:
@@ -75,4 +92,9 @@ func (o *minerObserver) event(ev miner.Event) {
 // ran, its own stop event says why it stopped).
 func (o *minerObserver) failed(err error) {
 	o.write("stop", map[string]any{"reason": "error", "error": err.Error()})
+}
+
+func (o *minerObserver) close() {
+	closeWandb(o.wandb)
+	o.roleLog.close()
 }

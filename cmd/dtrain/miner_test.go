@@ -16,6 +16,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/miner"
+	"github.com/dtrain-dev/dtrain/node/wandb/wandbtest"
 )
 
 // tinyMinerFiles writes a token shard and a tiny miner config that trains
@@ -89,6 +90,11 @@ func TestMinerMetrics(t *testing.T) {
 	must(t, err)
 	addr := ln.Addr().String()
 	ln.Close()
+	// The miner logs its epochs to W&B too (a local stand-in).
+	wb := wandbtest.New("secret")
+	defer wb.Close()
+	t.Setenv("WANDB_API_KEY", "secret")
+	t.Setenv("WANDB_BASE_URL", wb.URL)
 	done := make(chan error, 1)
 	begun := time.Now()
 	go func() {
@@ -149,6 +155,10 @@ func TestMinerMetrics(t *testing.T) {
 	t.Logf("stopped after %s: %v; last event %v", took.Round(time.Second), kinds, last)
 	if evs[0]["event"] != "start" || last["event"] != "stop" || last["reason"] != "max_minutes" || kinds["epoch"] < 2 {
 		t.Errorf("metrics.jsonl: %v events, first %v, last %v", kinds, evs[0], last)
+	}
+	peer, _ := evs[0]["peer"].(string)
+	if r := wb.Run("tester/dtrain/" + wandbName("metrics-test", "miner", peer)); r == nil || !r.Complete || len(r.History) != kinds["epoch"] {
+		t.Errorf("W&B run of the miner: %+v, want a row per epoch (%d)", r, kinds["epoch"])
 	}
 	if took < 18*time.Second {
 		t.Errorf("stopped after %s, before --max-minutes 0.3", took)

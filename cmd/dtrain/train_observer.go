@@ -16,20 +16,22 @@ import (
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/train"
+	"github.com/dtrain-dev/dtrain/node/wandb"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
 // trainObserver shows a run to the people and programs watching it: a
 // progress bar on a terminal, zerolog lines, the JSONL metrics file and
-// Prometheus.
+// the dashboard, Prometheus, and W&B.
 type trainObserver struct {
+	roleLog
 	cfg     config.Train
 	bar     *progressbar.ProgressBar // nil unless stderr is a terminal
 	restore zerolog.Logger
-	roleLog
-	rate   float64           // tokens/s, smoothed
-	prom   *metrics.Training // nil when metrics.addr is ""
-	tokens int64             // trained tokens at the previous step
+	rate    float64           // tokens/s, smoothed
+	prom    *metrics.Training // nil when metrics.addr is ""
+	wandb   *wandb.Run        // nil without $WANDB_API_KEY
+	tokens  int64             // trained tokens at the previous step
 }
 
 func newTrainObserver(ctx context.Context, cfg config.Train, ds *data.Dataset) (*trainObserver, error) {
@@ -52,6 +54,11 @@ func newTrainObserver(ctx context.Context, cfg config.Train, ds *data.Dataset) (
 		}
 	}
 	o.write("start", map[string]any{"run_id": cfg.RunID, "train_windows": ds.Len(), "train_tokens": ds.Tokens(), "seq_len": cfg.Data.SeqLen})
+	o.wandb = openWandb(cfg.Wandb, cfg.RunID, "train", "", map[string]any{"run_id": cfg.RunID, "params": params,
+		"n_layer": md.NLayer, "n_head": md.NHead, "n_embd": md.NEmbd, "n_positions": md.NPositions, "vocab_size": md.VocabSize,
+		"seq_len": cfg.Data.SeqLen, "lr": cfg.Optim.LR, "min_lr": cfg.Optim.MinLR, "warmup_steps": cfg.Optim.WarmupSteps,
+		"weight_decay": cfg.Optim.WeightDecay, "batch_tokens": cfg.Loop.BatchTokens, "max_steps": cfg.Loop.MaxSteps,
+		"precision": cfg.Precision, "data": cfg.Data.Train})
 	if isTerminal(os.Stderr) && zerolog.GlobalLevel() <= zerolog.InfoLevel {
 		o.bar = progressbar.NewOptions(cfg.Loop.MaxSteps,
 			progressbar.OptionSetWriter(os.Stderr),
@@ -94,6 +101,10 @@ func (o *trainObserver) Step(e train.StepEvent) {
 		"step": e.Step, "epoch": e.Epoch, "loss": e.Loss, "lr": e.LR, "grad_norm": e.GradNorm, "tokens": e.Tokens,
 		"tokens_per_s": e.TokensPerSec, "step_s": e.StepTime.Seconds(), "data_wait_s": e.DataWait.Seconds(), "elapsed_s": e.Elapsed.Seconds(),
 	})
+	if o.wandb != nil {
+		o.wandb.Log(map[string]any{"step": e.Step, "loss": e.Loss, "lr": e.LR, "grad_norm": e.GradNorm, "tokens": e.Tokens,
+			"tokens_per_s": e.TokensPerSec})
+	}
 	if o.rate == 0 {
 		o.rate = e.TokensPerSec
 	} else {
@@ -118,6 +129,10 @@ func (o *trainObserver) Step(e train.StepEvent) {
 func (o *trainObserver) Eval(e train.EvalEvent) {
 	o.prom.ObserveEval(e.Loss)
 	o.write("eval", map[string]any{"step": e.Step, "tokens": e.Tokens, "val_loss": e.Loss, "val_tokens": e.Counted, "took_s": e.Took.Seconds()})
+	if o.wandb != nil {
+		o.wandb.Log(map[string]any{"step": e.Step, "tokens": e.Tokens, "val_loss": e.Loss})
+		o.wandb.Summary(map[string]any{"step": e.Step, "tokens": e.Tokens, "val_loss": e.Loss})
+	}
 }
 
 func (o *trainObserver) Checkpoint(e train.CheckpointEvent) {
@@ -137,6 +152,7 @@ func (o *trainObserver) finish() {
 
 func (o *trainObserver) close() {
 	o.finish()
+	closeWandb(o.wandb)
 	o.roleLog.close()
 }
 

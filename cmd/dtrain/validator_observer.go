@@ -2,12 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"strings"
-	"time"
-	"unicode"
-
-	"github.com/rs/zerolog/log"
 
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/metrics"
@@ -103,52 +97,16 @@ func (o *validatorObserver) wandbEpoch(e validator.EpochEvent, active int) {
 	o.wandb.Summary(map[string]any{"epoch": e.Epoch, "loss": e.Loss, "tokens": s.Tokens, "caught": o.caught})
 }
 
-// startWandb starts the validator's W&B run when $WANDB_API_KEY is set:
-// one run per dtrain run and validator, named after both, so a restart
-// resumes it.
+// startWandb starts the validator's W&B run when $WANDB_API_KEY is set.
 func (o *validatorObserver) startWandb(cfg config.Validator, peer string) {
-	key := os.Getenv("WANDB_API_KEY")
-	if key == "" {
-		return
-	}
-	w := cfg.Wandb
-	base, trusted := w.BaseURL, false
-	if env := os.Getenv("WANDB_BASE_URL"); env != "" {
-		trusted = base == "" || strings.TrimRight(base, "/") == strings.TrimRight(env, "/")
-		base = env
-	}
 	md := cfg.Model
-	r, err := wandb.Start(wandb.Config{BaseURL: base, BaseURLTrusted: trusted, APIKey: key, Entity: w.Entity, Project: w.Project,
-		Name: wandbName(cfg.RunID, "validator", peer), Group: cfg.RunID, JobType: "validator", Log: log.Logger,
-		Config: map[string]any{"run_id": cfg.RunID, "peer": peer, "n_layer": md.NLayer, "n_head": md.NHead, "n_embd": md.NEmbd,
-			"n_positions": md.NPositions, "vocab_size": md.VocabSize, "aggregation": cfg.Swarm.Aggregation, "compress": cfg.Swarm.Compress,
-			"min_group": cfg.Swarm.MinGroup, "max_group": cfg.Swarm.MaxGroup, "verify_mode": cfg.Verify.Mode}})
-	if err != nil {
-		log.Warn().Err(err).Msg("not logging to W&B")
-		return
-	}
-	o.wandb = r
-}
-
-// wandbName is a W&B run name for a role's peer in a run: letters, digits,
-// '-', '_' and '.' only.
-func wandbName(run, role, peer string) string {
-	name := run + "-" + role + "-" + peer[max(0, len(peer)-8):]
-	return strings.Map(func(r rune) rune {
-		if r == '-' || r == '_' || r == '.' || r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			return r
-		}
-		return '_'
-	}, name)
+	o.wandb = openWandb(cfg.Wandb, cfg.RunID, "validator", peer, map[string]any{"run_id": cfg.RunID, "peer": peer,
+		"n_layer": md.NLayer, "n_head": md.NHead, "n_embd": md.NEmbd, "n_positions": md.NPositions, "vocab_size": md.VocabSize,
+		"aggregation": cfg.Swarm.Aggregation, "compress": cfg.Swarm.Compress, "min_group": cfg.Swarm.MinGroup,
+		"max_group": cfg.Swarm.MaxGroup, "verify_mode": cfg.Verify.Mode})
 }
 
 func (o *validatorObserver) close() {
-	if o.wandb != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := o.wandb.Close(ctx); err != nil {
-			log.Warn().Err(err).Int64("dropped", o.wandb.Dropped()).Msg("W&B run not closed cleanly")
-		}
-		cancel()
-	}
+	closeWandb(o.wandb)
 	o.roleLog.close()
 }

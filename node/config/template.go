@@ -25,6 +25,7 @@ var sectionDocs = map[string]string{
 	"optim":   "AdamW with a cosine learning-rate schedule and linear warmup.",
 	"train":   "The training loop: how big a step is, how long to train, when to evaluate and checkpoint.",
 	"metrics": "Where training metrics go besides the log.",
+	"wandb":   "Weights & Biases logging: one W&B run per dtrain run and role, a history row per step (train) or epoch (miner); on when $WANDB_API_KEY is set.",
 	"net":     "The miner's network: where it listens, whom it asks first, its identity.",
 	"swarm":   "How the miner trains with the swarm: sync mode, epochs, matchmaking and the all-reduce.",
 	"hub":     "The run's public record on the HuggingFace Hub: where miners publish the model and load it from when no peer can serve it.",

@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // Train is the configuration of `dtrain train`: one TOML file, sections
 // [model], [data], [optim], [train] and [metrics]. Every field has a
 // default (DefaultTrain) and a `doc` tag that `dtrain config init` prints
@@ -17,6 +19,21 @@ type Train struct {
 	Optim   Optim   `toml:"optim"`
 	Loop    Loop    `toml:"train"`
 	Metrics Metrics `toml:"metrics"`
+	Wandb   Wandb   `toml:"wandb"`
+}
+
+// Wandb is where a role logs to Weights & Biases. The API key comes from
+// $WANDB_API_KEY only, never from a file.
+type Wandb struct {
+	Project string `toml:"project" doc:"the W&B project; logging is on when $WANDB_API_KEY is set (the key is read from the environment only)"`
+	Entity  string `toml:"entity" doc:"the W&B user or team; empty = the key's default entity"`
+	BaseURL string `toml:"base_url" doc:"W&B's API (empty = https://api.wandb.ai); the key goes to another host only when $WANDB_BASE_URL names it too"`
+}
+
+func (w Wandb) validate(c *check) {
+	if p := w.Project; p == "" || strings.ContainsAny(p, "/ \t") {
+		c.fail("wandb.project", "must be a W&B project name", p)
+	}
 }
 
 // Model says which GPT-2 to train: a fresh one of the given size, or the
@@ -96,5 +113,6 @@ func DefaultTrain() Train {
 			CheckpointEvery: 50, KeepCheckpoints: 2, LogEvery: 10,
 		},
 		Metrics: Metrics{JSONL: "metrics.jsonl"},
+		Wandb:   Wandb{Project: "dtrain"},
 	}
 }

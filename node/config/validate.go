@@ -65,6 +65,7 @@ func (t Train) Validate() error {
 	t.Optim.validate(&c, t.Loop.MaxSteps)
 	t.Loop.validate(&c, t.Data.SeqLen)
 	t.Metrics.validate(&c)
+	t.Wandb.validate(&c)
 	return errors.Join(c.errs...)
 }
 

@@ -36,14 +36,6 @@ type ValidatorHub struct {
 	License     string `toml:"license" doc:"the license the model card names (an HF license id)"`
 }
 
-// Wandb is where a role logs to Weights & Biases. The API key comes from
-// $WANDB_API_KEY only, never from a file.
-type Wandb struct {
-	Project string `toml:"project" doc:"the W&B project; logging is on when $WANDB_API_KEY is set (the key is read from the environment only)"`
-	Entity  string `toml:"entity" doc:"the W&B user or team; empty = the key's default entity"`
-	BaseURL string `toml:"base_url" doc:"W&B's API (empty = https://api.wandb.ai); the key goes to another host only when $WANDB_BASE_URL names it too"`
-}
-
 // RunModel is the size of the run's model: a validator that joins a round
 // as aux must cut the vector into the same spans as the miners.
 type RunModel struct {
@@ -188,9 +180,7 @@ func (v Validator) Validate() error {
 	if v.Hub.UploadEvery > 0 && v.Hub.Repo == "" {
 		c.fail("hub.upload_every", "needs hub.repo", v.Hub.UploadEvery)
 	}
-	if p := v.Wandb.Project; p == "" || strings.ContainsAny(p, "/ \t") {
-		c.fail("wandb.project", "must be a W&B project name", p)
-	}
+	v.Wandb.validate(&c)
 	if v.OutDir == "" {
 		c.fail("out_dir", "must not be empty", v.OutDir)
 	}
