@@ -2,9 +2,13 @@ package validator
 
 import (
 	"context"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dtrain-dev/dtrain/node/hub"
 	"github.com/dtrain-dev/dtrain/node/hub/hubtest"
@@ -79,4 +83,44 @@ func TestPublishCheckpoint(t *testing.T) {
 	if _, ok := srv.Tags("org/run")["r1.5"]; ok {
 		t.Error("the wrong state was tagged")
 	}
+}
+
+// A Hub that answers 500, or one that hangs, makes a publish fail within
+// the client's retries and timeouts: an error for the validator to log,
+// never a publish that holds the next ones up for good.
+func TestPublishCheckpointFailingHub(t *testing.T) {
+	t.Setenv("HF_HUB_CACHE", t.TempDir())
+	mc := torch.NewConfig(1, 2, 16, 16, 64)
+	params := make([]float32, torch.NumParams(mc))
+	snap := state.Snapshot{Mode: state.DiLoCo, Epoch: 2, Params: params, Momentum: make([]float32, len(params))}
+	blob, err := snap.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := Checkpoint{Repo: "org/run", State: snap, Hash: state.Hash(blob), Model: mc}
+	release := make(chan struct{})
+	for name, h := range map[string]http.HandlerFunc{
+		"500": func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) },
+		"hang": func(w http.ResponseWriter, req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			select {
+			case <-req.Context().Done():
+			case <-release:
+			}
+		},
+	} {
+		srv := httptest.NewServer(h)
+		c, err := hub.New(hub.WithEndpoint(srv.URL), hub.WithRetry(2, 10*time.Millisecond), hub.WithTimeouts(300*time.Millisecond, time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		_, err = PublishCheckpoint(context.Background(), c, "r1", cp)
+		if err == nil || time.Since(began) > 10*time.Second {
+			t.Errorf("%s: publish returned %v after %v, want an error within seconds", name, err, time.Since(began))
+		}
+		t.Logf("%s: %v after %v", name, err, time.Since(began).Round(time.Millisecond))
+		defer srv.Close()
+	}
+	close(release)
 }
