@@ -29,7 +29,7 @@ func trainCommand() *cli.Command {
 			&cli.BoolFlag{Name: "resume", Usage: "continue from out_dir's latest checkpoint (start fresh if there is none)"},
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
 			&cli.Float64Flag{Name: "max-minutes", Usage: "override train.max_minutes"},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics here (overrides metrics.addr), e.g. 127.0.0.1:9100"},
+			&cli.StringFlag{Name: "metrics-addr", Aliases: []string{"http"}, Usage: "serve Prometheus metrics on /metrics and the run's dashboard on / here (overrides metrics.addr), e.g. 127.0.0.1:9100"},
 		}, deviceFlags()...),
 		Action: runTrain,
 	}

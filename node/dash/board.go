@@ -46,7 +46,8 @@ type Summary struct {
 	TokensPerS float64   `json:"tokens_per_s"` // over the last epochs
 	Live       int       `json:"live_miners"`
 	Miners     int       `json:"miners"`
-	Caught     int       `json:"caught"` // cheat verdicts
+	Validators int       `json:"validators"` // live, as the last epoch reported them (0: unknown)
+	Caught     int       `json:"caught"`     // cheat verdicts
 	Updated    time.Time `json:"updated"`
 }
 
@@ -117,6 +118,7 @@ type Board struct {
 	version uint64
 	changed chan struct{} // closed and replaced at every change
 	now     func() time.Time
+	at      time.Time // the time of the record being applied
 }
 
 // NewBoard returns an empty board of a role.
@@ -160,6 +162,7 @@ func (b *Board) Apply(rec map[string]any) {
 	at := r.time("time")
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.at = at
 	b.sum.Updated = at
 	switch r.str("event") {
 	case "start":
@@ -230,6 +233,9 @@ func (b *Board) epoch(r record, at time.Time) {
 		m.Network, _ = w.f("network")
 		m.Delivery = w.float("delivery")
 		m.Active = w.bool("active")
+	}
+	if n, ok := r.intv("validators"); ok {
+		b.sum.Validators = n
 	}
 	for _, s := range r.list("seen") {
 		m := b.miner(s.str("miner"))
@@ -348,6 +354,7 @@ func (b *Board) miner(id string) *MinerRow {
 		}
 		m = &MinerRow{Peer: id}
 		b.miners[id] = m
+		b.note(b.at, "join", short(id)+" first heard")
 	}
 	return m
 }

@@ -29,7 +29,7 @@ var validatorLog = []string{
 	`{"time":"2026-12-06T10:00:05Z","event":"round","epoch":1,"members":3,"contributors":2,"took_s":0.5,"expected":["MinerA","MinerB"],"delivered":["MinerA"]}`,
 	`{"time":"2026-12-06T10:00:06Z","event":"probe","epoch":1,"miner":"MinerA","failed":false,"rtt_ms":1.5,"up_mbps":180,"down_mbps":190}`,
 	`{"time":"2026-12-06T10:00:07Z","event":"verdict","epoch":1,"miner":"MinerB","verdict":"cheat","reason":"zero update"}`,
-	`{"time":"2026-12-06T10:00:10Z","event":"epoch","epoch":1,"samples":64,"loss":5.5,"weights":[{"miner":"MinerA","weight":1,"score":0.9,"active":true,"gate":1,"work":1,"network":0.8,"delivery":1},{"miner":"MinerB","weight":0,"score":0,"active":true,"gate":0,"work":0,"network":0}],"seen":[{"miner":"MinerA","epoch":2,"seen":"2026-12-06T10:00:09Z","loss":5.4},{"miner":"MinerB","epoch":2,"seen":"2026-12-06T10:00:09Z"}]}`,
+	`{"time":"2026-12-06T10:00:10Z","event":"epoch","epoch":1,"samples":64,"loss":5.5,"weights":[{"miner":"MinerA","weight":1,"score":0.9,"active":true,"gate":1,"work":1,"network":0.8,"delivery":1},{"miner":"MinerB","weight":0,"score":0,"active":true,"gate":0,"work":0,"network":0}],"seen":[{"miner":"MinerA","epoch":2,"seen":"2026-12-06T10:00:09Z","loss":5.4},{"miner":"MinerB","epoch":2,"seen":"2026-12-06T10:00:09Z"}],"validators":2}`,
 	`{"time":"2026-12-06T10:00:20Z","event":"epoch","epoch":2,"samples":64,"loss":5.1,"weights":[],"seen":[{"miner":"MinerA","epoch":3,"seen":"2026-12-06T10:00:19Z","loss":5.0},{"miner":"MinerB","epoch":2,"seen":"2026-12-06T10:00:09Z"}]}`,
 }
 
@@ -49,7 +49,7 @@ func newTestBoard(t *testing.T) *Board {
 func TestBoardFoldsValidatorLog(t *testing.T) {
 	b := newTestBoard(t)
 	s := b.Summary()
-	if s.Epoch != 2 || s.Tokens != 128*64 || s.Miners != 2 || s.Live != 1 || s.Caught != 1 || s.TokensPerS != 64*64/10.0 {
+	if s.Epoch != 2 || s.Tokens != 128*64 || s.Miners != 2 || s.Live != 1 || s.Caught != 1 || s.TokensPerS != 64*64/10.0 || s.Validators != 2 {
 		t.Errorf("summary %+v", s)
 	}
 	ps := b.Points()
@@ -64,7 +64,7 @@ func TestBoardFoldsValidatorLog(t *testing.T) {
 	if c.Peer != "MinerB" || !c.Stale || c.Failed != 1 || c.Verdict != "cheat" || c.Reason != "zero update" {
 		t.Errorf("miner B %+v", c)
 	}
-	if n := b.Notes(); len(n) != 2 || n[0].Kind != "caught" {
+	if n := b.Notes(); len(n) != 4 || n[0].Kind != "caught" || n[1].Kind != "join" || n[3].Kind != "start" {
 		t.Errorf("notes %+v", n)
 	}
 	// A validator's held-out loss of an epoch comes after the epoch

@@ -38,7 +38,25 @@ func ModelCard(c Card) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "---\nlicense: %s\nlibrary_name: transformers\npipeline_tag: text-generation\n", yamlScalar(lic))
 	b.WriteString("tags:\n- gpt2\n- dtrain\n- decentralized-training\n- diloco\n")
-	fmt.Fprintf(&b, "model-index:\n- name: %s\n  results: []\n", yamlScalar(c.Repo))
+	valid := !math.IsNaN(c.ValLoss) && !math.IsInf(c.ValLoss, 0)
+	fmt.Fprintf(&b, "model-index:\n- name: %s\n  results:", yamlScalar(c.Repo))
+	if valid {
+		fmt.Fprintf(&b, "\n  - task:\n      type: text-generation\n    dataset:\n      name: %s\n      type: %s\n", yamlScalar("held-out "+c.Data), yamlScalar(c.Data))
+		fmt.Fprintf(&b, "    metrics:\n    - type: loss\n      name: held-out loss (nats/token)\n      value: %.4f\n", c.ValLoss)
+	} else {
+		b.WriteString(" []\n")
+	}
+	// dtrain's own record of the checkpoint, for programs.
+	fmt.Fprintf(&b, "dtrain:\n  run_id: %s\n  epoch: %d\n  tag: %s\n", yamlScalar(c.Run), c.Epoch, yamlScalar(c.Tag))
+	if c.Data != "" {
+		fmt.Fprintf(&b, "  training_data: %s\n", yamlScalar(c.Data))
+	}
+	if c.TokensSeen > 0 {
+		fmt.Fprintf(&b, "  tokens_seen: %d\n", c.TokensSeen)
+	}
+	if valid {
+		fmt.Fprintf(&b, "  held_out_loss: %.6f\n  held_out_tokens: %d\n", c.ValLoss, c.ValTokens)
+	}
 	b.WriteString("---\n\n")
 	fmt.Fprintf(&b, "# %s: run `%s`, epoch %d\n\n", c.Repo, c.Run, c.Epoch)
 	b.WriteString("A GPT-2 trained from scratch by a [dtrain](https://github.com/dtrain-dev/dtrain) swarm: miners train locally and ")
@@ -56,7 +74,7 @@ func ModelCard(c Card) []byte {
 	if c.TokensSeen > 0 {
 		fmt.Fprintf(&b, "| tokens seen | %d (as the miners reported them) |\n", c.TokensSeen)
 	}
-	if !math.IsNaN(c.ValLoss) && !math.IsInf(c.ValLoss, 0) {
+	if valid {
 		fmt.Fprintf(&b, "| held-out loss | %.4f nats/token (perplexity %.1f), the validator's evaluation on %d held-out tokens |\n",
 			c.ValLoss, math.Exp(c.ValLoss), c.ValTokens)
 	}

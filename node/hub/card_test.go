@@ -14,7 +14,8 @@ func TestModelCard(t *testing.T) {
 		ValLoss: 5.25, ValTokens: 4096}))
 	for _, want := range []string{"---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: text-generation\ntags:\n- gpt2\n",
 		"| epoch | 8 |", "| tokens seen | 1000", "| held-out loss | 5.2500", `from_pretrained("org/model", revision="r1.8")`,
-		`builtin:gosrc \| x`, "after the run's epoch 7"} {
+		`builtin:gosrc \| x`, "after the run's epoch 7", "dtrain:\n  run_id: r1\n  epoch: 8\n  tag: r1.8\n", "  tokens_seen: 1000\n",
+		"  held_out_loss: 5.250000\n", "    - type: loss\n      name: held-out loss (nats/token)\n      value: 5.2500\n"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("card lacks %q:\n%s", want, c)
 		}

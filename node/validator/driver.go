@@ -85,6 +85,9 @@ func (d *driver) input(g epochnet.Inbound) []epoch.Action {
 			d.observe(score.Seen{Epoch: d.open, Miner: r.Peer, Behind: behind})
 			d.seen.note(*r, time.Now(), d.open)
 		}
+		if err == nil && r.Peer != d.v.self && d.v.trusted(r.Peer) {
+			d.seen.noteValidator(r.Peer, time.Now())
+		}
 		return acts
 	}
 	if g.Verdicts != nil {
@@ -345,7 +348,7 @@ func (d *driver) close(e uint64) {
 	samples, loss := d.seen.close(e)
 	d.samplesTotal += samples
 	v.event(EpochEvent{Epoch: e, Weights: w, Samples: samples, Loss: loss, Miners: slices.SortedFunc(maps.Values(d.seen.last),
-		func(a, b MinerSeen) int { return strings.Compare(a.Miner, b.Miner) })})
+		func(a, b MinerSeen) int { return strings.Compare(a.Miner, b.Miner) }), Validators: d.seen.liveValidators(time.Now())})
 	d.publishExclusions(e)
 }
 

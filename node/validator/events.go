@@ -62,6 +62,9 @@ type EpochEvent struct {
 	Loss    float64
 	// Miners are the miners this validator has heard, by id.
 	Miners []MinerSeen
+	// Validators is how many of the run's validators were heard in the
+	// last 30 s, this one included.
+	Validators int
 }
 
 // MinerSeen is what a miner's latest progress report said, and when it
@@ -127,7 +130,7 @@ func (e EpochEvent) Fields() map[string]any {
 			seen[i]["loss"] = m.Loss
 		}
 	}
-	f := map[string]any{"epoch": e.Epoch, "samples": e.Samples, "weights": e.Weights.Miners, "seen": seen}
+	f := map[string]any{"epoch": e.Epoch, "samples": e.Samples, "weights": e.Weights.Miners, "seen": seen, "validators": e.Validators}
 	if !math.IsNaN(e.Loss) {
 		f["loss"] = e.Loss
 	}
@@ -146,8 +149,29 @@ type epochStat struct {
 // sightings holds the miners' latest reports and the recent epochs'
 // counts, each bounded by maxMiners.
 type sightings struct {
-	last   map[string]MinerSeen
-	epochs map[uint64]*epochStat
+	last       map[string]MinerSeen
+	epochs     map[uint64]*epochStat
+	validators map[string]time.Time // the other trusted validators' last reports
+}
+
+// noteValidator records a report of another trusted validator.
+func (s *sightings) noteValidator(id string, now time.Time) {
+	if s.validators == nil {
+		s.validators = map[string]time.Time{}
+	}
+	s.validators[id] = now
+}
+
+// liveValidators counts this validator and the others heard in the last
+// 30 s.
+func (s *sightings) liveValidators(now time.Time) int {
+	n := 1
+	for _, t := range s.validators {
+		if now.Sub(t) <= 30*time.Second {
+			n++
+		}
+	}
+	return n
 }
 
 // note records report r, received at now while the validator observes
