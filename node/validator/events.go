@@ -29,7 +29,10 @@ type RoundEvent struct {
 	// this validator received.
 	Expected, Delivered []string
 	Took                time.Duration
-	Err                 string // why the round failed; "" when it did not
+	// BytesSent and BytesReceived are the frame bytes this validator
+	// wrote and read on the round's streams.
+	BytesSent, BytesReceived int64
+	Err                      string // why the round failed; "" when it did not
 }
 
 // ProbeEvent is one probe of a miner's link. Rates are the miner's, in
@@ -97,7 +100,8 @@ func (EpochEvent) Kind() string   { return "epoch" }
 
 func (e RoundEvent) Fields() map[string]any {
 	f := map[string]any{"epoch": e.Epoch, "members": e.Group, "contributors": e.Contributors, "faults": e.Faults,
-		"took_s": e.Took.Seconds(), "expected": e.Expected, "delivered": e.Delivered}
+		"took_s": e.Took.Seconds(), "expected": e.Expected, "delivered": e.Delivered,
+		"bytes_sent": e.BytesSent, "bytes_received": e.BytesReceived}
 	if e.Err != "" {
 		f["error"] = e.Err
 	}

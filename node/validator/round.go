@@ -32,6 +32,8 @@ type roundOutcome struct {
 	err          error
 	obs          []score.Observation
 	took         time.Duration
+	sent         int64 // frame bytes written on the round's streams
+	received     int64 // and read
 }
 
 // average runs the round of an Average action as its aux member, then
@@ -53,6 +55,7 @@ func (d *driver) average(a epoch.Action) {
 			v.log.Info().Uint64("epoch", e).Int("group", len(g.Members)).Int("contributors", len(out.contributors)).
 				Int("faults", len(out.faults)).Msg("round observed")
 			ev := RoundEvent{Epoch: e, Group: len(g.Members), Contributors: len(out.contributors), Faults: len(out.faults), Took: out.took,
+				BytesSent: out.sent, BytesReceived: out.received,
 				Delivered: slices.DeleteFunc(slices.Clone(out.contributors), v.trusted)}
 			for _, mb := range g.Members {
 				if !v.trusted(mb.ID) {
@@ -137,8 +140,9 @@ func (v *Validator) runRound(ctx context.Context, g matchmaking.Group) roundOutc
 			rctx, cancel := context.WithTimeout(ctx, 2*timeout)
 			var res allreduce.Result
 			start := time.Now()
-			res, err = p2p.RunRound(v.log.WithContext(rctx), v.node, netx.Protocol(v.cfg.RunID, g.RoundName()), peers, r, 10*time.Millisecond)
-			out.took = time.Since(start)
+			var traffic p2p.Traffic
+			res, traffic, err = p2p.RunRoundTraffic(v.log.WithContext(rctx), v.node, netx.Protocol(v.cfg.RunID, g.RoundName()), peers, r, 10*time.Millisecond)
+			out.took, out.sent, out.received = time.Since(start), traffic.Sent, traffic.Received
 			cancel()
 			for _, i := range res.Contributors {
 				out.contributors = append(out.contributors, g.Members[i].ID)
