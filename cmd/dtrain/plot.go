@@ -225,15 +225,20 @@ func readWeights(path string) ([]minerWeights, error) {
 	return out, nil
 }
 
+// newPanel is an empty plot with a title, axis labels, a grid and its
+// legend at the top.
+func newPanel(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	return p
+}
+
 // drawRunPlot writes a PNG: the losses against tokens, and below them the
 // miners' weights by epoch when there are any.
 func drawRunPlot(runs []runSeries, weights []minerWeights, out string) error {
-	lp := plot.New()
-	lp.Title.Text = "loss"
-	lp.X.Label.Text = "tokens"
-	lp.Y.Label.Text = "nats/token"
-	lp.Legend.Top = true
-	lp.Add(plotter.NewGrid())
+	lp := newPanel("loss", "tokens", "nats/token")
 	single := len(runs) == 1
 	for i, r := range runs {
 		col := plotutil.Color(i)
@@ -248,12 +253,7 @@ func drawRunPlot(runs []runSeries, weights []minerWeights, out string) error {
 	}
 	rows := [][]*plot.Plot{{lp}}
 	if len(weights) > 0 {
-		wp := plot.New()
-		wp.Title.Text = "weight (validator 1)"
-		wp.X.Label.Text = "epoch"
-		wp.Y.Label.Text = "weight"
-		wp.Legend.Top = true
-		wp.Add(plotter.NewGrid())
+		wp := newPanel("weight (validator 1)", "epoch", "weight")
 		run := map[string]int{} // a miner's run, for its name and colour
 		for i, r := range runs {
 			if r.peer != "" {

@@ -18,7 +18,6 @@ type validatorObserver struct {
 	wandb *wandb.Run // nil without $WANDB_API_KEY
 
 	roundS []float64 // the round times of the epoch being observed, for its W&B row
-	caught int
 }
 
 // newValidatorObserver opens the validator's metrics log, folds the
@@ -58,9 +57,6 @@ func (o *validatorObserver) event(ev validator.Event) {
 		o.roundS = append(o.roundS, e.Took.Seconds())
 	case validator.VerdictEvent:
 		o.prom.ObserveVerdict(e.Verdict)
-		if e.Verdict == "cheat" {
-			o.caught++
-		}
 	case validator.ProbeEvent:
 		o.prom.ObserveProbe(e.Failed)
 	case validator.EvalEvent:
@@ -80,7 +76,7 @@ func (o *validatorObserver) wandbEpoch(e validator.EpochEvent, active int) {
 	}
 	s := o.board.Summary()
 	row := map[string]any{"epoch": e.Epoch, "loss": e.Loss, "samples": e.Samples, "tokens": s.Tokens, "tokens_per_s": s.TokensPerS,
-		"miners": len(e.Weights.Miners), "miners_active": active, "rounds": len(o.roundS), "caught": o.caught}
+		"miners": len(e.Weights.Miners), "miners_active": active, "rounds": len(o.roundS), "caught": s.Caught}
 	if n := len(o.roundS); n > 0 {
 		var sum float64
 		for _, t := range o.roundS {
@@ -94,7 +90,7 @@ func (o *validatorObserver) wandbEpoch(e validator.EpochEvent, active int) {
 		row["weight/"+id], row["score/"+id] = m.Weight, m.Score
 	}
 	o.wandb.Log(row)
-	o.wandb.Summary(map[string]any{"epoch": e.Epoch, "loss": e.Loss, "tokens": s.Tokens, "caught": o.caught})
+	o.wandb.Summary(map[string]any{"epoch": e.Epoch, "loss": e.Loss, "tokens": s.Tokens, "caught": s.Caught})
 }
 
 // startWandb starts the validator's W&B run when $WANDB_API_KEY is set.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -126,30 +125,22 @@ func (h *holder) hold(ctx context.Context, wg *sync.WaitGroup, e uint64, hash [3
 	}()
 }
 
-// Loaded returns the epochs whose states are loaded, newest first.
-func (h *holder) Loaded() []uint64 {
+// Newest returns the newest loaded state whose epoch want takes, with
+// its epoch and hash.
+func (h *holder) Newest(want func(e uint64) bool) (uint64, state.Snapshot, [32]byte, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []uint64
+	var best *heldState
+	var at uint64
 	for e, hs := range h.held {
-		if hs.loaded() {
-			out = append(out, e)
+		if (best == nil || e > at) && want(e) && hs.loaded() {
+			best, at = hs, e
 		}
 	}
-	slices.Sort(out)
-	slices.Reverse(out)
-	return out
-}
-
-// Held returns epoch e's state and its hash when it is loaded.
-func (h *holder) Held(e uint64) (state.Snapshot, [32]byte, bool) {
-	h.mu.Lock()
-	hs := h.held[e]
-	h.mu.Unlock()
-	if hs == nil || !hs.loaded() {
-		return state.Snapshot{}, [32]byte{}, false
+	if best == nil {
+		return 0, state.Snapshot{}, [32]byte{}, false
 	}
-	return hs.snap, hs.hash, true
+	return at, best.snap, best.hash, true
 }
 
 // EpochState implements StateSource.

@@ -119,19 +119,9 @@ func (d *driver) maybePublish() {
 	if v.hub == nil || v.holder == nil || every == 0 || d.publishing {
 		return
 	}
-	var e uint64
-	var snap state.Snapshot
-	var hash [32]byte
-	found := false
-	for _, s := range v.holder.Loaded() {
-		if s == 0 || s%every != 0 || (d.published != nil && s <= *d.published) {
-			continue
-		}
-		if snap, hash, found = v.holder.Held(s); found {
-			e = s
-			break
-		}
-	}
+	e, snap, hash, found := v.holder.Newest(func(s uint64) bool {
+		return s > 0 && s%every == 0 && (d.published == nil || s > *d.published)
+	})
 	if !found {
 		return
 	}

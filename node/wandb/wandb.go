@@ -88,6 +88,7 @@ type Run struct {
 	mu      sync.Mutex
 	rows    [][]byte // encoded rows not yet posted, oldest first
 	summary map[string]any
+	sumGen  int // counts Summary calls: a flush clears the summary it sent only if no newer came
 	wake    chan struct{}
 	closing chan struct{}
 	done    chan struct{}
@@ -97,7 +98,6 @@ type Run struct {
 	ready   bool  // the run exists on W&B (after upsert)
 	head    int64 // rows ever removed from the front of rows (sent or dropped)
 	offset  int   // history lines W&B holds
-	nextRow int64 // the _step of the next row
 	dropped atomic.Int64
 	sent    atomic.Int64
 }
@@ -183,14 +183,12 @@ func (r *Run) Log(row map[string]any) {
 	if r.closed {
 		return
 	}
-	clean["_step"] = r.nextRow
-	b, err := json.Marshal(clean)
+	b, err := json.Marshal(clean) // _step is set when the row is sent (flush)
 	if err != nil {
 		r.dropped.Add(1)
 		r.cfg.Log.Warn().Err(err).Msg("wandb: a row that does not encode is dropped")
 		return
 	}
-	r.nextRow++
 	r.rows = append(r.rows, b)
 	if over := len(r.rows) - r.cfg.Queue; over > 0 {
 		r.rows = r.rows[over:]
@@ -220,6 +218,7 @@ func (r *Run) Summary(s map[string]any) {
 	s = finite(s, 0)
 	r.mu.Lock()
 	r.summary = s
+	r.sumGen++
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -334,14 +333,17 @@ func (r *Run) flush(ctx context.Context) error {
 	r.mu.Lock()
 	rows := r.rows[:len(r.rows):len(r.rows)]
 	head := r.head
-	summary := r.summary
+	summary, gen := r.summary, r.sumGen
 	r.mu.Unlock()
 	if len(rows) == 0 && summary == nil {
 		return nil
 	}
+	// Each row's _step is its line in the run's history: spliced in
+	// first, so that a row logged before a resumed run's history was
+	// known still steps on from it.
 	content := make([]string, len(rows))
 	for i, b := range rows {
-		content[i] = string(b)
+		content[i] = fmt.Sprintf(`{"_step":%d,%s`, r.offset+i, b[1:])
 	}
 	files := map[string]any{}
 	if len(rows) > 0 {
@@ -364,7 +366,7 @@ func (r *Run) flush(ctx context.Context) error {
 	n := int(max(0, head+int64(len(rows))-r.head))
 	r.rows = r.rows[n:]
 	r.head += int64(n)
-	if r.summary != nil && fmt.Sprint(r.summary) == fmt.Sprint(summary) {
+	if r.sumGen == gen {
 		r.summary = nil
 	}
 	r.mu.Unlock()
@@ -432,18 +434,6 @@ func (r *Run) upsert(ctx context.Context) error {
 	n := max(out.UpsertBucket.Bucket.HistoryLineCount, 0)
 	r.mu.Lock()
 	r.offset = n
-	// Rows logged before W&B answered take the steps after the run's
-	// existing history.
-	for i, b := range r.rows {
-		var row map[string]any
-		if json.Unmarshal(b, &row) == nil {
-			row["_step"] = n + i
-			if nb, err := json.Marshal(row); err == nil {
-				r.rows[i] = nb
-			}
-		}
-	}
-	r.nextRow = int64(n + len(r.rows))
 	r.ready = true
 	r.mu.Unlock()
 	r.cfg.Log.Info().Str("run", r.entity+"/"+r.cfg.Project+"/"+r.cfg.Name).Bool("new", out.UpsertBucket.Inserted).
