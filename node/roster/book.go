@@ -136,20 +136,22 @@ func (b *Book) Offer(enc []byte) (bool, error) {
 			return false, nil
 		}
 	}
-	b.cur.Store(&held{r: r, enc: bytes.Clone(enc)})
+	// The file is written before the roster is held, so whoever sees the
+	// new version through Current finds it saved too.
+	var saveErr error
 	if b.cfg.Path != "" {
 		if err := b.cfg.Write(b.cfg.Path, enc); err != nil {
-			return true, fmt.Errorf("roster: adopted version %d but could not save it: %w", r.Version, err)
-		}
-		if st, err := os.Stat(b.cfg.Path); err == nil {
+			saveErr = fmt.Errorf("roster: adopted version %d but could not save it: %w", r.Version, err)
+		} else if st, err := os.Stat(b.cfg.Path); err == nil {
 			b.fileSeen = fileStamp{st.ModTime(), st.Size()}
 		}
 	}
+	b.cur.Store(&held{r: r, enc: bytes.Clone(enc)})
 	select {
 	case b.changed <- struct{}{}:
 	default:
 	}
-	return true, nil
+	return true, saveErr
 }
 
 // Reload reads the roster file again when it changed since it was last
