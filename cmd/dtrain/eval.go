@@ -24,7 +24,7 @@ func evalCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "checkpoint", Required: true, Usage: "checkpoint directory (config.json + model.safetensors), or a run's out_dir (its latest checkpoint)"},
 			&cli.StringFlag{Name: "data", Required: true, Usage: "llm.c .bin shard(s), .txt, .jsonl, .parquet (.gz), a directory of them, or " + data.BuiltinCorpus},
-			&cli.IntFlag{Name: "seq-len", Required: true, Usage: "T, tokens predicted per window"},
+			&cli.IntFlag{Name: "seq-len", Usage: "T, tokens predicted per window (default: the model's context, n_positions)"},
 			&cli.Int64Flag{Name: "max-tokens", Usage: "read at most this many tokens (default: all)"},
 			&cli.IntFlag{Name: "batch", Value: 8, Usage: "windows per forward pass"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N", EnvVars: []string{"DTRAIN_DEVICE"}},
@@ -43,7 +43,7 @@ type evalResult struct {
 
 func runEval(c *cli.Context) error {
 	seq, batch := c.Int("seq-len"), c.Int("batch")
-	if seq < 1 {
+	if c.IsSet("seq-len") && seq < 1 {
 		return fmt.Errorf("--seq-len must be >= 1, got %d", seq)
 	}
 	if batch < 1 {
@@ -61,6 +61,9 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	defer m.Close()
+	if !c.IsSet("seq-len") {
+		seq = m.Config().NPositions
+	}
 	if seq > m.Config().NPositions {
 		return fmt.Errorf("--seq-len %d exceeds the model's n_positions %d", seq, m.Config().NPositions)
 	}

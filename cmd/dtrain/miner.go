@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rs/zerolog/log"
@@ -142,6 +143,10 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 	for _, a := range nd.Addrs() {
 		log.Info().Str("addr", a).Msg("listening")
 	}
+	if len(cfg.Net.Bootstrap) == 0 {
+		log.Info().Str("run", cfg.RunID).Str("join_with", "--bootstrap "+joinAddr(nd.Addrs())).
+			Msg("no bootstrap peers: starting a new run; other miners and validators join it through this miner")
+	}
 	warnIfNotMember(nd.ID(), cfg.Swarm.Members, cfg.Swarm.Validators, book)
 	trainDS, valDS, err := openTrainData(ctx, cfg.Train)
 	if err != nil {
@@ -158,6 +163,20 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 	defer m.Close()
 	ran = true // Run's stop event says how it ended
 	return m.Run(ctx)
+}
+
+// joinAddr is the address that others on the network should bootstrap
+// from: the first (QUIC first) that is not a loopback address, if any.
+func joinAddr(addrs []string) string {
+	for _, a := range addrs {
+		if !strings.HasPrefix(a, "/ip4/127.") && !strings.HasPrefix(a, "/ip6/::1/") {
+			return a
+		}
+	}
+	if len(addrs) > 0 {
+		return addrs[0]
+	}
+	return ""
 }
 
 // warnIfNotMember warns when this peer is missing from its allowlisted

@@ -15,6 +15,7 @@ import (
 	"github.com/dtrain-dev/dtrain/node/epoch/epochnet"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
 	"github.com/dtrain-dev/dtrain/node/progress"
+	"github.com/rs/zerolog"
 )
 
 // heartbeat is how often a miner repeats its progress report. A peer
@@ -38,7 +39,7 @@ type driver struct {
 	mach *epoch.Machine
 	ctx  context.Context // ends with Run: the loop and its work
 	// runCtx is Run's own context: hub uploads run under it, so a run that
-	// ends at max_steps or max_minutes still finishes its last upload
+	// ends at max_epochs or max_minutes still finishes its last upload
 	// (Run waits for it), while a cancelled run cuts it.
 	runCtx context.Context
 	work   sync.WaitGroup
@@ -70,8 +71,9 @@ type driver struct {
 	mean              []float32 // the last round's mean
 	ev                EpochEvent
 	trainEnd          time.Time
-	finished          bool   // max_steps or max_minutes reached
+	finished          bool   // max_epochs or max_minutes reached
 	stopped           string // why it finished (Miner.finished)
+	alone             bool   // the last epoch was applied alone
 }
 
 // othersProgress is what the other peers at the miner's epoch had trained
@@ -109,7 +111,7 @@ func (m *Miner) machineConfig() epoch.Config {
 }
 
 // loop runs the epoch protocol from the miner's current state (d.params,
-// offered with d.hash) until max_steps, max_minutes or ctx ends.
+// offered with d.hash) until max_epochs, max_minutes or ctx ends.
 func (d *driver) loop(in <-chan epochnet.Inbound) error {
 	acts := d.mach.Start(clock(), d.m.epoch, d.hash)
 	for {
@@ -232,6 +234,7 @@ func (d *driver) act(a epoch.Action) error {
 		}
 		d.average(a)
 	case epoch.Apply:
+		d.alone = false
 		d.ev.Contributors = a.Contributors
 		m.cheat.applied(d.mean)
 		err := m.checkMean(d.mean, d.vec, d.ev.Samples)
@@ -247,7 +250,14 @@ func (d *driver) act(a epoch.Action) error {
 		return err
 	case epoch.ApplyAlone:
 		d.ev.Contributors, d.ev.Alone = 1, a.Reason
-		m.log.Warn().Str("reason", a.Reason).Uint64("epoch", a.Epoch).Msg("no other miner is live: applying this miner's own update alone")
+		// Said once while alone (a new run's first miner is alone until
+		// others join), not every epoch.
+		lvl := zerolog.InfoLevel
+		if d.alone {
+			lvl = zerolog.DebugLevel
+		}
+		d.alone = true
+		m.log.WithLevel(lvl).Str("reason", a.Reason).Uint64("epoch", a.Epoch).Msg("no other miner is live: applying this miner's own update alone, epoch after epoch until others join")
 		return d.advance(d.vec)
 	case epoch.Restore:
 		return d.restore(a)
@@ -301,6 +311,7 @@ func (d *driver) advance(mean []float32) error {
 	d.params, d.hash = params, hash
 	d.ev.ParamHash = shortHash(hash)
 	d.ev.SyncTime = time.Since(d.trainEnd)
+	m.saveModel(hash)
 	d.ev.Tokens = m.tokens
 	if m.opts.Val != nil && m.cfg.Swarm.EvalEvery > 0 && m.epoch%uint64(m.cfg.Swarm.EvalEvery) == 0 {
 		if d.ev.ValLoss, err = m.heldOutLoss(); err != nil {

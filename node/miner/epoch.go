@@ -40,8 +40,8 @@ func (m *Miner) localWork(ctx context.Context, start []float32, lane *epochLane,
 	return vec, loss, samples, err
 }
 
-// innerSteps takes swarm.inner_steps local AdamW steps (fewer if ctx ends,
-// max_steps is reached or the others finish the epoch first) and returns
+// innerSteps takes swarm.inner_steps local AdamW steps (fewer if ctx ends
+// or the others finish the epoch first) and returns
 // the mean loss and the samples. The learning-rate schedule and m.step
 // count whole epochs (m.step advances by inner_steps in apply), so miners
 // that took different numbers of steps still hold the same state.
@@ -49,7 +49,7 @@ func (m *Miner) innerSteps(ctx context.Context, lane *epochLane, d *driver) (flo
 	var loss float64
 	var samples int64
 	k, steps, began := 0, 0, time.Now()
-	for steps < m.cfg.Swarm.InnerSteps && m.step+steps < m.cfg.Loop.MaxSteps && ctx.Err() == nil {
+	for steps < m.cfg.Swarm.InnerSteps && ctx.Err() == nil {
 		if steps > 0 && d.othersReady.Load() && !m.fullEpochs {
 			// Others have finished the epoch (this miner joined it late,
 			// or is slower): stop here and average what it has, weighted
@@ -177,7 +177,7 @@ func (m *Miner) apply(start, mean []float32) ([]float32, error) {
 		if i := nonFinite(momentum); i >= 0 {
 			return nil, fmt.Errorf("%w: the outer step takes momentum %d to %v", errBadAverage, i, momentum[i])
 		}
-		m.step = min(m.step+m.cfg.Swarm.InnerSteps, m.cfg.Loop.MaxSteps)
+		m.step += m.cfg.Swarm.InnerSteps
 		copy(m.momentum, momentum)
 		return next, m.model.SetParams(next)
 	}

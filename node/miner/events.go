@@ -94,7 +94,7 @@ type ErrorEvent struct {
 type StopEvent struct {
 	Epoch  uint64
 	Step   int
-	Reason string // "max_steps", "max_minutes", "stopped" (its context ended) or "error"
+	Reason string // "max_epochs", "max_minutes", "stopped" (its context ended) or "error"
 	Err    string
 }
 

@@ -63,7 +63,7 @@ func runEvents(t *testing.T, cfg config.Miner, n int) ([][]Event, [][]timedEvent
 
 // TestEvents: two miners that average every epoch report, in order, their
 // start, each epoch's all-reduce round and then the epoch, and their stop
-// at train.max_steps (between them, what they announce and their links'
+// at swarm.max_epochs (between them, what they announce and their links'
 // probes). An epoch's traffic is its round's, which moved
 // bytes both ways; the state an epoch ends with is the one the next
 // starts from.
@@ -80,8 +80,8 @@ func TestEvents(t *testing.T) {
 		if s, ok := evs[0].(StartEvent); !ok || s.Epoch != 0 || s.Resumed || s.Params == 0 || s.Peer == "" {
 			t.Errorf("miner %d: first event %+v, want a fresh start", i, evs[0])
 		}
-		if s, ok := evs[len(evs)-1].(StopEvent); !ok || s.Reason != "max_steps" || s.Err != "" || s.Step != cfg.Loop.MaxSteps {
-			t.Errorf("miner %d: last event %+v, want a stop at max_steps", i, evs[len(evs)-1])
+		if s, ok := evs[len(evs)-1].(StopEvent); !ok || s.Reason != "max_epochs" || s.Err != "" || s.Epoch != cfg.Swarm.MaxEpochs {
+			t.Errorf("miner %d: last event %+v, want a stop at max_epochs", i, evs[len(evs)-1])
 		}
 		var rounds []RoundEvent
 		var prev *EpochEvent
@@ -122,7 +122,7 @@ func TestEvents(t *testing.T) {
 				t.Errorf("miner %d: unexpected %s event %+v", i, ev.Kind(), ev)
 			}
 		}
-		if want := cfg.Loop.MaxSteps / cfg.Swarm.InnerSteps; epochs != want {
+		if want := int(cfg.Swarm.MaxEpochs); epochs != want {
 			t.Errorf("miner %d: %d epoch events, want %d", i, epochs, want)
 		}
 	}
@@ -130,10 +130,10 @@ func TestEvents(t *testing.T) {
 
 // TestMaxMinutes: a miner trains no epoch that starts after
 // train.max_minutes have passed: at most the epoch it was in then ends
-// later, and it stops, saying why, far short of max_steps.
+// later, and it stops, saying why, far short of max_epochs.
 func TestMaxMinutes(t *testing.T) {
 	cfg := tinyMiner("diloco")
-	cfg.Loop.MaxSteps = 3000
+	cfg.Swarm.MaxEpochs = 1000
 	cfg.Loop.MaxMinutes = 0.1
 	_, timed, begun, errs := runEvents(t, cfg, 2)
 	for i, evs := range timed {
@@ -156,7 +156,7 @@ func TestMaxMinutes(t *testing.T) {
 		}
 		last, ok := evs[len(evs)-1].ev.(StopEvent)
 		t.Logf("miner %d: %d epochs before its deadline, %d after; %+v", i, before, after, evs[len(evs)-1].ev)
-		if !ok || last.Reason != "max_minutes" || after > 1 || last.Step >= cfg.Loop.MaxSteps {
+		if !ok || last.Reason != "max_minutes" || after > 1 || last.Epoch >= cfg.Swarm.MaxEpochs {
 			t.Errorf("miner %d: %d epochs ended after its deadline, then %+v; want at most one, then a stop at max_minutes",
 				i, after, evs[len(evs)-1].ev)
 		}

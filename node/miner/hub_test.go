@@ -18,7 +18,7 @@ func TestHubPublishAndFallback(t *testing.T) {
 	srv := hubtest.New(t)
 	t.Setenv("HF_HUB_CACHE", t.TempDir())
 	cfg := tinyMiner("diloco")
-	cfg.Loop.MaxSteps = 9 // 3 epochs: the first miner publishes epoch 2, the second starts there and ends at 3
+	cfg.Swarm.MaxEpochs = 3 // the first miner publishes epoch 2, the second starts there and ends at 3
 	cfg.Swarm.MinGroup, cfg.Swarm.MatchSeconds = 1, 1
 	cfg.Hub.Repo, cfg.Hub.Endpoint, cfg.Hub.UploadEvery = "org/tiny", srv.URL(), 2
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -229,9 +229,10 @@ func (m *Miner) Close() {
 	}
 }
 
-// Run trains epoch after epoch until train.max_steps local steps are done,
-// the epoch in which train.max_minutes pass ends, or ctx ends (then it
-// returns nil). It runs the epoch protocol of node/epoch: this goroutine
+// Run trains epoch after epoch until ctx ends (then it returns nil), the
+// run reaches epoch swarm.max_epochs, or the epoch in which
+// train.max_minutes pass ends; with neither set it runs until stopped
+// (train.max_steps is only the learning-rate schedule's length). It runs the epoch protocol of node/epoch: this goroutine
 // owns the protocol's Machine and carries out its actions, the work they
 // start (training, all-reduce rounds, state loads) runs in goroutines that
 // end with ctx. Its last event is a StopEvent.
@@ -308,12 +309,12 @@ func (m *Miner) Run(ctx context.Context) (err error) {
 	return d.loop(in)
 }
 
-// finished says why the miner should train no further ("max_steps",
-// "max_minutes"), or "" while it should.
+// finished says why the miner should train no further ("max_epochs",
+// "max_minutes"), or "" while it should: with neither set, never.
 func (m *Miner) finished() string {
 	switch lc := m.cfg.Loop; {
-	case m.step >= lc.MaxSteps:
-		return "max_steps"
+	case m.cfg.Swarm.MaxEpochs > 0 && m.epoch >= m.cfg.Swarm.MaxEpochs:
+		return "max_epochs"
 	case lc.MaxMinutes > 0 && time.Since(m.started).Minutes() >= lc.MaxMinutes:
 		return "max_minutes"
 	}

@@ -45,12 +45,12 @@ func tinyMiner(mode string) config.Miner {
 	c.Data.SeqLen = 8
 	c.Optim.LR, c.Optim.MinLR, c.Optim.WarmupSteps = 1e-2, 1e-3, 2
 	c.Loop = config.Loop{MaxSteps: 12, BatchTokens: 32, MicroBatch: 4, EvalTokens: 64, KeepCheckpoints: 1, LogEvery: 1}
-	c.Swarm.Mode, c.Swarm.InnerSteps = mode, 3
+	c.Swarm.Mode, c.Swarm.InnerSteps, c.Swarm.MaxEpochs = mode, 3, 4
 	c.Swarm.MatchSeconds, c.Swarm.RoundSeconds = 10, 30
 	if mode == "gradients" {
 		// About a second of the three test miners' micro-batches, so that
 		// their progress reports, not each one's own count, end the epoch.
-		c.Loop.MaxSteps, c.Swarm.TargetBatchSize = 5, 480
+		c.Loop.MaxSteps, c.Swarm.MaxEpochs, c.Swarm.TargetBatchSize = 5, 5, 480
 	}
 	return c
 }
@@ -322,7 +322,7 @@ func checkSwarm(t *testing.T, events [][]EpochEvent, epochs int) {
 // parameters as the others after every epoch.
 func TestLateJoinerCatchesUp(t *testing.T) {
 	cfg := tinyMiner("diloco")
-	cfg.Loop.MaxSteps = 24 // 8 epochs of 3 inner steps
+	cfg.Swarm.MaxEpochs = 8
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	h := newHarness(t, ctx, cfg)
@@ -372,7 +372,7 @@ func TestLateJoinerCatchesUp(t *testing.T) {
 // the swarm's newer state from peers and averages with them again.
 func TestKilledMinerRestarts(t *testing.T) {
 	cfg := tinyMiner("diloco")
-	cfg.Loop.MaxSteps = 120 // 40 epochs of 3 inner steps
+	cfg.Swarm.MaxEpochs = 40
 	cfg.Swarm.MatchSeconds = 3
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -131,7 +131,7 @@ func recomputeLane(cfg config.Miner, order data.Order, peer string, epoch, sampl
 func TestObserverRecomputesBatches(t *testing.T) {
 	for _, c := range []struct {
 		mode   string
-		epochs int // tinyMiner's max_steps in epochs
+		epochs int // tinyMiner's max_epochs
 	}{{"diloco", 4}, {"gradients", 5}} {
 		t.Run(c.mode, func(t *testing.T) { observeSwarm(t, tinyMiner(c.mode), c.epochs) })
 	}

@@ -1,14 +1,18 @@
 package miner
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/dtrain-dev/dtrain/node/state"
+	"github.com/dtrain-dev/dtrain/node/train"
 	"github.com/dtrain-dev/dtrain/torch"
 )
 
@@ -70,6 +74,45 @@ func (m *Miner) loadState(blob []byte) ([]float32, error) {
 	}
 	m.epoch, m.step = s.Epoch, s.Step
 	return s.Params, nil
+}
+
+// keepModels is how many of its model checkpoints a miner keeps.
+const keepModels = 2
+
+// modelInfo is what a miner writes beside its model checkpoint's HF files.
+type modelInfo struct {
+	Run       string `json:"run_id"`
+	Epoch     uint64 `json:"epoch"`
+	Step      int    `json:"step"`
+	StateHash string `json:"state_hash"` // the full hash of the state the model is part of
+	Saved     string `json:"saved"`
+}
+
+// ModelInfoFile is the modelInfo in a miner's model checkpoint.
+const ModelInfoFile = "miner.json"
+
+// saveModel keeps the model, the state of hash, as an HF checkpoint in
+// out_dir every swarm.save_model_every epochs. A failure is logged and
+// reported, never fatal: the state checkpoint is what the miner resumes
+// from.
+func (m *Miner) saveModel(hash [32]byte) {
+	every := uint64(m.cfg.Swarm.SaveModelEvery)
+	if every == 0 || m.epoch%every != 0 {
+		return
+	}
+	began := time.Now()
+	info, err := json.Marshal(modelInfo{Run: m.cfg.RunID, Epoch: m.epoch, Step: m.step, StateHash: hex.EncodeToString(hash[:]),
+		Saved: began.UTC().Format(time.RFC3339)})
+	dir := ""
+	if err == nil {
+		dir, err = train.SaveModelCheckpoint(m.cfg.OutDir, m.step, m.model, map[string][]byte{ModelInfoFile: info}, keepModels)
+	}
+	if err != nil {
+		m.log.Warn().Err(err).Uint64("epoch", m.epoch).Msg("could not save the model checkpoint")
+		m.event(ErrorEvent{Epoch: m.epoch, Op: "save model", Err: err.Error()})
+		return
+	}
+	m.log.Debug().Str("dir", dir).Uint64("epoch", m.epoch).Dur("took", time.Since(began)).Msg("model saved")
 }
 
 // checkpointPath is where a miner keeps its latest epoch state.

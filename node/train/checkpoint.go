@@ -47,6 +47,11 @@ func writeCheckpoint(final string, fill func(dir string) error) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
+	// MkdirTemp makes it 0700; a checkpoint is as readable as its files
+	// (0644), so that a container's root writes what the host user reads.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	if err := fill(tmp); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", final, err)
 	}
@@ -125,11 +130,58 @@ func Checkpoints(out string) ([]string, error) {
 	return dirs, nil
 }
 
+// SaveModelCheckpoint writes m as an HF checkpoint (config.json,
+// model.safetensors, and extra's files) of step in out's checkpoints, the
+// way the trainer writes its own (atomically, then latest names it), and
+// keeps the newest keep. A miner keeps its latest model this way, so that
+// generate and eval read a miner's out_dir as they read a trainer's.
+func SaveModelCheckpoint(out string, step int, m *torch.Model, extra map[string][]byte, keep int) (string, error) {
+	dir := CheckpointDir(out, step)
+	err := writeCheckpoint(dir, func(tmp string) error {
+		if err := torch.SaveModel(tmp, m); err != nil {
+			return err
+		}
+		for name, b := range extra {
+			if err := torch.WriteFileAtomic(filepath.Join(tmp, name), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return dir, prune(out, keep)
+}
+
 // ResolveCheckpoint turns what a user names into a model directory: a
-// checkpoint directory itself, or a run's out_dir (its latest checkpoint).
+// checkpoint directory itself, a run's out_dir or its checkpoints
+// directory (the latest checkpoint), or the latest file that names it.
 func ResolveCheckpoint(path string) (string, error) {
 	if _, err := os.Stat(filepath.Join(path, torch.ConfigFile)); err == nil {
 		return path, nil
+	}
+	switch st, err := os.Stat(path); {
+	case err != nil:
+		return "", fmt.Errorf("checkpoint: %w", err)
+	case !st.IsDir():
+		// checkpoints/latest: a text file naming the newest checkpoint
+		// beside it.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("checkpoint: %w", err)
+		}
+		name := strings.TrimSpace(string(b))
+		dir := filepath.Join(filepath.Dir(path), name)
+		if name == "" || strings.ContainsAny(name, "/\\") || len(b) > 256 {
+			return "", fmt.Errorf("%s is neither a checkpoint directory nor a latest file naming one", path)
+		}
+		if _, err := os.Stat(filepath.Join(dir, torch.ConfigFile)); err != nil {
+			return "", fmt.Errorf("%s names %s, which is no checkpoint: %w", path, dir, err)
+		}
+		return dir, nil
+	case filepath.Base(filepath.Clean(path)) == checkpointsDir:
+		path = filepath.Dir(filepath.Clean(path))
 	}
 	dirs, err := Checkpoints(path)
 	if err != nil {

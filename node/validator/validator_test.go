@@ -32,7 +32,7 @@ func tinyRun() config.Miner {
 	c.Data.SeqLen = 8
 	c.Optim.LR, c.Optim.MinLR, c.Optim.WarmupSteps = 1e-2, 1e-3, 2
 	c.Loop = config.Loop{MaxSteps: 240, BatchTokens: 32, MicroBatch: 4, EvalTokens: 64, KeepCheckpoints: 1, LogEvery: 1}
-	c.Swarm.Mode, c.Swarm.InnerSteps = "diloco", 60
+	c.Swarm.Mode, c.Swarm.InnerSteps, c.Swarm.MaxEpochs = "diloco", 60, 4
 	c.Swarm.MatchSeconds, c.Swarm.RoundSeconds = 10, 30
 	return c
 }

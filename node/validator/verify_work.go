@@ -93,7 +93,6 @@ type workRules struct {
 	accum      int
 	seqLen     int
 	innerSteps int
-	maxSteps   int
 }
 
 // WorkOptions configures NewWorkCheck.
@@ -158,7 +157,7 @@ func NewWorkCheck(run config.Miner, ds *data.Dataset, src StateSource, o WorkOpt
 		rules: workRules{run: run.RunID, ds: ds, order: order,
 			sched: train.Schedule{LR: run.Optim.LR, MinLR: run.Optim.MinLR, Warmup: run.Optim.WarmupSteps, Total: run.Loop.MaxSteps},
 			adamw: train.AdamWConfig(run.Optim), micro: run.Loop.MicroBatch, accum: max(1, run.AccumSteps()),
-			seqLen: run.Data.SeqLen, innerSteps: run.Swarm.InnerSteps, maxSteps: run.Loop.MaxSteps},
+			seqLen: run.Data.SeqLen, innerSteps: run.Swarm.InnerSteps},
 		states: src, every: uint64(max(1, o.Every)), log: o.Log, val: o.Val, valWindows: max(1, o.ValWindows),
 	}
 	if o.Seed != 0 {
@@ -290,10 +289,7 @@ func (w *WorkCheck) epoch(ctx context.Context, e uint64) (verify.Epoch, error) {
 		return verify.Epoch{}, err
 	}
 	r := w.rules
-	steps := min(r.innerSteps, r.maxSteps-st.Step)
-	if steps < 1 {
-		return verify.Epoch{}, fmt.Errorf("the run's %d steps are done at step %d", r.maxSteps, st.Step)
-	}
+	steps := r.innerSteps
 	lr := make([]float64, steps)
 	for t := range lr {
 		lr[t] = r.sched.At(st.Step + t)
