@@ -120,8 +120,8 @@ func benchData(c *cli.Context) error {
 		return json.NewEncoder(c.App.Writer).Encode(r)
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "%s: %d documents, %.1f MB, %d tokens (%.2f tokens/byte); tokenizer loads in %.2fs\n",
-		r.In, r.Documents, float64(r.Bytes)/1e6, r.Tokens, float64(r.Tokens)/float64(r.Bytes), r.TokenizerLoad)
+	fmt.Fprintf(w, "%s: %d documents, %s, %d tokens (%.2f tokens/byte); tokenizer loads in %.2fs\n",
+		r.In, r.Documents, humanBytes(r.Bytes), r.Tokens, float64(r.Tokens)/float64(r.Bytes), r.TokenizerLoad)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "stage\tworkers\tMB/s\ttokens/s\tvs training at %.0f tokens/s\t\n", train)
 	for _, x := range r.Rates {

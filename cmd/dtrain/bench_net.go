@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -27,7 +27,7 @@ func benchNetCommand() *cli.Command {
 		Name:  "net",
 		Usage: "libp2p stream goodput on loopback between two processes: QUIC, with TCP as the baseline",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "bytes", Value: "256MB", Usage: "bytes per direction (suffixes KB, MB, GB: powers of 1024)"},
+			&cli.StringFlag{Name: "bytes", Value: "256MiB", Usage: "bytes per direction (KiB, MiB, GiB: powers of 1024; kB, MB, GB: of 1000)"},
 			&cli.BoolFlag{Name: "in-process", Usage: "both hosts in this process instead of a child process"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			&cli.StringFlag{Name: "serve", Hidden: true, Usage: "child mode: serve probes on these comma-separated multiaddrs"},
@@ -196,22 +196,12 @@ func serveBenchNet(ctx context.Context, listen []string) error {
 	return nil
 }
 
-// parseByteSize reads "256MB", "1GB", "4096" (powers of 1024).
+// parseByteSize reads a positive byte count up to 1 TiB: "256MiB" and
+// "1GiB" are powers of 1024, "256MB" powers of 1000, "4096" bytes.
 func parseByteSize(s string) (int64, error) {
-	u := strings.ToUpper(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, suf := range []struct {
-		s string
-		m int64
-	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(u, suf.s) {
-			u, mult = strings.TrimSuffix(u, suf.s), suf.m
-			break
-		}
+	v, err := humanize.ParseBytes(s)
+	if err != nil || v == 0 || v > 1<<40 {
+		return 0, fmt.Errorf("%q is not a positive byte count up to 1TiB (e.g. 256MiB, 1GB, 4096)", s)
 	}
-	v, err := strconv.ParseInt(strings.TrimSpace(u), 10, 64)
-	if err != nil || v <= 0 || v > (1<<40)/mult {
-		return 0, fmt.Errorf("%q is not a positive byte count up to 1TB", s)
-	}
-	return v * mult, nil
+	return int64(v), nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/dtrain-dev/dtrain/torch"
@@ -162,14 +163,6 @@ func humanCount(n int64) string {
 	return fmt.Sprint(n)
 }
 
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+// humanBytes is how dtrain prints a size everywhere: powers of 1024 with
+// IEC units (KiB, MiB, GiB).
+func humanBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }

@@ -105,8 +105,8 @@ func dataPrepare(c *cli.Context) error {
 		Int64("train_tokens", st.TrainTokens).Int64("val_tokens", st.ValTokens).
 		Int("train_shards", st.TrainShards).Int("val_shards", st.ValShards).Bool("val_fallback", st.ValFallback).
 		Dur("took", st.Elapsed).Float64("tokens_per_s", st.TokensPerSecond()).Str("out", opts.Out).Msg("prepared")
-	fmt.Fprintf(c.App.Writer, "prepared %d documents (%.1f MB) from %d files into %s: %d train tokens in %d shards, %d val tokens in %d shards, %.1fs (%.0f tokens/s)\n",
-		st.Documents, float64(st.Bytes)/1e6, st.Files, opts.Out, st.TrainTokens, st.TrainShards, st.ValTokens, st.ValShards,
+	fmt.Fprintf(c.App.Writer, "prepared %d documents (%s) from %d files into %s: %d train tokens in %d shards, %d val tokens in %d shards, %.1fs (%.0f tokens/s)\n",
+		st.Documents, humanBytes(st.Bytes), st.Files, opts.Out, st.TrainTokens, st.TrainShards, st.ValTokens, st.ValShards,
 		st.Elapsed.Seconds(), st.TokensPerSecond())
 	if st.ValFallback {
 		fmt.Fprintf(c.App.Writer, "no document hashed into val; held out the last %d train tokens as val instead\n", st.ValTokens)
@@ -143,12 +143,12 @@ func dataInspect(c *cli.Context) error {
 		counts[f.Format]++
 	}
 	if in.Corpus != nil {
-		_, err := fmt.Fprintf(w, "%d Go source files, %.1f MB\n", len(in.Text), float64(in.Bytes())/1e6)
+		_, err := fmt.Fprintf(w, "%d Go source files, %s\n", len(in.Text), humanBytes(in.Bytes()))
 		return err
 	}
-	fmt.Fprintf(w, "%d text files (%d .txt, %d .jsonl, %d .parquet), %.1f MB; %d token shards; %d files skipped\n",
+	fmt.Fprintf(w, "%d text files (%d .txt, %d .jsonl, %d .parquet), %s; %d token shards; %d files skipped\n",
 		len(in.Text), counts[data.FormatText], counts[data.FormatJSONL], counts[data.FormatParquet],
-		float64(in.Bytes())/1e6, len(in.Shards), len(in.Skipped))
+		humanBytes(in.Bytes()), len(in.Shards), len(in.Skipped))
 	return nil
 }
 

@@ -161,7 +161,7 @@ func (r *swarmReport) line(now time.Time, i int, text string) {
 			from = "the hub"
 		}
 		r.event(now, "state_loaded", fmt.Sprintf("miner %d loaded the state of epoch %d from %s: %s in %.1f s (%.0f MB/s)",
-			i, ep, from, fmtBytes(l.Bytes), took, mbs),
+			i, ep, from, humanBytes(l.Bytes), took, mbs),
 			map[string]any{"miner": i, "epoch": ep, "bytes": l.Bytes, "took_ms": int64(took * 1e3), "mb_per_s": mbs, "donors": l.Donors,
 				"source": l.Source})
 	case l.Event == "announce":
@@ -306,7 +306,7 @@ func (r *swarmReport) printEpoch(now time.Time, e int64, a *epochAgg) {
 		agree += fmt.Sprintf(" (dropped: miner %s)", joinInts(l.Dropped))
 	}
 	fmt.Fprintf(r.w, "%6s %5d %10.4f %9s %8s %8.2f s %9s %6s  %s\n",
-		fmtClock(r.since(now)), e, l.Loss, val, fmtCount(l.Tokens), float64(l.SyncMS)/1e3, fmtBytes(l.BytesSent),
+		fmtClock(r.since(now)), e, l.Loss, val, fmtCount(l.Tokens), float64(l.SyncMS)/1e3, humanBytes(l.BytesSent),
 		fmt.Sprintf("%d/%d", l.Contributors, l.Reports), agree)
 }
 

@@ -90,7 +90,7 @@ func (r *swarmReport) summary(now time.Time, why string) {
 		epochs = "epoch"
 	}
 	fmt.Fprintf(w, "\nsummary (%s): %d swarm %s in %s; %s tokens trained (%s tokens/s); %s sent by all-reduce\n",
-		why, s.Epochs, epochs, el.Round(time.Second), fmtCount(s.Tokens), fmtCount(int64(s.TokensPerS)), fmtBytes(s.BytesSent))
+		why, s.Epochs, epochs, el.Round(time.Second), fmtCount(s.Tokens), fmtCount(int64(s.TokensPerS)), humanBytes(s.BytesSent))
 	if s.FirstValEp >= 0 {
 		fmt.Fprintf(w, "held-out loss: %.4f at epoch %d -> %.4f at epoch %d\n", s.FirstVal, s.FirstValEp, s.LastVal, s.LastValEpch)
 	}
@@ -140,7 +140,7 @@ func (r *swarmReport) summary(now time.Time, why string) {
 			link = fmt.Sprintf("%s/%s", fmtRate(m.UpMbps), fmtRate(m.DownMbps))
 		}
 		fmt.Fprintf(w, "%5d  %-20s %6d %8s %9s %9s %15s%s  %s\n", m.Miner, shortPeer(m.Peer), m.Epochs, fmtCount(m.Tokens),
-			fmtBytes(m.BytesSent), val, link, wcol(m), strings.Join(notes, ", "))
+			humanBytes(m.BytesSent), val, link, wcol(m), strings.Join(notes, ", "))
 	}
 	if r.logs != "" {
 		fmt.Fprintf(w, "logs: %s\n", r.logs)
@@ -183,18 +183,6 @@ func fmtRate(mbps float64) string {
 		return strconv.FormatFloat(mbps, 'f', 1, 64)
 	}
 	return strconv.FormatFloat(mbps, 'f', 2, 64)
-}
-
-func fmtBytes(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func joinInts(v []int) string {

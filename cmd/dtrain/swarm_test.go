@@ -93,21 +93,21 @@ func TestSwarmReportEpochLines(t *testing.T) {
 	got := out.String()
 	t.Log("\n" + got)
 	for _, want := range []string{
-		"  0:06     0     9.5000    8.0000     2000     0.50 s    3.0 MB    2/2  agree\n",
-		"  0:12     1     6.5000    6.0000     4000     0.20 s    1.0 MB    2/2  2 versions (alone: miner 2)\n",
+		"  0:06     0     9.5000    8.0000     2000     0.50 s   2.9 MiB    2/2  agree\n",
+		"  0:12     1     6.5000    6.0000     4000     0.20 s   977 KiB    2/2  2 versions (alone: miner 2)\n",
 		"  0:13  * miner 2: hub publish: 403 Forbidden\n",
 		"  0:13  * miner 2 resumed from its checkpoint at epoch 2\n",
 		"  0:16     2     5.0000    5.0000     5000     0.00 s       0 B    1/1  agree (alone: miner 1)\n",
-		"  0:20  * miner 3 loaded the state of epoch 3 from 1 peer(s): 27.0 MB in 1.5 s (18 MB/s)\n",
-		"  0:23     3     4.5000    4.7500     7000     0.10 s    2.0 MB    2/2  agree\n",
+		"  0:20  * miner 3 loaded the state of epoch 3 from 1 peer(s): 26 MiB in 1.5 s (18 MB/s)\n",
+		"  0:23     3     4.5000    4.7500     7000     0.10 s   1.9 MiB    2/2  agree\n",
 		"  0:51     4     4.0000    4.5000     8000     0.00 s       0 B    1/1  agree (alone: miner 3)\n",
 		"5 swarm epochs in 1m0s; 8000 tokens trained",
 		"held-out loss: 8.0000 at epoch 0 -> 4.5000 at epoch 4",
 		"  0:05  * miner 1 probed its link with 1 peer(s): up 190 Mbit/s, down 188 Mbit/s\n",
 		"miner  peer                 epochs   tokens      sent  held-out  up/down Mbit/s  notes\n",
-		"    1  12D3KooWpeer1             4     4000    3.0 MB    4.7500         180/179  \n",
-		"    2  12D3KooWpeer2             2     2000    2.0 MB    6.0000               -  client (reduces no span)\n",
-		"    3  12D3KooWpeer3             2     2000    1.0 MB    4.5000               -  joined late, loaded state 1×\n",
+		"    1  12D3KooWpeer1             4     4000   2.9 MiB    4.7500         180/179  \n",
+		"    2  12D3KooWpeer2             2     2000   1.9 MiB    6.0000               -  client (reduces no span)\n",
+		"    3  12D3KooWpeer3             2     2000   977 KiB    4.5000               -  joined late, loaded state 1×\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q", want)
