@@ -137,11 +137,7 @@ func (m Miner) Validate() error {
 	if len(m.Net.Listen) == 0 {
 		c.fail("net.listen", "must name at least one address", m.Net.Listen)
 	}
-	for _, a := range append(append([]string(nil), m.Net.Listen...), m.Net.Bootstrap...) {
-		if !strings.HasPrefix(a, "/") {
-			c.fail("net", "addresses are multiaddrs such as /ip4/1.2.3.4/udp/4001/quic-v1", a)
-		}
-	}
+	m.Net.validate(&c)
 	return errors.Join(c.errs...)
 }
 

@@ -236,11 +236,7 @@ func (v Validator) Validate() error {
 	if len(v.Net.Listen) == 0 {
 		c.fail("net.listen", "must name at least one address", v.Net.Listen)
 	}
-	for _, a := range append(append([]string(nil), v.Net.Listen...), v.Net.Bootstrap...) {
-		if !strings.HasPrefix(a, "/") {
-			c.fail("net", "addresses are multiaddrs such as /ip4/1.2.3.4/udp/4001/quic-v1", a)
-		}
-	}
+	v.Net.validate(&c)
 	return errors.Join(c.errs...)
 }
 
