@@ -1,8 +1,12 @@
 package config
 
 import (
+	"fmt"
+	"os"
 	"reflect"
 	"slices"
+
+	"github.com/BurntSushi/toml"
 )
 
 // schema is what one role's config file may hold: the keys of its struct
@@ -69,4 +73,28 @@ func (s schema) doc(key, fieldDoc string) string {
 // refusal is the error for a key the role refuses.
 func (s schema) refusal(key string) *FieldError {
 	return &FieldError{Key: key, Reason: "not read by a " + s.name + ": " + s.refused[key]}
+}
+
+// RolesFor lists, in the order of Roles, the roles whose config file has
+// every key of the TOML file at path (a key a role refuses counts as one it
+// lacks), so that a check under the wrong role can say which role the file
+// is for. Values are not checked.
+func RolesFor(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, tomlError(path, string(data), err)
+	}
+	var fit []string
+	for _, s := range []schema{trainSchema, minerSchema, validatorSchema} {
+		unknown, mistyped := checkTable("", raw, s.root, s)
+		refusedMistyped := slices.ContainsFunc(mistyped, func(e *FieldError) bool { _, ok := s.refused[e.Key]; return ok })
+		if len(unknown) == 0 && !refusedMistyped {
+			fit = append(fit, s.name)
+		}
+	}
+	return fit, nil
 }
