@@ -172,11 +172,27 @@ func (t *trainer) load(dir string, dev torch.Device) error {
 		return err
 	}
 	if old, err := os.ReadFile(filepath.Join(dir, ConfigCopy)); err == nil && !bytes.Equal(old, t.cfgTOML) {
-		t.log.Warn().Str("checkpoint", dir).Msg("the configuration differs from the one this checkpoint was trained with: the run will not follow the uninterrupted trajectory")
+		t.warnConfigChanges(dir, old)
 	}
 	t.state = st
 	t.log.Info().Str("checkpoint", dir).Int("step", st.Step).Int64("tokens", st.Tokens).Msg("resumed")
 	return nil
+}
+
+// warnConfigChanges logs each key whose value differs between the
+// checkpoint's copy of the config (old) and the running one, so that an
+// operator sees what a resume changes; a copy it cannot read gets one
+// warning without keys.
+func (t *trainer) warnConfigChanges(dir string, old []byte) {
+	const msg = "the configuration differs from the one this checkpoint was trained with: the run will not follow the uninterrupted trajectory"
+	changes, err := config.DiffTrainTOML(old, t.cfgTOML)
+	if err != nil {
+		t.log.Warn().Err(err).Str("checkpoint", dir).Msg(msg)
+		return
+	}
+	for _, c := range changes {
+		t.log.Warn().Str("checkpoint", dir).Str("key", c.Key).Str("was", c.Old).Str("now", c.New).Msg(msg)
+	}
 }
 
 func (t *trainer) adamw() torch.AdamWConfig { return AdamWConfig(t.cfg.Optim) }
