@@ -59,7 +59,9 @@ type Option func(*Client)
 func WithEndpoint(u string) Option { return func(c *Client) { c.setEndpoint(u) } }
 
 // WithToken sets the access token (default $HF_TOKEN, else
-// $HUGGING_FACE_HUB_TOKEN). An empty token sends no Authorization header.
+// $HUGGING_FACE_HUB_TOKEN, else the token `huggingface-cli login` saved in
+// $HF_TOKEN_PATH or $HF_HOME/token, by default ~/.cache/huggingface/token).
+// An empty token sends no Authorization header.
 // The token goes only to the endpoint's host, over https (or plain http to
 // a loopback address), and is dropped on any redirect elsewhere.
 func WithToken(t string) Option { return func(c *Client) { c.token = t } }
@@ -86,7 +88,7 @@ func WithRetry(attempts int, backoff time.Duration) Option {
 // New returns a Client configured from the environment, then opts.
 func New(opts ...Option) (*Client, error) {
 	c := &Client{
-		token:           firstNonEmpty(os.Getenv("HF_TOKEN"), os.Getenv("HUGGING_FACE_HUB_TOKEN")),
+		token:           defaultToken(),
 		cacheDir:        defaultCacheDir(),
 		http:            &http.Client{},
 		requestTimeout:  30 * time.Second,
