@@ -14,6 +14,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/dash"
 	"github.com/dtrain-dev/dtrain/node/miner"
 	"github.com/dtrain-dev/dtrain/node/roster"
 	"github.com/dtrain-dev/dtrain/torch"
@@ -29,6 +30,7 @@ func minerCommand() *cli.Command {
 			"load, error, stop) go to out_dir/metrics.jsonl, and --metrics-addr serves dtrain_miner_* metrics.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration file"},
+			setFlag(),
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "override net.bootstrap (repeatable)"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "override net.listen (repeatable)"},
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
@@ -45,7 +47,8 @@ func minerCommand() *cli.Command {
 	}
 }
 
-// minerConfig loads --config (or the defaults) and applies the overrides.
+// minerConfig loads --config (or the defaults) and applies the overrides:
+// the DTRAIN_ variables, then --set, then the dedicated flags.
 func minerConfig(c *cli.Context) (config.Miner, error) {
 	cfg := config.DefaultMiner()
 	if p := c.String("config"); p != "" {
@@ -53,6 +56,9 @@ func minerConfig(c *cli.Context) (config.Miner, error) {
 		if cfg, err = config.LoadMiner(p); err != nil {
 			return cfg, err
 		}
+	}
+	if err := applyOverrides(c, &cfg); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	if c.IsSet("bootstrap") {
 		cfg.Net.Bootstrap = c.StringSlice("bootstrap")
@@ -161,6 +167,10 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 		return err
 	}
 	defer m.Close()
+	obs.board.SetLive(func() dash.Live {
+		l := m.Live()
+		return dash.Live{Peers: l.Peers, SwarmEpoch: l.SwarmEpoch, Epoch: l.Epoch, Phase: l.Phase}
+	})
 	ran = true // Run's stop event says how it ended
 	return m.Run(ctx)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/dash"
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/metrics"
 	"github.com/dtrain-dev/dtrain/node/miner"
@@ -135,6 +137,20 @@ func TestMinerMetrics(t *testing.T) {
 	if got[`dtrain_miner_epoch{run="metrics-test"}`] < 1 || got[`dtrain_miner_tokens_trained_total{run="metrics-test"}`] <= 0 ||
 		got[`dtrain_miner_peers{run="metrics-test"}`] != 0 {
 		t.Errorf("after an epoch applied alone: %v", got)
+	}
+	// dtrain status reads the same miner's /api/status.
+	out, err := run(t, "status", "--addr", addr, "--json")
+	must(t, err)
+	var st dash.Status
+	must(t, json.Unmarshal([]byte(out), &st))
+	if st.Role != "miner" || st.Run != "metrics-test" || st.Live == nil || st.Live.Epoch < 1 || st.Live.Peers != 0 || st.UptimeS <= 0 {
+		t.Errorf("dtrain status --json: %s", out)
+	}
+	out, err = run(t, "status", "--addr", "http://"+addr)
+	must(t, err)
+	t.Logf("dtrain status:\n%s", out)
+	if !strings.Contains(out, "miner ") || !strings.Contains(out, `run "metrics-test"`) || !strings.Contains(out, "0 peers connected") {
+		t.Errorf("dtrain status:\n%s", out)
 	}
 	select {
 	case err := <-done:

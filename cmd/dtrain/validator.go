@@ -10,6 +10,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/config"
+	"github.com/dtrain-dev/dtrain/node/dash"
 	"github.com/dtrain-dev/dtrain/node/validator"
 	"github.com/dtrain-dev/dtrain/torch"
 )
@@ -24,6 +25,7 @@ func validatorCommand() *cli.Command {
 			"With verify.run_config naming the miners' config file, it checks the work behind diloco updates (node/verify).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration file"},
+			setFlag(),
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "override net.bootstrap (repeatable)"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "override net.listen (repeatable)"},
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
@@ -34,7 +36,7 @@ func validatorCommand() *cli.Command {
 }
 
 // validatorConfig loads --config (or the defaults) and applies the
-// overrides.
+// overrides: the DTRAIN_ variables, then --set, then the dedicated flags.
 func validatorConfig(c *cli.Context) (config.Validator, error) {
 	cfg := config.DefaultValidator()
 	if p := c.String("config"); p != "" {
@@ -42,6 +44,9 @@ func validatorConfig(c *cli.Context) (config.Validator, error) {
 		if cfg, err = config.LoadValidator(p); err != nil {
 			return cfg, err
 		}
+	}
+	if err := applyOverrides(c, &cfg); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	if c.IsSet("bootstrap") {
 		cfg.Net.Bootstrap = c.StringSlice("bootstrap")
@@ -104,6 +109,11 @@ func runValidator(c *cli.Context) error {
 	md := cfg.Model
 	params := torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize))
 	obs.board.SetInfo(cfg.RunID, nd.ID().String(), params, 0)
+	// A validator follows the swarm: its epoch is the swarm's.
+	obs.board.SetLive(func() dash.Live {
+		e := obs.board.Summary().Epoch
+		return dash.Live{Peers: len(nd.Host().Network().Peers()), SwarmEpoch: e, Epoch: e}
+	})
 	obs.write("start", map[string]any{"peer": nd.ID().String()})
 	obs.startWandb(cfg, nd.ID().String())
 	opts := validator.Options{Config: cfg, Node: nd, Log: log.Logger, Roster: book, Events: obs.event}

@@ -12,6 +12,7 @@
 //	GET /api/miners     []MinerRow, by peer id
 //	GET /api/rounds     []RoundRow, the last 50, newest first
 //	GET /api/events     []Note, the last 200, newest first
+//	GET /api/status     Status: an operator's view of this peer (dtrain status)
 //	GET /api/stream     server-sent events: "update" with the board's version after every change
 //	GET /assets/…       the page's CSS and script
 package dash
@@ -119,11 +120,15 @@ type Board struct {
 	changed chan struct{} // closed and replaced at every change
 	now     func() time.Time
 	at      time.Time // the time of the record being applied
+	live    func() Live
+	// up and down are a miner's own link as its last epoch announced it.
+	up, down *float64
+	created time.Time // when this process made the board
 }
 
 // NewBoard returns an empty board of a role.
 func NewBoard(role string) *Board {
-	return &Board{sum: Summary{Role: role}, miners: map[string]*MinerRow{}, changed: make(chan struct{}), now: time.Now}
+	return &Board{sum: Summary{Role: role}, miners: map[string]*MinerRow{}, changed: make(chan struct{}), now: time.Now, created: time.Now()}
 }
 
 // Changed returns the board's version and a channel closed at its next
@@ -212,6 +217,9 @@ func (b *Board) epoch(r record, at time.Time) {
 		p.Tokens = t
 	}
 	b.sum.Tokens = p.Tokens
+	if up, down := r.float("up_mbps"), r.float("down_mbps"); up != nil && down != nil && *up > 0 && *down > 0 {
+		b.up, b.down = up, down
+	}
 	if v, ok := b.val[e]; ok && p.ValLoss == nil {
 		p.ValLoss = &v
 		delete(b.val, e)

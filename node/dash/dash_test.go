@@ -166,3 +166,41 @@ func TestBoardFoldsTrainLog(t *testing.T) {
 		t.Errorf("train points %+v, summary %+v", ps, b.Summary())
 	}
 }
+
+// A miner's status: its own epoch, link and last round from its log, its
+// peers and the swarm's epoch from its live view, its state loads.
+func TestMinerStatus(t *testing.T) {
+	b := NewBoard("miner")
+	for _, l := range []string{
+		`{"time":"2026-12-06T10:00:00Z","event":"start","peer":"M1","params":1000}`,
+		`{"time":"2026-12-06T10:00:02Z","event":"load","epoch":3,"source":"peers"}`,
+		`{"time":"2026-12-06T10:00:05Z","event":"round","epoch":3,"members":2,"contributors":2,"took_s":0.25,"bytes_sent":100,"bytes_received":50}`,
+		`{"time":"2026-12-06T10:00:06Z","event":"epoch","epoch":3,"loss":5.5,"tokens":4000,"up_mbps":180,"down_mbps":190}`,
+	} {
+		b.Apply(rec(t, l))
+	}
+	b.SetLive(func() Live { return Live{Peers: 2, SwarmEpoch: 4, Epoch: 4, Phase: "training"} })
+	srv := httptest.NewServer(Handler(b))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s Status
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Role != "miner" || s.Peer != "M1" || s.Epoch != 3 || s.Tokens != 4000 || s.Live == nil || *s.Live != (Live{Peers: 2, SwarmEpoch: 4, Epoch: 4, Phase: "training"}) {
+		t.Errorf("status %+v", s)
+	}
+	if s.UpMbps == nil || *s.UpMbps != 180 || s.DownMbps == nil || *s.DownMbps != 190 {
+		t.Errorf("link %v/%v, want 180/190", s.UpMbps, s.DownMbps)
+	}
+	if len(s.Rounds) != 1 || s.Rounds[0].Bytes != 150 || len(s.Loads) != 1 || !strings.Contains(s.Loads[0].Text, "epoch 3 from peers") {
+		t.Errorf("rounds %+v, loads %+v", s.Rounds, s.Loads)
+	}
+	if s.LastEvent == nil || s.LastEvent.Kind != "load" {
+		t.Errorf("last event %+v, want the load (rounds and epochs make no note)", s.LastEvent)
+	}
+}

@@ -32,6 +32,7 @@ func Handler(b *Board) http.Handler {
 	mux.HandleFunc("GET /api/miners", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, b.Miners()) })
 	mux.HandleFunc("GET /api/rounds", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, b.Rounds()) })
 	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, b.Notes()) })
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, b.Status()) })
 	mux.HandleFunc("GET /api/stream", h.stream)
 	return mux
 }

@@ -207,6 +207,10 @@ func (m *Machine) Groups() int { return m.groups }
 // Phase is what the Machine is waiting for.
 func (m *Machine) Phase() Phase { return m.phase }
 
+// SwarmEpoch is the swarm's epoch as the live reports make it now
+// (progress.Tracker.SwarmEpoch).
+func (m *Machine) SwarmEpoch(now time.Duration) uint64 { return m.tracker.SwarmEpoch(now) }
+
 // Peers lists the other live peers at epoch, sorted.
 func (m *Machine) Peers(now time.Duration, epoch uint64) []string {
 	return slices.DeleteFunc(m.tracker.Peers(now, epoch), func(p string) bool { return p == m.cfg.Self })

@@ -137,6 +137,7 @@ func (d *driver) loop(in <-chan epochnet.Inbound) error {
 		case g := <-in:
 			acts = d.input(g)
 		case <-timer.C:
+			d.m.live.Store(&Live{SwarmEpoch: d.mach.SwarmEpoch(clock()), Epoch: d.mach.Epoch(), Phase: d.mach.Phase().String()})
 			if d.training {
 				d.mach.SetProgress(d.samples.Load(), math.Float64frombits(d.rateBits.Load()))
 				d.mach.SetLoss(math.Float64frombits(d.lossBits.Load()))

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -107,6 +108,8 @@ type Miner struct {
 	hubHas     *uint64       // the epoch loaded from the hub, if any
 	uploads    sync.WaitGroup
 
+	live atomic.Pointer[Live] // the driver's last view of the swarm
+
 	resumed bool      // New loaded the checkpoint in out_dir
 	started time.Time // when Run began: train.max_minutes counts from here
 	eventMu sync.Mutex
@@ -202,6 +205,27 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	m.audits = p2p.ServeContributions(o.Node, AuditProtocol(cfg.RunID), p2p.AuditOptions{
 		Keep: auditKeep, MaxConcurrent: auditConcurrent, Allow: m.auditor, Log: o.Log})
 	return m, nil
+}
+
+// Live is the miner's view of the swarm at its last heartbeat.
+type Live struct {
+	Peers      int    // peers on the run's gossip
+	SwarmEpoch uint64 // the swarm's epoch as the live reports make it
+	Epoch      uint64 // the epoch the miner's state starts
+	Phase      string // what its epoch waits for (node/epoch Phase)
+}
+
+// Live returns the miner's view of the swarm now: safe to call from any
+// goroutine, while Run runs or after.
+func (m *Miner) Live() Live {
+	var l Live
+	if p := m.live.Load(); p != nil {
+		l = *p
+	}
+	if m.gossip != nil {
+		l.Peers = len(m.gossip.Peers())
+	}
+	return l
 }
 
 // schedule is the learning-rate schedule of the miner's optimizer steps.
