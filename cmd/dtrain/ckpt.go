@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -87,7 +86,7 @@ type optimizerSummary struct {
 
 func ckptInspect(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return errors.New("ckpt inspect: want exactly one checkpoint directory")
+		return usageErrorf("ckpt inspect: want exactly one checkpoint directory, got %q", c.Args().Slice())
 	}
 	dir := c.Args().First()
 	cfg, err := torch.LoadConfig(dir)

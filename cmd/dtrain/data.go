@@ -55,7 +55,7 @@ func dataCommand() *cli.Command {
 
 func dataPrepare(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return fmt.Errorf("data prepare takes no arguments (got %q); use --in and --out", c.Args().Slice())
+		return usageErrorf("data prepare takes no arguments (got %q); use --in and --out", c.Args().Slice())
 	}
 	if n := c.Int64("shard-tokens"); n < 1 {
 		return fmt.Errorf("--shard-tokens must be >= 1, got %d", n)
@@ -116,7 +116,7 @@ func dataPrepare(c *cli.Context) error {
 
 func dataInspect(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return fmt.Errorf("data inspect takes one DIR, FILE or %s after its flags, got %q", data.BuiltinCorpus, c.Args().Slice())
+		return usageErrorf("data inspect takes one DIR, FILE or %s, got %q", data.BuiltinCorpus, c.Args().Slice())
 	}
 	path := c.Args().First()
 	w := c.App.Writer

@@ -58,7 +58,7 @@ func rosterCommand() *cli.Command {
 
 func rosterKey(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return cli.Exit("usage: dtrain roster key FILE", 2)
+		return usageErrorf("usage: dtrain roster key FILE")
 	}
 	k, err := netx.LoadOrCreateKey(c.Args().First())
 	if err != nil {
@@ -163,7 +163,7 @@ func readMembers(path string) ([]string, error) {
 
 func rosterShow(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return cli.Exit("usage: dtrain roster show [--owner ID] FILE", 2)
+		return usageErrorf("usage: dtrain roster show [--owner ID] FILE")
 	}
 	b, err := os.ReadFile(c.Args().First())
 	if err != nil {

@@ -105,7 +105,7 @@ func parseSwarmOptions(c *cli.Context) (swarmOptions, error) {
 	o := swarmOptions{miners: c.Int("miners"), mode: c.String("mode"), dir: c.String("dir"), config: c.String("config"),
 		churn: !c.Bool("no-churn"), json: c.Bool("json"), aggregation: c.String("aggregation"), http: c.String("http")}
 	if c.NArg() > 0 {
-		return o, fmt.Errorf("swarm takes no arguments, got %q", c.Args().Slice())
+		return o, usageErrorf("swarm takes no arguments, got %q", c.Args().Slice())
 	}
 	if err := parseChaosOptions(c, &o); err != nil {
 		return o, err
