@@ -11,13 +11,14 @@ import (
 	"testing"
 )
 
-// run runs the dtrain CLI in-process and returns what it printed.
+// run runs the dtrain CLI in-process, as main does, and returns what it
+// printed.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
-	err := app.Run(append([]string{"dtrain"}, args...))
+	err := runCLI(app, append([]string{"dtrain"}, args...))
 	return out.String(), err
 }
 

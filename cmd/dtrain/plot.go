@@ -28,12 +28,12 @@ func plotCommand() *cli.Command {
 		Description: "RUN_DIR is a train or miner out_dir (its metrics.jsonl) or a `dtrain swarm` work dir (each miner-N/metrics.jsonl,\n" +
 			"and validator-N/weights.jsonl for the weights panel).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Usage: "the PNG to write (also after RUN_DIR)"},
+			&cli.StringFlag{Name: "out", Usage: "the PNG to write"},
 		},
 		Action: func(c *cli.Context) error {
-			in, out, ok := plotArgs(c.Args().Slice(), c.String("out"))
-			if !ok {
-				return cli.Exit("usage: dtrain plot RUN_DIR|metrics.jsonl --out FILE.png", 2)
+			in, out := c.Args().First(), c.String("out")
+			if c.NArg() != 1 || out == "" {
+				return usageErrorf("usage: dtrain plot RUN_DIR|metrics.jsonl --out FILE.png")
 			}
 			runs, weights, err := readPlotLogs(in)
 			if err != nil {
@@ -46,28 +46,6 @@ func plotCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-// plotArgs takes the input and --out from the arguments as given: the
-// flag package stops at the first positional argument, so "RUN_DIR --out
-// FILE" leaves --out among them.
-func plotArgs(args []string, out string) (in, outPath string, ok bool) {
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		switch a := args[i]; {
-		case (a == "--out" || a == "-out") && i+1 < len(args):
-			out = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--out="):
-			out = strings.TrimPrefix(a, "--out=")
-		default:
-			rest = append(rest, a)
-		}
-	}
-	if len(rest) != 1 || out == "" {
-		return "", "", false
-	}
-	return rest[0], out, true
 }
 
 // runSeries is one process's losses by tokens trained: a trainer's steps
