@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/log"
+	"github.com/urfave/cli/v2"
 
 	"github.com/dtrain-dev/dtrain/node/config"
 )
@@ -111,5 +117,117 @@ func TestValidatorConfigInitThenCheck(t *testing.T) {
 	out, err := run(t, "config", "check", "--role", "validator", "--config", path)
 	if err == nil || !strings.Contains(out, "swarm.validator: unknown key") {
 		t.Errorf("config check of a broken validator file: err %v, printed %q", err, out)
+	}
+}
+
+// TestConfigOverridePrecedence: defaults < file < DTRAIN_ variables <
+// --set < the dedicated flags, as config show prints it and as the
+// commands that run a config apply it (each case fails before starting).
+func TestConfigOverridePrecedence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "miner.toml")
+	file := "run_id = \"from-file\"\n[swarm]\nmode = \"diloco\"\ninner_steps = 7\nmin_group = 3\n[train]\nmax_steps = 50\n"
+	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DTRAIN_SWARM_INNER_STEPS", "8")
+	t.Setenv("DTRAIN_TRAIN_MAX_STEPS", "60")
+	t.Setenv("DTRAIN_SWARM_MODE", "gradients")
+	out, err := run(t, "config", "show", "--role", "miner", "--config", path, "--set", "train.max_steps=70",
+		"--set", "net.bootstrap=/ip4/10.0.0.1/tcp/4002/p2p/12D3KooWAbV1V6a9yGG9hAuhBXDAJk1jPnDR8CEdNq3ZrqQpT1Ru,/ip4/10.0.0.2/tcp/4002/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo")
+	if err != nil {
+		t.Fatalf("config show: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"\nrun_id = \"from-file\"\n", "\nmin_group = 3\n", // file over defaults
+		"\ninner_steps = 8\n", "\nmode = \"gradients\"\n", // variables over the file
+		"\nmax_steps = 70\n", // --set over the variables
+		"/ip4/10.0.0.1/tcp/4002/p2p/12D3KooWAbV1V6a9yGG9hAuhBXDAJk1jPnDR8CEdNq3ZrqQpT1Ru\", \"/ip4/10.0.0.2", // a list item per comma
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config show lacks %q:\n%s", want, out)
+		}
+	}
+	for _, k := range []string{"DTRAIN_SWARM_INNER_STEPS", "DTRAIN_TRAIN_MAX_STEPS", "DTRAIN_SWARM_MODE"} {
+		os.Unsetenv(k)
+	}
+
+	for _, tc := range []struct {
+		env, val string
+		args     []string
+		want     string
+	}{
+		{"DTRAIN_PRECISION", "fp16", []string{"train", "--set", "precision=fp8"}, `precision: must be auto, fp32 or bf16 (got "fp8")`},
+		{"", "", []string{"train", "--set", "precision=fp16", "--precision", "fp8"}, `(got "fp8")`},
+		{"DTRAIN_DEVICE", "tpu", []string{"miner", "--set", "device=gpu"}, `device: must be cpu, cuda or cuda:N (got "gpu")`},
+		{"DTRAIN_TRAIN_MAX_STEPS", "abc", []string{"train"}, `$DTRAIN_TRAIN_MAX_STEPS: train.max_steps: want an integer (got "abc")`},
+		{"", "", []string{"miner", "--set", "swarm.mdoe=gradients"}, "--set: swarm.mdoe: unknown key (did you mean swarm.mode?)"},
+		{"", "", []string{"validator", "--set", "verify.windows=2"}, "verify.windows: must be >= 6"},
+		{"", "", []string{"validator", "--set", "net.bootstrap=/ip4/1.2.3.4/udp/4001/quic-v1"}, "net.bootstrap: must list full multiaddrs ending in the peer's id"},
+		{"", "", []string{"config", "check", "--role", "miner", "--config", path, "--set", "swarm.max_group=2"}, "swarm.max_group: must be at least min_group (3)"},
+	} {
+		if tc.env != "" {
+			t.Setenv(tc.env, tc.val)
+		}
+		out, err := run(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error()+out, tc.want) {
+			t.Errorf("%s=%s dtrain %v: err %v (output %q), want %q", tc.env, tc.val, tc.args, err, out, tc.want)
+		}
+		if tc.env != "" {
+			os.Unsetenv(tc.env)
+		}
+	}
+}
+
+// TestConfigCheckGuessesRole: a miner's or validator's file checked
+// without --role is recognized, not reported key by key as unknown.
+func TestConfigCheckGuessesRole(t *testing.T) {
+	dir := t.TempDir()
+	for _, role := range []string{"miner", "validator"} {
+		path := filepath.Join(dir, role+".toml")
+		if _, err := run(t, "config", "init", "--role", role, "--out", path); err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(t, "config", "check", "--config", path)
+		want := "this looks like a " + role + " config: run with --role " + role
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(out, "unknown key") {
+			t.Errorf("config check %s without --role: err %v, output %q; want only %q", role, err, out, want)
+		}
+	}
+	out, err := run(t, "config", "check", "--role", "validator", "--config", filepath.Join(dir, "miner.toml"))
+	if err == nil || !strings.Contains(out, "unknown key") || !strings.Contains(out, "this looks like a miner config: run with --role miner") {
+		t.Errorf("config check --role validator of a miner file: err %v, output %q; want its problems and the hint", err, out)
+	}
+	path := filepath.Join(dir, "shared.toml")
+	if err := os.WriteFile(path, []byte("[net]\nnat = true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "config", "check", "--config", path); err == nil || !strings.Contains(err.Error(), "run with --role miner or --role validator") {
+		t.Errorf("config check of a file both a miner and a validator could read: err %v", err)
+	}
+}
+
+// TestConfigEnvLogged: each key a variable sets is logged with its
+// variable, and the value only where the key does not look secret.
+func TestConfigEnvLogged(t *testing.T) {
+	var buf bytes.Buffer
+	defer func(l zerolog.Logger) { log.Logger = l }(log.Logger)
+	log.Logger = zerolog.New(&buf)
+	t.Setenv("DTRAIN_SWARM_MODE", "gradients")
+	t.Setenv("DTRAIN_NET_KEY_FILE", "/secrets/peer-7.key")
+	cfg := config.DefaultMiner()
+	if err := applyOverrides(cli.NewContext(cli.NewApp(), flag.NewFlagSet("test", flag.ContinueOnError), nil), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	logged := buf.String()
+	for _, want := range []string{`"key":"swarm.mode","env":"DTRAIN_SWARM_MODE","value":"gradients"`, `"key":"net.key_file","env":"DTRAIN_NET_KEY_FILE"`} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("log lacks %s:\n%s", want, logged)
+		}
+	}
+	if strings.Contains(logged, "peer-7") {
+		t.Errorf("log shows a key's value:\n%s", logged)
+	}
+	if cfg.Swarm.Mode != "gradients" || cfg.Net.KeyFile != "/secrets/peer-7.key" {
+		t.Errorf("config: mode %q key_file %q", cfg.Swarm.Mode, cfg.Net.KeyFile)
 	}
 }

@@ -26,6 +26,7 @@ func trainCommand() *cli.Command {
 			"--resume continues from out_dir's latest checkpoint exactly where it stopped.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML configuration file"},
+			setFlag(),
 			&cli.BoolFlag{Name: "resume", Usage: "continue from out_dir's latest checkpoint (start fresh if there is none)"},
 			&cli.StringFlag{Name: "out-dir", Usage: "override out_dir"},
 			&cli.Float64Flag{Name: "max-minutes", Usage: "override train.max_minutes"},
@@ -37,12 +38,15 @@ func trainCommand() *cli.Command {
 
 // deviceFlags are the device flags of every command that trains; they
 // override the config's device and precision. The GPU image sets
-// DTRAIN_DEVICE=cuda. New flags each time: a cli flag keeps the value it
-// was set to, and commands run more than once in one process (tests).
+// DTRAIN_DEVICE=cuda, which is the device key's variable (config.EnvName):
+// it reaches the config with the other DTRAIN_ variables, below --set and
+// these flags, so the flags read no variable themselves. New flags each
+// time: a cli flag keeps the value it was set to, and commands run more
+// than once in one process (tests).
 func deviceFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "device", Usage: "override device: cpu, cuda or cuda:N", EnvVars: []string{"DTRAIN_DEVICE"}},
-		&cli.StringFlag{Name: "precision", Usage: "override precision: auto, fp32 or bf16", EnvVars: []string{"DTRAIN_PRECISION"}},
+		&cli.StringFlag{Name: "device", Usage: "override device: cpu, cuda or cuda:N (over $DTRAIN_DEVICE)"},
+		&cli.StringFlag{Name: "precision", Usage: "override precision: auto, fp32 or bf16 (over $DTRAIN_PRECISION)"},
 	}
 }
 
@@ -55,7 +59,8 @@ func applyDeviceFlags(c *cli.Context, cfg *config.Train) {
 	}
 }
 
-// trainConfig loads --config (or the defaults) and applies the overrides.
+// trainConfig loads --config (or the defaults) and applies the overrides:
+// the DTRAIN_ variables, then --set, then the dedicated flags.
 func trainConfig(c *cli.Context) (config.Train, error) {
 	cfg := config.DefaultTrain()
 	if p := c.String("config"); p != "" {
@@ -63,6 +68,9 @@ func trainConfig(c *cli.Context) (config.Train, error) {
 		if cfg, err = config.LoadTrain(p); err != nil {
 			return cfg, err
 		}
+	}
+	if err := applyOverrides(c, &cfg); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	if c.IsSet("out-dir") {
 		cfg.OutDir = c.String("out-dir")
