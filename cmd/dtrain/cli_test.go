@@ -135,7 +135,7 @@ func TestCkptInitInspectEval(t *testing.T) {
 		{[]string{"ckpt", "init", "--out", filepath.Join(dir, "x"), "--heads", "5", "--embd", "32"}, "multiple of n_head"},
 		{[]string{"eval", "--checkpoint", ckpt, "--data", filepath.Join(dir, "missing.bin"), "--seq-len", "8"}, "no such file"},
 		{[]string{"eval", "--checkpoint", ckpt, "--data", weights, "--seq-len", "0"}, "--seq-len"},
-		{[]string{"ckpt", "init", "--bogus"}, "flag provided but not defined"},
+		{[]string{"ckpt", "init", "--bogus"}, "unknown flag --bogus"},
 	}
 	for _, b := range bad {
 		_, err := run(t, b.args...)
