@@ -10,8 +10,9 @@ import (
 
 // Miner is a miner's configuration: a training config (the model, the
 // data, the inner optimizer and loop, metrics) plus how it joins the
-// network and trains with the swarm. In a miner, train.max_steps counts
-// local optimizer steps over the whole run and ends it. A miner does not
+// network and trains with the swarm. In a miner, train.max_steps is the
+// length of the learning-rate schedule only: a miner mines until stopped,
+// swarm.max_epochs or train.max_minutes. A miner does not
 // read train.checkpoint_every, keep_checkpoints, eval_every or log_every:
 // LoadMiner rejects them by name, and its template leaves them out (they
 // keep the trainer's defaults here, which Validate accepts).
@@ -53,6 +54,8 @@ type Swarm struct {
 	Aggregation     string   `toml:"aggregation" doc:"how a span's owner combines the members' values: mean (the exact mean weighted by samples), trimmed_mean (per coordinate, a fifth of the weight cut from each end) or centered_clip (centered clipping from the coordinate-wise median, 3 steps); the robust rules count no member for more than twice the median weight; every miner and validator of a run uses the same"`
 	CheckOwners     bool     `toml:"check_owners" doc:"after each round, recompute one sampled range of every span from the contributors' committed values (fetched with proofs) and compare it bit for bit with what the span's owner sent; an owner whose part differs is a liar: the miner drops the epoch's mean and leaves that peer out of its groups for 16 epochs"`
 	EvalEvery       int      `toml:"eval_every" doc:"evaluate held-out loss every this many epochs; 0 = never"`
+	SaveModelEvery  int      `toml:"save_model_every" doc:"keep the swarm's model as an HF checkpoint (config.json, model.safetensors) in out_dir/checkpoints/step_N every this many epochs, the newest two kept, so that dtrain generate and eval --checkpoint OUT_DIR read it; 0 = never"`
+	MaxEpochs       uint64   `toml:"max_epochs" doc:"stop once the run reaches this epoch (its state saved); 0 = mine until stopped (Ctrl-C, SIGTERM) or train.max_minutes; train.max_steps is only the length of the learning-rate schedule, which stays at min_lr after it"`
 	StateFromPeers  bool     `toml:"state_from_peers" doc:"accepted for older files and ignored: a miner loads the swarm's state from peers whenever the epoch protocol's rules say so (node/epoch)"`
 	Role            string   `toml:"role" doc:"what the miner does in the all-reduce: full (contributes and reduces a span), client (contributes, reduces nothing: for a miner that cannot accept inbound connections), or auto: client while AutoNAT finds the miner unreachable from outside (needs net.nat), full otherwise"`
 	Validators      []string `toml:"validators" doc:"peer ids the run trusts as validators: the only peers that may join all-reduce groups as aux members (an aux member reduces the others' values) and fetch this miner's committed contributions for audits; every miner and validator of a run lists the same ones; empty = no validator"`
@@ -60,6 +63,19 @@ type Swarm struct {
 	Owner           string   `toml:"owner" doc:"the peer id of the run's owner, whose key signs its rosters (dtrain roster sign): empty = no roster; else the run admits the members of the newest roster signed by this key that a peer has seen (and the owner, the validators and its bootstrap peers), and peers spread new versions by gossip; not with swarm.members"`
 	RosterFile      string   `toml:"roster_file" doc:"with swarm.owner: the signed roster file (relative to out_dir): read at start (a file that is not a roster of the run signed by the owner is an error; none = admit the owner, validators and bootstrap peers until a roster arrives), re-read every 5 s so an operator can hand a new version to one peer, and replaced by every newer version gossiped"`
 	MeasureLinks    bool     `toml:"measure_links" doc:"measure this miner's upload and download rates (probes to up to 3 peers at start and every 10 epochs, and the bytes and times of its rounds) and announce them, so that its span is sized by its link; false announces none, and a group where no reducer announces a rate splits the vector equally"`
+}
+
+// The default ports: a peer's address, which others bootstrap from, stays
+// the same across its restarts. `dtrain bootstrap` listens on 4001.
+const (
+	MinerPort     = 4002
+	ValidatorPort = 4003
+)
+
+// ListenOn is the default listen addresses on port: QUIC, then TCP, on
+// every IPv4 interface.
+func ListenOn(port int) []string {
+	return []string{fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", port), fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port)}
 }
 
 // DefaultMiner is a tiny GPT-2 that a few miners on one CPU train together
@@ -73,12 +89,12 @@ func DefaultMiner() Miner {
 	t.Loop = Loop{MaxSteps: 400, BatchTokens: 1024, MicroBatch: 16, EvalTokens: 8192, KeepCheckpoints: 2, LogEvery: 10}
 	return Miner{
 		Train: t,
-		Net: Net{Listen: []string{"/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/0.0.0.0/tcp/0"}, Announce: []string{}, Bootstrap: []string{},
+		Net: Net{Listen: ListenOn(MinerPort), Announce: []string{}, Bootstrap: []string{},
 			KeyFile: "identity.key"},
 		Swarm: Swarm{
 			Mode: "diloco", InnerSteps: 10, TargetBatchSize: 64, OuterLR: 0.7, OuterMomentum: 0.9,
 			MinGroup: 2, MaxGroup: 16, MatchSeconds: 20, RoundSeconds: 60, Compress: "none", Aggregation: "mean",
-			CheckOwners: true, EvalEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true, Validators: []string{}, Members: []string{},
+			CheckOwners: true, EvalEvery: 1, SaveModelEvery: 1, StateFromPeers: true, Role: "auto", MeasureLinks: true, Validators: []string{}, Members: []string{},
 			RosterFile: "roster.bin",
 		},
 	}
@@ -119,6 +135,7 @@ func (m Miner) Validate() error {
 	}
 	checkAggregation(&c, "swarm.aggregation", s.Aggregation)
 	c.atLeast("swarm.eval_every", s.EvalEvery, 0)
+	c.atLeast("swarm.save_model_every", s.SaveModelEvery, 0)
 	switch s.Role {
 	case "auto", "full", "client":
 	default:

@@ -22,7 +22,7 @@ func TestMinerTemplateLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"\n[swarm]\n", "\n[net]\n", "mode = \"diloco\"", "outer_lr = 0.7", "\n[model]\n", "run_id = \"swarm\"",
-		"listen = [\"/ip4/0.0.0.0/udp/0/quic-v1\", \"/ip4/0.0.0.0/tcp/0\"]"} {
+		"listen = [\"/ip4/0.0.0.0/udp/4002/quic-v1\", \"/ip4/0.0.0.0/tcp/4002\"]"} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("miner template lacks %q", want)
 		}

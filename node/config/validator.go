@@ -144,7 +144,7 @@ func DefaultValidator() Validator {
 	m := DefaultMiner()
 	return Validator{
 		RunID: m.RunID, OutDir: "runs/validator",
-		Net: m.Net,
+		Net: Net{Listen: ListenOn(ValidatorPort), Announce: []string{}, Bootstrap: []string{}, KeyFile: m.Net.KeyFile},
 		Model: RunModel{NLayer: m.Model.NLayer, NHead: m.Model.NHead, NEmbd: m.Model.NEmbd,
 			NPositions: m.Model.NPositions, VocabSize: m.Model.VocabSize},
 		Swarm:   ValidatorSwarmOf(m.Swarm),
