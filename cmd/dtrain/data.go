@@ -104,7 +104,7 @@ func dataPrepare(c *cli.Context) error {
 	log.Info().Int("files", st.Files).Int64("documents", st.Documents).Int64("bytes", st.Bytes).
 		Int64("train_tokens", st.TrainTokens).Int64("val_tokens", st.ValTokens).
 		Int("train_shards", st.TrainShards).Int("val_shards", st.ValShards).Bool("val_fallback", st.ValFallback).
-		Dur("took", st.Elapsed).Float64("tokens_per_s", st.TokensPerSecond()).Str("out", opts.Out).Msg("prepared")
+		Dur("took_ms", st.Elapsed).Float64("tokens_per_s", st.TokensPerSecond()).Str("out", opts.Out).Msg("prepared")
 	fmt.Fprintf(c.App.Writer, "prepared %d documents (%s) from %d files into %s: %d train tokens in %d shards, %d val tokens in %d shards, %.1fs (%.0f tokens/s)\n",
 		st.Documents, humanBytes(st.Bytes), st.Files, opts.Out, st.TrainTokens, st.TrainShards, st.ValTokens, st.ValShards,
 		st.Elapsed.Seconds(), st.TokensPerSecond())

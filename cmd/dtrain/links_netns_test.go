@@ -37,7 +37,7 @@ const (
 type linkEpoch struct {
 	Epoch        int64    `json:"epoch"`
 	Contributors int      `json:"contributors"`
-	AllReduce    int64    `json:"allreduce"` // ms
+	AllReduce    int64    `json:"allreduce_ms"`
 	Span         int      `json:"span"`
 	UpMbps       logFloat `json:"up_mbps"`
 	DownMbps     logFloat `json:"down_mbps"`

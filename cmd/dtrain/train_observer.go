@@ -122,7 +122,7 @@ func (o *trainObserver) Step(e train.StepEvent) {
 		}
 		log.WithLevel(lvl).Int("step", e.Step).Float64("loss", round(e.Loss, 4)).Float64("lr", e.LR).
 			Float64("grad_norm", round(e.GradNorm, 4)).Int64("tokens", e.Tokens).Float64("tok_s", round(e.TokensPerSec, 1)).
-			Dur("data_wait", e.DataWait).Msg("train")
+			Dur("data_wait_ms", e.DataWait).Msg("train")
 	}
 }
 

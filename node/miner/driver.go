@@ -331,9 +331,9 @@ func (d *driver) emit() {
 	}
 	ev.Peers = len(m.gossip.Peers())
 	m.log.Info().Str("peer", m.self).Uint64("epoch", ev.Epoch).Float64("loss", ev.Loss).Float64("val_loss", ev.ValLoss).
-		Int64("tokens", ev.Tokens).Dur("train", ev.TrainTime).
+		Int64("tokens", ev.Tokens).Dur("train_ms", ev.TrainTime).
 		Int("group", ev.Group).Int("contributors", ev.Contributors).Str("alone", ev.Alone).Bool("dropped", ev.Dropped).
-		Dur("sync", ev.SyncTime).Dur("allreduce", ev.RoundTime).Int("span", ev.Span).Str("role", ev.Role).
+		Dur("sync_ms", ev.SyncTime).Dur("allreduce_ms", ev.RoundTime).Int("span", ev.Span).Str("role", ev.Role).
 		Float64("up_mbps", ev.UpMbps).Float64("down_mbps", ev.DownMbps).Int64("bytes_sent", ev.BytesSent).
 		Int64("bytes_received", ev.BytesReceived).
 		Str("param_hash", ev.ParamHash).Str("start_hash", ev.StartHash).Str("data_hash", ev.DataHash).Msg("epoch")

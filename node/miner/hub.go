@@ -68,7 +68,7 @@ func (m *Miner) loadFromHub(ctx context.Context) (bool, error) {
 	m.hubHas = &epoch // already published: no need to upload it again
 	took := time.Since(start)
 	m.log.Info().Uint64("epoch", m.epoch).Uint64("from_epoch", from).Str("repo", m.cfg.Hub.Repo).Str("tag", tag).
-		Int("bytes", len(blob)).Dur("took", took).Msg("state loaded from the hub")
+		Int("bytes", len(blob)).Dur("took_ms", took).Msg("state loaded from the hub")
 	m.event(LoadEvent{Epoch: m.epoch, FromEpoch: from, Source: "hub", Bytes: int64(len(blob)), Took: took,
 		BytesPerSec: float64(len(blob)) / max(took.Seconds(), 1e-9), ParamHash: shortHash(state.Hash(blob))})
 	return true, nil
@@ -147,6 +147,6 @@ func (m *Miner) publish(ctx context.Context, dir string, epoch uint64) error {
 	if err := m.hub.Tag(ctx, repo, sha, tag, ""); err != nil && !errors.Is(err, hub.ErrTagExists) {
 		return err
 	}
-	m.log.Info().Str("repo", repo).Str("tag", tag).Str("commit", sha).Dur("took", time.Since(start)).Msg("published to the hub")
+	m.log.Info().Str("repo", repo).Str("tag", tag).Str("commit", sha).Dur("took_ms", time.Since(start)).Msg("published to the hub")
 	return nil
 }

@@ -112,7 +112,7 @@ func (m *Miner) saveModel(hash [32]byte) {
 		m.event(ErrorEvent{Epoch: m.epoch, Op: "save model", Err: err.Error()})
 		return
 	}
-	m.log.Debug().Str("dir", dir).Uint64("epoch", m.epoch).Dur("took", time.Since(began)).Msg("model saved")
+	m.log.Debug().Str("dir", dir).Uint64("epoch", m.epoch).Dur("took_ms", time.Since(began)).Msg("model saved")
 }
 
 // checkpointPath is where a miner keeps its latest epoch state.

@@ -100,7 +100,7 @@ func (d *driver) average(a epoch.Action) {
 			t0 := time.Now()
 			check = m.checkOwners(ctx, st.round, opts.Contribution)
 			checkTook = time.Since(t0)
-			m.log.Debug().Uint64("epoch", a.Epoch).Stringer("check", check).Dur("took", checkTook).Msg("owners checked")
+			m.log.Debug().Uint64("epoch", a.Epoch).Stringer("check", check).Dur("took_ms", checkTook).Msg("owners checked")
 			if len(check.liars) > 0 {
 				err = fmt.Errorf("epoch %d: %w: %v", a.Epoch, errLyingOwner, check.liars)
 			}
@@ -261,7 +261,7 @@ func (d *driver) install(blob []byte, hash [32]byte, stats state.FetchStats) err
 	}
 	rate := float64(len(blob)) * 8 / 1e6 / max(stats.Took.Seconds(), 1e-9)
 	m.log.Info().Uint64("epoch", m.epoch).Uint64("from_epoch", from).Int("bytes", len(blob)).
-		Dur("took", stats.Took).Float64("mbps", rate).Int("donors", len(stats.Bytes)).Str("param_hash", shortHash(hash)).
+		Dur("took_ms", stats.Took).Float64("mbps", rate).Int("donors", len(stats.Bytes)).Str("param_hash", shortHash(hash)).
 		Msg("state loaded")
 	return nil
 }

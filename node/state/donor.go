@@ -254,7 +254,7 @@ func (d *Donor) serveRange(s network.Stream, o *offered, r rangeReq, log zerolog
 		}
 		data = data[n:]
 	}
-	log.Debug().Uint64("epoch", o.offer.Epoch).Uint64("offset", r.offset).Uint32("bytes", r.length).Dur("took", time.Since(start)).Msg("state range served")
+	log.Debug().Uint64("epoch", o.offer.Epoch).Uint64("offset", r.offset).Uint32("bytes", r.length).Dur("took_ms", time.Since(start)).Msg("state range served")
 	return fs, nil
 }
 

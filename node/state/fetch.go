@@ -178,7 +178,7 @@ func Fetch(ctx context.Context, h netx.Host, proto protocol.ID, want Offer, dono
 	if err != nil {
 		return nil, stats, fmt.Errorf("fetch state %v: %w", want, err)
 	}
-	f.log.Info().Stringer("state", want).Int64("bytes", want.Size).Dur("took", stats.Took).Int("retries", stats.Retries).Msg("state fetched")
+	f.log.Info().Stringer("state", want).Int64("bytes", want.Size).Dur("took_ms", stats.Took).Int("retries", stats.Retries).Msg("state fetched")
 	return f.buf, stats, nil
 }
 

@@ -164,7 +164,7 @@ func (t *trainer) eval() error {
 	}
 	t.state.ValLoss, t.lastEval = loss, t.state.Step
 	ev := EvalEvent{Step: t.state.Step, Tokens: t.state.Tokens, Loss: loss, Counted: count, Took: time.Since(start)}
-	t.log.Info().Int("step", ev.Step).Int64("tokens", ev.Tokens).Float64("val_loss", loss).Int("val_tokens", count).Dur("took", ev.Took).Msg("eval")
+	t.log.Info().Int("step", ev.Step).Int64("tokens", ev.Tokens).Float64("val_loss", loss).Int("val_tokens", count).Dur("took_ms", ev.Took).Msg("eval")
 	t.obs.Eval(ev)
 	return nil
 }

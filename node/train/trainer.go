@@ -286,7 +286,7 @@ func (t *trainer) save() error {
 		t.log.Warn().Err(err).Msg("pruning old checkpoints")
 	}
 	took := time.Since(start)
-	t.log.Info().Str("dir", dir).Int("step", t.state.Step).Dur("took", took).Msg("checkpoint written")
+	t.log.Info().Str("dir", dir).Int("step", t.state.Step).Dur("took_ms", took).Msg("checkpoint written")
 	t.obs.Checkpoint(CheckpointEvent{Step: t.state.Step, Dir: dir, Took: took})
 	return nil
 }

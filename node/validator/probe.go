@@ -113,6 +113,6 @@ func (v *Validator) probeOne(ctx context.Context, e uint64, id string) score.Obs
 	if r, err := netx.MeasureBandwidth(ctx, v.node, p, proto, n, netx.Upload); err == nil {
 		obs.Down = r.BitsPerSecond / 8
 	}
-	v.log.Debug().Str("miner", id).Dur("rtt", rtt).Float64("up_mbps", obs.Up*8/1e6).Float64("down_mbps", obs.Down*8/1e6).Msg("probe")
+	v.log.Debug().Str("miner", id).Dur("rtt_ms", rtt).Float64("up_mbps", obs.Up*8/1e6).Float64("down_mbps", obs.Down*8/1e6).Msg("probe")
 	return obs
 }

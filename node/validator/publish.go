@@ -147,7 +147,7 @@ func (d *driver) maybePublish() {
 			d.published = &e
 			tag := hub.EpochTag(v.cfg.RunID, e)
 			v.log.Info().Uint64("epoch", e).Str("repo", cp.Repo).Str("tag", tag).Str("commit", sha).
-				Dur("took", time.Since(t0)).Msg("published to the hub")
+				Dur("took_ms", time.Since(t0)).Msg("published to the hub")
 			v.event(PublishEvent{Epoch: e, Repo: cp.Repo, Tag: tag, Commit: sha})
 			return nil
 		}

@@ -179,7 +179,7 @@ func (v *Validator) chooseVerifier() error {
 			v.log.Warn().Err(err).Uint64("epoch", e).Msg("state for audits")
 			return
 		}
-		v.log.Info().Uint64("epoch", e).Dur("took", took).Msg("state loaded for audits")
+		v.log.Info().Uint64("epoch", e).Dur("took_ms", took).Msg("state loaded for audits")
 	}
 	w, err := NewWorkCheck(*run, v.opts.Train, h, WorkOptions{Every: vc.EveryEpochs, Device: dev,
 		Verify: verify.DefaultConfig().WithWindows(vc.Windows), Log: v.log,

@@ -211,7 +211,7 @@ func (w *WorkCheck) evalHeldOut(e uint64, start []float32) {
 		w.log.Warn().Err(err).Uint64("epoch", e-1).Msg("held-out loss")
 		return
 	}
-	w.log.Info().Uint64("epoch", e-1).Float64("val_loss", loss).Int("tokens", n).Dur("took", time.Since(t0)).Msg("held-out loss of the swarm's state")
+	w.log.Info().Uint64("epoch", e-1).Float64("val_loss", loss).Int("tokens", n).Dur("took_ms", time.Since(t0)).Msg("held-out loss of the swarm's state")
 	w.heldOut = append(w.heldOut, HeldOut{Epoch: e - 1, Loss: loss, Tokens: n})
 }
 
@@ -275,7 +275,7 @@ func (w *WorkCheck) Verify(ctx context.Context, audits []Audit) []score.Verdict 
 	}
 	w.log.Info().Uint64("epoch", e).Int("miners", len(ups)).Bool("prev_mean", ep.PrevMean != nil).
 		Int64("validator_tokens", spent).Int64("miner_tokens", trained).Float64("ratio", ratio).
-		Float64("total_ratio", w.cost.Ratio()).Dur("took", took).Float64("cpu_s", cpu.Seconds()).Msg("work checked")
+		Float64("total_ratio", w.cost.Ratio()).Dur("took_ms", took).Float64("cpu_s", cpu.Seconds()).Msg("work checked")
 	return verdicts
 }
 

@@ -299,7 +299,7 @@ func (r *Run) send() {
 		if err == nil {
 			break
 		}
-		r.cfg.Log.Warn().Err(err).Dur("retry_in", backoff).Msg("wandb: could not create the run")
+		r.cfg.Log.Warn().Err(err).Dur("retry_in_ms", backoff).Msg("wandb: could not create the run")
 		if !wait(backoff) {
 			return
 		}
@@ -315,7 +315,7 @@ func (r *Run) send() {
 		case closing:
 		default:
 			backoff = min(2*backoff, 2*time.Minute)
-			r.cfg.Log.Warn().Err(err).Dur("retry_in", backoff).Int("queued", r.pending()).Msg("wandb: rows not sent")
+			r.cfg.Log.Warn().Err(err).Dur("retry_in_ms", backoff).Int("queued", r.pending()).Msg("wandb: rows not sent")
 		}
 		if closing {
 			return

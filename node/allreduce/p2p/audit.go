@@ -259,7 +259,7 @@ func (s *Contributions) serve(fs *netx.FramedStream, from peer.ID, log zerolog.L
 		}
 		b = b[n:]
 	}
-	log.Debug().Int("first", first).Int("chunks", count).Dur("took", time.Since(start)).Msg("audit served")
+	log.Debug().Int("first", first).Int("chunks", count).Dur("took_ms", time.Since(start)).Msg("audit served")
 	return nil
 }
 
