@@ -22,6 +22,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 )
@@ -67,6 +68,9 @@ type Config struct {
 	Admit func(peer.ID) bool
 	// Log receives the node's events; the zero Logger drops them.
 	Log zerolog.Logger
+	// Metrics, when set, receives go-libp2p's own metrics (libp2p_*:
+	// connections, streams, identify, relay, hole punching, …); nil: off.
+	Metrics prometheus.Registerer
 }
 
 // DefaultConfig is the configuration for a peer on the internet: default
@@ -231,7 +235,11 @@ func hostOptions(cfg Config, boot []peer.AddrInfo, gate *admissionGater) ([]libp
 		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
-		libp2p.DisableMetrics(), // dtrain exports its own metrics; avoid the global Prometheus registry
+	}
+	if cfg.Metrics != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics()) // never the global Prometheus registry
 	}
 	if gate != nil {
 		opts = append(opts, libp2p.ConnectionGater(gate))

@@ -140,7 +140,8 @@ func mine(ctx context.Context, cfg config.Miner, cheat miner.Cheat, obs *minerOb
 	nd, err := netx.New(ctx, netx.Config{
 		ListenAddrs: cfg.Net.Listen, AnnounceAddrs: cfg.Net.Announce, Bootstrap: cfg.Net.Bootstrap,
 		KeyFile: key, EnableNAT: cfg.Net.NAT, DHTMode: dhtMode, Log: log.Logger,
-		Admit: config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators, book),
+		Admit:   config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators, book),
+		Metrics: obs.prom.Registerer(),
 	})
 	if err != nil {
 		return err

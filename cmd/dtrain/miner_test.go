@@ -128,6 +128,15 @@ func TestMinerMetrics(t *testing.T) {
 			t.Errorf("%s is not served", name)
 		}
 	}
+	libp2p := 0
+	for name := range got {
+		if strings.HasPrefix(name, "libp2p_") {
+			libp2p++
+		}
+	}
+	if libp2p == 0 {
+		t.Error("no libp2p_* metric is served: go-libp2p's own metrics are off")
+	}
 	for _, name := range []string{`dtrain_miner_epochs_total{outcome="dropped",run="metrics-test"}`,
 		`dtrain_miner_state_loads_total{result="ok",run="metrics-test"}`} {
 		if _, ok := got[name]; !ok {

@@ -88,10 +88,16 @@ func runValidator(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	obs, err := newValidatorObserver(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 	nd, err := netx.New(ctx, netx.Config{
 		ListenAddrs: cfg.Net.Listen, AnnounceAddrs: cfg.Net.Announce, Bootstrap: cfg.Net.Bootstrap,
 		KeyFile: key, EnableNAT: cfg.Net.NAT, DHTMode: dhtMode, Log: log.Logger,
-		Admit: config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators, book),
+		Admit:   config.Admission(cfg.Swarm.Members, cfg.Swarm.Validators, book),
+		Metrics: obs.prom.Registerer(),
 	})
 	if err != nil {
 		return err
@@ -101,11 +107,6 @@ func runValidator(c *cli.Context) error {
 		log.Info().Str("addr", a).Msg("listening")
 	}
 	warnIfNotMember(nd.ID(), cfg.Swarm.Members, cfg.Swarm.Validators, book)
-	obs, err := newValidatorObserver(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer obs.close()
 	md := cfg.Model
 	params := torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize))
 	obs.board.SetInfo(cfg.RunID, nd.ID().String(), params, 0)

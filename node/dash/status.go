@@ -59,7 +59,8 @@ func (b *Board) Status() Status {
 	s.Rounds = rounds[:min(len(rounds), statusRounds)]
 	notes := b.Notes()
 	if len(notes) > 0 {
-		s.LastEvent = &notes[0]
+		last := notes[0] // a copy: DeleteFunc below overwrites notes
+		s.LastEvent = &last
 	}
 	s.Loads = slices.DeleteFunc(notes, func(n Note) bool { return n.Kind != "load" })
 	s.Loads = s.Loads[:min(len(s.Loads), statusLoads)]

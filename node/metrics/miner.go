@@ -82,6 +82,15 @@ func NewMiner(runID string) *Miner {
 	return m
 }
 
+// Registerer is the registry as a Registerer for others' metrics
+// (go-libp2p's); nil when m is nil.
+func (m *Miner) Registerer() prometheus.Registerer {
+	if m == nil {
+		return nil
+	}
+	return m.reg
+}
+
 // Registry is the registry that holds the metrics, for Serve.
 func (m *Miner) Registry() *prometheus.Registry {
 	if m == nil {

@@ -46,6 +46,7 @@ func newRegistry(runID string) (*prometheus.Registry, prometheus.Labels) {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(),
 	)
 	// Label values must be UTF-8; run_id is validated to be ASCII, but
 	// bad input must not make registration panic.

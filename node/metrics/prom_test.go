@@ -101,6 +101,15 @@ func TestTrainingServedOverHTTP(t *testing.T) {
 			t.Errorf("%s missing: want the Go and process collectors", name)
 		}
 	}
+	build := 0
+	for name, v := range got {
+		if strings.HasPrefix(name, "dtrain_build_info{") && strings.Contains(name, `goversion="go`) && v == 1 {
+			build++
+		}
+	}
+	if build != 1 {
+		t.Errorf("%d dtrain_build_info samples of 1 with the Go version; want 1", build)
+	}
 
 	if body := get(t, "http://"+addr+"/healthz"); body != "ok\n" {
 		t.Errorf("/healthz = %q", body)

@@ -53,6 +53,15 @@ func NewValidator(runID string) *Validator {
 	return v
 }
 
+// Registerer is the registry as a Registerer for others' metrics
+// (go-libp2p's); nil when v is nil.
+func (v *Validator) Registerer() prometheus.Registerer {
+	if v == nil {
+		return nil
+	}
+	return v.reg
+}
+
 // Registry is the registry that holds the metrics, for Serve.
 func (v *Validator) Registry() *prometheus.Registry {
 	if v == nil {

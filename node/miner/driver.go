@@ -28,6 +28,9 @@ const (
 
 // clock is the epoch machine's clock, the one progress reports are dated
 // by: time since the Unix epoch.
+// liveEvery is how often the driver updates Miner.Live's view.
+const liveEvery = 500 * time.Millisecond
+
 func clock() time.Duration { return time.Duration(time.Now().UnixNano()) }
 
 // driver carries out the Actions of the miner's epoch.Machine. One
@@ -71,9 +74,10 @@ type driver struct {
 	mean              []float32 // the last round's mean
 	ev                EpochEvent
 	trainEnd          time.Time
-	finished          bool   // max_epochs or max_minutes reached
-	stopped           string // why it finished (Miner.finished)
-	alone             bool   // the last epoch was applied alone
+	finished          bool      // max_epochs or max_minutes reached
+	stopped           string    // why it finished (Miner.finished)
+	alone             bool      // the last epoch was applied alone
+	liveAt            time.Time // when Miner.live was last updated
 }
 
 // othersProgress is what the other peers at the miner's epoch had trained
@@ -128,6 +132,10 @@ func (d *driver) loop(in <-chan epochnet.Inbound) error {
 			s, rate := d.mach.OthersProgress(clock())
 			d.others.Store(&othersProgress{samples: s, perSec: rate, at: time.Now()})
 		}
+		if now := time.Now(); now.Sub(d.liveAt) >= liveEvery {
+			d.liveAt = now
+			d.m.live.Store(&Live{SwarmEpoch: d.mach.SwarmEpoch(clock()), Epoch: d.mach.Epoch(), Phase: d.mach.Phase().String()})
+		}
 		timer := time.NewTimer(max(d.mach.NextTick()-clock(), time.Millisecond))
 		var err error
 		select {
@@ -137,7 +145,6 @@ func (d *driver) loop(in <-chan epochnet.Inbound) error {
 		case g := <-in:
 			acts = d.input(g)
 		case <-timer.C:
-			d.m.live.Store(&Live{SwarmEpoch: d.mach.SwarmEpoch(clock()), Epoch: d.mach.Epoch(), Phase: d.mach.Phase().String()})
 			if d.training {
 				d.mach.SetProgress(d.samples.Load(), math.Float64frombits(d.rateBits.Load()))
 				d.mach.SetLoss(math.Float64frombits(d.lossBits.Load()))
