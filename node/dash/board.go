@@ -123,7 +123,7 @@ type Board struct {
 	live    func() Live
 	// up and down are a miner's own link as its last epoch announced it.
 	up, down *float64
-	created time.Time // when this process made the board
+	created  time.Time // when this process made the board
 }
 
 // NewBoard returns an empty board of a role.
