@@ -124,6 +124,13 @@ gobuild() {
     # (Exported: ./build.sh test --cuda links its test binaries the same way.)
     export CGO_LDFLAGS="${CGO_LDFLAGS:--g -O2} -Wl,-rpath-link,$torch_lib -Wl,--allow-shlib-undefined"
   fi
+  # dtrain version prints the commit it was built from, which go build
+  # stamps from git: asked for explicitly, since a GOFLAGS=-buildvcs=false
+  # in Go's environment turns it off. Without git or .git (the Docker
+  # build), or should git fail, the version is "devel".
+  if [[ -e .git ]] && git rev-parse HEAD >/dev/null 2>&1; then
+    go build -buildvcs=true -o bin/dtrain ./cmd/dtrain 2>/dev/null && return
+  fi
   go build -o bin/dtrain ./cmd/dtrain
 }
 
