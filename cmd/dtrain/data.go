@@ -82,7 +82,8 @@ func dataPrepare(c *cli.Context) error {
 		log.Info().Str("root", inputs.Corpus.Root).Str("go", inputs.Corpus.GoVersion).Int("files", inputs.Corpus.Files).
 			Int64("bytes", inputs.Corpus.Bytes).Msg("builtin corpus: the Go standard library's source")
 	}
-	opts := data.PrepareOptions{In: in, Out: c.String("out"), ShardTokens: c.Int64("shard-tokens"), ValFraction: f, Workers: c.Int("workers")}
+	opts := data.PrepareOptions{In: in, Out: c.String("out"), ShardTokens: c.Int64("shard-tokens"), ValFraction: f, Workers: c.Int("workers"),
+		Warn: warnData}
 	var bar *progressbar.ProgressBar
 	if isTerminal(os.Stderr) {
 		bar = progressbar.NewOptions64(inputs.Bytes(),
@@ -148,8 +149,16 @@ func dataInspect(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "%d text files (%d .txt, %d .jsonl, %d .parquet), %s; %d token shards; %d files skipped\n",
 		len(in.Text), counts[data.FormatText], counts[data.FormatJSONL], counts[data.FormatParquet],
-		humanBytes(in.Bytes()), len(in.Shards), len(in.Skipped))
+		humanBytes(in.Bytes()), len(in.Shards), len(in.Skipped)+len(in.Binary))
+	for _, p := range in.Binary {
+		fmt.Fprintf(w, "skipped %s: named .txt but holds binary data\n", p)
+	}
 	return nil
+}
+
+// warnData logs an input file that data preparation skips.
+func warnData(path, reason string) {
+	log.Warn().Str("file", path).Msg(reason)
 }
 
 func inspectManifest(c *cli.Context, dir string) error {

@@ -145,7 +145,7 @@ func openTrainData(ctx context.Context, cfg config.Train) (tr, val *data.Dataset
 		}
 	}
 	cache := cfg.Data.CacheDir
-	opts := data.PrepareOptions{ValFraction: cfg.Data.ValFraction}
+	opts := data.PrepareOptions{ValFraction: cfg.Data.ValFraction, Warn: warnData}
 	if cfg.Data.Val != "" {
 		opts.ValFraction = -1 // held-out data comes from data.val
 	}

@@ -42,6 +42,9 @@ type PrepareOptions struct {
 	// written, at most every 100 ms and once at the end.
 	Progress  func(PrepareProgress)
 	Tokenizer *Tokenizer // GPT2() if nil
+	// Warn, if set, is told of each input file skipped as binary data
+	// (a .txt file holding NUL bytes or invalid UTF-8).
+	Warn func(path, reason string)
 }
 
 // PrepareProgress is a progress report.
@@ -129,6 +132,7 @@ func Prepare(ctx context.Context, opts PrepareOptions) (PrepareStats, error) {
 	if err != nil {
 		return PrepareStats{}, err
 	}
+	in.warnBinary(opts.Warn)
 	if err := checkOut(opts.Out); err != nil {
 		return PrepareStats{}, err
 	}
@@ -138,7 +142,7 @@ func Prepare(ctx context.Context, opts PrepareOptions) (PrepareStats, error) {
 	}
 	defer src.Close()
 	p := &preparer{opts: opts, train: newShardWriter(opts.Out, opts.ShardTokens), val: newShardWriter(opts.Out, opts.ShardTokens), lastSplit: -1}
-	p.stats.Files, p.stats.FilesSkipped = len(in.Text), len(in.Skipped)
+	p.stats.Files, p.stats.FilesSkipped = len(in.Text), len(in.Skipped)+len(in.Binary)
 	p.progress.InputTotal = in.Bytes()
 	if err := p.run(ctx, src); err != nil {
 		return PrepareStats{}, errors.Join(fmt.Errorf("prepare %s: %w", opts.In, err), p.train.abort(), p.val.abort())

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Document is one piece of text to train on and where it came from.
@@ -105,7 +107,10 @@ type Inputs struct {
 	Text    []InputFile // text, JSONL and parquet files, sorted by path
 	Shards  []InputFile // llm.c .bin shards, sorted by path
 	Skipped []string    // files of other types (hidden files are not listed)
-	Corpus  *CorpusInfo // set when the path was BuiltinCorpus
+	// Binary are the .txt files that hold binary data (looksBinary):
+	// skipped, and named so that the caller can warn.
+	Binary []string
+	Corpus *CorpusInfo // set when the path was BuiltinCorpus
 }
 
 // Bytes is the total size of the text files.
@@ -115,6 +120,16 @@ func (in Inputs) Bytes() int64 {
 		n += f.Size
 	}
 	return n
+}
+
+// warnBinary tells warn (if set) of every file skipped as binary.
+func (in Inputs) warnBinary(warn func(path, reason string)) {
+	if warn == nil {
+		return
+	}
+	for _, p := range in.Binary {
+		warn(p, "named .txt but holds binary data (NUL bytes or mostly invalid UTF-8): skipped")
+	}
 }
 
 // ListInputs lists the files of path: a file, BuiltinCorpus, or a directory
@@ -135,6 +150,11 @@ func ListInputs(path string) (Inputs, error) {
 	var in Inputs
 	if !st.IsDir() {
 		f := inputFile(path, st)
+		if bin, err := looksBinary(f); err != nil {
+			return Inputs{}, err
+		} else if bin {
+			return Inputs{}, fmt.Errorf("data input %s: holds binary data, not text (NUL bytes or mostly invalid UTF-8 in its first %d bytes)", path, sniffBytes)
+		}
 		switch f.Format {
 		case FormatUnknown:
 			return Inputs{}, fmt.Errorf("data input %s: unsupported file type (want .txt, .jsonl, .parquet, .bin, or .txt.gz/.jsonl.gz)", path)
@@ -166,7 +186,14 @@ func ListInputs(path string) (Inputs, error) {
 			in.Skipped = append(in.Skipped, p)
 			return nil
 		}
-		switch f := inputFile(p, st); f.Format {
+		f := inputFile(p, st)
+		if bin, err := looksBinary(f); err != nil {
+			return err
+		} else if bin {
+			in.Binary = append(in.Binary, p)
+			return nil
+		}
+		switch f.Format {
 		case FormatUnknown:
 			in.Skipped = append(in.Skipped, p)
 		case FormatShard:
@@ -183,7 +210,46 @@ func ListInputs(path string) (Inputs, error) {
 	slices.SortFunc(in.Text, byPath)
 	slices.SortFunc(in.Shards, byPath)
 	slices.Sort(in.Skipped)
+	slices.Sort(in.Binary)
 	return in, nil
+}
+
+// sniffBytes is how much of a .txt file looksBinary reads.
+const sniffBytes = 8192
+
+// looksBinary says whether f, a plain .txt file (other formats are not
+// sniffed: JSONL and parquet fail on their own), holds binary data: a NUL
+// byte or more than one invalid UTF-8 byte in 8 within its first
+// sniffBytes (git's rule for binary files is the NUL byte alone; invalid
+// UTF-8 also catches UTF-16 and Latin-1-free binaries).
+func looksBinary(f InputFile) (bool, error) {
+	if f.Format != FormatText || f.Gzipped {
+		return false, nil
+	}
+	r, err := os.Open(f.Path)
+	if err != nil {
+		return false, fmt.Errorf("data input: %w", err)
+	}
+	defer r.Close()
+	buf := make([]byte, sniffBytes)
+	n, err := io.ReadFull(r, buf)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return false, fmt.Errorf("data input %s: %w", f.Path, err)
+	}
+	buf = buf[:n]
+	if bytes.IndexByte(buf, 0) >= 0 {
+		return true, nil
+	}
+	bad := 0
+	for i := 0; i < len(buf); {
+		r, size := utf8.DecodeRune(buf[i:])
+		// A rune cut by the end of the sniffed bytes is not bad.
+		if r == utf8.RuneError && size == 1 && len(buf)-i >= utf8.UTFMax {
+			bad++
+		}
+		i += size
+	}
+	return bad*8 > len(buf), nil
 }
 
 func inputFile(path string, st os.FileInfo) InputFile {

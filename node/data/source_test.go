@@ -3,6 +3,7 @@ package data
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -298,5 +299,44 @@ func TestOpenSourceDirectory(t *testing.T) {
 	want := []string{"1.txt:1=alpha\nbeta\n", "2.jsonl.gz:1=gamma", "2.jsonl.gz:2=delta", "4.txt.gz:1=epsilon"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("documents %q, want %q", got, want)
+	}
+}
+
+// A file named .txt that holds binary data is skipped and named, in a
+// directory, and refused given alone; text in UTF-8, whatever its
+// script, is kept.
+func TestBinaryTxtSkipped(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("ok.txt", []byte(strings.Repeat("héllo wörld, 你好, привет\n", 500)))
+	nul := write("nul.txt", append([]byte("ELF"), make([]byte, 100)...))
+	latin := make([]byte, 4000)
+	for i := range latin {
+		latin[i] = byte(128 + i%128) // no valid UTF-8 sequence
+	}
+	junk := write("junk.txt", latin)
+	in, err := ListInputs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Text) != 1 || filepath.Base(in.Text[0].Path) != "ok.txt" || fmt.Sprint(in.Binary) != fmt.Sprint([]string{junk, nul}) {
+		t.Errorf("text %v, binary %v", in.Text, in.Binary)
+	}
+	if _, err := ListInputs(nul); err == nil || !strings.Contains(err.Error(), "binary") {
+		t.Errorf("a binary .txt given alone: %v", err)
+	}
+	var warned []string
+	if _, err := Prepare(context.Background(), PrepareOptions{In: dir, Out: filepath.Join(t.TempDir(), "out"), ValFraction: -1,
+		Warn: func(p, _ string) { warned = append(warned, p) }}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(warned) != fmt.Sprint(in.Binary) {
+		t.Errorf("Prepare warned of %v, want %v", warned, in.Binary)
 	}
 }
