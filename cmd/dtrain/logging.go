@@ -77,6 +77,11 @@ func setLibp2pLevel(lvl zerolog.Level) {
 		name = "error"
 	}
 	_ = golog.SetLogLevel("*", name) // name always parses
+	if lvl > zerolog.DebugLevel && lvl <= zerolog.WarnLevel {
+		// A run's first peer has nobody to refresh its routing table
+		// from: the DHT warns so until others join, which is no news.
+		_ = golog.SetLogLevel("dht/RtRefreshManager", "error")
+	}
 }
 
 // zerologCore is a zapcore.Core that writes go-log's entries into

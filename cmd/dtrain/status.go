@@ -32,6 +32,9 @@ func statusCommand() *cli.Command {
 }
 
 func runStatus(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageErrorf("status takes no arguments (the peer is --addr), got %q", c.Args().Slice())
+	}
 	url := c.String("addr")
 	if !strings.Contains(url, "://") {
 		url = "http://" + url
