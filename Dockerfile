@@ -78,6 +78,8 @@ RUN ! ldd /opt/dtrain/bin/dtrain | grep -v 'libcuda\.so' | grep 'not found' \
  && dtrain version
 WORKDIR /data
 VOLUME /data
+# A miner's default listen port (QUIC and TCP); a validator's is 4003.
+EXPOSE 4002/udp 4002/tcp
 ENTRYPOINT ["dtrain"]
 # Without arguments: mine the default configuration. DTRAIN_DEVICE=cuda puts
 # every command that runs a model (miner, train, eval, bench) on the GPU,
