@@ -132,17 +132,10 @@ func defaultCacheDir() string {
 	if d := os.Getenv("HF_HUB_CACHE"); d != "" {
 		return d
 	}
-	if d := os.Getenv("HF_HOME"); d != "" {
-		return filepath.Join(d, "hub")
+	if h := hfHome(); h != "" {
+		return filepath.Join(h, "hub")
 	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "huggingface", "hub")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(home, ".cache", "huggingface", "hub")
+	return ""
 }
 
 func firstNonEmpty(s ...string) string {

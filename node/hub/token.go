@@ -27,21 +27,30 @@ func defaultToken() string {
 }
 
 // tokenPath is where huggingface_hub keeps the login token:
-// $HF_TOKEN_PATH, else token in HF's home ($HF_HOME, else
-// $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface).
+// $HF_TOKEN_PATH, else token in HF's home (hfHome).
 func tokenPath() string {
 	if p := os.Getenv("HF_TOKEN_PATH"); p != "" {
 		return p
 	}
+	if h := hfHome(); h != "" {
+		return filepath.Join(h, "token")
+	}
+	return ""
+}
+
+// hfHome is huggingface_hub's home: $HF_HOME, else
+// $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface ("" when there
+// is no home directory).
+func hfHome() string {
 	if d := os.Getenv("HF_HOME"); d != "" {
-		return filepath.Join(d, "token")
+		return d
 	}
 	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "huggingface", "token")
+		return filepath.Join(d, "huggingface")
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(home, ".cache", "huggingface", "token")
+	return filepath.Join(home, ".cache", "huggingface")
 }
