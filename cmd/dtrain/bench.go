@@ -132,12 +132,15 @@ func benchTrain(c *cli.Context) error {
 	if c.Bool("json") {
 		return json.NewEncoder(c.App.Writer).Encode(r)
 	}
-	fmt.Fprintf(c.App.Writer, "\n%-14s %10s %14s %7s %11s\n", "impl", "tokens/s", "step median", "MFU", "loss last")
+	fmt.Fprintln(c.App.Writer)
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "impl\ttokens/s\tstep median\tMFU\tloss last\t")
 	for _, b := range []*trainBench{&r.DTrain, r.Baseline} {
 		if b != nil {
-			fmt.Fprintf(c.App.Writer, "%-14s %10.0f %12.0fms %6.1f%% %11.4f\n", b.Impl, b.TokensPerS, b.StepMedian*1000, 100*b.MFU, b.LossLast)
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0fms\t%.1f%%\t%.4f\t\n", b.Impl, b.TokensPerS, b.StepMedian*1000, 100*b.MFU, b.LossLast)
 		}
 	}
+	tw.Flush()
 	if r.Baseline != nil {
 		fmt.Fprintf(c.App.Writer, "\ndtrain / pytorch-eager: %.2fx\n", r.Ratio)
 	}

@@ -166,7 +166,9 @@ func printAllReduceReport(w io.Writer, asJSON bool, rep allReduceBenchReport) er
 	if asJSON {
 		return json.NewEncoder(w).Encode(rep)
 	}
-	fmt.Fprintf(w, "\n%-7s %10s %10s %11s %10s\n", "impl", "median", "min", "efficiency", "max error")
+	fmt.Fprintln(w)
+	tw := newTable(w)
+	fmt.Fprintln(tw, "impl\tmedian\tmin\tefficiency\tmax error\t")
 	for _, b := range []*allReduceBench{&rep.DTrain, rep.Gloo} {
 		if b == nil {
 			continue
@@ -175,8 +177,9 @@ func printAllReduceReport(w io.Writer, asJSON bool, rep allReduceBenchReport) er
 		if b.Efficiency > 0 {
 			eff = fmt.Sprintf("%.3f", b.Efficiency)
 		}
-		fmt.Fprintf(w, "%-7s %9.3fs %9.3fs %11s %10.2g\n", b.Impl, b.MedianS, b.MinS, eff, b.MaxErr)
+		fmt.Fprintf(tw, "%s\t%.3fs\t%.3fs\t%s\t%.2g\t\n", b.Impl, b.MedianS, b.MinS, eff, b.MaxErr)
 	}
+	tw.Flush()
 	if rep.BoundS > 0 {
 		fmt.Fprintf(w, "\nbound 2(N-1)/N·S/B at %s: %.3fs\n", rep.BoundAt, rep.BoundS)
 	}

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -122,7 +121,7 @@ func benchData(c *cli.Context) error {
 	w := c.App.Writer
 	fmt.Fprintf(w, "%s: %d documents, %s, %d tokens (%.2f tokens/byte); tokenizer loads in %.2fs\n",
 		r.In, r.Documents, humanBytes(r.Bytes), r.Tokens, float64(r.Tokens)/float64(r.Bytes), r.TokenizerLoad)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := newTable(w)
 	fmt.Fprintf(tw, "stage\tworkers\tMB/s\ttokens/s\tvs training at %.0f tokens/s\t\n", train)
 	for _, x := range r.Rates {
 		mbs := "-"

@@ -92,11 +92,13 @@ func benchNet(c *cli.Context) error {
 	if c.Bool("json") {
 		return json.NewEncoder(c.App.Writer).Encode(rep)
 	}
-	fmt.Fprintf(c.App.Writer, "%s each way on loopback, %d process(es)\n\n%-9s %10s %14s %16s\n",
-		humanBytes(n), rep.Processes, "transport", "rtt", "upload Mbit/s", "download Mbit/s")
+	fmt.Fprintf(c.App.Writer, "%s each way on loopback, %d process(es)\n\n", humanBytes(n), rep.Processes)
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "transport\trtt\tupload Mbit/s\tdownload Mbit/s\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(c.App.Writer, "%-9s %10v %14.0f %16.0f\n", r.Transport, r.RTT.Round(time.Microsecond), r.UploadMbit, r.DownloadMbit)
+		fmt.Fprintf(tw, "%s\t%v\t%.0f\t%.0f\t\n", r.Transport, r.RTT.Round(time.Microsecond), r.UploadMbit, r.DownloadMbit)
 	}
+	tw.Flush()
 	fmt.Fprintf(c.App.Writer, "\nquic / tcp: %.2fx\n", rep.QUICPerTCP)
 	return nil
 }

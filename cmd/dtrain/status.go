@@ -96,7 +96,7 @@ func printStatus(w io.Writer, s dash.Status) {
 	}
 	if len(s.Rounds) > 0 {
 		fmt.Fprintln(w, "\nlast all-reduce rounds:")
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		tw := newTable(w)
 		fmt.Fprintln(tw, "epoch\tmembers\tcontributors\ttook\tbytes\tago\t")
 		for _, r := range s.Rounds {
 			took := fmt.Sprintf("%.2f s", r.TookS)
@@ -116,6 +116,12 @@ func printStatus(w io.Writer, s dash.Status) {
 	if n := s.LastEvent; n != nil {
 		fmt.Fprintf(w, "\nlast event, %s ago: %s\n", since(n.Time), n.Text)
 	}
+}
+
+// newTable is how dtrain prints a table: cells right-aligned (numbers
+// line up), two spaces apart; every row's cells end in a tab.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 }
 
 // since is how long ago t was, rounded to the second.
