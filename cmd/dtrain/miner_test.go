@@ -81,8 +81,9 @@ func TestMinerRefusesTrainerKeys(t *testing.T) {
 
 // TestMinerMetrics runs a miner alone with --metrics-addr and
 // --max-minutes: while it runs, its dtrain_miner_* metrics are served;
-// it stops by itself after the epoch in which the time passes, and its
-// metrics.jsonl holds its start, its epochs and its stop.
+// it mines past train.max_steps, stops by itself after the epoch in which
+// the time passes, and its metrics.jsonl holds its start, its epochs and
+// its stop; dtrain status reads its /api/status.
 func TestMinerMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a miner for 20 s")
@@ -100,7 +101,9 @@ func TestMinerMetrics(t *testing.T) {
 	done := make(chan error, 1)
 	begun := time.Now()
 	go func() {
-		out, err := run(t, "--log-level", "warn", "--threads", "1", "miner", "--config", cfg, "--metrics-addr", addr, "--max-minutes", "0.3")
+		// max_steps is the schedule's length only: the miner mines past it.
+		out, err := run(t, "--log-level", "warn", "--threads", "1", "miner", "--config", cfg, "--metrics-addr", addr, "--max-minutes", "0.3",
+			"--set", "train.max_steps=20")
 		if err != nil {
 			err = fmt.Errorf("%w\n%s", err, out)
 		}
@@ -178,6 +181,9 @@ func TestMinerMetrics(t *testing.T) {
 	}
 	last := evs[len(evs)-1]
 	t.Logf("stopped after %s: %v; last event %v", took.Round(time.Second), kinds, last)
+	if step, _ := last["step"].(float64); step <= 20 {
+		t.Errorf("stopped at step %v: a miner mines past train.max_steps (20) until stopped", last["step"])
+	}
 	if evs[0]["event"] != "start" || last["event"] != "stop" || last["reason"] != "max_minutes" || kinds["epoch"] < 2 {
 		t.Errorf("metrics.jsonl: %v events, first %v, last %v", kinds, evs[0], last)
 	}
