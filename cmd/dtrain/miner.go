@@ -85,7 +85,7 @@ func minerConfig(c *cli.Context) (config.Miner, error) {
 	return cfg, nil
 }
 
-func runMiner(c *cli.Context) error {
+func runMiner(c *cli.Context) (err error) {
 	cfg, err := minerConfig(c)
 	if err != nil {
 		return err
@@ -101,6 +101,7 @@ func runMiner(c *cli.Context) error {
 	}
 	ctx, stop := gracefulContext(c.Context)
 	defer stop()
+	defer func() { err = stoppedEarly(ctx, err) }()
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return err
 	}

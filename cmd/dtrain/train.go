@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -174,6 +175,17 @@ func openTrainData(ctx context.Context, cfg config.Train) (tr, val *data.Dataset
 	log.Info().Str("data", filepath.Clean(dir)).Int64("train_tokens", tr.Tokens()).Int64("train_windows", tr.Len()).
 		Int64("val_tokens", val.Tokens()).Msg("data ready")
 	return tr, val, nil
+}
+
+// stoppedEarly is err, or nil when it only says that ctx, a
+// gracefulContext, ended: a Ctrl-C or SIGTERM while a node was still
+// starting (joining the network, loading data) is a clean stop too.
+func stoppedEarly(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		log.Info().Msg("stopped while starting")
+		return nil
+	}
+	return err
 }
 
 // gracefulContext ends on the first SIGINT or SIGTERM, so the command can

@@ -66,13 +66,14 @@ func validatorConfig(c *cli.Context) (config.Validator, error) {
 	return cfg, nil
 }
 
-func runValidator(c *cli.Context) error {
+func runValidator(c *cli.Context) (err error) {
 	cfg, err := validatorConfig(c)
 	if err != nil {
 		return err
 	}
 	ctx, stop := gracefulContext(c.Context)
 	defer stop()
+	defer func() { err = stoppedEarly(ctx, err) }()
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return err
 	}
