@@ -256,8 +256,9 @@ func (m *Miner) Close() {
 // Run trains epoch after epoch until ctx ends (then it returns nil), the
 // run reaches epoch swarm.max_epochs, or the epoch in which
 // train.max_minutes pass ends; with neither set it runs until stopped
-// (train.max_steps is only the learning-rate schedule's length). It runs the epoch protocol of node/epoch: this goroutine
-// owns the protocol's Machine and carries out its actions, the work they
+// (train.max_steps is only the learning-rate schedule's length). It runs
+// the epoch protocol of node/epoch: this goroutine owns the protocol's
+// Machine and carries out its actions, the work they
 // start (training, all-reduce rounds, state loads) runs in goroutines that
 // end with ctx. Its last event is a StopEvent.
 func (m *Miner) Run(ctx context.Context) (err error) {
