@@ -173,10 +173,10 @@ func inspectManifest(c *cli.Context, dir string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "source\t%s\n", m.Source)
 	if m.Corpus != nil {
-		fmt.Fprintf(tw, "corpus\t%d files, %.1f MB of %s's standard library\n", m.Corpus.Files, float64(m.Corpus.Bytes)/1e6, m.Corpus.GoVersion)
+		fmt.Fprintf(tw, "corpus\t%d files, %s of %s's standard library\n", m.Corpus.Files, humanBytes(m.Corpus.Bytes), m.Corpus.GoVersion)
 	}
 	fmt.Fprintf(tw, "tokenizer\t%s\n", m.Tokenizer)
-	fmt.Fprintf(tw, "documents\t%d (%d val), %d files, %.1f MB of text\n", m.Documents, m.ValDocuments, m.Files, float64(m.Bytes)/1e6)
+	fmt.Fprintf(tw, "documents\t%d (%d val), %d files, %s of text\n", m.Documents, m.ValDocuments, m.Files, humanBytes(m.Bytes))
 	fmt.Fprintf(tw, "train\t%d tokens in %d shards\n", m.TrainTokens, len(m.Train))
 	fallback := ""
 	if m.ValFallback {
