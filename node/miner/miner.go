@@ -299,6 +299,7 @@ func (m *Miner) Run(ctx context.Context) (err error) {
 		}()
 	}
 	m.log.Info().Str("peer", m.self).Str("mode", m.cfg.Swarm.Mode).Int64("params", m.model.NumParams()).Msg("miner started")
+	m.live.Store(&Live{Epoch: m.epoch, Phase: "starting"}) // until the driver's first view
 	m.awaitPeers(ctx)
 	if len(m.gossip.Peers()) == 0 {
 		// No peer can serve the swarm's state: the run's newest published
