@@ -141,6 +141,10 @@ func TestFlagsFirst(t *testing.T) {
 		{"nope DIR --json", "nope DIR --json"},
 		{"-- grp leaf DIR --json", "-- grp leaf DIR --json"},
 		{"grp leaf DIR --json --generate-bash-completion", "grp leaf DIR --json --generate-bash-completion"},
+		// Global flags after the command move in front of it; help stays the command's.
+		{"grp leaf DIR --log-level debug --quiet", "--log-level debug --quiet grp leaf DIR"},
+		{"grp leaf --log-level=warn --json DIR", "--log-level=warn grp leaf --json DIR"},
+		{"grp leaf --help", "grp leaf --help"},
 	}
 	for _, tc := range cases {
 		got := flagsFirst(app, append([]string{"dtrain"}, strings.Fields(tc.args)...))

@@ -14,14 +14,17 @@ import (
 // package, stops parsing flags at the first positional argument. A flag
 // keeps its value: the next argument when the flag takes one (a BoolFlag
 // takes none), or its own after "=". Arguments after a literal "--" stay
-// positional, and a negative number is an argument, not a flag.
+// positional, and a negative number is an argument, not a flag. A global
+// flag given after the command (`dtrain train --log-level debug`), which
+// urfave would refuse there, moves in front of the command, unless the
+// command has a flag of that name.
 func flagsFirst(app *cli.App, args []string) []string {
 	if len(args) < 2 || args[len(args)-1] == "--generate-bash-completion" {
 		return args // completion looks at the words as typed
 	}
 	flags, cmds := app.Flags, app.Commands
 	var leaf *cli.Command
-	i := 1
+	i, afterLeaf := 1, 1
 	for i < len(args) {
 		switch a := args[i]; {
 		case a == "--":
@@ -36,13 +39,17 @@ func flagsFirst(app *cli.App, args []string) []string {
 		}
 		leaf, flags, cmds = cmd, cmd.Flags, cmd.Subcommands
 		i++
+		afterLeaf = i
 	}
+	// The leaf's own flags before its arguments are looked at again below:
+	// a global flag among them must move too.
+	i = afterLeaf
 	// Only a command without subcommands takes positional arguments; args[i:]
 	// are those, with flags among them.
 	if leaf == nil || len(leaf.Subcommands) > 0 || leaf.SkipFlagParsing || i >= len(args) {
 		return args
 	}
-	var moved, positional []string
+	var globals, moved, positional []string
 	rest := args[i:]
 	for j := 0; j < len(rest); j++ {
 		a := rest[j]
@@ -54,11 +61,17 @@ func flagsFirst(app *cli.App, args []string) []string {
 			positional = append(positional, a)
 			continue
 		}
+		if isGlobalFlag(app.Flags, flags, a) {
+			end := min(j+1+flagValues(app.Flags, a), len(rest))
+			globals = append(globals, rest[j:end]...)
+			j = end - 1
+			continue
+		}
 		end := min(j+1+flagValues(flags, a), len(rest))
 		moved = append(moved, rest[j:end]...)
 		j = end - 1
 	}
-	out := append(slices.Clip(args[:i]), moved...)
+	out := append(append(append(slices.Clip(args[:1]), globals...), args[1:i]...), moved...)
 	if slices.ContainsFunc(positional, func(a string) bool { return strings.HasPrefix(a, "-") }) {
 		out = append(out, "--") // "-", "-3" or what followed "--" must stay arguments
 	}
@@ -73,6 +86,21 @@ func isFlagArg(a string) bool {
 	}
 	_, err := strconv.ParseFloat(a, 64)
 	return err != nil
+}
+
+// isGlobalFlag reports whether flag argument a names one of the app's own
+// flags (globals) and none of the command's (cmd): help and version keep
+// their meaning for the command.
+func isGlobalFlag(globals, cmd []cli.Flag, a string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	switch name {
+	case "help", "h", "version", "v", "generate-bash-completion":
+		return false
+	}
+	has := func(fs []cli.Flag) bool {
+		return slices.ContainsFunc(fs, func(f cli.Flag) bool { return slices.Contains(f.Names(), name) })
+	}
+	return has(globals) && !has(cmd)
 }
 
 // flagValues is how many of the following arguments flag argument a takes:
