@@ -236,10 +236,7 @@ func TestValidatorDashboardKeepsHistory(t *testing.T) {
 // (loss, rounds, each miner's weight) to the API $WANDB_BASE_URL names,
 // here a local stand-in, and closes the run at the end.
 func TestValidatorLogsToWandb(t *testing.T) {
-	srv := wandbtest.New("secret")
-	defer srv.Close()
-	t.Setenv("WANDB_API_KEY", "secret")
-	t.Setenv("WANDB_BASE_URL", srv.URL)
+	srv := wandbtest.Env(t)
 	cfg := config.DefaultValidator()
 	cfg.OutDir = t.TempDir()
 	o, err := newValidatorObserver(context.Background(), cfg)
@@ -267,10 +264,7 @@ func TestValidatorLogsToWandb(t *testing.T) {
 // when $WANDB_API_KEY is set, to the API $WANDB_BASE_URL names (a local
 // stand-in), and marks the run finished.
 func TestTrainLogsToWandb(t *testing.T) {
-	srv := wandbtest.New("secret")
-	defer srv.Close()
-	t.Setenv("WANDB_API_KEY", "secret")
-	t.Setenv("WANDB_BASE_URL", srv.URL)
+	srv := wandbtest.Env(t)
 	cfg, _ := tinyRun(t, 6)
 	if out, err := run(t, "--log-level", "warn", "train", "--config", cfg); err != nil {
 		t.Fatalf("train: %v\n%s", err, out)

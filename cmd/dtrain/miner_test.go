@@ -94,10 +94,7 @@ func TestMinerMetrics(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	// The miner logs its epochs to W&B too (a local stand-in).
-	wb := wandbtest.New("secret")
-	defer wb.Close()
-	t.Setenv("WANDB_API_KEY", "secret")
-	t.Setenv("WANDB_BASE_URL", wb.URL)
+	wb := wandbtest.Env(t)
 	done := make(chan error, 1)
 	begun := time.Now()
 	go func() {

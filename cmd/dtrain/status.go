@@ -124,5 +124,5 @@ func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 }
 
-// since is how long ago t was, rounded to the second.
-func since(t time.Time) string { return time.Since(t).Round(time.Second).String() }
+// since is how long ago t was, as the dashboard says it.
+func since(t time.Time) string { return dash.Ago(time.Now(), t) }

@@ -442,16 +442,19 @@ func (b *Board) Miners() []MinerRow {
 func (b *Board) Rounds() []RoundRow {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := slices.Clone(b.rounds)
-	slices.Reverse(out)
-	return out
+	return newestFirst(b.rounds)
 }
 
 // Notes returns the recent notes, newest first.
 func (b *Board) Notes() []Note {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := slices.Clone(b.notes)
+	return newestFirst(b.notes)
+}
+
+// newestFirst is a copy of s, kept oldest first, in reverse.
+func newestFirst[T any](s []T) []T {
+	out := slices.Clone(s)
 	slices.Reverse(out)
 	return out
 }

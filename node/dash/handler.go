@@ -242,8 +242,9 @@ func tokens(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// ago is how long before now t was, rounded for a table: 4s, 3m, 2h.
-func ago(now, t time.Time) string {
+// Ago is how long before now t was, in whole seconds, minutes or hours
+// ("45s", "3m", "2h"), or "never" for the zero time.
+func Ago(now, t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
@@ -258,7 +259,7 @@ func ago(now, t time.Time) string {
 }
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-	"ago":    ago,
+	"ago":    Ago,
 	"short":  short,
 	"tokens": tokens,
 	"f3":     func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) },

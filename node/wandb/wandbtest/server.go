@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // Run is what the server holds of one run.
@@ -41,6 +42,17 @@ type Server struct {
 func New(key string) *Server {
 	s := &Server{Key: key, runs: map[string]*Run{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Env starts a Server that takes the key "secret" and points the process's
+// W&B settings at it for t ($WANDB_API_KEY, $WANDB_BASE_URL), as a user's
+// environment would; it stops when t ends.
+func Env(t testing.TB) *Server {
+	s := New("secret")
+	t.Cleanup(s.Close)
+	t.Setenv("WANDB_API_KEY", s.Key)
+	t.Setenv("WANDB_BASE_URL", s.URL)
 	return s
 }
 
