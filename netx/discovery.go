@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -40,6 +41,11 @@ const (
 	maxDialsAtOnce  = 16
 	memberTTL       = 3 * findEvery
 )
+
+// memberProtocol is the name (see Protocol) every member of a run serves:
+// identify tells connected peers so, which makes them members to each
+// other (watchMembers).
+const memberProtocol = "member"
 
 // ErrBadRunID reports a run id that is empty, too long or has characters
 // outside [A-Za-z0-9._-].
@@ -102,10 +108,17 @@ func (n *Node) JoinRun(ctx context.Context, runID string) (*Run, error) {
 		disc: routing.NewRoutingDiscovery(n.dht),
 		ctx:  rctx, cancel: cancel, members: map[peer.ID]time.Time{},
 	}
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerProtocolsUpdated)})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("join run %s: %w", runID, err)
+	}
 	n.runs[runID] = r
-	r.wg.Add(2)
+	n.host.SetStreamHandler(r.Protocol(memberProtocol), r.serveMembers)
+	r.wg.Add(3)
 	go r.advertiseLoop()
 	go r.connectLoop()
+	go r.watchMembers(sub)
 	context.AfterFunc(rctx, func() { r.Close() })
 	return r, nil
 }
@@ -146,6 +159,60 @@ func (r *Run) FindPeers(ctx context.Context) ([]peer.AddrInfo, error) {
 	r.remember(time.Now(), found)
 	r.mu.Unlock()
 	return found, nil
+}
+
+// watchMembers adds to the members every peer that identifies itself as
+// one: it speaks the run's member protocol. That claim is worth what a
+// provider record under the run's key is (anyone can make either), and it
+// makes membership symmetric: a member that dials another after finding
+// it is a member to the one it dialled too, without a lookup of its own.
+func (r *Run) watchMembers(sub event.Subscription) {
+	defer r.wg.Done()
+	defer sub.Close()
+	mp := r.Protocol(memberProtocol)
+	var known []peer.AddrInfo
+	for _, p := range r.node.host.Network().Peers() {
+		if ok, _ := r.node.host.Peerstore().SupportsProtocols(p, mp); len(ok) > 0 {
+			known = append(known, peer.AddrInfo{ID: p})
+		}
+	}
+	r.add(time.Now(), known)
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			var p peer.ID
+			var protos []protocol.ID
+			switch e := e.(type) {
+			case event.EvtPeerIdentificationCompleted:
+				p, protos = e.Peer, e.Protocols
+			case event.EvtPeerProtocolsUpdated:
+				p, protos = e.Peer, e.Added
+			}
+			if p != r.node.ID() && slices.Contains(protos, mp) {
+				r.add(time.Now(), []peer.AddrInfo{{ID: p}})
+			}
+		}
+	}
+}
+
+// add is remember without forgetting, for members found one at a time.
+func (r *Run) add(now time.Time, found []peer.AddrInfo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ai := range found {
+		if _, ok := r.members[ai.ID]; !ok {
+			if len(r.members) >= maxRunMembers {
+				continue
+			}
+			r.node.host.ConnManager().Protect(ai.ID, r.ns)
+		}
+		r.members[ai.ID] = now
+	}
 }
 
 // remember records the members a lookup found at now and forgets those no
@@ -206,8 +273,9 @@ func (r *Run) advertiseLoop() {
 	}
 }
 
-// connectLoop looks the run's peers up and connects to the new ones,
-// quickly while lookups keep finding new peers, every 30 s once stable.
+// connectLoop looks the run's peers up and connects to the new ones, and
+// to those one connected member knows (exchange), quickly while this finds
+// new peers, every 30 s once stable.
 func (r *Run) connectLoop() {
 	defer r.wg.Done()
 	wait := findFirst
@@ -216,7 +284,7 @@ func (r *Run) connectLoop() {
 		if err != nil && r.ctx.Err() == nil {
 			r.node.cfg.Log.Debug().Err(err).Str("run", r.id).Msg("find run peers")
 		}
-		if r.connect(found) > 0 {
+		if r.connect(found)+r.connect(r.exchange()) > 0 {
 			wait = findFirst
 		} else {
 			wait = min(2*wait, findEvery)
@@ -280,6 +348,7 @@ func (r *Run) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	r.node.host.RemoveStreamHandler(r.Protocol(memberProtocol))
 	r.cancel()
 	r.wg.Wait()
 	var err error
