@@ -141,14 +141,17 @@ type fetch struct {
 	donors    []*donorState
 	alive     int
 	retries   int
+	chunkTime time.Duration // summed over the gotChunks attempts that brought a chunk
+	gotChunks int
 }
 
 // attempt is one request for a chunk in flight. Near the end a chunk may
-// have two, from different donors; the first to finish wins and cancels
-// the other.
+// have two, from different donors (the second once the first is late: see
+// pickLocked); the first to finish wins and cancels the other.
 type attempt struct {
-	d      *donorState
-	cancel context.CancelFunc
+	d       *donorState
+	cancel  context.CancelFunc
+	started time.Time
 }
 
 // donorState is what Fetch knows of one donor.

@@ -287,3 +287,27 @@ func TestFetchRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// The end game duplicates a chunk another donor is fetching only once that
+// attempt is late (lateFactor times the average chunk time); before any
+// chunk has arrived, at once.
+func TestEndGameDuplicatesOnlyLateChunks(t *testing.T) {
+	a, b := &donorState{id: "a"}, &donorState{id: "b"}
+	now := time.Now()
+	f := &fetch{n: 2, alive: 2, attempts: map[int][]*attempt{}, avoid: make([]peer.ID, 2)}
+	f.attempts[1] = []*attempt{{d: a, started: now.Add(-50 * time.Millisecond), cancel: func() {}}}
+	if i, _ := f.pickLocked(b, now); i != 1 {
+		t.Fatalf("no chunk has arrived yet: picked %d, want a duplicate of chunk 1", i)
+	}
+	f.chunkTime, f.gotChunks = 300*time.Millisecond, 3 // 100 ms per chunk
+	i, wait := f.pickLocked(b, now)
+	if i != -1 || wait != 150*time.Millisecond {
+		t.Fatalf("attempt 50 ms old, chunks take 100 ms: picked %d, retry in %v; want none, in 150ms", i, wait)
+	}
+	if i, _ := f.pickLocked(a, now.Add(time.Second)); i != -1 {
+		t.Fatalf("donor a duplicated its own attempt (chunk %d)", i)
+	}
+	if i, _ := f.pickLocked(b, now.Add(151*time.Millisecond)); i != 1 {
+		t.Fatalf("attempt 201 ms old: picked %d, want a duplicate of chunk 1", i)
+	}
+}
