@@ -36,6 +36,7 @@ var docSkip = []struct {
 	{regexp.MustCompile(`^docker `), "needs a Docker engine"},
 	{regexp.MustCompile(`bench train --preset`), "GPT-2 small on a CPU takes minutes; TestBenchTrainBF16 runs the same code on a small model"},
 	{regexp.MustCompile(`bench allreduce .*--netns`), "minutes of shaped transfers in network namespaces; TestBenchAllReduceLoopback runs the benchmark on loopback"},
+	{regexp.MustCompile(`bench state .*--netns`), "a minute of shaped transfers in network namespaces; TestBenchStateLoopback runs the benchmark on loopback"},
 }
 
 // docLongRunning are the commands that run until stopped.
