@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"slices"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/dtrain-dev/dtrain/netx/netns"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/config"
 )
 
 // allReduceTolerance is the largest error from the exact mean each codec
@@ -42,6 +44,7 @@ func benchAllReduceCommand() *cli.Command {
 			&cli.IntFlag{Name: "warmup", Value: 1, Usage: "untimed rounds first"},
 			&cli.IntFlag{Name: "part", Value: allreduce.DefaultPartSize, Usage: "elements per part"},
 			&cli.StringFlag{Name: "transport", Value: "quic", Usage: "libp2p transport between the peers: quic or tcp"},
+			&cli.StringFlag{Name: "pace", Value: "auto", Usage: "each peer's upload limit for the round's frames (a miner's net.upload_limit): a rate like 186Mbit, none, or auto: " + strconv.Itoa(int(math.Round(benchPaceShare*100))) + "% of the peer's own link under --netns, none on loopback"},
 			&cli.DurationFlag{Name: "timeout", Usage: "round deadline (default: from the size and the rates)"},
 			&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch for the gloo baseline"},
 			&cli.BoolFlag{Name: "no-baseline", Usage: "skip gloo"},
@@ -72,6 +75,8 @@ type allReduceBenchReport struct {
 	Netns     bool            `json:"netns"`
 	Rates     []string        `json:"rates,omitempty"`
 	Spans     string          `json:"spans"`
+	Pace      string          `json:"upload_limit"`
+	Paces     []string        `json:"upload_limits,omitempty"`
 	BoundS    float64         `json:"bound_s,omitempty"`
 	BoundAt   string          `json:"bound_at,omitempty"`
 	DTrain    allReduceBench  `json:"dtrain"`
@@ -107,12 +112,22 @@ func benchAllReduce(c *cli.Context) error {
 	if timeout <= 0 {
 		timeout = autoRoundTimeout(int64(4*elems), rates)
 	}
+	paces, err := benchPaces(c.String("pace"), n, rates)
+	if err != nil {
+		return usageErrorf("--pace: %w", err)
+	}
 	if rank := c.Int("peer"); rank >= 0 {
 		return runAllReducePeer(c.Context, allReducePeerConfig{rank: rank, peers: n, n: elems, part: c.Int("part"),
-			codec: codec, agg: agg, listen: c.String("listen"), transport: c.String("transport"), timeout: timeout})
+			codec: codec, agg: agg, listen: c.String("listen"), transport: c.String("transport"), timeout: timeout, pace: paces[rank]})
 	}
 	rep := allReduceBenchReport{Peers: n, Bytes: int64(4 * elems), Codec: c.String("compress"), Aggregate: agg.String(), Transport: c.String("transport"),
-		Netns: rates != nil, Spans: "equal"}
+		Netns: rates != nil, Spans: "equal", Pace: "none"}
+	if slices.Max(paces) > 0 {
+		for _, p := range paces {
+			rep.Paces = append(rep.Paces, p.String())
+		}
+		rep.Pace = strings.Join(rep.Paces, ", ")
+	}
 	var tp *netns.Topology
 	if rates != nil {
 		if err := netns.Available(); err != nil {
@@ -137,7 +152,7 @@ func benchAllReduce(c *cli.Context) error {
 		if tp != nil {
 			where = "network namespaces at " + strings.Join(rep.Rates, ", ")
 		}
-		fmt.Fprintf(c.App.Writer, "%d peers, %s float32, codec %s, aggregation %s, %s, %s; spans %s\n", n, humanBytes(rep.Bytes), rep.Codec, rep.Aggregate, rep.Transport, where, rep.Spans)
+		fmt.Fprintf(c.App.Writer, "%d peers, %s float32, codec %s, aggregation %s, %s, %s; spans %s; upload limit %s\n", n, humanBytes(rep.Bytes), rep.Codec, rep.Aggregate, rep.Transport, where, rep.Spans, rep.Pace)
 	}
 	ctx, cancel := context.WithTimeout(c.Context, time.Duration(c.Int("warmup")+c.Int("iters")+1)*timeout+time.Minute)
 	defer cancel()
@@ -211,6 +226,33 @@ func autoRoundTimeout(bytes int64, rates []netns.Rate) time.Duration {
 	return time.Minute + 10*slowest.Duration(2*bytes)
 }
 
+// benchPaceShare is --pace auto's limit as a share of the peer's link:
+// the frames' bytes at 94% of the link fill about 99% of it once QUIC, UDP,
+// IP and Ethernet headers are added (5% at a 1500-byte MTU, counted by tc),
+// so the link's queue stays nearly empty.
+const benchPaceShare = 0.94
+
+// benchPaces returns every peer's upload limit (0: none) for --pace.
+func benchPaces(s string, n int, rates []netns.Rate) ([]netns.Rate, error) {
+	out := make([]netns.Rate, n)
+	switch s {
+	case "none":
+	case "auto":
+		for i := range rates {
+			out[i] = netns.Rate(float64(rates[i]) * benchPaceShare)
+		}
+	default:
+		r, err := parseRate(s)
+		if err != nil {
+			return nil, err
+		}
+		for i := range out {
+			out[i] = r
+		}
+	}
+	return out, nil
+}
+
 // benchRates returns every peer's link rate under --netns, nil otherwise.
 func benchRates(c *cli.Context, n int) ([]netns.Rate, error) {
 	if !c.Bool("netns") {
@@ -234,22 +276,8 @@ func benchRates(c *cli.Context, n int) ([]netns.Rate, error) {
 
 // parseRate reads a tc-style rate: "200Mbit", "1Gbit", "500Kbit", "9600bit".
 func parseRate(s string) (netns.Rate, error) {
-	u := strings.ToLower(strings.TrimSpace(s))
-	mult := netns.Rate(1)
-	for _, suf := range []struct {
-		s string
-		r netns.Rate
-	}{{"gbit", netns.Gbit}, {"mbit", netns.Mbit}, {"kbit", netns.Kbit}, {"bit", 1}} {
-		if strings.HasSuffix(u, suf.s) {
-			u, mult = strings.TrimSuffix(u, suf.s), suf.r
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(u, 64)
-	if err != nil || v <= 0 || v*float64(mult) > 1e12 {
-		return 0, fmt.Errorf("%q is not a rate like 200Mbit", s)
-	}
-	return netns.Rate(v * float64(mult)), nil
+	r, err := config.ParseRate(s)
+	return netns.Rate(r), err
 }
 
 // allReduceChild is one peer process, seen from the parent.
@@ -348,7 +376,10 @@ func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topol
 	for i := range c.Int("peers") {
 		args := []string{"bench", "allreduce", "--peer", strconv.Itoa(i), "--peers", strconv.Itoa(c.Int("peers")),
 			"--mb", strconv.FormatFloat(c.Float64("mb"), 'g', -1, 64), "--compress", c.String("compress"), "--aggregation", c.String("aggregation"),
-			"--part", strconv.Itoa(c.Int("part")), "--timeout", timeout.String(), "--transport", c.String("transport")}
+			"--part", strconv.Itoa(c.Int("part")), "--timeout", timeout.String(), "--transport", c.String("transport"), "--pace", c.String("pace")}
+		if rates := c.String("rate"); c.Bool("netns") {
+			args = append(args, "--netns", "--rate", rates, "--slow", c.String("slow"))
+		}
 		var cmd *exec.Cmd
 		if tp != nil {
 			cmd = tp.Command(ctx, i, exe, append(args, "--listen", tp.Addr(i))...)

@@ -17,8 +17,10 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/time/rate"
 
 	"github.com/dtrain-dev/dtrain/netx"
+	"github.com/dtrain-dev/dtrain/netx/netns"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
 	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
 	"github.com/dtrain-dev/dtrain/node/matchmaking"
@@ -53,6 +55,7 @@ type allReducePeerConfig struct {
 	agg                  allreduce.Aggregation
 	listen, transport    string
 	timeout              time.Duration
+	pace                 netns.Rate // upload limit; 0: none
 }
 
 // benchValue is rank's deterministic value at index j, in [-1, 1): every
@@ -129,6 +132,7 @@ func runAllReducePeer(ctx context.Context, pc allReducePeerConfig) error {
 	if _, err := fmt.Fprintln(os.Stdout, `{"ready":true}`); err != nil {
 		return err
 	}
+	uplink := p2p.NewUplinkLimit(float64(pc.pace)) // shared by the rounds, as a miner's
 	vec := make([]float32, pc.n)
 	for {
 		line, err := in.ReadString('\n')
@@ -145,7 +149,7 @@ func runAllReducePeer(ctx context.Context, pc allReducePeerConfig) error {
 		// The round may reduce into its vector, so each gets a fresh copy.
 		copy(vec, own)
 		rep := allReducePeerIter{Iter: iter}
-		rep.TookS, rep.MaxErr, rep.Digest, err = runBenchRound(ctx, nd.Host(), ids, round, vec, want, iter)
+		rep.TookS, rep.MaxErr, rep.Digest, err = runBenchRound(ctx, nd.Host(), ids, round, vec, want, iter, uplink)
 		if err != nil {
 			rep.Err = err.Error()
 		}
@@ -179,14 +183,14 @@ func benchRoundConfig(pc allReducePeerConfig, setup allReducePeerSetup, self str
 
 // runBenchRound runs one round over vec and returns its time and the
 // largest distance of the result from want.
-func runBenchRound(ctx context.Context, h netx.Host, ids []peer.ID, cfg allreduce.RoundConfig, vec, want []float32, iter int) (float64, float64, string, error) {
+func runBenchRound(ctx context.Context, h netx.Host, ids []peer.ID, cfg allreduce.RoundConfig, vec, want []float32, iter int, uplink *rate.Limiter) (float64, float64, string, error) {
 	cfg.Vector = vec
 	r, err := allreduce.NewRound(cfg)
 	if err != nil {
 		return 0, 0, "", err
 	}
 	t0 := time.Now()
-	res, err := p2p.RunRound(ctx, h, protocol.ID(benchAllReduceProto+strconv.Itoa(iter)), ids, r, 5*time.Millisecond)
+	res, err := p2p.RunRound(ctx, h, protocol.ID(benchAllReduceProto+strconv.Itoa(iter)), ids, r, 5*time.Millisecond, p2p.WithUplinkLimit(uplink))
 	took := time.Since(t0).Seconds()
 	if err != nil {
 		return took, 0, "", err

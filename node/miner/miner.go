@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
@@ -90,7 +91,8 @@ type Miner struct {
 	// verdicts are the run's validators' exclusions; the driver's loop
 	// alone reads and updates them.
 	verdicts *verdicts.Set
-	cheat    *cheater // nil: honest
+	cheat    *cheater      // nil: honest
+	uplink   *rate.Limiter // net.upload_limit, shared by every round; nil: none
 	// feedback carries int8 (or fp16/bf16) rounding error into the next
 	// epoch's contribution; nil without compression.
 	feedback *allreduce.ErrorFeedback
@@ -151,6 +153,7 @@ func New(ctx context.Context, o Options) (*Miner, error) {
 	m := &Miner{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec, agg: agg,
 		accum: max(1, cfg.AccumSteps())}
 	m.sched = schedule(cfg)
+	m.uplink = p2p.NewUplinkLimit(cfg.Net.UploadBits())
 	if m.cheat, err = newCheater(o.Cheat, o.Log); err != nil {
 		return nil, err
 	}

@@ -205,7 +205,7 @@ func (m *Miner) runRound(ctx context.Context, g matchmaking.Group, vec []float32
 	defer cancel()
 	proto := netx.Protocol(m.cfg.RunID, g.RoundName())
 	start := time.Now()
-	res, traffic, err := p2p.RunRoundRewriting(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond, m.cheat.rewrite(g.Epoch, cfg))
+	res, traffic, err := p2p.RunRoundRewriting(m.log.WithContext(ctx), m.node, proto, peers, r, 10*time.Millisecond, m.cheat.rewrite(g.Epoch, cfg), p2p.WithUplinkLimit(m.uplink))
 	st.sent, st.took, st.traffic, st.round = cfg.SentBytes(), time.Since(start), traffic, r
 	if err != nil {
 		return res, st, fmt.Errorf("all-reduce of epoch %d: %w", g.Epoch, err)

@@ -141,7 +141,7 @@ func (v *Validator) runRound(ctx context.Context, g matchmaking.Group) roundOutc
 			var res allreduce.Result
 			start := time.Now()
 			var traffic p2p.Traffic
-			res, traffic, err = p2p.RunRoundTraffic(v.log.WithContext(rctx), v.node, netx.Protocol(v.cfg.RunID, g.RoundName()), peers, r, 10*time.Millisecond)
+			res, traffic, err = p2p.RunRoundTraffic(v.log.WithContext(rctx), v.node, netx.Protocol(v.cfg.RunID, g.RoundName()), peers, r, 10*time.Millisecond, p2p.WithUplinkLimit(v.uplink))
 			out.took, out.sent, out.received = time.Since(start), traffic.Sent, traffic.Received
 			cancel()
 			for _, i := range res.Contributors {

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
+	"github.com/dtrain-dev/dtrain/node/allreduce/p2p"
 	"github.com/dtrain-dev/dtrain/node/config"
 	"github.com/dtrain-dev/dtrain/node/data"
 	"github.com/dtrain-dev/dtrain/node/epoch"
@@ -76,6 +78,7 @@ type Validator struct {
 	maxWeight float64       // samples an epoch of the run holds, from verify.run_config; 0: unknown
 	length    int           // elements of the run's all-reduce vector
 	verifier  Verifier
+	uplink    *rate.Limiter // net.upload_limit, shared by every round; nil: none
 	// holder loads the swarm's states for the WorkCheck; nil without one.
 	holder *holder
 	// hub publishes the swarm's model (hub.repo); nil: none.
@@ -111,7 +114,7 @@ func New(ctx context.Context, o Options) (*Validator, error) {
 	md := cfg.Model
 	v := &Validator{cfg: cfg, opts: o, log: o.Log, node: o.Node, self: o.Node.ID().String(), codec: codec, agg: agg,
 		length:   int(torch.NumParams(torch.NewConfig(md.NLayer, md.NHead, md.NEmbd, md.NPositions, md.VocabSize))),
-		verifier: o.Verifier, probed: map[string]uint64{}}
+		verifier: o.Verifier, probed: map[string]uint64{}, uplink: p2p.NewUplinkLimit(cfg.Net.UploadBits())}
 	if v.verifier == nil {
 		if err := v.chooseVerifier(); err != nil {
 			v.Close()

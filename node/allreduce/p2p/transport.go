@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/dtrain-dev/dtrain/netx"
 	"github.com/dtrain-dev/dtrain/node/allreduce"
@@ -57,6 +58,8 @@ type transport struct {
 	writers map[int]*peerWriter
 
 	sent, received atomic.Int64 // frame bytes, length prefixes included
+
+	uplink *rate.Limiter // WithUplinkLimit; nil: none
 }
 
 // Traffic is what one round moved over its streams: the bytes of the
@@ -70,22 +73,22 @@ type Traffic struct {
 // member whose ID is h.ID() is this peer. Every tick the round sees the
 // clock, so its part and round timeouts fire within a tick of their time.
 // Logs go to zerolog.Ctx(ctx).
-func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration) (allreduce.Result, error) {
-	res, _, err := RunRoundTraffic(ctx, h, proto, peers, r, tick)
+func RunRound(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration, opts ...Option) (allreduce.Result, error) {
+	res, _, err := RunRoundTraffic(ctx, h, proto, peers, r, tick, opts...)
 	return res, err
 }
 
 // RunRoundTraffic is RunRound that also returns the round's traffic, which
 // it counts whether or not the round succeeds.
-func RunRoundTraffic(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration) (_ allreduce.Result, traffic Traffic, _ error) {
-	return RunRoundRewriting(ctx, h, proto, peers, r, tick, nil)
+func RunRoundTraffic(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration, opts ...Option) (_ allreduce.Result, traffic Traffic, _ error) {
+	return RunRoundRewriting(ctx, h, proto, peers, r, tick, nil, opts...)
 }
 
 // RunRoundRewriting is RunRoundTraffic with every message this member
 // sends passed through rewrite first (nil: none): how node/miner's cheat
 // facility plays a dishonest member for tests and demos. An honest miner
 // never rewrites.
-func RunRoundRewriting(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration, rewrite func(allreduce.Outgoing) allreduce.Outgoing) (_ allreduce.Result, traffic Traffic, _ error) {
+func RunRoundRewriting(ctx context.Context, h netx.Host, proto protocol.ID, peers []peer.ID, r *allreduce.Round, tick time.Duration, rewrite func(allreduce.Outgoing) allreduce.Outgoing, opts ...Option) (_ allreduce.Result, traffic Traffic, _ error) {
 	cfg := r.Config()
 	if len(peers) != len(cfg.Group.Members) {
 		return allreduce.Result{}, Traffic{}, fmt.Errorf("run round: %d peers for a group of %d", len(peers), len(cfg.Group.Members))
@@ -105,6 +108,9 @@ func RunRoundRewriting(ctx context.Context, h netx.Host, proto protocol.ID, peer
 		inbox:    make(chan inbound, inboxSize),
 		readers:  map[network.Stream]bool{},
 		writers:  map[int]*peerWriter{},
+	}
+	for _, o := range opts {
+		o(t)
 	}
 	t.ctx, t.cancel = context.WithDeadline(ctx, t.deadline)
 	h.SetStreamHandler(proto, t.handle)

@@ -54,7 +54,8 @@ type loopbackRound struct {
 	crash      int
 	crashAfter time.Duration
 	timeout    time.Duration
-	commit     int // > 0: a committed round with chunks of this size
+	commit     int     // > 0: a committed round with chunks of this size
+	uplink     float64 // > 0: every member's uplink limit, bits/s
 }
 
 func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (allreduce.Group, [][]float32, []allreduce.Result, []error, time.Duration) {
@@ -97,7 +98,7 @@ func (lr loopbackRound) run(t *testing.T, rng *rand.Rand) (allreduce.Group, [][]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = RunRound(ctx, nd.Host(), testRoundProto, peers, r, 10*time.Millisecond)
+			results[i], errs[i] = RunRound(ctx, nd.Host(), testRoundProto, peers, r, 10*time.Millisecond, WithUplinkLimit(NewUplinkLimit(lr.uplink)))
 		}()
 	}
 	wg.Wait()
@@ -288,4 +289,30 @@ func TestRunRoundLoopbackAbsent(t *testing.T) {
 			t.Logf("%s: survivors finished after %v of a %v round", how, took, round)
 		})
 	}
+}
+
+// An uplink limit holds what each member sends to its rate: a round can
+// take no less than its bytes at that rate, less one burst. (Only this
+// lower bound is checked: an upper one would depend on the machine.)
+func TestRunRoundUplinkLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	codec, _ := allreduce.CodecByID(allreduce.CodecNone)
+	roles := []allreduce.Role{allreduce.RoleFull, allreduce.RoleFull}
+	lr := loopbackRound{roles: roles, n: 1 << 18, part: 1 << 14, codec: codec, crash: -1, uplink: 16e6}
+	g, vecs, res, errs, took := lr.run(t, rand.New(rand.NewSource(1)))
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+	}
+	checkLoopback(t, g, vecs, res, allMembers(g), contributorsOf(g), codec)
+	// Each member sends its half of the vector to the other's owner and
+	// the mean of its own half back: 1 MiB of values.
+	least := time.Duration(float64((1<<20)-NewUplinkLimit(lr.uplink).Burst()) * 8 / lr.uplink * float64(time.Second))
+	if took < least {
+		t.Fatalf("round took %v under a 16 Mbit/s limit; 1 MiB at that rate takes at least %v", took, least)
+	}
+	t.Logf("1 MiB each way under 16 Mbit/s: %v (at least %v)", took, least)
 }

@@ -137,6 +137,7 @@ func (w *peerWriter) run() {
 			stopReset = context.AfterFunc(w.ctx, func() { _ = opened.Reset() })
 		}
 		_ = s.SetWriteDeadline(t.deadline)
+		pace(w.ctx, t.uplink, netx.FrameHeaderLen+len(b))
 		if err := netx.WriteFrame(s, b, t.maxFrame); err != nil {
 			// The message is lost; the round's timeouts decide what that
 			// means. Later messages try a new stream.
