@@ -38,7 +38,7 @@ type Net struct {
 	KeyFile   string   `toml:"key_file" doc:"identity key, created (mode 0600) on first start; relative to out_dir unless absolute"`
 	NAT       bool     `toml:"nat" doc:"AutoNAT, UPnP, hole punching and relays, for a miner behind NAT on the internet"`
 	// UploadLimit caps the all-reduce's upload (UploadBits).
-	UploadLimit string `toml:"upload_limit" doc:"cap on what the all-reduce sends, such as 185Mbit (k, M, G: powers of 1000; the round's frames, before QUIC, UDP and IP headers, about 5% more); empty = none. Set it to about 93% of the uplink's rate: a full uplink queue delays this peer's acknowledgements, which slows what it receives (bench allreduce over 200 Mbit/s links: 0.73-0.83 of the bound without, 0.90-0.92 with 186-188 Mbit/s)"`
+	UploadLimit string `toml:"upload_limit" doc:"cap on what the all-reduce sends, such as 185Mbit (k, M, G: powers of 1000; the round's frames, before QUIC, UDP and IP headers, about 5% more); empty = none. Set it to about 93% of the uplink's rate: a full uplink queue delays this peer's acknowledgements, which slows what it receives (bench allreduce over 200 Mbit/s links: 0.73-0.84 of the bound without, 0.90-0.92 with 186-188 Mbit/s)"`
 }
 
 // Swarm says how the miner trains with the others.

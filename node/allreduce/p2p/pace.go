@@ -18,8 +18,8 @@ type Option func(*transport)
 // is worth more than the few percent it gives up: an all-reduce sends and
 // receives at once, and a full uplink queue delays this member's
 // acknowledgements by the whole queue, which starves the flows coming in
-// (dtrain bench allreduce over tbf at 200 Mbit/s, 4 peers: 0.73–0.83 of the
-// bound without a limit, 0.90–0.91 with 186 Mbit/s of frames; README).
+// (dtrain bench allreduce over tbf at 200 Mbit/s, 4 peers: 0.73–0.84 of the
+// bound without a limit, 0.90–0.92 with 186–188 Mbit/s of frames; README).
 func WithUplinkLimit(lim *rate.Limiter) Option {
 	return func(t *transport) { t.uplink = lim }
 }
