@@ -7,14 +7,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/multiformats/go-multiaddr"
 )
 
@@ -57,12 +56,17 @@ func runRelayHelper(ctx context.Context, role string) error {
 		defer n.Close()
 		h := n.Host()
 		RegisterProbeHandler(h, netnsProbe, 1<<20)
-		if err := h.Connect(ctx, *relay); err != nil {
-			return fmt.Errorf("connect to relay: %w", err)
+		// No manual step: AutoNAT finds the node private (the relay dials
+		// back and fails at the NAT), and the auto-relay client then
+		// reserves a slot on a static relay (the bootstrap peers) and
+		// announces the circuit address.
+		_ = relay
+		for start := time.Now(); !strings.Contains(fmt.Sprint(h.Addrs()), "/p2p-circuit"); time.Sleep(time.Second) {
+			if time.Since(start) > 2*time.Minute {
+				return fmt.Errorf("no relay address after %v (reachability %v): %v", time.Since(start), n.Reachability(), h.Addrs())
+			}
 		}
-		if _, err := client.Reserve(ctx, h, *relay); err != nil {
-			return fmt.Errorf("reserve relay slot: %w", err)
-		}
+		fmt.Printf("reachability %v, addresses %v\n", n.Reachability(), h.Addrs())
 		fmt.Printf("%sid %s\n", helperPrefix, h.ID())
 		waitStdin(ctx)
 		return nil
@@ -73,19 +77,20 @@ func runRelayHelper(ctx context.Context, role string) error {
 }
 
 func runRelayClient(ctx context.Context) error {
-	relay, err := peer.AddrInfoFromString(os.Getenv(envHelperAddr))
-	if err != nil {
-		return err
-	}
 	priv, err := peer.Decode(os.Getenv(envHelperPeer))
 	if err != nil {
 		return err
 	}
-	h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.EnableRelay())
+	// A public peer of the run: a netx node that knows only the bootstrap
+	// peer (the relay), and finds the private one by its id on the DHT.
+	cfg := DefaultConfig()
+	cfg.ListenAddrs, cfg.Bootstrap, cfg.DHTMode, cfg.EnableNAT = []string{"/ip4/0.0.0.0/udp/0/quic-v1"}, []string{os.Getenv(envHelperAddr)}, DHTClient, false
+	n, err := New(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer n.Close()
+	h := n.Host()
 	direct, err := multiaddr.NewMultiaddr(os.Getenv(envHelperDirect))
 	if err != nil {
 		return err
@@ -95,21 +100,33 @@ func runRelayClient(ctx context.Context) error {
 	cancel()
 	fmt.Printf("%sdirect %v\n", helperPrefix, err == nil)
 	h.Peerstore().ClearAddrs(priv)
-	if err := h.Connect(ctx, *relay); err != nil {
-		return fmt.Errorf("connect to relay: %w", err)
+	// The lookup needs the relay in the routing table, which the DHT adds
+	// once identify has run; retry until then.
+	var found peer.AddrInfo
+	for start := time.Now(); ; time.Sleep(500 * time.Millisecond) {
+		if found, err = n.DHT().FindPeer(ctx, priv); err == nil {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			return fmt.Errorf("find the private peer on the DHT: %w", err)
+		}
 	}
-	circuit, err := multiaddr.NewMultiaddr(relay.Addrs[0].String() + "/p2p/" + relay.ID.String() + "/p2p-circuit")
-	if err != nil {
-		return err
-	}
-	if err := h.Connect(ctx, peer.AddrInfo{ID: priv, Addrs: []multiaddr.Multiaddr{circuit}}); err != nil {
-		return fmt.Errorf("connect through relay: %w", err)
+	fmt.Printf("%sfound %v\n", helperPrefix, found.Addrs)
+	if err := h.Connect(ctx, found); err != nil {
+		return fmt.Errorf("connect to the addresses the DHT gave: %w", err)
 	}
 	rtt, err := Ping(network.WithAllowLimitedConn(ctx, "relay test"), h, priv, netnsProbe)
 	if err != nil {
 		return fmt.Errorf("ping through relay: %w", err)
 	}
 	fmt.Printf("%srtt %d\n", helperPrefix, rtt)
+	// DCUtR, run by both hosts on a relayed connection, then upgrades it
+	// to a direct one through the NAT's mapping (hole punching).
+	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(200 * time.Millisecond) {
+		if slices.ContainsFunc(h.Network().ConnsToPeer(priv), func(c network.Conn) bool { return !c.Stat().Limited }) {
+			break
+		}
+	}
 	for _, c := range h.Network().ConnsToPeer(priv) {
 		fmt.Printf("%sconn %s limited=%v\n", helperPrefix, c.RemoteMultiaddr(), c.Stat().Limited)
 	}
@@ -165,8 +182,10 @@ func startHelper(t *testing.T, ns string, env ...string) string {
 // TestNetnsRelayBehindNAT builds a real NAT: a private peer in its own
 // namespace whose only way out is a router namespace that masquerades its
 // traffic and drops unsolicited inbound packets. The public side (a relay
-// and a client, one namespace) cannot dial it; the client must reach it
-// through the relay's circuit, on the slot the private peer reserved.
+// that is the bootstrap peer, and a client, one namespace) cannot dial it.
+// With no manual step, the private peer must find itself private (AutoNAT)
+// and reserve a relay slot (auto-relay), and the client, knowing only its
+// id, must find it on the DHT and reach it through the relay's circuit.
 func TestNetnsRelayBehindNAT(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("network namespace tests need root (CAP_NET_ADMIN); skipping")
@@ -183,7 +202,11 @@ func TestNetnsRelayBehindNAT(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	}
-	pubNet := fmt.Sprintf("10.%d.%d", 150+linkSeq%100, os.Getpid()%250)
+	// The "internet" side must look public: AutoNAT ignores private
+	// (RFC 1918) and documentation ranges, and would never find the peer
+	// behind the NAT private. No namespace here has a route out of the
+	// machine, so these addresses reach only the hosts the test made.
+	pubNet := fmt.Sprintf("11.%d.%d", 150+linkSeq%100, os.Getpid()%250)
 	privNet := fmt.Sprintf("192.168.%d", os.Getpid()%250)
 	wan, lan := "dn"+id, "dm"+id
 	mustRun(t, "ip", "link", "add", "dr"+id, "netns", pub, "type", "veth", "peer", "name", wan, "netns", nat)
@@ -208,7 +231,7 @@ func TestNetnsRelayBehindNAT(t *testing.T) {
 	relayFull := relayAddr + "/p2p/" + relayID
 	privID := startHelper(t, priv, envHelperRole+"=private", envHelperAddr+"="+relayFull)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", pub, os.Args[0], "-test.run=^TestNetnsHelperProcess$")
 	cmd.Env = append(os.Environ(), envHelperRole+"=relayclient", envHelperAddr+"="+relayFull,
@@ -225,7 +248,14 @@ func TestNetnsRelayBehindNAT(t *testing.T) {
 	if !strings.Contains(text, helperPrefix+"rtt ") {
 		t.Fatalf("no ping through the relay")
 	}
-	if !strings.Contains(text, "/p2p-circuit") || !strings.Contains(text, "limited=true") {
+	if !strings.Contains(text, helperPrefix+"found [") || !strings.Contains(text, "/p2p-circuit") || !strings.Contains(text, "limited=true") {
 		t.Fatalf("the connection to the private peer is not a relayed (limited) circuit")
+	}
+	// The router masquerades with Linux conntrack: the mapping keeps the
+	// peer's port for every destination, and only replies come in (a
+	// port-restricted cone). The public side's dial to the mapped address,
+	// timed by DCUtR against the private peer's own, gets through.
+	if !strings.Contains(text, "/ip4/"+pubNet+".2/udp/4001/quic-v1 limited=false") {
+		t.Fatalf("no direct connection through the NAT's mapping after the relayed one (hole punching)")
 	}
 }
