@@ -72,6 +72,8 @@ func runRelayHelper(ctx context.Context, role string) error {
 		return nil
 	case "relayclient":
 		return runRelayClient(ctx)
+	case "natpeer":
+		return runNATPeer(ctx)
 	}
 	return fmt.Errorf("unknown helper role %q", role)
 }
