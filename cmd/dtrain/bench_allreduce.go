@@ -374,7 +374,7 @@ func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topol
 	}
 	var children []*allReduceChild
 	for i := range c.Int("peers") {
-		args := []string{"bench", "allreduce", "--peer", strconv.Itoa(i), "--peers", strconv.Itoa(c.Int("peers")),
+		args := []string{"--log-level", childLogLevel(c), "bench", "allreduce", "--peer", strconv.Itoa(i), "--peers", strconv.Itoa(c.Int("peers")),
 			"--mb", strconv.FormatFloat(c.Float64("mb"), 'g', -1, 64), "--compress", c.String("compress"), "--aggregation", c.String("aggregation"),
 			"--part", strconv.Itoa(c.Int("part")), "--timeout", timeout.String(), "--transport", c.String("transport"), "--pace", c.String("pace")}
 		if rates := c.String("rate"); c.Bool("netns") {

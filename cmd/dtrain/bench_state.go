@@ -215,7 +215,7 @@ func runStateBench(ctx context.Context, c *cli.Context, tp *netns.Topology, dono
 		}
 	}()
 	start := func(i int, role string) (*allReduceChild, error) {
-		args := []string{"bench", "state", "--role", role, "--mb", strconv.FormatFloat(c.Float64("mb"), 'g', -1, 64), "--transport", tr}
+		args := []string{"--log-level", childLogLevel(c), "bench", "state", "--role", role, "--mb", strconv.FormatFloat(c.Float64("mb"), 'g', -1, 64), "--transport", tr}
 		var cmd *exec.Cmd
 		if tp != nil {
 			cmd = tp.Command(ctx, i, exe, append(args, "--listen", tp.Addr(i))...)
@@ -375,4 +375,15 @@ func stateJoin(ctx context.Context, listen, tr string) (stateBenchTimes, error) 
 		}
 	}
 	return times, nil
+}
+
+// childLogLevel is the log level of a benchmark's child processes: errors
+// only (they report through their output and exit status, and libp2p's
+// warnings about connections closed at the end would only clutter the
+// table), unless the user asked for debug.
+func childLogLevel(c *cli.Context) string {
+	if c.String("log-level") == "debug" {
+		return "debug"
+	}
+	return "error"
 }
