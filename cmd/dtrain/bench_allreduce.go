@@ -44,7 +44,7 @@ func benchAllReduceCommand() *cli.Command {
 			&cli.IntFlag{Name: "warmup", Value: 1, Usage: "untimed rounds first"},
 			&cli.IntFlag{Name: "part", Value: allreduce.DefaultPartSize, Usage: "elements per part"},
 			&cli.StringFlag{Name: "transport", Value: "quic", Usage: "libp2p transport between the peers: quic or tcp"},
-			&cli.StringFlag{Name: "pace", Value: "auto", Usage: "each peer's upload limit for the round's frames (a miner's net.upload_limit): a rate like 186Mbit, none, or auto: " + strconv.Itoa(int(math.Round(benchPaceShare*100))) + "% of the peer's own link under --netns, none on loopback"},
+			&cli.StringFlag{Name: "pace", Value: "auto", Usage: "each peer's upload limit for the round's frames (a miner's net.upload_limit): a rate like 186Mbit, none, or auto: " + strconv.Itoa(int(math.Round(paceShare*100))) + "% of the peer's own link under --netns, none on loopback"},
 			&cli.DurationFlag{Name: "timeout", Usage: "round deadline (default: from the size and the rates)"},
 			&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch for the gloo baseline"},
 			&cli.BoolFlag{Name: "no-baseline", Usage: "skip gloo"},
@@ -226,11 +226,12 @@ func autoRoundTimeout(bytes int64, rates []netns.Rate) time.Duration {
 	return time.Minute + 10*slowest.Duration(2*bytes)
 }
 
-// benchPaceShare is --pace auto's limit as a share of the peer's link:
+// paceShare is the upload limit, as a share of a peer's link, that bench
+// allreduce --pace auto and dtrain swarm --links give their peers:
 // the frames' bytes at 94% of the link fill about 99% of it once QUIC, UDP,
 // IP and Ethernet headers are added (5% at a 1500-byte MTU, counted by tc),
 // so the link's queue stays nearly empty.
-const benchPaceShare = 0.94
+const paceShare = 0.94
 
 // benchPaces returns every peer's upload limit (0: none) for --pace.
 func benchPaces(s string, n int, rates []netns.Rate) ([]netns.Rate, error) {
@@ -239,7 +240,7 @@ func benchPaces(s string, n int, rates []netns.Rate) ([]netns.Rate, error) {
 	case "none":
 	case "auto":
 		for i := range rates {
-			out[i] = netns.Rate(float64(rates[i]) * benchPaceShare)
+			out[i] = netns.Rate(float64(rates[i]) * paceShare)
 		}
 	default:
 		r, err := parseRate(s)

@@ -230,6 +230,9 @@ func (s *swarm) startMiner(i int, late bool) error {
 		"--listen", s.listen(i), "--bootstrap", s.boot,
 		"--out-dir", s.minerDir(i), "--mode", s.opts.mode}
 	args = append(args, s.minerCheatArgs(i)...)
+	if s.topo != nil { // the link's rate is known: keep its queue empty (net.upload_limit)
+		args = append(args, "--set", "net.upload_limit="+netns.Rate(float64(s.topo.Rate(s.host(i)))*paceShare).String())
+	}
 	logPath := filepath.Join(s.dir, fmt.Sprintf("miner-%d.log", i))
 	if s.tails[i] == nil {
 		s.tails[i] = newEventTail(filepath.Join(s.minerDir(i), minerEvents))
