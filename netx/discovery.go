@@ -204,6 +204,13 @@ func (r *Run) watchMembers(sub event.Subscription) {
 func (r *Run) add(now time.Time, found []peer.AddrInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.addLocked(now, found)
+}
+
+// addLocked records found as members seen at now; past maxRunMembers,
+// new ones are not kept. Kept members' connections are protected from the
+// connection manager's trimming.
+func (r *Run) addLocked(now time.Time, found []peer.AddrInfo) {
 	for _, ai := range found {
 		if _, ok := r.members[ai.ID]; !ok {
 			if len(r.members) >= maxRunMembers {
@@ -226,15 +233,7 @@ func (r *Run) remember(now time.Time, found []peer.AddrInfo) {
 			r.node.host.ConnManager().Unprotect(p, r.ns)
 		}
 	}
-	for _, ai := range found {
-		if _, ok := r.members[ai.ID]; !ok {
-			if len(r.members) >= maxRunMembers {
-				continue
-			}
-			r.node.host.ConnManager().Protect(ai.ID, r.ns)
-		}
-		r.members[ai.ID] = now
-	}
+	r.addLocked(now, found)
 }
 
 // Peers are the run's members the node is connected to now, sorted.

@@ -381,27 +381,38 @@ func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topol
 		if rates := c.String("rate"); c.Bool("netns") {
 			args = append(args, "--netns", "--rate", rates, "--slow", c.String("slow"))
 		}
-		var cmd *exec.Cmd
-		if tp != nil {
-			cmd = tp.Command(ctx, i, exe, append(args, "--listen", tp.Addr(i))...)
-		} else {
-			cmd = exec.CommandContext(ctx, exe, args...)
-		}
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
+		ch, err := startBenchChild(ctx, tp, i, exe, args)
 		if err != nil {
-			return children, err
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			return children, err
-		}
-		if err := cmd.Start(); err != nil {
 			return children, fmt.Errorf("start peer %d: %w", i, err)
 		}
-		children = append(children, &allReduceChild{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)})
+		children = append(children, ch)
 	}
 	return children, nil
+}
+
+// startBenchChild runs this binary with args as a benchmark's process i:
+// inside host i's namespace, listening on its address, when tp is set.
+// The child's stderr is this process's.
+func startBenchChild(ctx context.Context, tp *netns.Topology, i int, exe string, args []string) (*allReduceChild, error) {
+	var cmd *exec.Cmd
+	if tp != nil {
+		cmd = tp.Command(ctx, i, exe, append(args, "--listen", tp.Addr(i))...)
+	} else {
+		cmd = exec.CommandContext(ctx, exe, args...)
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &allReduceChild{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}, nil
 }
 
 func broadcast(children []*allReduceChild, line string) error {

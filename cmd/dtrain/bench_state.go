@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -216,25 +215,10 @@ func runStateBench(ctx context.Context, c *cli.Context, tp *netns.Topology, dono
 	}()
 	start := func(i int, role string) (*allReduceChild, error) {
 		args := []string{"--log-level", childLogLevel(c), "bench", "state", "--role", role, "--mb", strconv.FormatFloat(c.Float64("mb"), 'g', -1, 64), "--transport", tr}
-		var cmd *exec.Cmd
-		if tp != nil {
-			cmd = tp.Command(ctx, i, exe, append(args, "--listen", tp.Addr(i))...)
-		} else {
-			cmd = exec.CommandContext(ctx, exe, args...)
-		}
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
+		ch, err := startBenchChild(ctx, tp, i, exe, args)
 		if err != nil {
-			return nil, err
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start %s: %w", role, err)
 		}
-		ch := &allReduceChild{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
 		children = append(children, ch)
 		return ch, nil
 	}
