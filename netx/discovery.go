@@ -186,17 +186,31 @@ func (r *Run) watchMembers(sub event.Subscription) {
 				return
 			}
 			var p peer.ID
-			var protos []protocol.ID
+			var protos, removed []protocol.ID
 			switch e := e.(type) {
 			case event.EvtPeerIdentificationCompleted:
 				p, protos = e.Peer, e.Protocols
 			case event.EvtPeerProtocolsUpdated:
-				p, protos = e.Peer, e.Added
+				p, protos, removed = e.Peer, e.Added, e.Removed
 			}
-			if p != r.node.ID() && slices.Contains(protos, mp) {
+			switch {
+			case p == r.node.ID():
+			case slices.Contains(protos, mp):
 				r.add(time.Now(), []peer.AddrInfo{{ID: p}})
+			case slices.Contains(removed, mp):
+				r.leave(p) // it left the run (Close), though still connected
 			}
 		}
+	}
+}
+
+// leave forgets member p.
+func (r *Run) leave(p peer.ID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.members[p]; ok {
+		delete(r.members, p)
+		r.node.host.ConnManager().Unprotect(p, r.ns)
 	}
 }
 

@@ -39,7 +39,7 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 
 // A peer that connects is a member once it speaks the run's member
 // protocol (identify tells), and not before: a connection alone is no
-// claim to membership.
+// claim to membership. It stops being one when it stops speaking it.
 func TestMemberByIdentify(t *testing.T) {
 	a := startNode(t)
 	r, err := a.JoinRun(context.Background(), "ident")
@@ -65,6 +65,15 @@ func TestMemberByIdentify(t *testing.T) {
 	waitFor(t, "the peer that now speaks the member protocol to be a member", 10*time.Second, func() bool {
 		return slices.Contains(r.Peers(), d.ID())
 	})
+	// Leaving the run (the handler removed, identify pushes it) ends its
+	// membership though the connection stays.
+	d.RemoveStreamHandler(Protocol("ident", memberProtocol))
+	waitFor(t, "the peer that left the run to be no member", 10*time.Second, func() bool {
+		return !slices.Contains(r.Peers(), d.ID())
+	})
+	if a.Host().Network().Connectedness(d.ID()) != network.Connected {
+		t.Error("the connection closed: the test proves nothing about leaving")
+	}
 }
 
 // exchange returns a connected member's members, and no more of them, nor
