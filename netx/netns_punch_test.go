@@ -14,10 +14,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// runNATPeer is a peer behind its own NAT that, once it has a relay
-// address, finds the peer named by envHelperPeer on the DHT, reaches it
-// through the relay and waits up to 30 s for hole punching to give a
-// direct connection. It prints each connection to that peer.
+// runNATPeer is a peer behind its own NAT. No manual step: AutoNAT finds
+// it private (the relay dials back and fails at the NAT), and the
+// auto-relay client reserves a slot on a static relay (the bootstrap peer)
+// and announces the circuit address. Then, with envHelperPeer unset, it
+// prints its id and serves until stdin closes; with it set, it finds that
+// peer's relay address on the DHT, reaches it through the relay and waits
+// up to 30 s for hole punching to give a direct connection, printing each
+// connection to that peer.
 func runNATPeer(ctx context.Context) error {
 	cfg := DefaultConfig()
 	cfg.ListenAddrs, cfg.Bootstrap, cfg.DHTMode = []string{"/ip4/0.0.0.0/udp/4001/quic-v1"}, []string{os.Getenv(envHelperAddr)}, DHTClient
@@ -33,6 +37,7 @@ func runNATPeer(ctx context.Context) error {
 			return fmt.Errorf("no relay address after %v (reachability %v): %v", time.Since(start), n.Reachability(), h.Addrs())
 		}
 	}
+	fmt.Printf("reachability %v, addresses %v\n", n.Reachability(), h.Addrs())
 	other := os.Getenv(envHelperPeer)
 	if other == "" { // the first peer: wait to be reached
 		fmt.Printf("%sid %s\n", helperPrefix, h.ID())
@@ -43,14 +48,9 @@ func runNATPeer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var found peer.AddrInfo
-	for start := time.Now(); ; time.Sleep(500 * time.Millisecond) {
-		if found, err = n.DHT().FindPeer(ctx, to); err == nil && strings.Contains(fmt.Sprint(found.Addrs), "/p2p-circuit") {
-			break
-		}
-		if time.Since(start) > 30*time.Second {
-			return fmt.Errorf("find the other peer's relay address on the DHT: %v (found %v)", err, found.Addrs)
-		}
+	found, err := findPeer(ctx, n, to, true)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("%sfound %v\n", helperPrefix, found.Addrs)
 	if err := h.Connect(ctx, found); err != nil {
@@ -174,15 +174,38 @@ func natTopology(t *testing.T, masq []string) (pub natHost, peers [2]natHost) {
 		}
 		mustRun(t, "ip", "-n", nat, "route", "add", "default", "via", wanNet+".1")
 		mustRun(t, "ip", "-n", priv, "route", "add", "default", "via", lanNet+".1")
-		mustRun(t, "ip", "netns", "exec", nat, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-		mustRun(t, "ip", append([]string{"netns", "exec", nat, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", wan, "-j", "MASQUERADE"}, masq...)...)
-		mustRun(t, "ip", "netns", "exec", nat, "iptables", "-A", "FORWARD", "-i", wan, "-o", lan,
-			"-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
-		mustRun(t, "ip", "netns", "exec", nat, "iptables", "-A", "FORWARD", "-i", wan, "-o", lan, "-j", "DROP")
+		natRouter(t, nat, wan, lan, masq)
 		peers[k] = natHost{ns: priv, addr: lanNet + ".2", wan: wanNet + ".2"}
 		if k == 0 {
 			pub.addr = wanNet + ".1"
 		}
 	}
 	return pub, peers
+}
+
+// natRouter makes namespace nat a NAT router from lan out to wan: it
+// forwards, masquerades (with masq's extra options) and lets in from wan
+// only replies to what went out.
+func natRouter(t *testing.T, nat, wan, lan string, masq []string) {
+	t.Helper()
+	mustRun(t, "ip", "netns", "exec", nat, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	mustRun(t, "ip", append([]string{"netns", "exec", nat, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", wan, "-j", "MASQUERADE"}, masq...)...)
+	mustRun(t, "ip", "netns", "exec", nat, "iptables", "-A", "FORWARD", "-i", wan, "-o", lan,
+		"-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+	mustRun(t, "ip", "netns", "exec", nat, "iptables", "-A", "FORWARD", "-i", wan, "-o", lan, "-j", "DROP")
+}
+
+// findPeer looks p up on n's DHT until it is found (with a relay address,
+// when circuit is set), retrying for 30 s: the lookup needs the relay in
+// the routing table, which the DHT adds once identify has run.
+func findPeer(ctx context.Context, n *Node, p peer.ID, circuit bool) (peer.AddrInfo, error) {
+	for start := time.Now(); ; time.Sleep(500 * time.Millisecond) {
+		found, err := n.DHT().FindPeer(ctx, p)
+		if err == nil && (!circuit || strings.Contains(fmt.Sprint(found.Addrs), "/p2p-circuit")) {
+			return found, nil
+		}
+		if time.Since(start) > 30*time.Second {
+			return found, fmt.Errorf("find %s on the DHT: %v (found %v)", p, err, found.Addrs)
+		}
+	}
 }

@@ -41,35 +41,8 @@ func runRelayHelper(ctx context.Context, role string) error {
 		waitStdin(ctx)
 		return nil
 	case "private":
-		relay, err := peer.AddrInfoFromString(os.Getenv(envHelperAddr))
-		if err != nil {
-			return err
-		}
-		// A miner behind NAT: a netx node bootstrapping from the relay, whose
-		// NAT options include the circuit-relay client.
-		cfg := DefaultConfig()
-		cfg.ListenAddrs, cfg.Bootstrap, cfg.DHTMode = []string{"/ip4/0.0.0.0/udp/4001/quic-v1"}, []string{os.Getenv(envHelperAddr)}, DHTClient
-		n, err := New(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer n.Close()
-		h := n.Host()
-		RegisterProbeHandler(h, netnsProbe, 1<<20)
-		// No manual step: AutoNAT finds the node private (the relay dials
-		// back and fails at the NAT), and the auto-relay client then
-		// reserves a slot on a static relay (the bootstrap peers) and
-		// announces the circuit address.
-		_ = relay
-		for start := time.Now(); !strings.Contains(fmt.Sprint(h.Addrs()), "/p2p-circuit"); time.Sleep(time.Second) {
-			if time.Since(start) > 2*time.Minute {
-				return fmt.Errorf("no relay address after %v (reachability %v): %v", time.Since(start), n.Reachability(), h.Addrs())
-			}
-		}
-		fmt.Printf("reachability %v, addresses %v\n", n.Reachability(), h.Addrs())
-		fmt.Printf("%sid %s\n", helperPrefix, h.ID())
-		waitStdin(ctx)
-		return nil
+		// A miner behind NAT, serving until stdin closes.
+		return runNATPeer(ctx)
 	case "relayclient":
 		return runRelayClient(ctx)
 	case "natpeer":
@@ -102,16 +75,9 @@ func runRelayClient(ctx context.Context) error {
 	cancel()
 	fmt.Printf("%sdirect %v\n", helperPrefix, err == nil)
 	h.Peerstore().ClearAddrs(priv)
-	// The lookup needs the relay in the routing table, which the DHT adds
-	// once identify has run; retry until then.
-	var found peer.AddrInfo
-	for start := time.Now(); ; time.Sleep(500 * time.Millisecond) {
-		if found, err = n.DHT().FindPeer(ctx, priv); err == nil {
-			break
-		}
-		if time.Since(start) > 30*time.Second {
-			return fmt.Errorf("find the private peer on the DHT: %w", err)
-		}
+	found, err := findPeer(ctx, n, priv, false)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("%sfound %v\n", helperPrefix, found.Addrs)
 	if err := h.Connect(ctx, found); err != nil {
@@ -222,11 +188,7 @@ func TestNetnsRelayBehindNAT(t *testing.T) {
 		mustRun(t, "ip", "-n", end.ns, "link", "set", end.dev, "up")
 	}
 	mustRun(t, "ip", "-n", priv, "route", "add", "default", "via", privNet+".1")
-	mustRun(t, "ip", "netns", "exec", nat, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	mustRun(t, "ip", "netns", "exec", nat, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", wan, "-j", "MASQUERADE")
-	mustRun(t, "ip", "netns", "exec", nat, "iptables", "-A", "FORWARD", "-i", wan, "-o", lan,
-		"-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
-	mustRun(t, "ip", "netns", "exec", nat, "iptables", "-A", "FORWARD", "-i", wan, "-o", lan, "-j", "DROP")
+	natRouter(t, nat, wan, lan, nil)
 
 	relayAddr := "/ip4/" + pubNet + ".1/udp/4002/quic-v1"
 	relayID := startHelper(t, pub, envHelperRole+"=relay", envHelperAddr+"="+relayAddr)

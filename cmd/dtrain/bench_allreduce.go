@@ -156,7 +156,7 @@ func benchAllReduce(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, time.Duration(c.Int("warmup")+c.Int("iters")+1)*timeout+time.Minute)
 	defer cancel()
-	if rep.DTrain, err = runDTrainAllReduce(ctx, c, tp, rates, timeout); err != nil {
+	if rep.DTrain, err = runDTrainAllReduce(ctx, c, tp, rates, paces, timeout); err != nil {
 		return err
 	}
 	if tol := allReduceTolerance[rep.Codec]; agg == allreduce.Mean && rep.DTrain.MaxErr > tol {
@@ -303,9 +303,9 @@ func (ch *allReduceChild) readJSON(v any) error {
 // group, and times warmup+iters rounds, each started by a "go" line to all
 // children once all finished the previous one. A round's time is its
 // slowest peer's.
-func runDTrainAllReduce(ctx context.Context, c *cli.Context, tp *netns.Topology, rates []netns.Rate, timeout time.Duration) (allReduceBench, error) {
+func runDTrainAllReduce(ctx context.Context, c *cli.Context, tp *netns.Topology, rates, paces []netns.Rate, timeout time.Duration) (allReduceBench, error) {
 	n := c.Int("peers")
-	children, err := startAllReduceChildren(ctx, c, tp, timeout)
+	children, err := startAllReduceChildren(ctx, c, tp, paces, timeout)
 	defer func() {
 		for _, ch := range children {
 			_ = ch.stdin.Close()
@@ -361,14 +361,14 @@ func runDTrainAllReduce(ctx context.Context, c *cli.Context, tp *netns.Topology,
 			out.IterS = append(out.IterS, slowest)
 		}
 	}
-	sorted := slices.Sorted(slices.Values(out.IterS))
-	out.MedianS, out.MinS = sorted[len(sorted)/2], sorted[0]
+	out.MedianS, out.MinS = median(out.IterS), slices.Min(out.IterS)
 	return out, nil
 }
 
 // startAllReduceChildren runs `dtrain bench allreduce --peer i` once per
-// peer, inside host i's namespace when tp is set.
-func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topology, timeout time.Duration) ([]*allReduceChild, error) {
+// peer, inside host i's namespace when tp is set, with its upload limit
+// paces[i] (0: none) resolved here.
+func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topology, paces []netns.Rate, timeout time.Duration) ([]*allReduceChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own binary: %w", err)
@@ -377,9 +377,9 @@ func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topol
 	for i := range c.Int("peers") {
 		args := []string{"--log-level", childLogLevel(c), "bench", "allreduce", "--peer", strconv.Itoa(i), "--peers", strconv.Itoa(c.Int("peers")),
 			"--mb", strconv.FormatFloat(c.Float64("mb"), 'g', -1, 64), "--compress", c.String("compress"), "--aggregation", c.String("aggregation"),
-			"--part", strconv.Itoa(c.Int("part")), "--timeout", timeout.String(), "--transport", c.String("transport"), "--pace", c.String("pace")}
-		if rates := c.String("rate"); c.Bool("netns") {
-			args = append(args, "--netns", "--rate", rates, "--slow", c.String("slow"))
+			"--part", strconv.Itoa(c.Int("part")), "--timeout", timeout.String(), "--transport", c.String("transport"), "--pace", "none"}
+		if paces[i] > 0 {
+			args[len(args)-1] = paces[i].String()
 		}
 		ch, err := startBenchChild(ctx, tp, i, exe, args)
 		if err != nil {
@@ -413,6 +413,17 @@ func startBenchChild(ctx context.Context, tp *netns.Topology, i int, exe string,
 		return nil, err
 	}
 	return &allReduceChild{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}, nil
+}
+
+// childLogLevel is the log level of a benchmark's child processes: errors
+// only (they report through their output and exit status, and libp2p's
+// warnings about connections closed at the end would only clutter the
+// table), unless the user asked for debug.
+func childLogLevel(c *cli.Context) string {
+	if c.String("log-level") == "debug" {
+		return "debug"
+	}
+	return "error"
 }
 
 func broadcast(children []*allReduceChild, line string) error {

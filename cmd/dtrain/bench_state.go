@@ -360,14 +360,3 @@ func stateJoin(ctx context.Context, listen, tr string) (stateBenchTimes, error) 
 	}
 	return times, nil
 }
-
-// childLogLevel is the log level of a benchmark's child processes: errors
-// only (they report through their output and exit status, and libp2p's
-// warnings about connections closed at the end would only clutter the
-// table), unless the user asked for debug.
-func childLogLevel(c *cli.Context) string {
-	if c.String("log-level") == "debug" {
-		return "debug"
-	}
-	return "error"
-}

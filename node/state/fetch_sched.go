@@ -148,15 +148,15 @@ func (f *fetch) pickLocked(d *donorState, now time.Time) (int, time.Duration) {
 	if len(f.pending) > 0 {
 		return -1, 0
 	}
-	var lateIn time.Duration
+	var lateAfter, lateIn time.Duration // 0 before any chunk arrived: duplicate at once
+	if f.gotChunks > 0 {
+		lateAfter = lateFactor * f.chunkTime / time.Duration(f.gotChunks)
+	}
 	for i, as := range f.attempts {
 		if len(as) != 1 || as[0].d == d {
 			continue
 		}
-		if f.gotChunks == 0 {
-			return i, 0
-		}
-		wait := lateFactor*f.chunkTime/time.Duration(f.gotChunks) - now.Sub(as[0].started)
+		wait := lateAfter - now.Sub(as[0].started)
 		if wait <= 0 {
 			return i, 0
 		}
