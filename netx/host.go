@@ -51,9 +51,12 @@ type Config struct {
 	Bootstrap     []string // full multiaddrs with /p2p/<id> of bootstrap peers
 	DHTMode       string   // DHTAuto (default), DHTServer or DHTClient
 	RelayService  bool     // serve as a circuit relay for NATed peers; opt in on public nodes only
-	EnableNAT     bool     // AutoNAT, UPnP port mapping, hole punching (DCUtR) and the auto-relay client
-	ConnLow       int      // connection manager low water mark; 100 when 0
-	ConnHigh      int      // connection manager high water mark; 400 when 0
+	// RelayLimit bounds each connection the relay service relays;
+	// nil: DefaultRelayLimit.
+	RelayLimit *RelayLimit
+	EnableNAT  bool // AutoNAT, UPnP port mapping, hole punching (DCUtR) and the auto-relay client
+	ConnLow    int  // connection manager low water mark; 100 when 0
+	ConnHigh   int  // connection manager high water mark; 400 when 0
 
 	// MaxGossipSize caps an encoded gossip message; DefaultMaxGossipSize when 0.
 	MaxGossipSize int
@@ -258,7 +261,11 @@ func hostOptions(cfg Config, boot []peer.AddrInfo, gate *admissionGater) ([]libp
 	if cfg.RelayService {
 		// The relay service starts only on a publicly reachable node; an
 		// operator who opts in asserts that, so don't wait for AutoNAT.
-		opts = append(opts, libp2p.EnableRelayService(), libp2p.EnableNATService(), libp2p.ForceReachabilityPublic())
+		limit := DefaultRelayLimit
+		if cfg.RelayLimit != nil {
+			limit = *cfg.RelayLimit
+		}
+		opts = append(opts, libp2p.EnableRelayService(relayOptions(limit)...), libp2p.EnableNATService(), libp2p.ForceReachabilityPublic())
 	}
 	if cfg.EnableNAT {
 		opts = append(opts, libp2p.NATPortMap(), libp2p.EnableHolePunching(), libp2p.EnableRelay())
