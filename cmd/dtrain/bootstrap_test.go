@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/urfave/cli/v2"
 
 	"github.com/dtrain-dev/dtrain/netx"
 )
@@ -78,5 +79,34 @@ func TestBootstrapCommand(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("bootstrap did not exit within 15 s of Ctrl-C")
+	}
+}
+
+// Bad relay limits are usage errors (exit 2), said before anything starts.
+func TestBootstrapRelayLimitFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--relay-data", "lots"},
+		{"--relay-data", "-1"},
+		{"--relay-duration", "-1s"},
+	} {
+		out, err := run(t, append([]string{"bootstrap", "--key", filepath.Join(t.TempDir(), "k")}, args...)...)
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%q: %v (exit %d), output %q; want a usage error naming the flag", args, err, exitCode(err), out)
+		}
+	}
+	for in, want := range map[[2]string]netx.RelayLimit{
+		{"128KiB", "2m"}: netx.DefaultRelayLimit,
+		{"0", "0"}:       {},
+		{"1GiB", "0"}:    {Data: 1 << 30},
+	} {
+		app := newApp()
+		var got netx.RelayLimit
+		app.Commands = []*cli.Command{{Name: "x", Flags: bootstrapCommand().Flags, Action: func(c *cli.Context) (err error) {
+			got, err = relayLimit(c)
+			return err
+		}}}
+		if err := app.Run([]string{"dtrain", "x", "--relay-data", in[0], "--relay-duration", in[1]}); err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
+		}
 	}
 }
