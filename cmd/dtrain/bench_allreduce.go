@@ -48,9 +48,13 @@ func benchAllReduceCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "round deadline (default: from the size and the rates)"},
 			&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch for the gloo baseline"},
 			&cli.BoolFlag{Name: "no-baseline", Usage: "skip gloo"},
+			&cli.BoolFlag{Name: "relay", Usage: "also time the round with every peer reaching the others only through a circuit relay without limits " +
+				"(one more process; under --netns on a host of its own, its link at the peers' rates summed)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			&cli.IntFlag{Name: "peer", Value: -1, Hidden: true, Usage: "child mode: be this rank"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1", Hidden: true, Usage: "child mode: IPv4 address to listen on"},
+			&cli.StringFlag{Name: "relay-addr", Hidden: true, Usage: "child mode: reach the other peers only through the relay at this multiaddr"},
+			&cli.BoolFlag{Name: "relay-node", Hidden: true, Usage: "child mode: be the relay"},
 		},
 		Action: benchAllReduce,
 	}
@@ -80,6 +84,9 @@ type allReduceBenchReport struct {
 	BoundS    float64         `json:"bound_s,omitempty"`
 	BoundAt   string          `json:"bound_at,omitempty"`
 	DTrain    allReduceBench  `json:"dtrain"`
+	Relay     *allReduceBench `json:"dtrain_relay,omitempty"`
+	RelayPerD float64         `json:"relay_per_direct,omitempty"`
+	RelayRate string          `json:"relay_rate,omitempty"`
 	Gloo      *allReduceBench `json:"gloo,omitempty"`
 	GlooPerD  float64         `json:"gloo_per_dtrain,omitempty"`
 }
@@ -116,9 +123,13 @@ func benchAllReduce(c *cli.Context) error {
 	if err != nil {
 		return usageErrorf("--pace: %w", err)
 	}
+	if c.Bool("relay-node") {
+		return runBenchRelay(c.Context, c.String("listen"), c.String("transport"))
+	}
 	if rank := c.Int("peer"); rank >= 0 {
 		return runAllReducePeer(c.Context, allReducePeerConfig{rank: rank, peers: n, n: elems, part: c.Int("part"),
-			codec: codec, agg: agg, listen: c.String("listen"), transport: c.String("transport"), timeout: timeout, pace: paces[rank]})
+			codec: codec, agg: agg, listen: c.String("listen"), transport: c.String("transport"), timeout: timeout, pace: paces[rank],
+			relay: c.String("relay-addr")})
 	}
 	rep := allReduceBenchReport{Peers: n, Bytes: int64(4 * elems), Codec: c.String("compress"), Aggregate: agg.String(), Transport: c.String("transport"),
 		Netns: rates != nil, Spans: "equal", Pace: "none"}
@@ -133,7 +144,17 @@ func benchAllReduce(c *cli.Context) error {
 		if err := netns.Available(); err != nil {
 			return fmt.Errorf("--netns: %w", err)
 		}
-		if tp, err = netns.New(c.Context, "bench-ar", rates); err != nil {
+		hosts := rates
+		if c.Bool("relay") {
+			// The relay's own host, whose link carries every peer's traffic.
+			var sum netns.Rate
+			for _, r := range rates {
+				sum += r
+			}
+			hosts = append(slices.Clone(rates), sum)
+			rep.RelayRate = sum.String()
+		}
+		if tp, err = netns.New(c.Context, "bench-ar", hosts); err != nil {
 			return err
 		}
 		defer tp.Close()
@@ -156,11 +177,20 @@ func benchAllReduce(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, time.Duration(c.Int("warmup")+c.Int("iters")+1)*timeout+time.Minute)
 	defer cancel()
-	if rep.DTrain, err = runDTrainAllReduce(ctx, c, tp, rates, paces, timeout); err != nil {
+	if rep.DTrain, err = runDTrainAllReduce(ctx, c, tp, rates, paces, timeout, ""); err != nil {
 		return err
 	}
-	if tol := allReduceTolerance[rep.Codec]; agg == allreduce.Mean && rep.DTrain.MaxErr > tol {
-		return fmt.Errorf("dtrain's mean is off by %g, more than %s allows (%g)", rep.DTrain.MaxErr, rep.Codec, tol)
+	if c.Bool("relay") {
+		r, err := runRelayedAllReduce(ctx, c, tp, rates, paces, timeout)
+		if err != nil {
+			return fmt.Errorf("through the relay: %w", err)
+		}
+		rep.Relay, rep.RelayPerD = &r, r.MedianS/rep.DTrain.MedianS
+	}
+	for _, b := range []*allReduceBench{&rep.DTrain, rep.Relay} {
+		if tol := allReduceTolerance[rep.Codec]; b != nil && agg == allreduce.Mean && b.MaxErr > tol {
+			return fmt.Errorf("%s's mean is off by %g, more than %s allows (%g)", b.Impl, b.MaxErr, rep.Codec, tol)
+		}
 	}
 	if !c.Bool("no-baseline") {
 		g, err := runGlooAllReduce(ctx, c.String("python"), tp, n, c.Float64("mb"), c.Int("iters"), c.Int("warmup"))
@@ -169,7 +199,7 @@ func benchAllReduce(c *cli.Context) error {
 		}
 		rep.Gloo, rep.GlooPerD = &g, g.MedianS/rep.DTrain.MedianS
 	}
-	for _, b := range []*allReduceBench{&rep.DTrain, rep.Gloo} {
+	for _, b := range []*allReduceBench{&rep.DTrain, rep.Relay, rep.Gloo} {
 		if b != nil && rep.BoundS > 0 {
 			b.Efficiency = rep.BoundS / b.MedianS
 		}
@@ -184,7 +214,7 @@ func printAllReduceReport(w io.Writer, asJSON bool, rep allReduceBenchReport) er
 	fmt.Fprintln(w)
 	tw := newTable(w)
 	fmt.Fprintln(tw, "impl\tmedian\tmin\tefficiency\tmax error\t")
-	for _, b := range []*allReduceBench{&rep.DTrain, rep.Gloo} {
+	for _, b := range []*allReduceBench{&rep.DTrain, rep.Relay, rep.Gloo} {
 		if b == nil {
 			continue
 		}
@@ -197,6 +227,13 @@ func printAllReduceReport(w io.Writer, asJSON bool, rep allReduceBenchReport) er
 	tw.Flush()
 	if rep.BoundS > 0 {
 		fmt.Fprintf(w, "\nbound 2(N-1)/N·S/B at %s: %.3fs\n", rep.BoundAt, rep.BoundS)
+	}
+	if rep.Relay != nil {
+		where := "on loopback"
+		if rep.RelayRate != "" {
+			where = "its link at " + rep.RelayRate
+		}
+		fmt.Fprintf(w, "through the relay (%s) / direct: %.2fx the time\n", where, rep.RelayPerD)
 	}
 	if rep.Gloo != nil {
 		fmt.Fprintf(w, "gloo / dtrain: %.2fx", rep.GlooPerD)
@@ -303,9 +340,12 @@ func (ch *allReduceChild) readJSON(v any) error {
 // group, and times warmup+iters rounds, each started by a "go" line to all
 // children once all finished the previous one. A round's time is its
 // slowest peer's.
-func runDTrainAllReduce(ctx context.Context, c *cli.Context, tp *netns.Topology, rates, paces []netns.Rate, timeout time.Duration) (allReduceBench, error) {
+//
+// With relay (a multiaddr), every child reaches the others only through
+// that relay.
+func runDTrainAllReduce(ctx context.Context, c *cli.Context, tp *netns.Topology, rates, paces []netns.Rate, timeout time.Duration, relay string) (allReduceBench, error) {
 	n := c.Int("peers")
-	children, err := startAllReduceChildren(ctx, c, tp, paces, timeout)
+	children, err := startAllReduceChildren(ctx, c, tp, paces, timeout, relay)
 	defer func() {
 		for _, ch := range children {
 			_ = ch.stdin.Close()
@@ -337,6 +377,9 @@ func runDTrainAllReduce(ctx context.Context, c *cli.Context, tp *netns.Topology,
 		}
 	}
 	out := allReduceBench{Impl: "dtrain"}
+	if relay != "" {
+		out.Impl = "dtrain via relay"
+	}
 	for it := range c.Int("warmup") + c.Int("iters") {
 		if err := broadcast(children, fmt.Sprintf("go %d\n", it)); err != nil {
 			return out, err
@@ -367,8 +410,8 @@ func runDTrainAllReduce(ctx context.Context, c *cli.Context, tp *netns.Topology,
 
 // startAllReduceChildren runs `dtrain bench allreduce --peer i` once per
 // peer, inside host i's namespace when tp is set, with its upload limit
-// paces[i] (0: none) resolved here.
-func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topology, paces []netns.Rate, timeout time.Duration) ([]*allReduceChild, error) {
+// paces[i] (0: none) resolved here, through relay when it is set.
+func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topology, paces []netns.Rate, timeout time.Duration, relay string) ([]*allReduceChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own binary: %w", err)
@@ -380,6 +423,9 @@ func startAllReduceChildren(ctx context.Context, c *cli.Context, tp *netns.Topol
 			"--part", strconv.Itoa(c.Int("part")), "--timeout", timeout.String(), "--transport", c.String("transport"), "--pace", "none"}
 		if paces[i] > 0 {
 			args[len(args)-1] = paces[i].String()
+		}
+		if relay != "" {
+			args = append(args, "--relay-addr", relay)
 		}
 		ch, err := startBenchChild(ctx, tp, i, exe, args)
 		if err != nil {

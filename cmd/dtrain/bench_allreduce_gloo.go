@@ -40,7 +40,7 @@ func runGlooAllReduce(ctx context.Context, python string, tp *netns.Topology, n 
 		if rank0, err = cmd.Output(); err != nil {
 			return allReduceBench{}, fmt.Errorf("%s: %w: %s", script, err, bytes.TrimSpace(stderr.Bytes()))
 		}
-	} else if rank0, err = runGlooInNamespaces(ctx, python, script, tp, common); err != nil {
+	} else if rank0, err = runGlooInNamespaces(ctx, python, script, tp, n, common); err != nil {
 		return allReduceBench{}, err
 	}
 	lines := bytes.Split(bytes.TrimSpace(rank0), []byte("\n"))
@@ -54,14 +54,14 @@ func runGlooAllReduce(ctx context.Context, python string, tp *netns.Topology, n 
 	return allReduceBench{Impl: "gloo", MedianS: r.MedianS, MinS: r.MinS, IterS: r.TimesS}, nil
 }
 
-// runGlooInNamespaces runs one allreduce.py peer per host and returns rank
-// 0's output.
-func runGlooInNamespaces(ctx context.Context, python, script string, tp *netns.Topology, common []string) ([]byte, error) {
-	outs := make([]bytes.Buffer, tp.Len())
-	errs := make([]error, tp.Len())
+// runGlooInNamespaces runs one allreduce.py peer in each of tp's first n
+// hosts and returns rank 0's output.
+func runGlooInNamespaces(ctx context.Context, python, script string, tp *netns.Topology, n int, common []string) ([]byte, error) {
+	outs := make([]bytes.Buffer, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i := range tp.Len() {
-		args := append([]string{script, "--rank", strconv.Itoa(i), "--world-size", strconv.Itoa(tp.Len()),
+	for i := range n {
+		args := append([]string{script, "--rank", strconv.Itoa(i), "--world-size", strconv.Itoa(n),
 			"--master-addr", tp.Addr(0), "--master-port", "29500", "--ifname", netns.Interface}, common...)
 		cmd := tp.Command(ctx, i, python, args...)
 		var stderr bytes.Buffer

@@ -17,6 +17,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/time/rate"
 
 	"github.com/dtrain-dev/dtrain/netx"
@@ -56,6 +57,7 @@ type allReducePeerConfig struct {
 	listen, transport    string
 	timeout              time.Duration
 	pace                 netns.Rate // upload limit; 0: none
+	relay                string     // the relay's multiaddr: reach the others only through it; "": directly
 }
 
 // benchValue is rank's deterministic value at index j, in [-1, 1): every
@@ -92,19 +94,21 @@ func benchVectors(rank, peers, n int) (own, mean []float32) {
 // address, read the group, then run one round per "go N" line on stdin and
 // answer each with an allReducePeerIter, until stdin closes.
 func runAllReducePeer(ctx context.Context, pc allReducePeerConfig) error {
-	cfg := netx.DefaultConfig()
-	cfg.ListenAddrs = []string{"/ip4/" + pc.listen + "/udp/0/quic-v1"}
-	if pc.transport == "tcp" {
-		cfg.ListenAddrs = []string{"/ip4/" + pc.listen + "/tcp/0"}
-	}
-	cfg.EnableNAT = false
-	nd, err := netx.New(ctx, cfg)
+	nd, err := netx.New(ctx, benchHostConfig(pc.listen, pc.transport))
 	if err != nil {
 		return fmt.Errorf("peer %d: start host: %w", pc.rank, err)
 	}
 	defer nd.Close()
+	self := peer.AddrInfo{ID: nd.ID(), Addrs: nd.Host().Addrs()}
+	if pc.relay != "" {
+		circuit, err := reserveAtRelay(ctx, nd, pc.relay)
+		if err != nil {
+			return fmt.Errorf("peer %d: %w", pc.rank, err)
+		}
+		self.Addrs = []ma.Multiaddr{circuit}
+	}
 	out := json.NewEncoder(os.Stdout)
-	if err := out.Encode(peer.AddrInfo{ID: nd.ID(), Addrs: nd.Host().Addrs()}); err != nil {
+	if err := out.Encode(self); err != nil {
 		return err
 	}
 	own, want := benchVectors(pc.rank, pc.peers, pc.n)
@@ -150,6 +154,9 @@ func runAllReducePeer(ctx context.Context, pc allReducePeerConfig) error {
 		copy(vec, own)
 		rep := allReducePeerIter{Iter: iter}
 		rep.TookS, rep.MaxErr, rep.Digest, err = runBenchRound(ctx, nd.Host(), ids, round, vec, want, iter, uplink)
+		if err == nil && pc.relay != "" {
+			err = checkRelayed(nd, ids)
+		}
 		if err != nil {
 			rep.Err = err.Error()
 		}

@@ -44,3 +44,28 @@ func TestBenchAllReduceLoopback(t *testing.T) {
 		})
 	}
 }
+
+// With --relay the same round runs a second time with every peer reaching
+// the others only through a relay process (each child fails the round if
+// it holds a direct connection to another), to the same exact mean.
+func TestBenchAllReduceRelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 4 processes with libp2p hosts")
+	}
+	t.Setenv("DTRAIN_TEST_AS_MAIN", "1")
+	out, err := run(t, "bench", "allreduce", "--peers", "3", "--mb", "1", "--iters", "1", "--warmup", "0", "--relay", "--no-baseline", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var rep allReduceBenchReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if rep.Relay == nil || len(rep.Relay.IterS) != 1 || rep.Relay.MedianS <= 0 || rep.RelayPerD <= 0 {
+		t.Fatalf("report %+v, want a relayed round", rep)
+	}
+	if rep.Relay.MaxErr > 1e-6 || rep.DTrain.MaxErr > 1e-6 {
+		t.Fatalf("max error from the exact mean: direct %g, relayed %g", rep.DTrain.MaxErr, rep.Relay.MaxErr)
+	}
+	t.Logf("direct %.3fs, through the relay %.3fs", rep.DTrain.MedianS, rep.Relay.MedianS)
+}
