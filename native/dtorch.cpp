@@ -14,6 +14,7 @@
 #include <string>
 
 #include "adamw.h"
+#include "cpualloc.h"
 #include "gpt2.h"
 
 struct dt_model {
@@ -99,6 +100,12 @@ extern "C" {
 void dt_free(void *p) { std::free(p); }
 
 int32_t dt_abi_version(void) { return DT_ABI_VERSION; }
+
+int32_t dt_cpu_cache(int64_t *mapped, int64_t *cached, int64_t *hits, int64_t *misses) {
+  const dtorch::CPUCacheStats s = dtorch::GetCPUCacheStats();
+  *mapped = s.mapped_bytes, *cached = s.cached_bytes, *hits = s.hits, *misses = s.misses;
+  return dtorch::CPUCacheInstalled() ? 1 : 0;
+}
 
 const char *dt_build_info(void) {
   static const std::string info =

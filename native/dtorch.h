@@ -32,7 +32,7 @@
 extern "C" {
 #endif
 
-#define DT_ABI_VERSION 3
+#define DT_ABI_VERSION 4
 
 typedef struct dt_model dt_model;
 typedef struct dt_adamw dt_adamw;
@@ -68,6 +68,10 @@ const char *dt_build_info(void);
 char *dt_set_num_threads(int32_t n);
 int32_t dt_get_num_threads(void);
 int32_t dt_cuda_device_count(void);
+/* dt_cpu_cache reports whether libdtorch's caching CPU allocator serves
+ * libtorch's CPU tensors (not under DTRAIN_CPU_ALLOC=malloc) and fills its
+ * counters: bytes mapped, bytes kept unused, hits, misses. */
+int32_t dt_cpu_cache(int64_t *mapped, int64_t *cached, int64_t *hits, int64_t *misses);
 /* dt_matmul_gflops times an n×n matmul on device in dtype ("float32" or
  * "bfloat16") and reports GFLOP/s. */
 char *dt_matmul_gflops(const char *device, const char *dtype, int64_t n, int32_t iters, double *gflops);

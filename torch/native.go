@@ -18,7 +18,7 @@ import (
 )
 
 // abiVersion is the dtorch.h ABI this package was written against.
-const abiVersion = 3
+const abiVersion = 4
 
 var (
 	initOnce = sync.OnceValue(func() error {
@@ -71,6 +71,27 @@ func Threads() int {
 
 // BuildInfo describes the loaded libdtorch: libtorch version and devices.
 func BuildInfo() string { return C.GoString(C.dt_build_info()) }
+
+// CPUCache counts the large blocks (1 MiB and up) of libdtorch's caching
+// CPU allocator: mapped once, kept when libtorch frees them, and reused by
+// the next request of about the same size, so a training step's tensors
+// cost no page faults after the first step.
+type CPUCache struct {
+	Installed    bool  // false under DTRAIN_CPU_ALLOC=malloc: libtorch's own allocator
+	MappedBytes  int64 // in use or kept
+	CachedBytes  int64 // kept unused
+	Hits, Misses int64 // requests served from kept blocks, and by new mappings
+}
+
+// CPUCacheStats reads the caching CPU allocator's counters.
+func CPUCacheStats() (CPUCache, error) {
+	if err := ready(); err != nil {
+		return CPUCache{}, err
+	}
+	var mapped, cached, hits, misses C.int64_t
+	on := C.dt_cpu_cache(&mapped, &cached, &hits, &misses)
+	return CPUCache{Installed: on != 0, MappedBytes: int64(mapped), CachedBytes: int64(cached), Hits: int64(hits), Misses: int64(misses)}, nil
+}
 
 // CUDADevices is the number of CUDA devices the loaded libdtorch can use.
 func CUDADevices() int { return int(C.dt_cuda_device_count()) }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -55,6 +56,7 @@ type trainBench struct {
 	LossLast   float64   `json:"loss_last"`
 	Params     int64     `json:"params"`
 	MFU        float64   `json:"mfu"`
+	PeakRSS    int64     `json:"peak_rss_bytes"` // the process's resident high-water mark
 }
 
 type trainBenchReport struct {
@@ -134,10 +136,10 @@ func benchTrain(c *cli.Context) error {
 	}
 	fmt.Fprintln(c.App.Writer)
 	tw := newTable(c.App.Writer)
-	fmt.Fprintln(tw, "impl\ttokens/s\tstep median\tMFU\tloss last\t")
+	fmt.Fprintln(tw, "impl\ttokens/s\tstep median\tMFU\tloss last\tpeak RSS\t")
 	for _, b := range []*trainBench{&r.DTrain, r.Baseline} {
 		if b != nil {
-			fmt.Fprintf(tw, "%s\t%.0f\t%.0fms\t%.1f%%\t%.4f\t\n", b.Impl, b.TokensPerS, b.StepMedian*1000, 100*b.MFU, b.LossLast)
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0fms\t%.1f%%\t%.4f\t%s\t\n", b.Impl, b.TokensPerS, b.StepMedian*1000, 100*b.MFU, b.LossLast, humanBytes(b.PeakRSS))
 		}
 	}
 	tw.Flush()
@@ -201,6 +203,10 @@ func runDTrainBench(cfg torch.Config, dev torch.Device, prec torch.Precision, ba
 		out.LossLast = loss
 	}
 	summarize(&out, batch*cfg.NPositions)
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		out.PeakRSS = ru.Maxrss << 10 // KiB on Linux
+	}
 	return out, nil
 }
 
@@ -236,6 +242,9 @@ func runEagerBench(ctx context.Context, python string, cfg torch.Config, dev tor
 	var b trainBench
 	if err := json.Unmarshal(bytes.TrimSpace(outb), &b); err != nil {
 		return trainBench{}, fmt.Errorf("%s printed %q: %w", script, outb, err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		b.PeakRSS = ru.Maxrss << 10 // KiB on Linux
 	}
 	return b, nil
 }
