@@ -218,6 +218,10 @@ char *dt_model_seed_dropout(dt_model *m, uint64_t seed) {
   return Guard([&] { m->gpt.SeedDropout(seed); });
 }
 
+char *dt_model_set_attention_block(dt_model *m, int64_t rows) {
+  return Guard([&] { m->gpt.SetAttentionBlock(rows); });
+}
+
 char *dt_model_zero_grad(dt_model *m) {
   return Guard([&] {
     at::NoGradGuard no_grad;

@@ -32,7 +32,7 @@
 extern "C" {
 #endif
 
-#define DT_ABI_VERSION 4
+#define DT_ABI_VERSION 5
 
 typedef struct dt_model dt_model;
 typedef struct dt_adamw dt_adamw;
@@ -101,6 +101,10 @@ char *dt_model_zero_grad(dt_model *m);
 char *dt_model_set_compute(dt_model *m, const char *dtype);
 /* dt_model_seed_dropout reseeds the generator dropout masks are drawn from. */
 char *dt_model_seed_dropout(dt_model *m, uint64_t seed);
+/* dt_model_set_attention_block sets the query rows per block of the causal
+ * attention (256 by default) for sequences longer than that; 0 computes the
+ * whole [T,T] scores at once at every length. */
+char *dt_model_set_attention_block(dt_model *m, int64_t rows);
 /* dt_model_clip_grad reports the L2 norm of the flat gradient; with
  * max_norm > 0 it also scales the gradient so its norm is at most max_norm.
  * On the CPU the norm is the same on every CPU and at every thread count. */

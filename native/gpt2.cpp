@@ -9,6 +9,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "attention.h"
 #include "kernels.h"
 
 namespace dtorch {
@@ -221,6 +222,13 @@ at::Tensor GPT2::Attention(const at::Tensor &x, const Block &b, bool train) {
     y = at::scaled_dot_product_attention(q4[0], q4[1], q4[2], {}, 0.0, /*is_causal=*/true);
   }
 #endif
+  // In blocks when there are several: a sequence of one block would only
+  // pay backward's second pass over the scores, with nothing saved.
+  if (!y.defined() && attn_block_ > 0 && T > attn_block_ && !(train && cfg.attn_pdrop > 0)) {
+    y = BlockedCausalAttention(q4[0].view({B * H, T, D}), q4[1].view({B * H, T, D}), q4[2].view({B * H, T, D}),
+                               causal_, attn_block_)
+            .view({B, H, T, D});
+  }
   if (!y.defined()) {
     at::Tensor q = q4[0].view({B * H, T, D}), k = q4[1].view({B * H, T, D}), v = q4[2].view({B * H, T, D});
     // att [B*H,T,T] = softmax(q k^T / sqrt(D) + mask), the mask being -inf

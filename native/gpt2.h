@@ -10,6 +10,10 @@
 
 namespace dtorch {
 
+// kAttentionBlock is the default query rows per attention block: at seq
+// 1024, 4 blocks (62.5% of the plain form's score entries).
+constexpr int64_t kAttentionBlock = 256;
+
 // ParamSpec is one tensor of the flat layout (see dtorch.h).
 struct ParamSpec {
   std::string name;
@@ -51,6 +55,13 @@ struct GPT2 {
   // SetCompute picks the dtype matmuls and attention run in: float32, or
   // bfloat16 mixed precision over the float32 master weights.
   void SetCompute(at::ScalarType dtype);
+  // SetAttentionBlock sets the query rows per block of the causal
+  // attention for sequences longer than that; 0 computes the whole [T,T]
+  // scores at once (the plain form) at every length.
+  void SetAttentionBlock(int64_t rows) {
+    if (rows < 0) throw std::invalid_argument("attention block must be >= 0");
+    attn_block_ = rows;
+  }
   // Host copies of the flat buffers; on CUDA they pass through one pinned
   // staging buffer, a single DMA each way.
   void CopyToHost(const at::Tensor &src, float *dst);
@@ -86,6 +97,10 @@ struct GPT2 {
   at::Tensor causal_;      // [P,P] additive mask: -inf above the diagonal, else 0
   at::Tensor probs_;       // [N,V] scratch for the training loss, reused
   at::ScalarType compute_ = at::kFloat;
+  // Query rows per block of BlockedCausalAttention, for sequences longer
+  // than one block; 0: the plain form, which attention dropout always
+  // takes.
+  int64_t attn_block_ = kAttentionBlock;
   at::Tensor staging_;     // pinned host buffer for CUDA copies, made on first use
 };
 

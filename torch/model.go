@@ -203,6 +203,18 @@ func (m *Model) SetPrecision(p Precision) error {
 	return nil
 }
 
+// SetAttentionBlock sets how many query rows the causal attention computes
+// at a time on sequences longer than that (256 by default): it never holds
+// more than those rows' scores against the keys before them. A sequence of
+// one block, and every sequence with rows 0 or with attention dropout,
+// takes the plain form: the whole [T,T] scores at once, kept for backward.
+func (m *Model) SetAttentionBlock(rows int) error {
+	if rows < 0 {
+		return fmt.Errorf("attention block %d: want 0 or more rows", rows)
+	}
+	return m.with(func(h *C.dt_model) error { return cerr(C.dt_model_set_attention_block(h, C.int64_t(rows))) })
+}
+
 // Precision is the dtype the model computes in.
 func (m *Model) Precision() Precision {
 	m.mu.Lock()

@@ -2,6 +2,7 @@ package torch
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -49,9 +50,22 @@ func meanLoss(t *testing.T, m *Model, b Batch) float64 {
 // TestGradientsMatchFiniteDifferences checks the analytic gradient of every
 // tensor (including wte and wpe, whose gradients are assembled by hand, and
 // the fused LM head) against central differences of the eval loss.
+//
+// It runs with the attention in the plain form (the default block is
+// longer than the sequence) and in blocks of 3 query rows (7 = 3+3+1: a
+// ragged last block).
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
+	for _, block := range []int{256, 3} {
+		t.Run(fmt.Sprintf("block%d", block), func(t *testing.T) { checkFiniteDifferences(t, block) })
+	}
+}
+
+func checkFiniteDifferences(t *testing.T, block int) {
 	c := tinyConfig()
 	m := newTestModel(t, c, 1)
+	if err := m.SetAttentionBlock(block); err != nil {
+		t.Fatal(err)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	b := randomBatch(rng, 2, 7, c.VocabSize)
 	b.Y[3] = Ignore // ignored targets must not contribute

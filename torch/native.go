@@ -18,7 +18,7 @@ import (
 )
 
 // abiVersion is the dtorch.h ABI this package was written against.
-const abiVersion = 4
+const abiVersion = 5
 
 var (
 	initOnce = sync.OnceValue(func() error {

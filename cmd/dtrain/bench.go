@@ -10,7 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -38,6 +39,7 @@ func benchCommand() *cli.Command {
 				&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda or cuda:N", EnvVars: []string{"DTRAIN_DEVICE"}},
 				&cli.StringFlag{Name: "precision", Value: "auto", Usage: "auto (bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32), fp32 or bf16; the baseline uses the same (torch.autocast for bf16)", EnvVars: []string{"DTRAIN_PRECISION"}},
 				&cli.StringFlag{Name: "python", Value: "/usr/bin/python3", Usage: "interpreter with torch for the baseline"},
+				&cli.IntFlag{Name: "attn-block", Value: 256, Usage: "dtrain's causal attention: query rows per block on longer sequences (0: the whole [T,T] scores at once)"},
 				&cli.BoolFlag{Name: "no-baseline", Usage: "skip PyTorch eager"},
 				&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			},
@@ -56,7 +58,7 @@ type trainBench struct {
 	LossLast   float64   `json:"loss_last"`
 	Params     int64     `json:"params"`
 	MFU        float64   `json:"mfu"`
-	PeakRSS    int64     `json:"peak_rss_bytes"` // the process's resident high-water mark
+	PeakRSS    int64     `json:"peak_rss_bytes"` // the process's resident high-water mark (VmHWM)
 }
 
 type trainBenchReport struct {
@@ -119,7 +121,7 @@ func benchTrain(c *cli.Context) error {
 			cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.NPositions, batch, cfg.VocabSize, humanCount(torch.NumParams(cfg)), dev, prec, r.Threads)
 		fmt.Fprintf(c.App.Writer, "matmul peak measured: %.0f GFLOP/s (%s %d², %s)\n", r.PeakGFLOPS, prec, n, dev)
 	}
-	if r.DTrain, err = runDTrainBench(cfg, dev, prec, batch, steps, warmup); err != nil {
+	if r.DTrain, err = runDTrainBench(cfg, dev, prec, c.Int("attn-block"), batch, steps, warmup); err != nil {
 		return err
 	}
 	r.DTrain.MFU = r.DTrain.TokensPerS * r.FLOPsPerToken / (r.PeakGFLOPS * 1e9)
@@ -159,13 +161,16 @@ func flopsPerToken(c torch.Config) float64 {
 
 // runDTrainBench trains on random tokens: zero grad, forward+backward,
 // clip to norm 1, AdamW; the same loop as the PyTorch script.
-func runDTrainBench(cfg torch.Config, dev torch.Device, prec torch.Precision, batch, steps, warmup int) (trainBench, error) {
+func runDTrainBench(cfg torch.Config, dev torch.Device, prec torch.Precision, attnBlock, batch, steps, warmup int) (trainBench, error) {
 	m, err := torch.NewModel(cfg, dev, 0)
 	if err != nil {
 		return trainBench{}, err
 	}
 	defer m.Close()
 	if err := m.SetPrecision(prec); err != nil {
+		return trainBench{}, err
+	}
+	if err := m.SetAttentionBlock(attnBlock); err != nil {
 		return trainBench{}, err
 	}
 	opt, err := torch.NewAdamW(m, torch.DefaultAdamW)
@@ -203,11 +208,28 @@ func runDTrainBench(cfg torch.Config, dev torch.Device, prec torch.Precision, ba
 		out.LossLast = loss
 	}
 	summarize(&out, batch*cfg.NPositions)
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-		out.PeakRSS = ru.Maxrss << 10 // KiB on Linux
-	}
+	out.PeakRSS = vmHWM()
 	return out, nil
+}
+
+// vmHWM is this process's resident high-water mark (VmHWM in
+// /proc/self/status), 0 where /proc has none. Not getrusage's ru_maxrss:
+// after exec, a child's starts from its parent's peak, so the baseline's
+// would read dtrain's.
+func vmHWM() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kib << 10
+			}
+		}
+	}
+	return 0
 }
 
 func summarize(b *trainBench, tokensPerStep int) {
@@ -242,9 +264,6 @@ func runEagerBench(ctx context.Context, python string, cfg torch.Config, dev tor
 	var b trainBench
 	if err := json.Unmarshal(bytes.TrimSpace(outb), &b); err != nil {
 		return trainBench{}, fmt.Errorf("%s printed %q: %w", script, outb, err)
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		b.PeakRSS = ru.Maxrss << 10 // KiB on Linux
 	}
 	return b, nil
 }

@@ -55,24 +55,27 @@ func TestEvalMatchesPyTorchReference(t *testing.T) {
 	shard := filepath.Join(dir, "tokens.bin")
 	reference(t, "shard", "--out", shard, "--tokens", "3000", "--vocab", "211", "--seed", "3")
 	cases := []struct {
-		name string
-		args []string
+		name     string
+		ctx, seq string
+		args     []string
 	}{
-		{"f32", []string{"--dtype", "F32"}},
-		{"prefix+lm_head+attn.bias, f16", []string{"--dtype", "F16", "--prefix", "--with-attn-bias"}},
-		{"bf16, exact gelu", []string{"--dtype", "BF16", "--activation", "gelu"}},
+		{"f32", "64", "48", []string{"--dtype", "F32"}},
+		{"prefix+lm_head+attn.bias, f16", "64", "48", []string{"--dtype", "F16", "--prefix", "--with-attn-bias"}},
+		{"bf16, exact gelu", "64", "48", []string{"--dtype", "BF16", "--activation", "gelu"}},
+		// Longer than the attention's 256-row block: 3 blocks, the last ragged.
+		{"f32, seq 600", "640", "600", []string{"--dtype", "F32"}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ckpt := filepath.Join(dir, tc.name)
 			args := append([]string{"make", "--out", ckpt, "--layers", "3", "--heads", "4", "--embd", "64",
-				"--ctx", "64", "--vocab", "211", "--seed", string(rune('1' + i)), "--std", "0.1"}, tc.args...)
+				"--ctx", tc.ctx, "--vocab", "211", "--seed", string(rune('1' + i)), "--std", "0.1"}, tc.args...)
 			reference(t, args...)
 			var want, got evalResult
-			if err := json.Unmarshal([]byte(reference(t, "loss", "--ckpt", ckpt, "--data", shard, "--seq-len", "48", "--max-tokens", "2000")), &want); err != nil {
+			if err := json.Unmarshal([]byte(reference(t, "loss", "--ckpt", ckpt, "--data", shard, "--seq-len", tc.seq, "--max-tokens", "2000")), &want); err != nil {
 				t.Fatal(err)
 			}
-			out, err := run(t, "eval", "--checkpoint", ckpt, "--data", shard, "--seq-len", "48", "--max-tokens", "2000", "--json")
+			out, err := run(t, "eval", "--checkpoint", ckpt, "--data", shard, "--seq-len", tc.seq, "--max-tokens", "2000", "--json")
 			if err != nil {
 				t.Fatalf("dtrain eval: %v\n%s", err, out)
 			}

@@ -170,8 +170,22 @@ def main():
            "device": str(device), "precision": a.precision, "attention": "sdpa" if SDPA else "manual",
            "optimizer": opt_kind, "tokens_per_s": tokens / sum(times) if times else None,
            "step_s_median": statistics.median(times) if times else None, "step_s": times,
-           "loss_first": losses[0], "loss_last": losses[-1], "params": nparams}
+           "loss_first": losses[0], "loss_last": losses[-1], "params": nparams,
+           "peak_rss_bytes": vm_hwm()}
     print(json.dumps(out) if a.json else json.dumps(out, indent=2))
+
+
+def vm_hwm():
+    """This process's resident high-water mark (VmHWM), 0 where /proc has none.
+    Not ru_maxrss: after exec that starts from the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 if __name__ == "__main__":
