@@ -24,21 +24,10 @@ func TestBlockedAttentionMatchesPlain(t *testing.T) {
 	}{{FP32, 1e-6, 1e-4}, {BF16, 1e-2, 5e-2}} {
 		run := func(block int) (float64, []float32) {
 			m := newTestModel(t, c, 4)
-			if err := m.SetPrecision(tc.prec); err != nil {
-				t.Fatal(err)
-			}
 			if err := m.SetAttentionBlock(block); err != nil {
 				t.Fatal(err)
 			}
-			loss, _, err := m.TrainStep(b, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g := make([]float32, m.NumParams())
-			if err := m.Grads(g); err != nil {
-				t.Fatal(err)
-			}
-			return loss, g
+			return gradsAt(t, m, tc.prec, b)
 		}
 		plainLoss, plain := run(0)
 		m := newTestModel(t, c, 4)

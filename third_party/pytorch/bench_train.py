@@ -40,6 +40,8 @@ def parse_args():
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="write a chrome://tracing profile of the last step's forward and backward to FILE")
     return ap.parse_args()
 
 
@@ -148,9 +150,14 @@ def main():
         if cuda:
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        with autocast:
-            loss = model(x, y)
-        loss.backward()
+        prof = (torch.autograd.profiler.profile() if a.profile and i == a.warmup + a.steps - 1
+                else contextlib.nullcontext())
+        with prof:
+            with autocast:
+                loss = model(x, y)
+            loss.backward()
+        if a.profile and i == a.warmup + a.steps - 1:
+            prof.export_chrome_trace(a.profile)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)

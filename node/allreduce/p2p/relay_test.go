@@ -5,7 +5,6 @@ import (
 	"context"
 	"math/rand"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +22,13 @@ import (
 // the others' circuit addresses, never a direct one.
 func relayedNodes(t *testing.T, ctx context.Context, n int, limit netx.RelayLimit) []*netx.Node {
 	t.Helper()
-	cfg := netx.DefaultConfig()
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
-	cfg.EnableNAT = false
-	rcfg := cfg
+	rcfg := loopbackConfig()
 	rcfg.RelayService, rcfg.RelayLimit = true, &limit
-	relay, err := netx.New(ctx, rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { relay.Close() })
+	relay := startNode(t, ctx, rcfg)
 	relayInfo := peer.AddrInfo{ID: relay.ID(), Addrs: relay.Host().Addrs()}
 	nodes := make([]*netx.Node, n)
 	for i := range nodes {
-		nd, err := netx.New(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
+		nd := startNode(t, ctx, loopbackConfig())
 		if err := nd.Host().Connect(ctx, relayInfo); err != nil {
 			t.Fatal(err)
 		}
@@ -76,24 +64,9 @@ func runRelayed(t *testing.T, ctx context.Context, nodes []*netx.Node, n int, ro
 	vecs := randomVectors(rand.New(rand.NewSource(5)), g, n)
 	base := roundConfig(t, g, n, 1<<12, noneCodec)
 	minerTimeouts(&base, round)
-	var logs syncBuffer
-	lctx := zerolog.New(&logs).Level(zerolog.WarnLevel).WithContext(ctx)
-	results, errs := make([]allreduce.Result, len(nodes)), make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, nd := range nodes {
-		cfg := base
-		cfg.Self, cfg.Vector = i, vecs[i]
-		r, err := allreduce.NewRound(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = RunRound(lctx, nd.Host(), testRoundProto, peers, r, 10*time.Millisecond)
-		}()
-	}
-	wg.Wait()
+	var logs bytes.Buffer
+	lctx := zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.WarnLevel).WithContext(ctx)
+	results, errs := runMembers(t, lctx, nodes, peers, base, vecs, -1)
 	if want := allMembers(g); len(errs) == len(want) {
 		for _, i := range want {
 			if errs[i] == nil && len(results[i].Contributors) == len(nodes) {
@@ -167,22 +140,4 @@ func TestRunRoundNotThroughLimitedRelay(t *testing.T) {
 	if !strings.Contains(logs, `"relay_limit":"128 KiB, 2m0s"`) {
 		t.Fatalf("the warning does not name the relay's limits:\n%s", logs)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that several goroutines may log to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

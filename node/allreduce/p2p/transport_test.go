@@ -22,17 +22,9 @@ const testRoundProto = "/dtrain/test/allreduce/1.0.0"
 // every other directly.
 func loopbackNodes(t testing.TB, ctx context.Context, n int) []*netx.Node {
 	t.Helper()
-	cfg := netx.DefaultConfig()
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
-	cfg.EnableNAT = false
 	nodes := make([]*netx.Node, n)
 	for i := range nodes {
-		nd, err := netx.New(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		nodes[i] = nd
+		nodes[i] = startNode(t, ctx, loopbackConfig())
 	}
 	for i, a := range nodes {
 		for _, b := range nodes[i+1:] {
@@ -42,6 +34,25 @@ func loopbackNodes(t testing.TB, ctx context.Context, n int) []*netx.Node {
 		}
 	}
 	return nodes
+}
+
+// loopbackConfig is a node on loopback QUIC without NAT traversal.
+func loopbackConfig() netx.Config {
+	cfg := netx.DefaultConfig()
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	cfg.EnableNAT = false
+	return cfg
+}
+
+// startNode starts a node, closed when the test ends.
+func startNode(t testing.TB, ctx context.Context, cfg netx.Config) *netx.Node {
+	t.Helper()
+	nd, err := netx.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nd.Close() })
+	return nd
 }
 
 // loopbackRound runs one round among nodes with the given roles (weights
@@ -255,26 +266,8 @@ func TestRunRoundLoopbackAbsent(t *testing.T) {
 			vecs := randomVectors(rng, g, 1<<18)
 			base := roundConfig(t, g, 1<<18, 1<<12, noneCodec)
 			minerTimeouts(&base, round)
-			results, errs := make([]allreduce.Result, len(nodes)), make([]error, len(nodes))
-			var wg sync.WaitGroup
 			begin := time.Now()
-			for i, nd := range nodes {
-				if i == absent {
-					continue
-				}
-				cfg := base
-				cfg.Self, cfg.Vector = i, vecs[i]
-				r, err := allreduce.NewRound(cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					results[i], errs[i] = RunRound(ctx, nd.Host(), testRoundProto, peers, r, 10*time.Millisecond)
-				}()
-			}
-			wg.Wait()
+			results, errs := runMembers(t, ctx, nodes, peers, base, vecs, absent)
 			took := time.Since(begin)
 			survivors := except(allMembers(g), absent)
 			for _, i := range survivors {
@@ -315,4 +308,30 @@ func TestRunRoundUplinkLimit(t *testing.T) {
 		t.Fatalf("round took %v under a 16 Mbit/s limit; 1 MiB at that rate takes at least %v", took, least)
 	}
 	t.Logf("1 MiB each way under 16 Mbit/s: %v (at least %v)", took, least)
+}
+
+// runMembers runs base's round on every node but skip (-1: none), each
+// with its own vector, and returns every member's result and error.
+func runMembers(t *testing.T, ctx context.Context, nodes []*netx.Node, peers []peer.ID, base allreduce.RoundConfig, vecs [][]float32, skip int) ([]allreduce.Result, []error) {
+	t.Helper()
+	results, errs := make([]allreduce.Result, len(nodes)), make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, nd := range nodes {
+		if i == skip {
+			continue
+		}
+		cfg := base
+		cfg.Self, cfg.Vector = i, vecs[i]
+		r, err := allreduce.NewRound(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = RunRound(ctx, nd.Host(), testRoundProto, peers, r, 10*time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	return results, errs
 }
