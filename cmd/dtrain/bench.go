@@ -97,6 +97,9 @@ func benchTrain(c *cli.Context) error {
 	if batch < 1 || steps < 1 || warmup < 0 {
 		return fmt.Errorf("--batch and --steps must be >= 1 and --warmup >= 0")
 	}
+	if c.Int("attn-block") < 0 {
+		return usageErrorf("--attn-block %d: want 0 (the whole [T,T] scores at once) or more rows", c.Int("attn-block"))
+	}
 	dev, err := torch.ParseDevice(c.String("device"))
 	if err != nil {
 		return err
