@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -377,11 +378,33 @@ func (n *Node) Close() error {
 	}
 	n.cancel()
 	errDHT := n.dht.Close()
-	errHost := n.host.Close()
+	errHost := closeWithin(n.host, hostCloseTimeout)
 	if err := errors.Join(errDHT, errHost); err != nil {
 		return fmt.Errorf("close node %s: %w", n.ID(), err)
 	}
 	return nil
+}
+
+// hostCloseTimeout bounds how long Close waits for the libp2p host.
+const hostCloseTimeout = 15 * time.Second
+
+// closeWithin closes c, waiting at most d. go-libp2p's host Close can wait
+// forever: once, in a full test run, its AutoNAT's Close waited on an event
+// bus lock held by an identify emitter that was blocked sending to a
+// subscriber nobody read any more. A node that closes, as a miner that
+// stops, must not hang on that: past d the close goes on in the
+// background and this returns an error.
+func closeWithin(c io.Closer, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("libp2p host did not close within %v; left closing in the background", d)
+	}
 }
 
 // ID is the node's peer id, derived from its identity key.
