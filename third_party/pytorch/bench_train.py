@@ -150,13 +150,13 @@ def main():
         if cuda:
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        prof = (torch.autograd.profiler.profile() if a.profile and i == a.warmup + a.steps - 1
-                else contextlib.nullcontext())
+        profiling = a.profile and i == a.warmup + a.steps - 1
+        prof = torch.autograd.profiler.profile() if profiling else contextlib.nullcontext()
         with prof:
             with autocast:
                 loss = model(x, y)
             loss.backward()
-        if a.profile and i == a.warmup + a.steps - 1:
+        if profiling:
             prof.export_chrome_trace(a.profile)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

@@ -163,14 +163,16 @@ func (w *peerWriter) open() network.Stream {
 	backoff := minReopen
 	warned := false
 	for {
-		if l, only := netx.LimitedOnly(t.h, t.peers[w.to]); only && !warned {
-			// NewStream below waits for a direct connection (hole
-			// punching, a dial back) and never sends over the relay:
-			// its limit would cut the round halfway.
-			warned = true
-			t.log.Warn().Stringer("peer", t.peers[w.to]).Int("member", w.to).Str("relay_limit", l.String()).
-				Msg("member reachable only through a relay with limits: no round data goes to it until a direct connection appears " +
-					"(an open port, hole punching, or a relay without limits)")
+		// NewStream below waits for a direct connection (hole punching,
+		// a dial back) and never sends over a limited relay: its limit
+		// would cut the round halfway.
+		if !warned {
+			if l, only := netx.LimitedOnly(t.h, t.peers[w.to]); only {
+				warned = true
+				t.log.Warn().Stringer("peer", t.peers[w.to]).Int("member", w.to).Str("relay_limit", l.String()).
+					Msg("member reachable only through a relay with limits: no round data goes to it until a direct connection appears " +
+						"(an open port, hole punching, or a relay without limits)")
+			}
 		}
 		s, err := t.h.NewStream(w.ctx, t.peers[w.to], t.proto)
 		if err == nil {
