@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unsafe"
 )
 
 // CodecID names a part codec on the wire: the byte a part's frame carries so
@@ -144,6 +145,64 @@ func codecMaxAbs(src []float32) float64 {
 	return float64(math.Float32frombits(m))
 }
 
+// nativeLittleEndian is whether this machine stores a float32 as the wire
+// does, little-endian: then a part's payload is its values' memory, and
+// the exact codec copies it instead of converting value by value.
+var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// float32Bytes is v's memory as bytes (4 per value, native byte order).
+func float32Bytes(v []float32) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v))
+}
+
+// firstNonFinite returns the index of v's first NaN or Inf, or -1. A value
+// is not finite when its exponent bits are all set, which is when adding
+// one to its exponent carries into its sign bit. Blocks are tested two
+// values per 64-bit word (an 8-byte aligned view: a carry out of the low
+// value stops at bit 31), without a branch per value, and searched one
+// value at a time only when a carry is set.
+func firstNonFinite(v []float32) int {
+	const (
+		block = 512
+		exp2  = uint64(f32ExpMask)<<32 | f32ExpMask
+		one2  = uint64(1)<<55 | 1<<23
+		sign2 = uint64(f32SignBit)<<32 | f32SignBit
+	)
+	for lo := 0; lo < len(v); lo += block {
+		blk := v[lo:min(lo+block, len(v))]
+		skip := int(uintptr(unsafe.Pointer(&blk[0])) % 8 / 4) // 1 when blk starts between words
+		carry := uint64(math.Float32bits(blk[0])&f32ExpMask+1<<23) * uint64(skip)
+		if n := (len(blk) - skip) / 2; n > 0 {
+			words := unsafe.Slice((*uint64)(unsafe.Pointer(&blk[skip])), n)
+			for _, w := range words {
+				carry |= w&exp2 + one2
+			}
+		}
+		if (len(blk)-skip)%2 == 1 {
+			carry |= uint64(math.Float32bits(blk[len(blk)-1])&f32ExpMask + 1<<23)
+		}
+		if carry&sign2 == 0 {
+			continue
+		}
+		for i, x := range blk {
+			if math.Float32bits(x)&f32ExpMask == f32ExpMask {
+				return lo + i
+			}
+		}
+	}
+	return -1
+}
+
+// encodeShared returns c's encoding of src, which may alias src: with
+// CodecNone on a little-endian machine it is src's own memory, so a
+// contribution goes out without being copied first.
+func encodeShared(c Codec, src []float32) []byte {
+	if c.ID() == CodecNone && nativeLittleEndian {
+		return float32Bytes(src)
+	}
+	return c.Encode(nil, src)
+}
+
 // noneCodec sends float32 values as they are.
 type noneCodec struct{}
 
@@ -153,6 +212,10 @@ func (noneCodec) EncodedLen(n int) int { return 4 * n }
 
 func (noneCodec) Encode(dst []byte, src []float32) []byte {
 	dst, out := codecAppend(dst, 4*len(src))
+	if nativeLittleEndian {
+		copy(out, float32Bytes(src))
+		return dst
+	}
 	for i, x := range src {
 		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
 	}
@@ -162,6 +225,13 @@ func (noneCodec) Encode(dst []byte, src []float32) []byte {
 func (c noneCodec) Decode(dst []float32, src []byte) error {
 	if err := codecCheckLen(c, len(dst), src); err != nil {
 		return err
+	}
+	if nativeLittleEndian {
+		copy(float32Bytes(dst), src)
+		if i := firstNonFinite(dst); i >= 0 {
+			return codecNonFinite(CodecNone, i)
+		}
+		return nil
 	}
 	for i := range dst {
 		u := binary.LittleEndian.Uint32(src[4*i:])

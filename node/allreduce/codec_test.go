@@ -318,3 +318,44 @@ func TestDecodeRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstNonFinite checks the word-at-a-time scan against a value-at-a-
+// time one, for every position of one bad value in slices of every start
+// alignment and of lengths around its block and word sizes, and for the
+// largest finite values, whose exponents are one short of a carry.
+func TestFirstNonFinite(t *testing.T) {
+	bads := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0x7fc00001), math.Float32frombits(0xffffffff)}
+	backing := make([]float32, 1100)
+	for i := range backing {
+		backing[i] = math.MaxFloat32
+		if i%3 == 0 {
+			backing[i] = -math.MaxFloat32
+		}
+	}
+	for _, start := range []int{0, 1} {
+		for _, n := range []int{0, 1, 2, 3, 511, 512, 513, 1025} {
+			v := backing[start : start+n]
+			if got := firstNonFinite(v); got != -1 {
+				t.Fatalf("start %d, %d finite values: got %d, want -1", start, n, got)
+			}
+			for pos := 0; pos < n; pos++ {
+				bad := bads[pos%len(bads)]
+				keep := v[pos]
+				v[pos] = bad
+				if got := firstNonFinite(v); got != pos {
+					t.Fatalf("start %d, n %d: %v at %d: got %d", start, n, bad, pos, got)
+				}
+				if pos+1 < n { // a second bad value later changes nothing
+					keep2 := v[n-1]
+					v[n-1] = bad
+					if got := firstNonFinite(v); got != pos {
+						t.Fatalf("start %d, n %d: bad at %d and %d: got %d", start, n, pos, n-1, got)
+					}
+					v[n-1] = keep2
+				}
+				v[pos] = keep
+			}
+		}
+	}
+}

@@ -72,7 +72,8 @@ type RoundConfig struct {
 	// Len is the vector length n; Vector is this peer's values, required
 	// (length Len, finite) for contributors and ignored for aux members.
 	// A committed round takes a contributor's values from Contribution
-	// instead, and Vector and Feedback must be nil.
+	// instead, and Vector and Feedback must be nil. The messages a round
+	// returns may alias Vector: it must stay unchanged until they are sent.
 	Len    int
 	Vector []float32
 	// Spans are the owners' ranges, one per reducing member in member order,

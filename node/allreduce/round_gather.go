@@ -1,6 +1,7 @@
 package allreduce
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -143,7 +144,10 @@ func (r *Round) gatherPart(k, p int) []Outgoing {
 	for i, c := range set {
 		vals[i], weights[i] = o.values[c], r.cfg.Group.Members[c].Weight
 	}
-	mean := make([]float32, hi-lo)
+	if cap(r.mean) < hi-lo {
+		r.mean = make([]float32, r.cfg.PartSize)
+	}
+	mean := r.mean[:hi-lo]
 	r.agg.combine(mean, vals, lo-s.Begin, weights)
 	payload := r.cfg.Codec.Encode(nil, mean)
 	o.sent[p] = hash
@@ -213,6 +217,9 @@ func (r *Round) receiveGathered(now time.Duration, from int, m PartMsg) ([]Outgo
 		if r.early == nil {
 			r.early = map[earlyPart]PartMsg{}
 		}
+		// Receive keeps no reference to a message's payload (a transport
+		// reuses the buffer), so an early part keeps a copy.
+		m.Payload = bytes.Clone(m.Payload)
 		r.early[earlyPart{m.Span, m.Part, from}] = m
 		return out, nil
 	}

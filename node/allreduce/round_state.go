@@ -27,6 +27,7 @@ import (
 type Round struct {
 	cfg     RoundConfig
 	agg     aggregator // the owner's rule and its scratch space
+	mean    []float32  // gatherPart's average of one part, reused: encoding copies it
 	spanOf  []int      // member index → index of the span it owns, or -1
 	mySpan  int        // -1 unless self owns a non-empty span
 	parts   []int      // parts per span
@@ -176,7 +177,7 @@ func (r *Round) sendContribution() []Outgoing {
 func (r *Round) contribution(k, p int) []byte {
 	lo, hi := r.partRange(k, p)
 	if r.cfg.Feedback == nil {
-		return r.cfg.Codec.Encode(nil, r.cfg.Vector[lo:hi])
+		return encodeShared(r.cfg.Codec, r.cfg.Vector[lo:hi])
 	}
 	if r.encoded == nil {
 		r.encoded = make([][][]byte, len(r.cfg.Spans))
@@ -213,6 +214,8 @@ func (r *Round) partRange(k, p int) (lo, hi int) {
 // messages returned must be sent. A member that ended with a result keeps
 // serving re-reductions (LostMsg and the contributions a replacement owner
 // needs), so callers should keep feeding it messages until RoundTimeout.
+// Receive keeps no reference to msg's payload once it returns: the caller
+// may reuse that buffer.
 func (r *Round) Receive(now time.Duration, from int, msg Msg) ([]Outgoing, error) {
 	if from < 0 || from >= len(r.cfg.Group.Members) || from == r.cfg.Self {
 		return nil, fmt.Errorf("%w: from %d, not another member of a group of %d",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Wire layout of a round message, all integers little-endian:
@@ -67,49 +68,56 @@ const wireMaxIndex = math.MaxInt32
 // EncodeMsg returns m's wire encoding. It fails for message types it does
 // not know and for fields a decoder would reject.
 func EncodeMsg(m Msg) ([]byte, error) {
+	return AppendMsg(nil, m)
+}
+
+// AppendMsg appends m's wire encoding to dst and returns the extended
+// slice, so a sender can reuse one buffer for every message; on error dst
+// is returned unchanged. Errors are EncodeMsg's.
+func AppendMsg(dst []byte, m Msg) ([]byte, error) {
 	switch m := m.(type) {
 	case PartMsg:
-		return encodePart(m)
+		return appendPart(dst, m)
 	case ReportMsg:
-		return encodeReport(m)
+		return appendReport(dst, m)
 	case LostMsg:
 		if !inIndexRange(m.Span) || !inIndexRange(m.Owner) {
-			return nil, fmt.Errorf("encode lost: span %d, owner %d: %w", m.Span, m.Owner, ErrWireFormat)
+			return dst, fmt.Errorf("encode lost: span %d, owner %d: %w", m.Span, m.Owner, ErrWireFormat)
 		}
-		b := []byte{wireVersion, wireLost}
+		b := append(dst, wireVersion, wireLost)
 		b = binary.LittleEndian.AppendUint32(b, uint32(m.Span))
 		return binary.LittleEndian.AppendUint32(b, uint32(m.Owner)), nil
 	}
-	return nil, fmt.Errorf("encode %T: %w", m, ErrWireType)
+	return dst, fmt.Errorf("encode %T: %w", m, ErrWireType)
 }
 
-func encodePart(m PartMsg) ([]byte, error) {
+func appendPart(dst []byte, m PartMsg) ([]byte, error) {
 	switch {
 	case m.Phase != ReduceScatter && m.Phase != AllGather:
-		return nil, fmt.Errorf("encode part: %v: %w", m.Phase, ErrWireFormat)
+		return dst, fmt.Errorf("encode part: %v: %w", m.Phase, ErrWireFormat)
 	case !inIndexRange(m.Span) || !inIndexRange(m.Part):
-		return nil, fmt.Errorf("encode part: span %d, part %d: %w", m.Span, m.Part, ErrWireFormat)
+		return dst, fmt.Errorf("encode part: span %d, part %d: %w", m.Span, m.Part, ErrWireFormat)
 	case math.IsNaN(m.Weight) || math.IsInf(m.Weight, 0):
-		return nil, fmt.Errorf("encode part: weight %v: %w", m.Weight, ErrWireFormat)
+		return dst, fmt.Errorf("encode part: weight %v: %w", m.Weight, ErrWireFormat)
 	case (m.Phase == ReduceScatter && m.Set != 0) || (m.Phase == AllGather && math.Float64bits(m.Weight) != 0):
-		return nil, fmt.Errorf("encode part: %v with weight %v and set %#x: %w", m.Phase, m.Weight, m.Set, ErrWireFormat)
+		return dst, fmt.Errorf("encode part: %v with weight %v and set %#x: %w", m.Phase, m.Weight, m.Set, ErrWireFormat)
 	case uint64(len(m.Payload)) > math.MaxUint32:
-		return nil, fmt.Errorf("encode part: %d-byte payload: %w", len(m.Payload), ErrWireFormat)
+		return dst, fmt.Errorf("encode part: %d-byte payload: %w", len(m.Payload), ErrWireFormat)
 	case len(m.Proof) > maxProofLen || (len(m.Proof) > 0 && m.Phase != ReduceScatter):
-		return nil, fmt.Errorf("encode part: %v with a proof of %d hashes: %w", m.Phase, len(m.Proof), ErrWireFormat)
+		return dst, fmt.Errorf("encode part: %v with a proof of %d hashes: %w", m.Phase, len(m.Proof), ErrWireFormat)
 	}
 	typ, proof := byte(wirePart), 0
 	if len(m.Proof) > 0 {
 		typ, proof = wirePartProof, 4+32*len(m.Proof)
 	}
-	b := make([]byte, wireHeaderLen+wirePartFixed, wireHeaderLen+wirePartFixed+len(m.Payload)+proof)
+	all, b := codecAppend(slices.Grow(dst, wireHeaderLen+wirePartFixed+len(m.Payload)+proof), wireHeaderLen+wirePartFixed)
 	b[0], b[1], b[2], b[3] = wireVersion, typ, byte(m.Phase), byte(m.Codec)
 	binary.LittleEndian.PutUint32(b[4:], uint32(m.Span))
 	binary.LittleEndian.PutUint32(b[8:], uint32(m.Part))
 	binary.LittleEndian.PutUint64(b[12:], math.Float64bits(m.Weight))
 	binary.LittleEndian.PutUint64(b[20:], m.Set)
 	binary.LittleEndian.PutUint32(b[28:], uint32(len(m.Payload)))
-	b = append(b, m.Payload...)
+	b = append(all, m.Payload...)
 	if len(m.Proof) > 0 {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Proof)))
 		for _, h := range m.Proof {
@@ -119,21 +127,21 @@ func encodePart(m PartMsg) ([]byte, error) {
 	return b, nil
 }
 
-func encodeReport(m ReportMsg) ([]byte, error) {
+func appendReport(dst []byte, m ReportMsg) ([]byte, error) {
 	if !inIndexRange(m.Span) {
-		return nil, fmt.Errorf("encode report: span %d: %w", m.Span, ErrWireFormat)
+		return dst, fmt.Errorf("encode report: span %d: %w", m.Span, ErrWireFormat)
 	}
-	b := make([]byte, wireHeaderLen+wireReportHead, wireHeaderLen+wireReportHead+4*len(m.Have))
+	all, b := codecAppend(dst, wireHeaderLen+wireReportHead)
 	b[0], b[1] = wireVersion, wireReport
 	binary.LittleEndian.PutUint32(b[2:], uint32(m.Span))
 	binary.LittleEndian.PutUint32(b[6:], uint32(len(m.Have)))
 	for i, h := range m.Have {
 		if !inIndexRange(h) || (i > 0 && h <= m.Have[i-1]) {
-			return nil, fmt.Errorf("encode report: members %v not ascending in range: %w", m.Have, ErrWireFormat)
+			return dst, fmt.Errorf("encode report: members %v not ascending in range: %w", m.Have, ErrWireFormat)
 		}
-		b = binary.LittleEndian.AppendUint32(b, uint32(h))
+		all = binary.LittleEndian.AppendUint32(all, uint32(h))
 	}
-	return b, nil
+	return all, nil
 }
 
 func inIndexRange(v int) bool { return v >= 0 && int64(v) <= wireMaxIndex }

@@ -30,10 +30,35 @@ const (
 	maxReopen = 100 * time.Millisecond
 )
 
-// inbound is one decoded message from a member.
+// inbound is one decoded message from a member, and the frame buffer its
+// payload aliases, which the round goroutine releases after Receive.
 type inbound struct {
-	from int
-	msg  allreduce.Msg
+	from  int
+	msg   allreduce.Msg
+	frame *[]byte
+}
+
+// frames recycles frame buffers across readers and rounds: Round.Receive
+// keeps no reference to a message's payload, so a frame's buffer serves
+// the next frame once its message has been received. Without it every
+// part costs a fresh zeroed allocation the size of a frame, which the
+// garbage collector returns to the kernel and the next round faults in
+// again.
+var frames sync.Pool
+
+// frameBuffer returns a buffer with room for n bytes.
+func frameBuffer(n int) *[]byte {
+	if b, ok := frames.Get().(*[]byte); ok && cap(*b) >= n {
+		return b
+	}
+	b := make([]byte, 0, n)
+	return &b
+}
+
+func releaseFrame(b *[]byte) {
+	if b != nil {
+		frames.Put(b)
+	}
 }
 
 // transport is the I/O around one Round: streams, queues and goroutines.
@@ -127,6 +152,7 @@ func RunRoundRewriting(ctx context.Context, h netx.Host, proto protocol.ID, peer
 		select {
 		case in := <-t.inbox:
 			out, err := r.Receive(now(), in.from, in.msg)
+			releaseFrame(in.frame)
 			switch {
 			case errors.Is(err, allreduce.ErrCommitMismatch):
 				t.log.Warn().Err(err).Int("member", in.from).Str("peer", t.peers[in.from].String()).Msg("round part does not match its sender's commitment")
@@ -206,13 +232,17 @@ func (t *transport) read(s network.Stream, from int) {
 	_ = s.SetReadDeadline(t.deadline)
 	log := t.log.With().Int("member", from).Str("peer", t.peers[from].String()).Logger()
 	for {
-		// A fresh buffer per frame: a part's payload aliases it and the
-		// round may hold it after this loop moves on.
-		b, err := netx.ReadFrame(s, nil, t.maxFrame)
+		// A buffer per frame: a part's payload aliases it until the round
+		// goroutine has received the message and releases it. Every
+		// buffer holds a whole frame of the round (MaxFrame), so none
+		// grows while reading.
+		frame := frameBuffer(t.maxFrame)
+		b, err := netx.ReadFrame(s, *frame, t.maxFrame)
 		if err == nil {
 			t.received.Add(int64(netx.FrameHeaderLen + len(b)))
 		}
 		if err != nil {
+			releaseFrame(frame)
 			if !errors.Is(err, context.Canceled) && t.ctx.Err() == nil {
 				log.Debug().Err(err).Msg("round stream ended")
 			}
@@ -224,10 +254,11 @@ func (t *transport) read(s network.Stream, from int) {
 			// A message of a type this build does not know (a newer peer)
 			// is dropped; the stream's framing is intact, so go on.
 			log.Warn().Err(err).Int("bytes", len(b)).Msg("dropped round message")
+			releaseFrame(frame)
 			continue
 		}
 		select {
-		case t.inbox <- inbound{from: from, msg: m}:
+		case t.inbox <- inbound{from: from, msg: m, frame: frame}:
 		case <-t.ctx.Done():
 			_ = s.Reset()
 			return

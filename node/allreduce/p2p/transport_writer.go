@@ -105,6 +105,7 @@ func (w *peerWriter) run() {
 	t := w.t
 	log := t.log.With().Int("member", w.to).Str("peer", t.peers[w.to].String()).Logger()
 	var s network.Stream
+	var b []byte // each message's encoding, reused: a stream's Write keeps no reference
 	stopReset := func() bool { return false }
 	defer func() {
 		if s != nil && stopReset() {
@@ -124,8 +125,8 @@ func (w *peerWriter) run() {
 				return
 			}
 		}
-		b, err := allreduce.EncodeMsg(m)
-		if err != nil {
+		var err error
+		if b, err = allreduce.AppendMsg(b[:0], m); err != nil {
 			log.Warn().Err(err).Msg("round message not encodable")
 			continue
 		}
