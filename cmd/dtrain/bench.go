@@ -23,7 +23,7 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "benchmarks that print ratios against a baseline run in the same invocation",
-		Subcommands: []*cli.Command{benchDataCommand(), benchNetCommand(), benchAllReduceCommand(), benchStateCommand(), {
+		Subcommands: []*cli.Command{benchDataCommand(), benchNetCommand(), benchAllReduceCommand(), benchStateCommand(), benchDiscoveryCommand(), {
 			Name:  "train",
 			Usage: "GPT-2 training throughput: dtrain vs PyTorch eager on the same model, batch and threads",
 			Flags: []cli.Flag{
