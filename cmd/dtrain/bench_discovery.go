@@ -35,7 +35,7 @@ others (a full mesh: each host's Run.Peers holds the other N-1).`,
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up when the mesh has not formed this long after the last join"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			&cli.IntFlag{Name: "hosts", Hidden: true, Usage: "child mode: hosts in this process"},
-			&cli.StringFlag{Name: "bootstrap", Hidden: true, Usage: "child mode: the bootstrap host's addresses, comma separated"},
+			&cli.StringFlag{Name: "bootstrap", Hidden: true, Usage: "child mode: the bootstrap hosts' addresses, comma separated"},
 		},
 		Action: benchDiscovery,
 	}
