@@ -162,6 +162,7 @@ func TestConfigOverridePrecedence(t *testing.T) {
 		{"DTRAIN_TRAIN_MAX_STEPS", "abc", []string{"train"}, `$DTRAIN_TRAIN_MAX_STEPS: train.max_steps: want an integer (got "abc")`},
 		{"", "", []string{"miner", "--set", "swarm.mdoe=gradients"}, "--set: swarm.mdoe: unknown key (did you mean swarm.mode?)"},
 		{"", "", []string{"validator", "--set", "verify.windows=2"}, "verify.windows: must be >= 6"},
+		{"", "", []string{"validator", "--set", "verify.power_z=0"}, "verify.power_z: must be > 0"},
 		{"", "", []string{"validator", "--set", "net.bootstrap=/ip4/1.2.3.4/udp/4001/quic-v1"}, "net.bootstrap: must list full multiaddrs ending in the peer's id"},
 		{"", "", []string{"config", "check", "--role", "miner", "--config", path, "--set", "swarm.max_group=2"}, "swarm.max_group: must be at least min_group (3)"},
 	} {

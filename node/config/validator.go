@@ -82,11 +82,12 @@ type Score struct {
 
 // Verify is how a validator checks the work behind the updates it audits.
 type Verify struct {
-	Mode        string `toml:"mode" doc:"auto: node/verify's checks of diloco work (AdamW's step bound, replays, copies, stale updates, the lane test on the miners' recomputed batches) whenever run_config is set, the run is in diloco mode and the epoch's state is loaded from the miners; the norm checks otherwise. norm: only the norm checks (non-finite, zero, copied, or far larger per sample than the others), which need no model, data or state"`
-	RunConfig   string `toml:"run_config" doc:"the run's miner config (the TOML file the miners run with): the validator takes the model, the data (data.train must be readable here), seed, optimizer, schedule and swarm.inner_steps from it to recompute each miner's batches and bound its steps; relative to the working directory; empty = the norm checks only"`
-	EveryEpochs int    `toml:"every_epochs" doc:"run node/verify's checks in every this many epochs (those whose number is a multiple), the norm checks in the others: its lane test costs about 4 one-window forward passes per window of verify.windows per audited miner (fewer when a miner holds fewer windows), about 0.3 of a demo miner's training at the default 32 (an epoch of 10 steps of 16 windows; 0.1 at 30 steps, which dtrain swarm --validators runs) but 0.1% of a 500-step epoch of 64 windows a step (node/verify, Cost), so a validator of a run with short epochs checks every few"`
-	Windows     int    `toml:"windows" doc:"the lane test's sample: of each audited miner's windows this many are evaluated (3/8 from the first half of its claimed samples, 5/8 from the second, at most all of them), against as many windows of a lane only the validator knows; an audit costs about 4 one-window forward passes per window. An honest miner's lane statistics grow as the square root of this, a cheater's do not: the audit lines log them (lane_*) and the medians the test compares its thresholds with (power_*); where a median sits near its threshold the lane test catches no one by it, and the run should raise this (at least 6). On a tiny run (three miners of 60 steps of 4 windows, a 1-layer model 16 wide) the lowest honest 3-audit means were All 1.58 and Tail 1.79 at 32, at the thresholds of 1.5 and 2 (the power rule then catches no one by them), and 2.76 and 3.19 at 96; with dtrain swarm's demo model (6.85M parameters) honest statistics are 6 to 12 at 32"`
-	Device      string `toml:"device" doc:"where the validator's model runs its forward passes: cpu, cuda or cuda:N"`
+	Mode        string  `toml:"mode" doc:"auto: node/verify's checks of diloco work (AdamW's step bound, replays, copies, stale updates, the lane test on the miners' recomputed batches) whenever run_config is set, the run is in diloco mode and the epoch's state is loaded from the miners; the norm checks otherwise. norm: only the norm checks (non-finite, zero, copied, or far larger per sample than the others), which need no model, data or state"`
+	RunConfig   string  `toml:"run_config" doc:"the run's miner config (the TOML file the miners run with): the validator takes the model, the data (data.train must be readable here), seed, optimizer, schedule and swarm.inner_steps from it to recompute each miner's batches and bound its steps; relative to the working directory; empty = the norm checks only"`
+	EveryEpochs int     `toml:"every_epochs" doc:"run node/verify's checks in every this many epochs (those whose number is a multiple), the norm checks in the others: its lane test costs about 4 one-window forward passes per window of verify.windows per audited miner (fewer when a miner holds fewer windows), about 0.3 of a demo miner's training at the default 32 (an epoch of 10 steps of 16 windows; 0.1 at 30 steps, which dtrain swarm --validators runs) but 0.1% of a 500-step epoch of 64 windows a step (node/verify, Cost), so a validator of a run with short epochs checks every few"`
+	Windows     int     `toml:"windows" doc:"the lane test's sample: of each audited miner's windows this many are evaluated (3/8 from the first half of its claimed samples, 5/8 from the second, at most all of them), against as many windows of a lane only the validator knows; an audit costs about 4 one-window forward passes per window. An honest miner's lane statistics grow as the square root of this, a cheater's do not: the audit lines log them (lane_*) and the medians the test compares its thresholds with (power_*); where a median sits near its threshold the lane test catches no one by it, and the run should raise this (at least 6). On a tiny run (three miners of 60 steps of 4 windows, a 1-layer model 16 wide) the lowest honest 3-audit means were All 1.58 and Tail 1.79 at 32, at the thresholds of 1.5 and 2 (the power rule then catches no one by them), and 2.76 and 3.19 at 96; with dtrain swarm's demo model (6.85M parameters) honest statistics are 6 to 12 at 32"`
+	PowerZ      float64 `toml:"power_z" doc:"how far, in noise widths of the statistic compared (1 for one audit's, 1/sqrt(3) for a 3-audit mean), the honest miners' median must clear a threshold of the lane test before that threshold calls anyone a cheat (node/verify's PowerZ): at the margin an honest miner falls under a one-audit threshold with probability about P(Z < -power_z) per audit (2.3% at 2, 0.13% at 3); higher calls fewer honest miners cheats in weak runs and lets a cheater through in more of them"`
+	Device      string  `toml:"device" doc:"where the validator's model runs its forward passes: cpu, cuda or cuda:N"`
 }
 
 // Weights says where a validator writes the weights it sets every epoch.
@@ -151,7 +152,7 @@ func DefaultValidator() Validator {
 		Probe:   Probe{EveryEpochs: 5, MaxMiners: 4, Bytes: 1 << 20, Seconds: 10},
 		Score:   Score{MinMbps: 10, TargetMbps: 200, GoodRTTMs: 20, MaxRTTMs: 500, Alpha: 0.3, ExcludeEpochs: 5},
 		Weights: Weights{JSONL: "weights.jsonl"},
-		Verify:  Verify{Mode: "auto", EveryEpochs: 1, Windows: 32, Device: "cpu"},
+		Verify:  Verify{Mode: "auto", EveryEpochs: 1, Windows: 32, PowerZ: 2, Device: "cpu"},
 		Metrics: Metrics{JSONL: "metrics.jsonl"},
 		Wandb:   Wandb{Project: "dtrain"},
 		Hub:     ValidatorHub{License: "other"},
@@ -230,6 +231,9 @@ func (v Validator) Validate() error {
 	}
 	c.atLeast("verify.every_epochs", v.Verify.EveryEpochs, 1)
 	c.atLeast("verify.windows", v.Verify.Windows, 6) // node/verify's MinWindows: two in each half
+	if c.finite("verify.power_z", v.Verify.PowerZ) && v.Verify.PowerZ <= 0 {
+		c.fail("verify.power_z", "must be > 0", v.Verify.PowerZ)
+	}
 	if !validDevice(v.Verify.Device) {
 		c.fail("verify.device", "must be cpu, cuda or cuda:N", v.Verify.Device)
 	}

@@ -55,6 +55,7 @@ sinks = "x"
 mode = "lane"
 every_epochs = 0
 windows = 5
+power_z = -1.0
 device = "tpu"
 `
 	path := filepath.Join(t.TempDir(), "validator.toml")
@@ -65,7 +66,7 @@ device = "tpu"
 	if err == nil {
 		t.Fatal("bad validator config accepted")
 	}
-	for _, key := range []string{"run_id", "swarm.validators", "swarm.min_group", "probe.max_miners", "score.target_mbps", "score.alpha", "weights.http_url", "weights.sinks", "verify.mode", "verify.every_epochs", "verify.windows", "verify.device"} {
+	for _, key := range []string{"run_id", "swarm.validators", "swarm.min_group", "probe.max_miners", "score.target_mbps", "score.alpha", "weights.http_url", "weights.sinks", "verify.mode", "verify.every_epochs", "verify.windows", "verify.power_z", "verify.device"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error lacks %s:\n%v", key, err)
 		}

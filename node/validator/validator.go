@@ -184,14 +184,18 @@ func (v *Validator) chooseVerifier() error {
 		}
 		v.log.Info().Uint64("epoch", e).Dur("took_ms", took).Msg("state loaded for audits")
 	}
+	checks := verify.DefaultConfig().WithWindows(vc.Windows)
+	if vc.PowerZ > 0 {
+		checks.PowerZ = vc.PowerZ
+	}
 	w, err := NewWorkCheck(*run, v.opts.Train, h, WorkOptions{Every: vc.EveryEpochs, Device: dev,
-		Verify: verify.DefaultConfig().WithWindows(vc.Windows), Log: v.log,
+		Verify: checks, Log: v.log,
 		Val: v.opts.Val, ValWindows: int64(max(1, run.Loop.EvalTokens/run.Data.SeqLen))})
 	if err != nil {
 		return err
 	}
 	v.verifier, v.holder, v.closers = w, h, append(v.closers, w.Close)
-	v.log.Info().Int("every_epochs", vc.EveryEpochs).Int("windows", vc.Windows).Str("device", dev.String()).Msg("work checks: node/verify on the states loaded from the miners")
+	v.log.Info().Int("every_epochs", vc.EveryEpochs).Int("windows", vc.Windows).Float64("power_z", checks.PowerZ).Str("device", dev.String()).Msg("work checks: node/verify on the states loaded from the miners")
 	return nil
 }
 
