@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -111,7 +112,10 @@ func benchDiscovery(c *cli.Context) error {
 		}
 	}()
 	for i := range procs {
-		k := n/procs + btoi(i < n%procs)
+		k := n / procs // the first n%procs processes take one more
+		if i < n%procs {
+			k++
+		}
 		args := []string{"--log-level", childLogLevel(c), "bench", "discovery", "--hosts", strconv.Itoa(k), "--peers", strconv.Itoa(n),
 			"--bootstrap", strings.Join(addrs, ","), "--timeout", c.Duration("timeout").String()}
 		ch, err := startBenchChild(ctx, nil, i, exe, args)
@@ -128,13 +132,6 @@ func benchDiscovery(c *cli.Context) error {
 	failed = false
 	rep.Peers, rep.Procs, rep.Bootstraps = n, procs, boots
 	return printDiscoveryReport(c.App.Writer, c.Bool("json"), rep)
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // collectDiscovery reads every child's two events and reports the last
@@ -165,18 +162,10 @@ func collectDiscovery(children []*allReduceChild, start time.Time) (discoveryRep
 			return rep, err
 		}
 	}
-	lastJoin, lastForm := time.Unix(0, slicesMax(joined)), time.Unix(0, slicesMax(formed))
+	lastJoin, lastForm := time.Unix(0, slices.Max(joined)), time.Unix(0, slices.Max(formed))
 	rep.JoinSeconds = lastJoin.Sub(start).Seconds()
 	rep.FormSeconds = max(0, lastForm.Sub(lastJoin).Seconds())
 	return rep, nil
-}
-
-func slicesMax(xs []int64) int64 {
-	m := xs[0]
-	for _, x := range xs[1:] {
-		m = max(m, x)
-	}
-	return m
 }
 
 func printDiscoveryReport(w io.Writer, asJSON bool, rep discoveryReport) error {
